@@ -1,0 +1,14 @@
+//! Forward-only schema migrations, one file per change; a landed migration is never edited.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_users_sessions_audit;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_create_users_sessions_audit::Migration)]
+    }
+}

@@ -1,0 +1,252 @@
+//! Start-up and the HTTP router: `Application::build` connects, migrates, seeds and binds;
+//! `run_until_stopped` serves until the shutdown signal and then drains.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use axum::{
+    Json, Router,
+    extract::{Request, State},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tokio::net::TcpListener;
+use tower_http::{
+    compression::CompressionLayer,
+    cors::{AllowOrigin, CorsLayer},
+    services::ServeDir,
+    trace::TraceLayer,
+};
+
+use crate::{
+    auth::{BackoffPolicy, LoginBackoff, Passwords, TokenKeys},
+    config::{Config, GraphiqlAssets, Mode},
+    db,
+    graphql::{self, AppSchema, http as gql_http, principal::RequestId},
+    state::AppState,
+    users,
+};
+
+/// What every route handler can reach.
+#[derive(Clone)]
+pub struct ServerState {
+    pub app: AppState,
+    pub schema: AppSchema,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to the database (and Redis), applies migrations, creates the first admin
+    /// when there are no users, and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let state = build_state(config).await?;
+        let router = router(state.clone());
+        let listener = TcpListener::bind(state.config.bind)
+            .await
+            .with_context(|| format!("binding {} (MAILOPS_BIND)", state.config.bind))?;
+        Ok(Application {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.bind)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
+    /// finish (for at most `MAILOPS_SHUTDOWN_GRACE`).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let grace = self.state.config.shutdown_grace;
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            let _ = stopping_tx.send(());
+        };
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
+        let serve = tokio::spawn(async move { serve.await });
+        tokio::pin!(serve);
+        tokio::select! {
+            result = &mut serve => return result.context("server task")?.context("serving HTTP"),
+            _ = stopping_rx => {}
+        }
+        match tokio::time::timeout(grace, &mut serve).await {
+            Ok(result) => result.context("server task")?.context("serving HTTP")?,
+            Err(_) => tracing::warn!(?grace, "requests still running after the grace period; stopping anyway"),
+        }
+        self.state.db.clone().close().await.ok();
+        Ok(())
+    }
+}
+
+async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let db = db::connect(&config).await?;
+    db::migrate(&db).await.context("applying migrations")?;
+
+    let jwt_secret = match &config.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => crate::auth::tokens::load_or_create_secret(&config.data_dir.join("jwt-secret"))?,
+    };
+    let tokens = TokenKeys::new(&jwt_secret, config.access_token_ttl, config.refresh_token_ttl);
+
+    let redis = match &config.redis_url {
+        Some(url) => {
+            let client = redis::Client::open(url.as_str()).context("REDIS_URL")?;
+            let manager = tokio::time::timeout(
+                Duration::from_secs(10),
+                redis::aio::ConnectionManager::new(client),
+            )
+            .await
+            .context("connecting to Redis (REDIS_URL): timed out")?
+            .context("connecting to Redis (REDIS_URL)")?;
+            Some(manager)
+        }
+        None => None,
+    };
+    let policy = BackoffPolicy {
+        failures_before_backoff: config.login_failures_before_backoff,
+        base: config.login_backoff_base,
+        max: config.login_backoff_max,
+    };
+    let login_backoff = match &redis {
+        Some(conn) => LoginBackoff::redis(policy, conn.clone(), &config.redis_prefix),
+        None => LoginBackoff::local(policy),
+    };
+    let passwords = Passwords::new().map_err(|_| anyhow::anyhow!("password hasher"))?;
+    users::service::ensure_initial_admin(&db, &passwords, config.admin_password.as_ref())
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the first admin: {}", e.client_message()))?;
+
+    Ok(AppState {
+        config: Arc::new(config),
+        db,
+        redis,
+        tokens: Arc::new(tokens),
+        passwords,
+        login_backoff,
+    })
+}
+
+pub fn router(app: AppState) -> Router {
+    let schema = graphql::build(app.clone(), &app.config);
+    let state = ServerState {
+        app: app.clone(),
+        schema,
+    };
+    let mut router = Router::new()
+        .route("/graphql", get(gql_http::graphiql).post(gql_http::post))
+        .route("/graphql/ws", get(gql_http::websocket))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz));
+    if let GraphiqlAssets::Directory(dir) = &app.config.graphiql_assets
+        && app.config.graphiql
+    {
+        router = router.nest_service(gql_http::LOCAL_ASSETS_PATH, ServeDir::new(dir));
+    }
+    let mut router = router
+        .with_state(state)
+        .layer(CompressionLayer::new())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let request_id = req
+                    .extensions()
+                    .get::<RequestId>()
+                    .map(|r| r.0.as_str())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+            }),
+        );
+    if !app.config.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = app
+            .config
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, X_REQUEST_ID])
+                .expose_headers([X_REQUEST_ID])
+                .max_age(Duration::from_secs(3600)),
+        );
+    }
+    router.layer(middleware::from_fn(request_id))
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A caller's id is kept when it is short and plain; otherwise a new one is made.
+fn acceptable_request_id(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let plain = !text.is_empty()
+        && text.len() <= 128
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    plain.then(|| text.to_string())
+}
+
+/// Accepts or generates `x-request-id`, hands it to the handlers and returns it.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(acceptable_request_id)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.run(req).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    response
+}
+
+async fn readyz(State(state): State<ServerState>) -> Response {
+    let database = db::ping(&state.app.db).await;
+    let redis = match &state.app.redis {
+        None => None,
+        Some(conn) => {
+            let mut conn = conn.clone();
+            let pong = tokio::time::timeout(
+                Duration::from_secs(2),
+                redis::cmd("PING").query_async::<String>(&mut conn),
+            )
+            .await;
+            Some(matches!(pong, Ok(Ok(_))))
+        }
+    };
+    let ready = database && redis.unwrap_or(true);
+    let label = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let body = serde_json::json!({
+        "status": label(ready),
+        "database": label(database),
+        "redis": redis.map_or("not configured", label),
+        "mode": match state.app.config.mode { Mode::Embedded => "embedded", Mode::Production => "production" },
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}

@@ -1,0 +1,76 @@
+use async_graphql::{
+    Context, Object,
+    connection::{Connection, Edge},
+};
+
+use crate::{
+    auth::Role,
+    error::{AppError, AppResult},
+    graphql::{
+        limits::MAX_PAGE,
+        pagination::{ConnectionTotal, Page, encode_cursor, parse_id},
+        principal::{RoleGuard, app},
+    },
+};
+
+use super::{
+    service,
+    types::{AuditEntry, AuditFilter},
+};
+
+const MAX_FILTER_TEXT: usize = 255;
+
+#[derive(Default)]
+pub struct AuditQuery;
+
+#[Object]
+impl AuditQuery {
+    /// The audit log, newest first.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin)",
+        complexity = "first.map_or(50, |n| n.clamp(0, MAX_PAGE as i32) as usize) * child_complexity"
+    )]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<AuditFilter>,
+    ) -> async_graphql::Result<Connection<String, AuditEntry, ConnectionTotal>> {
+        let page = Page::new(first, after)?;
+        let filter = service_filter(filter.unwrap_or_default())?;
+        let (rows, has_next, total) = service::list(&app(ctx)?.db, &filter, &page).await?;
+        let mut connection = Connection::with_additional_fields(
+            page.after.is_some(),
+            has_next,
+            ConnectionTotal { total_count: total },
+        );
+        connection.edges.extend(
+            rows.into_iter()
+                .map(|row| Edge::new(encode_cursor(&row.id.to_string()), row.into())),
+        );
+        Ok(connection)
+    }
+}
+
+fn service_filter(filter: AuditFilter) -> AppResult<service::AuditFilter> {
+    for (field, value) in [("filter.action", &filter.action), ("filter.targetId", &filter.target_id)] {
+        if value.as_ref().is_some_and(|v| v.len() > MAX_FILTER_TEXT) {
+            return Err(AppError::bad_input(
+                field,
+                format!("must be at most {MAX_FILTER_TEXT} bytes"),
+            ));
+        }
+    }
+    Ok(service::AuditFilter {
+        action: filter.action,
+        actor_id: filter
+            .actor_id
+            .map(|id| parse_id("filter.actorId", &id))
+            .transpose()?,
+        target_id: filter.target_id,
+        outcome: filter.outcome.map(|o| o.as_str().to_string()),
+        since: filter.since,
+        until: filter.until,
+    })
+}

@@ -1,0 +1,224 @@
+use chrono::{DateTime, Utc};
+use entity::audit_log;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::{
+    error::{AppError, AppResult},
+    graphql::{
+        pagination::Page,
+        principal::{Principal, RequestId},
+    },
+};
+
+/// Who acted.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub kind: &'static str,
+    pub id: Option<Uuid>,
+    pub name: String,
+}
+
+impl Actor {
+    pub fn system() -> Actor {
+        Actor {
+            kind: "system",
+            id: None,
+            name: "mailops".into(),
+        }
+    }
+
+    pub fn cli() -> Actor {
+        Actor {
+            kind: "cli",
+            id: None,
+            name: "mailops cli".into(),
+        }
+    }
+}
+
+/// The actor and request that audit entries are written for.
+#[derive(Clone, Debug)]
+pub struct AuditContext {
+    pub actor: Actor,
+    pub request_id: Option<String>,
+}
+
+impl AuditContext {
+    pub fn new(principal: &Principal, request_id: Option<&RequestId>) -> Self {
+        let actor = match principal {
+            Principal::User(user) => Actor {
+                kind: "user",
+                id: Some(user.id),
+                name: user.username.clone(),
+            },
+            _ => Actor {
+                kind: "anonymous",
+                id: None,
+                name: "anonymous".into(),
+            },
+        };
+        AuditContext {
+            actor,
+            request_id: request_id.map(|r| r.0.clone()),
+        }
+    }
+
+    pub fn with_actor(actor: Actor) -> Self {
+        AuditContext {
+            actor,
+            request_id: None,
+        }
+    }
+}
+
+/// What was done, and to what.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub action: &'static str,
+    pub target_kind: Option<&'static str>,
+    pub target_id: Option<String>,
+    /// Never a secret.
+    pub detail: Option<serde_json::Value>,
+}
+
+impl Change {
+    pub fn new(action: &'static str) -> Self {
+        Change {
+            action,
+            target_kind: None,
+            target_id: None,
+            detail: None,
+        }
+    }
+
+    pub fn target(mut self, kind: &'static str, id: impl ToString) -> Self {
+        self.target_kind = Some(kind);
+        self.target_id = Some(id.to_string());
+        self
+    }
+
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+}
+
+fn entry(ctx: &AuditContext, change: Change, outcome: &str) -> audit_log::ActiveModel {
+    audit_log::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        occurred_at: Set(Utc::now()),
+        actor_kind: Set(ctx.actor.kind.into()),
+        actor_id: Set(ctx.actor.id),
+        actor_name: Set(ctx.actor.name.chars().take(128).collect()),
+        action: Set(change.action.into()),
+        target_kind: Set(change.target_kind.map(Into::into)),
+        target_id: Set(change.target_id),
+        outcome: Set(outcome.into()),
+        detail: Set(change.detail),
+        request_id: Set(ctx.request_id.clone()),
+    }
+}
+
+/// Records a change that succeeded. Call it inside the transaction that makes the change,
+/// so the entry exists exactly when the change does.
+pub async fn record(conn: &impl ConnectionTrait, ctx: &AuditContext, change: Change) -> AppResult<()> {
+    audit_log::Entity::insert(entry(ctx, change, "success"))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records a change that was refused, with the code and message the caller saw. Internal
+/// errors are not recorded: the database may be what failed.
+pub async fn record_failure(
+    conn: &impl ConnectionTrait,
+    ctx: &AuditContext,
+    mut change: Change,
+    error: &AppError,
+) {
+    if error.is_internal() {
+        return;
+    }
+    let mut detail = change.detail.take().unwrap_or_else(|| serde_json::json!({}));
+    if let Some(map) = detail.as_object_mut() {
+        map.insert("code".into(), error.code().into());
+        map.insert("message".into(), error.client_message().into());
+    }
+    change.detail = Some(detail);
+    let insert = audit_log::Entity::insert(entry(ctx, change, "failure"))
+        .exec_without_returning(conn)
+        .await;
+    if let Err(e) = insert {
+        tracing::error!(error = %e, "could not write a failure to the audit log");
+    }
+}
+
+/// Runs `work`; when it fails, records the failure before handing the error back.
+pub async fn audited<T>(
+    conn: &impl ConnectionTrait,
+    ctx: &AuditContext,
+    change: Change,
+    work: impl Future<Output = AppResult<T>>,
+) -> AppResult<T> {
+    let result = work.await;
+    if let Err(error) = &result {
+        record_failure(conn, ctx, change, error).await;
+    }
+    result
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub actor_id: Option<Uuid>,
+    pub target_id: Option<String>,
+    pub outcome: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Entries newest first, `page.first` of them after the cursor (an entry id), plus the
+/// total that match.
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    filter: &AuditFilter,
+    page: &Page,
+) -> AppResult<(Vec<audit_log::Model>, bool, u64)> {
+    let mut query = audit_log::Entity::find();
+    if let Some(action) = &filter.action {
+        query = query.filter(audit_log::Column::Action.eq(action.as_str()));
+    }
+    if let Some(actor) = filter.actor_id {
+        query = query.filter(audit_log::Column::ActorId.eq(actor));
+    }
+    if let Some(target) = &filter.target_id {
+        query = query.filter(audit_log::Column::TargetId.eq(target.as_str()));
+    }
+    if let Some(outcome) = &filter.outcome {
+        query = query.filter(audit_log::Column::Outcome.eq(outcome.as_str()));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(audit_log::Column::OccurredAt.gte(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_log::Column::OccurredAt.lt(until));
+    }
+    let total = query.clone().count(conn).await?;
+    if let Some(after) = &page.after {
+        let after = Uuid::parse_str(after)
+            .map_err(|_| AppError::bad_input("after", "is not a cursor returned by this list"))?;
+        query = query.filter(audit_log::Column::Id.lt(after));
+    }
+    let mut rows = query
+        .order_by_desc(audit_log::Column::Id)
+        .limit(page.first as u64 + 1)
+        .all(conn)
+        .await?;
+    let has_next = rows.len() > page.first;
+    rows.truncate(page.first);
+    Ok((rows, has_next, total))
+}

@@ -1,0 +1,76 @@
+use async_graphql::{Enum, ID, InputObject, Json, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::audit_log;
+
+/// How an audited action ended.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditOutcome {
+    Success,
+    Failure,
+}
+
+impl AuditOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Success => "success",
+            AuditOutcome::Failure => "failure",
+        }
+    }
+}
+
+/// One state-changing action.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct AuditEntry {
+    pub id: ID,
+    pub occurred_at: DateTime<Utc>,
+    /// `user`, `agent`, `cli`, `system` or `anonymous`.
+    pub actor_kind: String,
+    /// The acting user or node, when there is one.
+    pub actor_id: Option<ID>,
+    pub actor_name: String,
+    /// Dotted verb such as `user.create` or `auth.login`.
+    pub action: String,
+    pub target_kind: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: AuditOutcome,
+    /// What changed, or why it was refused. Never holds a secret.
+    pub detail: Option<Json<serde_json::Value>>,
+    /// The `x-request-id` of the request that made the change.
+    pub request_id: Option<String>,
+}
+
+impl From<audit_log::Model> for AuditEntry {
+    fn from(m: audit_log::Model) -> Self {
+        AuditEntry {
+            id: ID(m.id.to_string()),
+            occurred_at: m.occurred_at,
+            actor_kind: m.actor_kind,
+            actor_id: m.actor_id.map(|id| ID(id.to_string())),
+            actor_name: m.actor_name,
+            action: m.action,
+            target_kind: m.target_kind,
+            target_id: m.target_id,
+            outcome: if m.outcome == "success" {
+                AuditOutcome::Success
+            } else {
+                AuditOutcome::Failure
+            },
+            detail: m.detail.map(Json),
+            request_id: m.request_id,
+        }
+    }
+}
+
+/// Narrows the audit log; all given conditions must hold.
+#[derive(InputObject, Debug, Default)]
+pub struct AuditFilter {
+    /// Exact action, such as `user.update`.
+    pub action: Option<String>,
+    pub actor_id: Option<ID>,
+    pub target_id: Option<String>,
+    pub outcome: Option<AuditOutcome>,
+    /// Entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Entries before this time.
+    pub until: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,29 @@
+use async_graphql::SimpleObject;
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+
+use crate::users::types::User;
+
+use super::service::Session;
+
+/// A signed-in session.
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    /// Send as `Authorization: Bearer <accessToken>`. Short-lived.
+    pub access_token: String,
+    pub access_token_expires_at: DateTime<Utc>,
+    /// Exchange with `refreshToken` for a new session before it expires. Works once.
+    pub refresh_token: String,
+    pub user: User,
+}
+
+impl From<Session> for AuthPayload {
+    fn from(s: Session) -> Self {
+        AuthPayload {
+            access_token: s.access_token,
+            access_token_expires_at: s.access_token_expires_at,
+            refresh_token: s.refresh_token.expose_secret().to_string(),
+            user: s.user.into(),
+        }
+    }
+}

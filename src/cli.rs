@@ -1,0 +1,172 @@
+//! The `mailops` command line. Every command but `schema` reads the same configuration as
+//! the server.
+
+use std::io::{BufRead as _, IsTerminal as _};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use migration::{Migrator, MigratorTrait};
+use secrecy::SecretString;
+
+use crate::{
+    audit::{Actor, AuditContext},
+    auth::{Passwords, Role},
+    config::Config,
+    db,
+    graphql::pagination::Page,
+    users,
+};
+
+#[derive(Parser, Debug)]
+#[command(name = "mailops", version, about = "GraphQL API for operating a mail cluster")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply, roll back or list database migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: Option<MigrateAction>,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Manage dashboard users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MigrateAction {
+    /// Apply every pending migration (the default).
+    Up,
+    /// Roll back the latest migrations.
+    Down {
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+    },
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserAction {
+    /// Add a user. The password is read from standard input (prompted on a terminal).
+    Add {
+        username: String,
+        #[arg(long, value_enum, default_value_t = CliRole::Viewer)]
+        role: CliRole,
+    },
+    /// Set a user's password and sign it out everywhere.
+    Passwd { username: String },
+    /// List users.
+    List,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum CliRole {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl From<CliRole> for Role {
+    fn from(role: CliRole) -> Role {
+        match role {
+            CliRole::Viewer => Role::Viewer,
+            CliRole::Operator => Role::Operator,
+            CliRole::Admin => Role::Admin,
+        }
+    }
+}
+
+fn read_password() -> anyhow::Result<SecretString> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Repeat password: ")?;
+        if first != again {
+            bail!("the passwords differ");
+        }
+        return Ok(SecretString::from(first));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok(SecretString::from(line.trim_end_matches(['\r', '\n']).to_string()))
+}
+
+pub async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
+    let conn = db::connect(config).await?;
+    match action {
+        MigrateAction::Up => {
+            db::migrate(&conn).await?;
+            println!("migrations applied");
+        }
+        MigrateAction::Down { steps } => {
+            Migrator::down(&conn, Some(steps)).await?;
+            println!("rolled back {steps} migration(s)");
+        }
+        MigrateAction::Status => {
+            for migration in Migrator::get_migration_with_status(&conn).await? {
+                println!("{:<9} {}", migration.status(), migration.name());
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn user(config: &Config, action: UserAction) -> anyhow::Result<()> {
+    let conn = db::connect(config).await?;
+    db::migrate(&conn).await?;
+    let passwords = Passwords::new().map_err(|e| anyhow::anyhow!(e.client_message()))?;
+    let audit = AuditContext::with_actor(Actor::cli());
+    let fail = |e: crate::error::AppError| anyhow::anyhow!(e.client_message());
+    match action {
+        UserAction::Add { username, role } => {
+            let password = read_password()?;
+            let user = users::service::create(&conn, &passwords, &audit, &username, &password, role.into())
+                .await
+                .map_err(fail)?;
+            println!("created {} ({})", user.username, user.role);
+        }
+        UserAction::Passwd { username } => {
+            let name = users::service::normalize_username("username", &username).map_err(fail)?;
+            let Some(user) = users::service::find_by_username(&conn, &name).await.map_err(fail)? else {
+                bail!("no user named '{name}'");
+            };
+            let password = read_password()?;
+            users::service::reset_password(&conn, &passwords, &audit, user.id, &password)
+                .await
+                .map_err(fail)?;
+            println!("password of {name} changed; its sessions are signed out");
+        }
+        UserAction::List => {
+            let mut after = None;
+            loop {
+                let page = Page { first: 500, after };
+                let (rows, more, _) = users::service::list(&conn, &page).await.map_err(fail)?;
+                for user in &rows {
+                    println!(
+                        "{:<24} {:<9} {}",
+                        user.username,
+                        user.role,
+                        if user.disabled { "disabled" } else { "enabled" }
+                    );
+                }
+                match (more, rows.last()) {
+                    (true, Some(last)) => after = Some(last.username.clone()),
+                    _ => break,
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,432 @@
+//! Typed configuration, read once from the environment and validated before anything starts.
+//!
+//! Every problem is reported as one line naming the variable and what is wrong with it.
+
+use std::{collections::HashMap, fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use secrecy::SecretString;
+
+/// How mailops runs: one self-contained process, or one of many instances sharing Postgres
+/// and Redis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Embedded,
+    Production,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Where the GraphiQL page loads its scripts from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GraphiqlAssets {
+    /// A base URL laid out like the npm CDNs: `{base}/graphiql@3.8.3/graphiql.min.js`.
+    Url(String),
+    /// A local directory with the same layout, served by mailops itself.
+    Directory(PathBuf),
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub mode: Mode,
+    pub bind: SocketAddr,
+    /// `None` means the embedded SQLite file under `data_dir`.
+    pub database_url: Option<String>,
+    pub database_max_connections: u32,
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key mailops writes, so that several deployments (or tests) can
+    /// share one Redis.
+    pub redis_prefix: String,
+    pub data_dir: PathBuf,
+    /// `None` in embedded mode means: generate one and keep it in `data_dir`.
+    pub jwt_secret: Option<SecretString>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub graphiql: bool,
+    pub graphiql_assets: GraphiqlAssets,
+    pub introspection: bool,
+    pub cors_origins: Vec<String>,
+    pub admin_password: Option<SecretString>,
+    pub log_format: LogFormat,
+    /// Consecutive failed logins of one account before it is made to wait.
+    pub login_failures_before_backoff: u32,
+    /// The first wait; each further failure doubles it, up to `login_backoff_max`.
+    pub login_backoff_base: Duration,
+    pub login_backoff_max: Duration,
+    pub shutdown_grace: Duration,
+}
+
+/// A configuration problem: the variable and why its value was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.variable, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+const DEFAULT_GRAPHIQL_CDN: &str = "https://unpkg.com";
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    /// Reads configuration through `lookup`, so tests can pass their own variables.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let database_url = get("DATABASE_URL");
+        if let Some(url) = &database_url
+            && !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:"))
+        {
+            return Err(invalid(
+                "DATABASE_URL",
+                "must start with postgres://, postgresql:// or sqlite:",
+            ));
+        }
+        let mode = match get("MAILOPS_MODE").as_deref() {
+            None if database_url.is_some() => Mode::Production,
+            None => Mode::Embedded,
+            Some("embedded") => Mode::Embedded,
+            Some("production") => Mode::Production,
+            Some(other) => {
+                return Err(invalid(
+                    "MAILOPS_MODE",
+                    format!("'{other}' is not one of: embedded, production"),
+                ));
+            }
+        };
+        let embedded = mode == Mode::Embedded;
+
+        let bind = match get("MAILOPS_BIND") {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(v) => v.parse().map_err(|_| {
+                invalid(
+                    "MAILOPS_BIND",
+                    format!("'{v}' is not an address with a port, such as 127.0.0.1:8080"),
+                )
+            })?,
+        };
+
+        let redis_url = get("REDIS_URL");
+        if let Some(url) = &redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(invalid(
+                "REDIS_URL",
+                "must start with redis:// or rediss://",
+            ));
+        }
+        let redis_prefix = get("MAILOPS_REDIS_PREFIX").unwrap_or_else(|| "mailops:".into());
+
+        let jwt_secret = get("MAILOPS_JWT_SECRET");
+        match &jwt_secret {
+            Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => {
+                return Err(invalid(
+                    "MAILOPS_JWT_SECRET",
+                    format!(
+                        "is {} bytes long; it must be at least {MIN_JWT_SECRET_BYTES}",
+                        secret.len()
+                    ),
+                ));
+            }
+            None if !embedded => {
+                return Err(invalid(
+                    "MAILOPS_JWT_SECRET",
+                    format!(
+                        "is required in production mode (at least {MIN_JWT_SECRET_BYTES} random bytes, e.g. `openssl rand -base64 48`)"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+
+        let access_token_ttl =
+            duration_var(&get, "MAILOPS_ACCESS_TOKEN_TTL", Duration::from_secs(15 * 60))?;
+        let refresh_token_ttl = duration_var(
+            &get,
+            "MAILOPS_REFRESH_TOKEN_TTL",
+            Duration::from_secs(7 * 24 * 3600),
+        )?;
+        if refresh_token_ttl <= access_token_ttl {
+            return Err(invalid(
+                "MAILOPS_REFRESH_TOKEN_TTL",
+                "must be longer than MAILOPS_ACCESS_TOKEN_TTL",
+            ));
+        }
+
+        let graphiql_assets = match get("MAILOPS_GRAPHIQL_ASSETS") {
+            None => GraphiqlAssets::Url(DEFAULT_GRAPHIQL_CDN.into()),
+            Some(v) if v.starts_with("http://") || v.starts_with("https://") => {
+                GraphiqlAssets::Url(v.trim_end_matches('/').to_string())
+            }
+            Some(v) => {
+                let dir = PathBuf::from(&v);
+                if !dir.is_dir() {
+                    return Err(invalid(
+                        "MAILOPS_GRAPHIQL_ASSETS",
+                        format!("'{v}' is neither an http(s) URL nor an existing directory"),
+                    ));
+                }
+                GraphiqlAssets::Directory(dir)
+            }
+        };
+
+        let cors_origins = get("MAILOPS_CORS_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        for origin in &cors_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(invalid(
+                    "MAILOPS_CORS_ORIGINS",
+                    format!("'{origin}' is not an origin such as https://dashboard.example.com"),
+                ));
+            }
+        }
+
+        let admin_password = get("MAILOPS_ADMIN_PASSWORD");
+        if let Some(pw) = &admin_password
+            && let Err(reason) = crate::auth::password::check_policy("admin", pw)
+        {
+            return Err(invalid("MAILOPS_ADMIN_PASSWORD", reason));
+        }
+
+        let log_format = match get("MAILOPS_LOG_FORMAT").as_deref() {
+            None if embedded => LogFormat::Pretty,
+            None => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "MAILOPS_LOG_FORMAT",
+                    format!("'{other}' is not one of: pretty, json"),
+                ));
+            }
+        };
+
+        let database_max_connections = u32_var(&get, "MAILOPS_DATABASE_MAX_CONNECTIONS", 10)?;
+        if database_max_connections == 0 {
+            return Err(invalid("MAILOPS_DATABASE_MAX_CONNECTIONS", "must be at least 1"));
+        }
+
+        Ok(Config {
+            mode,
+            bind,
+            database_url,
+            database_max_connections,
+            redis_url,
+            redis_prefix,
+            data_dir: PathBuf::from(get("MAILOPS_DATA_DIR").unwrap_or_else(|| "./data".into())),
+            jwt_secret: jwt_secret.map(SecretString::from),
+            access_token_ttl,
+            refresh_token_ttl,
+            graphiql: bool_var(&get, "MAILOPS_GRAPHIQL", embedded)?,
+            graphiql_assets,
+            introspection: bool_var(&get, "MAILOPS_INTROSPECTION", embedded)?,
+            cors_origins,
+            admin_password: admin_password.map(SecretString::from),
+            log_format,
+            login_failures_before_backoff: u32_var(&get, "MAILOPS_LOGIN_FAILURES_BEFORE_BACKOFF", 5)?,
+            login_backoff_base: duration_var(
+                &get,
+                "MAILOPS_LOGIN_BACKOFF_BASE",
+                Duration::from_secs(1),
+            )?,
+            login_backoff_max: duration_var(
+                &get,
+                "MAILOPS_LOGIN_BACKOFF_MAX",
+                Duration::from_secs(15 * 60),
+            )?,
+            shutdown_grace: duration_var(&get, "MAILOPS_SHUTDOWN_GRACE", Duration::from_secs(30))?,
+        })
+    }
+
+    /// The sqlx URL of the database, the embedded SQLite file when none was given.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("mailops.db").display()
+            ),
+        }
+    }
+
+    pub fn uses_postgres(&self) -> bool {
+        self.database_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres"))
+    }
+}
+
+fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+fn bool_var(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(invalid(name, format!("'{other}' is not true or false"))),
+    }
+}
+
+fn u32_var(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u32,
+) -> Result<u32, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| invalid(name, format!("'{v}' is not a whole number"))),
+    }
+}
+
+fn duration_var(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => parse_duration(&v).map_err(|problem| invalid(name, problem)),
+    }
+}
+
+/// Parses `500ms`, `30s`, `15m`, `2h` or `7d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let amount: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration such as 30s, 15m, 2h or 7d"))?;
+    let millis = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => {
+            return Err(format!(
+                "'{text}' has no unit; use ms, s, m, h or d (e.g. 15m)"
+            ));
+        }
+    };
+    let duration = amount
+        .checked_mul(millis)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("'{text}' is too long"))?;
+    if duration.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn no_variables_means_embedded_mode_on_localhost() {
+        let config = config(&[]).expect("defaults are valid");
+        assert_eq!(config.mode, Mode::Embedded);
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert!(config.graphiql && config.introspection);
+        assert!(config.effective_database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn database_url_alone_means_production_and_needs_a_secret() {
+        let err = config(&[("DATABASE_URL", "postgres://localhost/mailops")]).unwrap_err();
+        assert_eq!(err.variable, "MAILOPS_JWT_SECRET");
+    }
+
+    #[test]
+    fn production_turns_graphiql_and_introspection_off_by_default() {
+        let config = config(&[
+            ("DATABASE_URL", "postgres://localhost/mailops"),
+            ("MAILOPS_JWT_SECRET", &"x".repeat(32)),
+        ])
+        .expect("valid");
+        assert_eq!(config.mode, Mode::Production);
+        assert!(!config.graphiql && !config.introspection);
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_in_any_mode() {
+        let err = config(&[("MAILOPS_JWT_SECRET", "short")]).unwrap_err();
+        assert_eq!(err.variable, "MAILOPS_JWT_SECRET");
+        assert!(err.to_string().contains("at least 32"));
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        let cases = [
+            ("MAILOPS_BIND", "localhost"),
+            ("MAILOPS_MODE", "staging"),
+            ("DATABASE_URL", "mysql://x"),
+            ("REDIS_URL", "localhost:6379"),
+            ("MAILOPS_ACCESS_TOKEN_TTL", "15"),
+            ("MAILOPS_GRAPHIQL", "maybe"),
+            ("MAILOPS_CORS_ORIGINS", "dashboard.example.com"),
+            ("MAILOPS_ADMIN_PASSWORD", "short"),
+            ("MAILOPS_GRAPHIQL_ASSETS", "/does/not/exist"),
+            ("MAILOPS_LOG_FORMAT", "xml"),
+        ];
+        for (variable, value) in cases {
+            let err = config(&[(variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+        }
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("99999999999999999d").is_err());
+    }
+}

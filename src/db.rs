@@ -1,0 +1,59 @@
+//! Connecting to the database and bringing its schema up to date.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+};
+
+use crate::config::Config;
+
+/// Opens the pool. For the embedded SQLite file, creates its directory and turns on WAL
+/// with a busy timeout, so that readers never block the writer.
+pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    }
+    let url = config.effective_database_url();
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(config.database_max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    Database::connect(options)
+        .await
+        .context("connecting to the database (DATABASE_URL)")
+}
+
+/// Applies pending migrations. On Postgres several instances may start at once, so the
+/// migrations run in one transaction under an advisory lock: one applies them, the others
+/// wait and then find nothing to do.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let txn = db.begin().await?;
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7034011455221)")
+                .await?;
+            Migrator::up(&txn, None).await?;
+            txn.commit().await?;
+        }
+        _ => Migrator::up(db, None).await?,
+    }
+    Ok(())
+}
+
+/// Whether the database answers, for `/readyz`.
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    db.ping().await.is_ok()
+}

@@ -1,0 +1,165 @@
+//! The one error type of mailops.
+//!
+//! Domain services return [`AppResult`]. Client errors carry a message meant for the caller;
+//! internal errors (database, Redis, anything unexpected) are logged in full where they are
+//! turned into a GraphQL error and reach the client only as `INTERNAL` / "internal error".
+//!
+//! `AppError` deliberately does not implement `Display`: async-graphql converts every
+//! `Display` type into an error without `extensions.code`, so a bare `?` on such a type
+//! would leak its text uncoded. Without `Display`, the only conversion is ours, below.
+
+use std::time::Duration;
+
+use async_graphql::{ErrorExtensions, ServerError};
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[derive(Debug)]
+pub enum AppError {
+    Unauthenticated(String),
+    Forbidden(String),
+    BadInput { field: String, reason: String },
+    NotFound(String),
+    Conflict(String),
+    RateLimited { reason: String, retry_after: Duration },
+    Db(sea_orm::DbErr),
+    Redis(redis::RedisError),
+    Internal(anyhow::Error),
+}
+
+/// The `extensions.code` values a client can see.
+pub mod code {
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const CONFLICT: &str = "CONFLICT";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
+impl AppError {
+    pub fn bad_input(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        AppError::BadInput {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        AppError::Internal(anyhow::anyhow!(message.into()))
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthenticated(_) => code::UNAUTHENTICATED,
+            AppError::Forbidden(_) => code::FORBIDDEN,
+            AppError::BadInput { .. } => code::BAD_USER_INPUT,
+            AppError::NotFound(_) => code::NOT_FOUND,
+            AppError::Conflict(_) => code::CONFLICT,
+            AppError::RateLimited { .. } => code::RATE_LIMITED,
+            AppError::Db(_) | AppError::Redis(_) | AppError::Internal(_) => code::INTERNAL,
+        }
+    }
+
+    /// What the client is told.
+    pub fn client_message(&self) -> String {
+        match self {
+            AppError::Unauthenticated(m)
+            | AppError::Forbidden(m)
+            | AppError::NotFound(m)
+            | AppError::Conflict(m) => m.clone(),
+            AppError::BadInput { field, reason } => format!("{field}: {reason}"),
+            AppError::RateLimited { reason, .. } => reason.clone(),
+            AppError::Db(_) | AppError::Redis(_) | AppError::Internal(_) => {
+                "internal error".into()
+            }
+        }
+    }
+
+    pub fn is_internal(&self) -> bool {
+        self.code() == code::INTERNAL
+    }
+
+    /// Logs an internal error with its whole chain; client errors are not logged here.
+    fn log_if_internal(&self) {
+        match self {
+            AppError::Db(e) => tracing::error!(error = %e, detail = ?e, "database error"),
+            AppError::Redis(e) => tracing::error!(error = %e, "redis error"),
+            AppError::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
+            _ => {}
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        AppError::Db(e)
+    }
+}
+
+impl From<sea_orm::TransactionError<AppError>> for AppError {
+    fn from(e: sea_orm::TransactionError<AppError>) -> Self {
+        match e {
+            sea_orm::TransactionError::Connection(db) => AppError::Db(db),
+            sea_orm::TransactionError::Transaction(app) => app,
+        }
+    }
+}
+
+impl From<redis::RedisError> for AppError {
+    fn from(e: redis::RedisError) -> Self {
+        AppError::Redis(e)
+    }
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(e: anyhow::Error) -> Self {
+        AppError::Internal(e)
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        err.log_if_internal();
+        let code = err.code();
+        let retry_after = match &err {
+            AppError::RateLimited { retry_after, .. } => Some(retry_after.as_secs_f64().ceil()),
+            _ => None,
+        };
+        let field = match &err {
+            AppError::BadInput { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        async_graphql::Error::new(err.client_message()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(seconds) = retry_after {
+                ext.set("retryAfterSeconds", seconds as u64);
+            }
+            if let Some(field) = field {
+                ext.set("field", field);
+            }
+        })
+    }
+}
+
+/// A GraphQL error raised outside any resolver (request parsing, limits).
+pub fn server_error(code: &'static str, message: impl Into<String>) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    ext.set("code", code);
+    error.extensions = Some(ext);
+    error
+}
+
+/// Gives every error of a response its `requestId`, and a `code` to the errors async-graphql
+/// raised itself (syntax, validation, limits, argument types), which are all the caller's.
+pub fn finish_errors(errors: &mut [ServerError], request_id: &str) {
+    for error in errors {
+        let ext = error.extensions.get_or_insert_with(Default::default);
+        if ext.get("code").is_none() {
+            ext.set("code", code::BAD_USER_INPUT);
+        }
+        ext.set("requestId", request_id);
+    }
+}

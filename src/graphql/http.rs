@@ -1,0 +1,215 @@
+//! The GraphQL endpoints: `POST /graphql`, the GraphiQL page on `GET /graphql`, and the
+//! WebSocket on `/graphql/ws`.
+
+use async_graphql::{
+    BatchRequest, BatchResponse, Data,
+    http::ALL_WEBSOCKET_PROTOCOLS,
+};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::{
+    Extension, Json,
+    body::Body,
+    extract::{State, WebSocketUpgrade},
+    http::{HeaderMap, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+};
+
+use crate::{
+    app::ServerState,
+    error::{code, finish_errors, server_error},
+    graphql::{
+        limits::{MAX_BATCH, MAX_BODY_BYTES},
+        principal::{Principal, RequestId},
+    },
+};
+
+/// The largest WebSocket frame or message accepted.
+pub const MAX_WS_MESSAGE_BYTES: usize = 64 * 1024;
+
+fn error_response(status: StatusCode, code: &'static str, message: String, request_id: &str) -> Response {
+    let mut errors = vec![server_error(code, message)];
+    finish_errors(&mut errors, request_id);
+    (status, Json(serde_json::json!({ "errors": errors }))).into_response()
+}
+
+pub async fn post(
+    State(state): State<ServerState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                code::BAD_USER_INPUT,
+                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+                &request_id.0,
+            );
+        }
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                code::BAD_USER_INPUT,
+                format!(
+                    "request body is not a GraphQL request ({{\"query\": ..., \"variables\": ...}}): {e}"
+                ),
+                &request_id.0,
+            );
+        }
+    };
+    if let BatchRequest::Batch(requests) = &batch
+        && requests.len() > MAX_BATCH
+    {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            code::BAD_USER_INPUT,
+            format!(
+                "batch holds {} operations; the limit is {MAX_BATCH}",
+                requests.len()
+            ),
+            &request_id.0,
+        );
+    }
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{0}invalid"));
+    let principal = match Principal::resolve(&state.app, authorization).await {
+        Ok(principal) => principal,
+        Err(error) => {
+            let message = error.client_message();
+            let code = error.code();
+            // Logs it when internal.
+            drop(async_graphql::Error::from(error));
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, code, message, &request_id.0);
+        }
+    };
+    let batch = batch.data(principal).data(request_id.clone());
+    let mut response = state.schema.execute_batch(batch).await;
+    match &mut response {
+        BatchResponse::Single(single) => finish_errors(&mut single.errors, &request_id.0),
+        BatchResponse::Batch(many) => {
+            for single in many {
+                finish_errors(&mut single.errors, &request_id.0);
+            }
+        }
+    }
+    Json(response).into_response()
+}
+
+/// Pinned versions of the GraphiQL page's scripts; `scripts/fetch-graphiql-assets.sh`
+/// downloads the same ones for offline use.
+const GRAPHIQL_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <meta name="robots" content="noindex">
+  <title>mailops GraphiQL</title>
+  <style>body { margin: 0; } #graphiql { height: 100vh; }</style>
+  <link rel="stylesheet" href="{base}/graphiql@3.8.3/graphiql.min.css">
+</head>
+<body>
+  <div id="graphiql">Loading GraphiQL…</div>
+  <script src="{base}/react@18.3.1/umd/react.production.min.js"></script>
+  <script src="{base}/react-dom@18.3.1/umd/react-dom.production.min.js"></script>
+  <script src="{base}/graphql-ws@5.16.2/umd/graphql-ws.min.js"></script>
+  <script src="{base}/graphiql@3.8.3/graphiql.min.js"></script>
+  <script>
+    const url = new URL('/graphql', window.location.href).toString();
+    const wsUrl = url.replace(/^http/, 'ws') + '/ws';
+    // The WebSocket sends the Authorization header of GraphiQL's headers tab in
+    // connection_init, as mailops expects.
+    let connectionParams = {};
+    const wsClient = graphqlWs.createClient({
+      url: wsUrl,
+      lazy: true,
+      connectionParams: () => connectionParams,
+    });
+    const fetcher = GraphiQL.createFetcher({ url, wsClient });
+    const withHeaders = (params, opts) => {
+      const headers = (opts && opts.headers) || {};
+      connectionParams = headers.Authorization ? { Authorization: headers.Authorization } : {};
+      return fetcher(params, opts);
+    };
+    ReactDOM.createRoot(document.getElementById('graphiql')).render(
+      React.createElement(GraphiQL, {
+        fetcher: withHeaders,
+        defaultEditorToolsVisibility: true,
+        defaultHeaders: '{\n  "Authorization": "Bearer <accessToken from login>"\n}',
+        defaultQuery: 'mutation {\n  login(username: "admin", password: "…") {\n    accessToken\n    user { username role }\n  }\n}\n',
+      })
+    );
+  </script>
+</body>
+</html>
+"#;
+
+/// The base URL the page loads its scripts from.
+pub const LOCAL_ASSETS_PATH: &str = "/graphiql/assets";
+
+pub async fn graphiql(State(state): State<ServerState>) -> Response {
+    if !state.app.config.graphiql {
+        return (
+            StatusCode::NOT_FOUND,
+            "GraphiQL is off; set MAILOPS_GRAPHIQL=true to serve it",
+        )
+            .into_response();
+    }
+    let base = match &state.app.config.graphiql_assets {
+        crate::config::GraphiqlAssets::Url(url) => url.as_str(),
+        crate::config::GraphiqlAssets::Directory(_) => LOCAL_ASSETS_PATH,
+    };
+    Html(GRAPHIQL_PAGE.replace("{base}", base)).into_response()
+}
+
+/// Whether a browser page from `Origin` may open the WebSocket: same origin, or one of
+/// `MAILOPS_CORS_ORIGINS`. Clients that are not browsers send no Origin.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let origin = origin.trim_end_matches('/');
+    if allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
+}
+
+pub async fn websocket(
+    State(state): State<ServerState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&headers, &state.app.config.cors_origins) {
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .max_frame_size(MAX_WS_MESSAGE_BYTES)
+        .max_message_size(MAX_WS_MESSAGE_BYTES)
+        .on_upgrade(move |socket| {
+            let app = state.app.clone();
+            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let authorization = payload
+                        .get("Authorization")
+                        .or_else(|| payload.get("authorization"))
+                        .and_then(|v| v.as_str());
+                    let principal = Principal::resolve(&app, authorization).await?;
+                    let mut data = Data::default();
+                    data.insert(principal);
+                    data.insert(request_id);
+                    Ok(data)
+                })
+                .serve()
+        })
+}

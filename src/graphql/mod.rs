@@ -1,0 +1,47 @@
+//! The GraphQL schema: one merged root per operation type, composed from one object per
+//! domain, plus the limits every request is held to.
+
+pub mod http;
+pub mod limits;
+pub mod pagination;
+pub mod principal;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+
+use crate::{
+    audit::resolvers::AuditQuery,
+    auth::resolvers::{AuthMutation, AuthQuery},
+    config::Config,
+    state::AppState,
+    users::resolvers::{UsersMutation, UsersQuery},
+};
+
+#[derive(MergedObject, Default)]
+pub struct Query(AuthQuery, UsersQuery, AuditQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(AuthMutation, UsersMutation);
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(limits::MAX_DEPTH)
+        .limit_complexity(limits::MAX_COMPLEXITY)
+        .limit_directives(limits::MAX_DIRECTIVES)
+        .extension(limits::DocumentLimits)
+}
+
+/// The schema that serves requests.
+pub fn build(state: AppState, config: &Config) -> AppSchema {
+    let mut builder = builder().data(state);
+    if !config.introspection {
+        builder = builder.disable_introspection().disable_suggestions();
+    }
+    builder.finish()
+}
+
+/// The SDL written to `schema.graphql`.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}

@@ -1,0 +1,64 @@
+//! Relay connections over keyset cursors. A cursor is the opaque, URL-safe encoding of the
+//! sort key of the last row seen, never an offset.
+
+use async_graphql::SimpleObject;
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+
+use crate::{
+    error::{AppError, AppResult},
+    graphql::limits::MAX_PAGE,
+};
+
+pub const DEFAULT_PAGE: usize = 50;
+const MAX_CURSOR_BYTES: usize = 512;
+
+/// Extra fields of every connection.
+#[derive(SimpleObject, Debug, Clone, Copy)]
+pub struct ConnectionTotal {
+    /// How many items match, across all pages.
+    pub total_count: u64,
+}
+
+/// Validated `first` / `after` arguments.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub first: usize,
+    /// The decoded sort key after which the page starts.
+    pub after: Option<String>,
+}
+
+impl Page {
+    pub fn new(first: Option<i32>, after: Option<String>) -> AppResult<Page> {
+        let first = match first {
+            None => DEFAULT_PAGE,
+            Some(n) if n < 0 => return Err(AppError::bad_input("first", "must not be negative")),
+            Some(n) if n as usize > MAX_PAGE => {
+                return Err(AppError::bad_input(
+                    "first",
+                    format!("must be at most {MAX_PAGE}"),
+                ));
+            }
+            Some(n) => n as usize,
+        };
+        let after = after.map(|cursor| decode_cursor(&cursor)).transpose()?;
+        Ok(Page { first, after })
+    }
+}
+
+pub fn encode_cursor(key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(key.as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> AppResult<String> {
+    let invalid = || AppError::bad_input("after", "is not a cursor returned by this list");
+    if cursor.len() > MAX_CURSOR_BYTES {
+        return Err(invalid());
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    String::from_utf8(bytes).map_err(|_| invalid())
+}
+
+/// Parses a GraphQL `ID` that names a row.
+pub fn parse_id(field: &str, id: &async_graphql::ID) -> AppResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(field, "is not a valid id"))
+}

@@ -1,0 +1,141 @@
+//! Who is calling: resolved once per request (or WebSocket connection) from its
+//! `Authorization` value, then read by guards and resolvers.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Guard};
+use uuid::Uuid;
+
+use crate::{
+    auth::Role,
+    error::{AppError, AppResult},
+    state::AppState,
+};
+
+/// A signed-in dashboard user, as the database knew it when the request arrived: a
+/// disabled user or a changed role takes effect on the next request, not at token expiry.
+#[derive(Clone, Debug)]
+pub struct AuthUser {
+    pub id: Uuid,
+    pub username: String,
+    pub role: Role,
+    /// The row the user was resolved from, so `me` needs no second query.
+    pub record: Arc<entity::user::Model>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Principal {
+    Anonymous,
+    User(AuthUser),
+    /// Credentials were presented and refused; operations that need a caller answer
+    /// `UNAUTHENTICATED` with this reason, public ones still work.
+    Refused(&'static str),
+}
+
+/// The longest `Authorization` value looked at; anything longer is refused unread.
+const MAX_AUTHORIZATION_BYTES: usize = 4096;
+
+impl Principal {
+    /// Resolves an `Authorization` header value (or the same key of a WebSocket
+    /// `connection_init` payload).
+    pub async fn resolve(state: &AppState, authorization: Option<&str>) -> AppResult<Principal> {
+        let Some(value) = authorization.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(Principal::Anonymous);
+        };
+        if value.len() > MAX_AUTHORIZATION_BYTES {
+            return Ok(Principal::Refused("Authorization value is too long"));
+        }
+        let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
+        let credential = credential.trim();
+        if scheme.eq_ignore_ascii_case("bearer") {
+            let user_id = match state.tokens.verify_access(credential) {
+                Ok(id) => id,
+                Err(reason) => return Ok(Principal::Refused(reason)),
+            };
+            return Ok(match crate::users::service::find(&state.db, user_id).await? {
+                Some(user) if user.disabled => Principal::Refused("this account is disabled"),
+                Some(user) => Principal::User(AuthUser {
+                    id: user.id,
+                    role: Role::parse(&user.role)
+                        .ok_or_else(|| AppError::internal("user has an unknown role"))?,
+                    username: user.username.clone(),
+                    record: Arc::new(user),
+                }),
+                None => Principal::Refused("this account no longer exists"),
+            });
+        }
+        if scheme.eq_ignore_ascii_case("apikey") {
+            return Ok(Principal::Refused("unknown API key"));
+        }
+        Ok(Principal::Refused(
+            "Authorization must be 'Bearer <access token>' or 'ApiKey <key>'",
+        ))
+    }
+
+    /// The user, if it holds at least `role`.
+    pub fn require(&self, role: Role) -> AppResult<&AuthUser> {
+        match self {
+            Principal::User(user) if user.role >= role => Ok(user),
+            Principal::User(user) => Err(AppError::Forbidden(format!(
+                "this needs the {} role; you are {}",
+                role.as_str(),
+                user.role.as_str()
+            ))),
+            Principal::Anonymous => Err(AppError::Unauthenticated(
+                "sign in first: send Authorization: Bearer <access token>".into(),
+            )),
+            Principal::Refused(reason) => Err(AppError::Unauthenticated((*reason).into())),
+        }
+    }
+}
+
+/// Lets a field through when the caller holds at least the given role.
+pub struct RoleGuard(Role);
+
+impl RoleGuard {
+    pub fn new(role: Role) -> Self {
+        RoleGuard(role)
+    }
+}
+
+impl Guard for RoleGuard {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        principal(ctx).require(self.0)?;
+        Ok(())
+    }
+}
+
+/// Marks a field that anyone may call (its arguments are its credentials, as with
+/// `login`). Written out so that every field states a decision.
+pub struct PublicGuard;
+
+impl Guard for PublicGuard {
+    async fn check(&self, _ctx: &Context<'_>) -> async_graphql::Result<()> {
+        Ok(())
+    }
+}
+
+static ANONYMOUS: Principal = Principal::Anonymous;
+
+pub fn principal<'a>(ctx: &Context<'a>) -> &'a Principal {
+    ctx.data_opt::<Principal>().unwrap_or(&ANONYMOUS)
+}
+
+/// The caller as a user holding at least `role`. Guards have already checked this; the
+/// resolver asks again to get the user without an `unwrap`.
+pub fn user<'a>(ctx: &Context<'a>, role: Role) -> AppResult<&'a AuthUser> {
+    principal(ctx).require(role)
+}
+
+pub fn app<'a>(ctx: &Context<'a>) -> AppResult<&'a AppState> {
+    ctx.data::<AppState>()
+        .map_err(|_| AppError::internal("application state missing from the schema"))
+}
+
+/// The id of the HTTP request (or WebSocket connection) being served.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+pub fn request_id(ctx: &Context<'_>) -> Option<String> {
+    ctx.data_opt::<RequestId>().map(|r| r.0.clone())
+}

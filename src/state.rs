@@ -1,0 +1,22 @@
+//! Everything a request needs, built once at start-up and cloned cheaply into handlers.
+
+use std::sync::Arc;
+
+use redis::aio::ConnectionManager;
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    auth::{LoginBackoff, Passwords, TokenKeys},
+    config::Config,
+};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: DatabaseConnection,
+    /// Present when `REDIS_URL` is set.
+    pub redis: Option<ConnectionManager>,
+    pub tokens: Arc<TokenKeys>,
+    pub passwords: Passwords,
+    pub login_backoff: LoginBackoff,
+}

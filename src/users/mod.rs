@@ -1,0 +1,5 @@
+//! Dashboard users and their roles.
+
+pub mod resolvers;
+pub mod service;
+pub mod types;

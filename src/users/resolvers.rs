@@ -1,0 +1,131 @@
+use async_graphql::{
+    Context, ID, Object,
+    connection::{Connection, Edge},
+};
+use secrecy::SecretString;
+
+use crate::{
+    audit::AuditContext,
+    auth::Role,
+    graphql::{
+        limits::MAX_PAGE,
+        pagination::{ConnectionTotal, Page, encode_cursor, parse_id},
+        principal::{RequestId, RoleGuard, app, principal},
+    },
+};
+
+use super::{
+    service,
+    types::{CreateUserInput, UpdateUserInput, User},
+};
+
+fn audit_context(ctx: &Context<'_>) -> AuditContext {
+    AuditContext::new(principal(ctx), ctx.data_opt::<RequestId>())
+}
+
+#[derive(Default)]
+pub struct UsersQuery;
+
+#[Object]
+impl UsersQuery {
+    /// All users, ordered by username.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin)",
+        complexity = "first.map_or(50, |n| n.clamp(0, MAX_PAGE as i32) as usize) * child_complexity"
+    )]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, User, ConnectionTotal>> {
+        let page = Page::new(first, after)?;
+        let (rows, has_next, total) = service::list(&app(ctx)?.db, &page).await?;
+        let mut connection = Connection::with_additional_fields(
+            page.after.is_some(),
+            has_next,
+            ConnectionTotal { total_count: total },
+        );
+        connection.edges.extend(
+            rows.into_iter()
+                .map(|row| Edge::new(encode_cursor(&row.username), row.into())),
+        );
+        Ok(connection)
+    }
+
+    /// One user by id.
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
+        let id = parse_id("id", &id)?;
+        Ok(service::find(&app(ctx)?.db, id).await?.map(Into::into))
+    }
+}
+
+#[derive(Default)]
+pub struct UsersMutation;
+
+#[Object]
+impl UsersMutation {
+    /// Creates a user.
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUserInput,
+    ) -> async_graphql::Result<User> {
+        let state = app(ctx)?;
+        let password = SecretString::from(input.password);
+        let user = service::create(
+            &state.db,
+            &state.passwords,
+            &audit_context(ctx),
+            &input.username,
+            &password,
+            input.role,
+        )
+        .await?;
+        Ok(user.into())
+    }
+
+    /// Changes a user's role or disables it. The last enabled admin cannot be demoted or
+    /// disabled.
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateUserInput,
+    ) -> async_graphql::Result<User> {
+        let id = parse_id("id", &id)?;
+        let user = service::update(
+            &app(ctx)?.db,
+            &audit_context(ctx),
+            id,
+            input.role,
+            input.disabled,
+        )
+        .await?;
+        Ok(user.into())
+    }
+
+    /// Sets a user's password and signs it out everywhere.
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn reset_user_password(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(secret)] password: String,
+    ) -> async_graphql::Result<User> {
+        let state = app(ctx)?;
+        let id = parse_id("id", &id)?;
+        let user = service::reset_password(
+            &state.db,
+            &state.passwords,
+            &audit_context(ctx),
+            id,
+            &SecretString::from(password),
+        )
+        .await?;
+        Ok(user.into())
+    }
+}

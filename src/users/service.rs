@@ -1,0 +1,280 @@
+use chrono::Utc;
+use entity::user;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use crate::{
+    audit::{self, AuditContext, Change},
+    auth::{self, Passwords, Role, password},
+    error::{AppError, AppResult},
+    graphql::pagination::Page,
+};
+
+pub const MAX_USERNAME_CHARS: usize = 64;
+
+/// Folds a username to its stored form, or says why it cannot be one.
+pub fn normalize_username(field: &str, input: &str) -> AppResult<String> {
+    if input.is_empty() {
+        return Err(AppError::bad_input(field, "must not be empty"));
+    }
+    if input.len() > MAX_USERNAME_CHARS {
+        return Err(AppError::bad_input(
+            field,
+            format!("must be at most {MAX_USERNAME_CHARS} characters"),
+        ));
+    }
+    let name = input.to_ascii_lowercase();
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if !(first_ok && rest_ok) {
+        return Err(AppError::bad_input(
+            field,
+            "may hold only a-z, 0-9, '.', '_', '-' and '@', and must start with a letter or digit",
+        ));
+    }
+    Ok(name)
+}
+
+fn check_password(field: &str, username: &str, password: &SecretString) -> AppResult<()> {
+    password::check_policy(username, password.expose_secret())
+        .map_err(|reason| AppError::bad_input(field, reason))
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<user::Model>> {
+    Ok(user::Entity::find_by_id(id).one(db).await?)
+}
+
+pub async fn find_by_username(
+    db: &impl ConnectionTrait,
+    username: &str,
+) -> AppResult<Option<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Username.eq(username))
+        .one(db)
+        .await?)
+}
+
+async fn get(db: &impl ConnectionTrait, id: Uuid) -> AppResult<user::Model> {
+    find(db, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no user with id {id}")))
+}
+
+/// Creates a user; the password must already meet the policy or is refused.
+pub async fn create(
+    db: &DatabaseConnection,
+    passwords: &Passwords,
+    audit: &AuditContext,
+    username: &str,
+    password: &SecretString,
+    role: Role,
+) -> AppResult<user::Model> {
+    let change = Change::new("user.create")
+        .detail(serde_json::json!({ "username": username.chars().take(64).collect::<String>(), "role": role.as_str() }));
+    audit::service::audited(db, audit, change.clone(), async {
+        let username = normalize_username("username", username)?;
+        check_password("password", &username, password)?;
+        let hash = passwords.hash(password).await?;
+        let now = Utc::now();
+        let model = user::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            username: Set(username.clone()),
+            password_hash: Set(hash),
+            role: Set(role.as_str().into()),
+            disabled: Set(false),
+            created_at: Set(now),
+            updated_at: Set(now),
+            password_changed_at: Set(now),
+            last_login_at: Set(None),
+        };
+        let txn = db.begin().await?;
+        if find_by_username(&txn, &username).await?.is_some() {
+            return Err(AppError::Conflict(format!("user '{username}' already exists")));
+        }
+        let user = model.insert(&txn).await.map_err(|e| match e.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                AppError::Conflict(format!("user '{username}' already exists"))
+            }
+            _ => AppError::Db(e),
+        })?;
+        audit::service::record(&txn, audit, change.target("user", user.id)).await?;
+        txn.commit().await?;
+        Ok(user)
+    })
+    .await
+}
+
+/// Changes a user's role or disabled flag. Refuses to leave the cluster without an
+/// enabled admin, and revokes the user's sessions when its access changes.
+pub async fn update(
+    db: &DatabaseConnection,
+    audit: &AuditContext,
+    id: Uuid,
+    role: Option<Role>,
+    disabled: Option<bool>,
+) -> AppResult<user::Model> {
+    let mut detail = serde_json::Map::new();
+    if let Some(role) = role {
+        detail.insert("role".into(), role.as_str().into());
+    }
+    if let Some(disabled) = disabled {
+        detail.insert("disabled".into(), disabled.into());
+    }
+    let change = Change::new("user.update")
+        .target("user", id)
+        .detail(detail.into());
+    audit::service::audited(db, audit, change.clone(), async {
+        let txn = db.begin().await?;
+        lock_admins(&txn).await?;
+        let current = get(&txn, id).await?;
+        let was_admin = current.role == Role::Admin.as_str() && !current.disabled;
+        let stays_admin = role.map_or(current.role == Role::Admin.as_str(), |r| r == Role::Admin)
+            && !disabled.unwrap_or(current.disabled);
+        if was_admin && !stays_admin && enabled_admins(&txn).await? <= 1 {
+            return Err(AppError::Conflict(
+                "this is the last enabled admin; make another user admin first".into(),
+            ));
+        }
+        let access_changes = role.is_some_and(|r| r.as_str() != current.role)
+            || disabled.is_some_and(|d| d && !current.disabled);
+        let mut model: user::ActiveModel = current.into();
+        if let Some(role) = role {
+            model.role = Set(role.as_str().into());
+        }
+        if let Some(disabled) = disabled {
+            model.disabled = Set(disabled);
+        }
+        model.updated_at = Set(Utc::now());
+        let user = model.update(&txn).await?;
+        if access_changes {
+            auth::service::revoke_user_sessions(&txn, id).await?;
+        }
+        audit::service::record(&txn, audit, change).await?;
+        txn.commit().await?;
+        Ok(user)
+    })
+    .await
+}
+
+/// Sets a new password chosen by an admin and revokes the user's sessions.
+pub async fn reset_password(
+    db: &DatabaseConnection,
+    passwords: &Passwords,
+    audit: &AuditContext,
+    id: Uuid,
+    password: &SecretString,
+) -> AppResult<user::Model> {
+    let change = Change::new("user.reset_password").target("user", id);
+    audit::service::audited(db, audit, change.clone(), async {
+        let current = get(db, id).await?;
+        check_password("password", &current.username, password)?;
+        let hash = passwords.hash(password).await?;
+        let txn = db.begin().await?;
+        let user = set_password_hash(&txn, current, hash).await?;
+        audit::service::record(&txn, audit, change).await?;
+        txn.commit().await?;
+        Ok(user)
+    })
+    .await
+}
+
+/// Stores a new password hash and revokes every session of the user.
+pub async fn set_password_hash(
+    conn: &impl ConnectionTrait,
+    user: user::Model,
+    hash: String,
+) -> AppResult<user::Model> {
+    let id = user.id;
+    let now = Utc::now();
+    let mut model: user::ActiveModel = user.into();
+    model.password_hash = Set(hash);
+    model.password_changed_at = Set(now);
+    model.updated_at = Set(now);
+    let user = model.update(conn).await?;
+    auth::service::revoke_user_sessions(conn, id).await?;
+    Ok(user)
+}
+
+async fn enabled_admins(conn: &impl ConnectionTrait) -> AppResult<u64> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Role.eq(Role::Admin.as_str()))
+        .filter(user::Column::Disabled.eq(false))
+        .count(conn)
+        .await?)
+}
+
+/// Serializes changes that could remove the last admin. Postgres locks the admin rows;
+/// SQLite has one writer, so taking the write lock first is enough.
+async fn lock_admins(conn: &impl ConnectionTrait) -> AppResult<()> {
+    match conn.get_database_backend() {
+        DbBackend::Postgres => {
+            user::Entity::find()
+                .select_only()
+                .column(user::Column::Id)
+                .filter(user::Column::Role.eq(Role::Admin.as_str()))
+                .lock_exclusive()
+                .into_tuple::<Uuid>()
+                .all(conn)
+                .await?;
+        }
+        _ => {
+            conn.execute_unprepared("UPDATE users SET role = role WHERE role = 'admin'")
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Users ordered by username, `page.first` of them after the cursor (a username).
+pub async fn list(
+    db: &impl ConnectionTrait,
+    page: &Page,
+) -> AppResult<(Vec<user::Model>, bool, u64)> {
+    let total = user::Entity::find().count(db).await?;
+    let mut query = user::Entity::find().order_by_asc(user::Column::Username);
+    if let Some(after) = &page.after {
+        query = query.filter(user::Column::Username.gt(after.as_str()));
+    }
+    let mut rows = query.limit(page.first as u64 + 1).all(db).await?;
+    let has_next = rows.len() > page.first;
+    rows.truncate(page.first);
+    Ok((rows, has_next, total))
+}
+
+/// On first start, with no users at all, creates `admin` with `MAILOPS_ADMIN_PASSWORD` or
+/// a random password that is logged once.
+pub async fn ensure_initial_admin(
+    db: &DatabaseConnection,
+    passwords: &Passwords,
+    configured: Option<&SecretString>,
+) -> AppResult<()> {
+    if user::Entity::find().count(db).await? > 0 {
+        return Ok(());
+    }
+    let generated = configured.is_none().then(password::generate);
+    let Some(pw) = configured.or(generated.as_ref()) else {
+        return Ok(());
+    };
+    let audit = AuditContext::with_actor(audit::Actor::system());
+    match create(db, passwords, &audit, "admin", pw, Role::Admin).await {
+        Ok(_) => {}
+        // Another instance created it first.
+        Err(AppError::Conflict(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    match generated {
+        Some(pw) => tracing::warn!(
+            username = "admin",
+            password = pw.expose_secret(),
+            "created the first user; this password is shown only once, change it after signing in"
+        ),
+        None => tracing::info!(username = "admin", "created the first user with MAILOPS_ADMIN_PASSWORD"),
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+use async_graphql::{ID, InputObject, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::user;
+
+use crate::auth::Role;
+
+/// A person who signs in to the dashboard.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct User {
+    pub id: ID,
+    /// Lower-case; unique.
+    pub username: String,
+    pub role: Role,
+    /// A disabled user cannot sign in, and its sessions have been revoked.
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+impl From<user::Model> for User {
+    fn from(m: user::Model) -> Self {
+        User {
+            id: ID(m.id.to_string()),
+            role: Role::parse(&m.role).unwrap_or(Role::Viewer),
+            username: m.username,
+            disabled: m.disabled,
+            created_at: m.created_at,
+            last_login_at: m.last_login_at,
+        }
+    }
+}
+
+/// A new user.
+#[derive(InputObject, Debug)]
+pub struct CreateUserInput {
+    /// 1–64 characters of a–z, 0–9, `.`, `_`, `-` and `@`, starting with a letter or digit;
+    /// upper case is folded to lower case.
+    pub username: String,
+    /// At least 12 characters, and not the username.
+    #[graphql(secret)]
+    pub password: String,
+    pub role: Role,
+}
+
+/// Changes to a user; fields left out stay as they are. Changing the role or disabling
+/// the user revokes its refresh tokens.
+#[derive(InputObject, Debug, Default)]
+pub struct UpdateUserInput {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+}
