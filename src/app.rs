@@ -59,9 +59,7 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or(self.state.config.bind)
+        self.listener.local_addr().unwrap_or(self.state.config.bind)
     }
 
     pub fn state(&self) -> &AppState {
@@ -90,7 +88,10 @@ impl Application {
         }
         match tokio::time::timeout(grace, &mut serve).await {
             Ok(result) => result.context("server task")?.context("serving HTTP")?,
-            Err(_) => tracing::warn!(?grace, "requests still running after the grace period; stopping anyway"),
+            Err(_) => tracing::warn!(
+                ?grace,
+                "requests still running after the grace period; stopping anyway"
+            ),
         }
         self.state.db.clone().close().await.ok();
         Ok(())
@@ -105,7 +106,11 @@ async fn build_state(config: Config) -> anyhow::Result<AppState> {
         Some(secret) => secret.clone(),
         None => crate::auth::tokens::load_or_create_secret(&config.data_dir.join("jwt-secret"))?,
     };
-    let tokens = TokenKeys::new(&jwt_secret, config.access_token_ttl, config.refresh_token_ttl);
+    let tokens = TokenKeys::new(
+        &jwt_secret,
+        config.access_token_ttl,
+        config.refresh_token_ttl,
+    );
 
     let redis = match &config.redis_url {
         Some(url) => {
@@ -164,16 +169,14 @@ pub fn router(app: AppState) -> Router {
     let mut router = router
         .with_state(state)
         .layer(CompressionLayer::new())
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let request_id = req
-                    .extensions()
-                    .get::<RequestId>()
-                    .map(|r| r.0.as_str())
-                    .unwrap_or_default();
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
-            }),
-        );
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        let request_id = req
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| r.0.as_str())
+            .unwrap_or_default();
+        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+    }));
     if !app.config.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = app
             .config

@@ -18,7 +18,11 @@ use crate::{
 };
 
 #[derive(Parser, Debug)]
-#[command(name = "mailops", version, about = "GraphQL API for operating a mail cluster")]
+#[command(
+    name = "mailops",
+    version,
+    about = "GraphQL API for operating a mail cluster"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -100,7 +104,9 @@ fn read_password() -> anyhow::Result<SecretString> {
         .lock()
         .read_line(&mut line)
         .context("reading the password from standard input")?;
-    Ok(SecretString::from(line.trim_end_matches(['\r', '\n']).to_string()))
+    Ok(SecretString::from(
+        line.trim_end_matches(['\r', '\n']).to_string(),
+    ))
 }
 
 pub async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
@@ -132,14 +138,24 @@ pub async fn user(config: &Config, action: UserAction) -> anyhow::Result<()> {
     match action {
         UserAction::Add { username, role } => {
             let password = read_password()?;
-            let user = users::service::create(&conn, &passwords, &audit, &username, &password, role.into())
-                .await
-                .map_err(fail)?;
+            let user = users::service::create(
+                &conn,
+                &passwords,
+                &audit,
+                &username,
+                &password,
+                role.into(),
+            )
+            .await
+            .map_err(fail)?;
             println!("created {} ({})", user.username, user.role);
         }
         UserAction::Passwd { username } => {
             let name = users::service::normalize_username("username", &username).map_err(fail)?;
-            let Some(user) = users::service::find_by_username(&conn, &name).await.map_err(fail)? else {
+            let Some(user) = users::service::find_by_username(&conn, &name)
+                .await
+                .map_err(fail)?
+            else {
                 bail!("no user named '{name}'");
             };
             let password = read_password()?;

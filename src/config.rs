@@ -156,8 +156,11 @@ impl Config {
             _ => {}
         }
 
-        let access_token_ttl =
-            duration_var(&get, "MAILOPS_ACCESS_TOKEN_TTL", Duration::from_secs(15 * 60))?;
+        let access_token_ttl = duration_var(
+            &get,
+            "MAILOPS_ACCESS_TOKEN_TTL",
+            Duration::from_secs(15 * 60),
+        )?;
         let refresh_token_ttl = duration_var(
             &get,
             "MAILOPS_REFRESH_TOKEN_TTL",
@@ -226,7 +229,10 @@ impl Config {
 
         let database_max_connections = u32_var(&get, "MAILOPS_DATABASE_MAX_CONNECTIONS", 10)?;
         if database_max_connections == 0 {
-            return Err(invalid("MAILOPS_DATABASE_MAX_CONNECTIONS", "must be at least 1"));
+            return Err(invalid(
+                "MAILOPS_DATABASE_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
         }
 
         Ok(Config {
@@ -246,7 +252,11 @@ impl Config {
             cors_origins,
             admin_password: admin_password.map(SecretString::from),
             log_format,
-            login_failures_before_backoff: u32_var(&get, "MAILOPS_LOGIN_FAILURES_BEFORE_BACKOFF", 5)?,
+            login_failures_before_backoff: u32_var(
+                &get,
+                "MAILOPS_LOGIN_FAILURES_BEFORE_BACKOFF",
+                5,
+            )?,
             login_backoff_base: duration_var(
                 &get,
                 "MAILOPS_LOGIN_BACKOFF_BASE",

@@ -18,10 +18,16 @@ pub type AppResult<T> = Result<T, AppError>;
 pub enum AppError {
     Unauthenticated(String),
     Forbidden(String),
-    BadInput { field: String, reason: String },
+    BadInput {
+        field: String,
+        reason: String,
+    },
     NotFound(String),
     Conflict(String),
-    RateLimited { reason: String, retry_after: Duration },
+    RateLimited {
+        reason: String,
+        retry_after: Duration,
+    },
     Db(sea_orm::DbErr),
     Redis(redis::RedisError),
     Internal(anyhow::Error),
@@ -71,9 +77,7 @@ impl AppError {
             | AppError::Conflict(m) => m.clone(),
             AppError::BadInput { field, reason } => format!("{field}: {reason}"),
             AppError::RateLimited { reason, .. } => reason.clone(),
-            AppError::Db(_) | AppError::Redis(_) | AppError::Internal(_) => {
-                "internal error".into()
-            }
+            AppError::Db(_) | AppError::Redis(_) | AppError::Internal(_) => "internal error".into(),
         }
     }
 

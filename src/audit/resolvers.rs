@@ -54,7 +54,10 @@ impl AuditQuery {
 }
 
 fn service_filter(filter: AuditFilter) -> AppResult<service::AuditFilter> {
-    for (field, value) in [("filter.action", &filter.action), ("filter.targetId", &filter.target_id)] {
+    for (field, value) in [
+        ("filter.action", &filter.action),
+        ("filter.targetId", &filter.target_id),
+    ] {
         if value.as_ref().is_some_and(|v| v.len() > MAX_FILTER_TEXT) {
             return Err(AppError::bad_input(
                 field,

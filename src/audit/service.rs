@@ -125,7 +125,11 @@ fn entry(ctx: &AuditContext, change: Change, outcome: &str) -> audit_log::Active
 
 /// Records a change that succeeded. Call it inside the transaction that makes the change,
 /// so the entry exists exactly when the change does.
-pub async fn record(conn: &impl ConnectionTrait, ctx: &AuditContext, change: Change) -> AppResult<()> {
+pub async fn record(
+    conn: &impl ConnectionTrait,
+    ctx: &AuditContext,
+    change: Change,
+) -> AppResult<()> {
     audit_log::Entity::insert(entry(ctx, change, "success"))
         .exec_without_returning(conn)
         .await?;
@@ -143,7 +147,10 @@ pub async fn record_failure(
     if error.is_internal() {
         return;
     }
-    let mut detail = change.detail.take().unwrap_or_else(|| serde_json::json!({}));
+    let mut detail = change
+        .detail
+        .take()
+        .unwrap_or_else(|| serde_json::json!({}));
     if let Some(map) = detail.as_object_mut() {
         map.insert("code".into(), error.code().into());
         map.insert("message".into(), error.client_message().into());

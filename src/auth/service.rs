@@ -78,8 +78,12 @@ pub async fn login(
     model.last_login_at = Set(Some(now));
     let user = sea_orm::ActiveModelTrait::update(model, &txn).await?;
     let session = open_session(state, &txn, user, Uuid::now_v7()).await?;
-    audit::service::record(&txn, &actor, Change::new("auth.login").target("user", session.user.id))
-        .await?;
+    audit::service::record(
+        &txn,
+        &actor,
+        Change::new("auth.login").target("user", session.user.id),
+    )
+    .await?;
     txn.commit().await?;
     Ok(session)
 }
@@ -120,7 +124,11 @@ async fn open_session(
 /// using one again revokes its whole family, since one of the two users is not its owner.
 /// Of two simultaneous exchanges, the first to claim the token wins and the other counts
 /// as a reuse.
-pub async fn refresh(state: &AppState, audit: &AuditContext, token: &SecretString) -> AppResult<Session> {
+pub async fn refresh(
+    state: &AppState,
+    audit: &AuditContext,
+    token: &SecretString,
+) -> AppResult<Session> {
     let invalid = || AppError::Unauthenticated("invalid refresh token".into());
     let token = token.expose_secret();
     if token.is_empty() || token.len() > MAX_REFRESH_TOKEN_BYTES {
@@ -153,7 +161,9 @@ pub async fn refresh(state: &AppState, audit: &AuditContext, token: &SecretStrin
         actor: Actor {
             kind: "user",
             id: Some(row.user_id),
-            name: user.as_ref().map_or_else(String::new, |u| u.username.clone()),
+            name: user
+                .as_ref()
+                .map_or_else(String::new, |u| u.username.clone()),
         },
         request_id: audit.request_id.clone(),
     };
@@ -193,7 +203,11 @@ pub async fn refresh(state: &AppState, audit: &AuditContext, token: &SecretStrin
 }
 
 /// Revokes the session the refresh token belongs to. Answers whether it was one of ours.
-pub async fn logout(state: &AppState, audit: &AuditContext, token: &SecretString) -> AppResult<bool> {
+pub async fn logout(
+    state: &AppState,
+    audit: &AuditContext,
+    token: &SecretString,
+) -> AppResult<bool> {
     let token = token.expose_secret();
     if token.is_empty() || token.len() > MAX_REFRESH_TOKEN_BYTES {
         return Ok(false);
@@ -243,9 +257,16 @@ pub async fn change_password(
         let user = find(&state.db, caller.id)
             .await?
             .ok_or_else(|| AppError::Unauthenticated("this account no longer exists".into()))?;
-        if !state.passwords.verify(current, Some(&user.password_hash)).await? {
+        if !state
+            .passwords
+            .verify(current, Some(&user.password_hash))
+            .await?
+        {
             state.login_backoff.record_failure(&caller.username).await?;
-            return Err(AppError::bad_input("currentPassword", "is not your current password"));
+            return Err(AppError::bad_input(
+                "currentPassword",
+                "is not your current password",
+            ));
         }
         crate::auth::password::check_policy(&user.username, new.expose_secret())
             .map_err(|reason| AppError::bad_input("newPassword", reason))?;

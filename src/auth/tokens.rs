@@ -75,8 +75,9 @@ impl TokenKeys {
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| AppError::internal(format!("signing an access token failed: {e}")))?;
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+                .map_err(|e| AppError::internal(format!("signing an access token failed: {e}")))?;
         Ok(AccessToken { token, expires_at })
     }
 
@@ -91,7 +92,9 @@ impl TokenKeys {
                 ErrorKind::ExpiredSignature => "access token has expired",
                 ErrorKind::InvalidAudience => "access token is not meant for this API",
                 ErrorKind::InvalidIssuer => "access token has an unknown issuer",
-                ErrorKind::InvalidAlgorithm => "access token uses an algorithm that is not accepted",
+                ErrorKind::InvalidAlgorithm => {
+                    "access token uses an algorithm that is not accepted"
+                }
                 ErrorKind::InvalidSignature => "access token signature is invalid",
                 _ => "access token is malformed",
             })?;
@@ -130,8 +133,8 @@ pub fn hash_secret(secret: &str) -> String {
 pub fn load_or_create_secret(path: &std::path::Path) -> anyhow::Result<SecretString> {
     use anyhow::Context as _;
     if path.exists() {
-        let secret = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let secret =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let secret = secret.trim().to_string();
         anyhow::ensure!(
             secret.len() >= crate::config::MIN_JWT_SECRET_BYTES,

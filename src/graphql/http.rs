@@ -1,10 +1,7 @@
 //! The GraphQL endpoints: `POST /graphql`, the GraphiQL page on `GET /graphql`, and the
 //! WebSocket on `/graphql/ws`.
 
-use async_graphql::{
-    BatchRequest, BatchResponse, Data,
-    http::ALL_WEBSOCKET_PROTOCOLS,
-};
+use async_graphql::{BatchRequest, BatchResponse, Data, http::ALL_WEBSOCKET_PROTOCOLS};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
     Extension, Json,
@@ -26,7 +23,12 @@ use crate::{
 /// The largest WebSocket frame or message accepted.
 pub const MAX_WS_MESSAGE_BYTES: usize = 64 * 1024;
 
-fn error_response(status: StatusCode, code: &'static str, message: String, request_id: &str) -> Response {
+fn error_response(
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    request_id: &str,
+) -> Response {
     let mut errors = vec![server_error(code, message)];
     finish_errors(&mut errors, request_id);
     (status, Json(serde_json::json!({ "errors": errors }))).into_response()
@@ -85,7 +87,12 @@ pub async fn post(
             let code = error.code();
             // Logs it when internal.
             drop(async_graphql::Error::from(error));
-            return error_response(StatusCode::SERVICE_UNAVAILABLE, code, message, &request_id.0);
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code,
+                message,
+                &request_id.0,
+            );
         }
     };
     let batch = batch.data(principal).data(request_id.clone());

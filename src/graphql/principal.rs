@@ -52,17 +52,19 @@ impl Principal {
                 Ok(id) => id,
                 Err(reason) => return Ok(Principal::Refused(reason)),
             };
-            return Ok(match crate::users::service::find(&state.db, user_id).await? {
-                Some(user) if user.disabled => Principal::Refused("this account is disabled"),
-                Some(user) => Principal::User(AuthUser {
-                    id: user.id,
-                    role: Role::parse(&user.role)
-                        .ok_or_else(|| AppError::internal("user has an unknown role"))?,
-                    username: user.username.clone(),
-                    record: Arc::new(user),
-                }),
-                None => Principal::Refused("this account no longer exists"),
-            });
+            return Ok(
+                match crate::users::service::find(&state.db, user_id).await? {
+                    Some(user) if user.disabled => Principal::Refused("this account is disabled"),
+                    Some(user) => Principal::User(AuthUser {
+                        id: user.id,
+                        role: Role::parse(&user.role)
+                            .ok_or_else(|| AppError::internal("user has an unknown role"))?,
+                        username: user.username.clone(),
+                        record: Arc::new(user),
+                    }),
+                    None => Principal::Refused("this account no longer exists"),
+                },
+            );
         }
         if scheme.eq_ignore_ascii_case("apikey") {
             return Ok(Principal::Refused("unknown API key"));

@@ -2,8 +2,7 @@ use chrono::Utc;
 use entity::user;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -95,7 +94,9 @@ pub async fn create(
         };
         let txn = db.begin().await?;
         if find_by_username(&txn, &username).await?.is_some() {
-            return Err(AppError::Conflict(format!("user '{username}' already exists")));
+            return Err(AppError::Conflict(format!(
+                "user '{username}' already exists"
+            )));
         }
         let user = model.insert(&txn).await.map_err(|e| match e.sql_err() {
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
@@ -274,7 +275,10 @@ pub async fn ensure_initial_admin(
             password = pw.expose_secret(),
             "created the first user; this password is shown only once, change it after signing in"
         ),
-        None => tracing::info!(username = "admin", "created the first user with MAILOPS_ADMIN_PASSWORD"),
+        None => tracing::info!(
+            username = "admin",
+            "created the first user with MAILOPS_ADMIN_PASSWORD"
+        ),
     }
     Ok(())
 }

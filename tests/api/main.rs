@@ -1,1 +1,14 @@
+#![allow(clippy::unwrap_used)]
 
+//! Integration tests: each starts a real mailops server on an ephemeral port and talks to
+//! it over HTTP and WebSocket, on embedded SQLite and on Postgres with Redis.
+
+mod helpers;
+
+mod audit;
+mod auth;
+mod embedded;
+mod graphql_http;
+mod schema;
+mod users;
+mod websocket;

@@ -1,0 +1,211 @@
+use serde_json::json;
+
+use crate::helpers::{ADMIN_PASSWORD, Backend, TestApp, error_code, token_of};
+use crate::on_both_backends;
+
+const ME: &str = "{ me { id username role } }";
+const REFRESH: &str =
+    "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken refreshToken } }";
+const LOGOUT: &str = "mutation($t: String!) { logout(refreshToken: $t) }";
+const LOGIN: &str =
+    "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken } }";
+
+on_both_backends! {
+    async fn login_me_refresh_reuse_logout(backend) {
+        let app = TestApp::spawn(backend).await;
+
+        let login = app.login("admin", ADMIN_PASSWORD).await;
+        assert_eq!(login["user"]["role"], "ADMIN");
+        let me = app.gql(Some(&token_of(&login)), ME, json!({})).await;
+        assert_eq!(me["data"]["me"]["username"], "admin");
+
+        let first_refresh = login["refreshToken"].as_str().unwrap();
+        let rotated = app.gql(None, REFRESH, json!({ "t": first_refresh })).await;
+        assert!(rotated["errors"].is_null(), "{rotated}");
+        let second_refresh = rotated["data"]["refreshToken"]["refreshToken"].as_str().unwrap().to_string();
+        let new_access = rotated["data"]["refreshToken"]["accessToken"].as_str().unwrap().to_string();
+        assert_ne!(second_refresh, first_refresh);
+        assert_eq!(app.gql(Some(&new_access), ME, json!({})).await["data"]["me"]["username"], "admin");
+
+        // Reusing the rotated token is refused and kills the whole family.
+        let reuse = app.gql(None, REFRESH, json!({ "t": first_refresh })).await;
+        assert_eq!(error_code(&reuse), "UNAUTHENTICATED");
+        let family_dead = app.gql(None, REFRESH, json!({ "t": second_refresh })).await;
+        assert_eq!(error_code(&family_dead), "UNAUTHENTICATED", "{family_dead}");
+
+        // A fresh login is a new family; logout ends it.
+        let again = app.login("admin", ADMIN_PASSWORD).await;
+        let refresh = again["refreshToken"].as_str().unwrap();
+        let out = app.gql(None, LOGOUT, json!({ "t": refresh })).await;
+        assert_eq!(out["data"]["logout"], true);
+        let after_logout = app.gql(None, REFRESH, json!({ "t": refresh })).await;
+        assert_eq!(error_code(&after_logout), "UNAUTHENTICATED");
+        let unknown = app.gql(None, LOGOUT, json!({ "t": "not-a-token" })).await;
+        assert_eq!(unknown["data"]["logout"], false);
+    }
+}
+
+on_both_backends! {
+    async fn unknown_user_and_wrong_password_answer_alike(backend) {
+        let app = TestApp::spawn(backend).await;
+        let wrong = app.gql(None, LOGIN, json!({ "u": "admin", "p": "wrong password here" })).await;
+        let unknown = app.gql(None, LOGIN, json!({ "u": "nobody", "p": "wrong password here" })).await;
+        assert_eq!(error_code(&wrong), "UNAUTHENTICATED");
+        assert_eq!(wrong["errors"][0]["message"], unknown["errors"][0]["message"]);
+        assert_eq!(error_code(&unknown), "UNAUTHENTICATED");
+    }
+}
+
+on_both_backends! {
+    async fn repeated_failures_make_the_account_wait(backend) {
+        let app = TestApp::spawn_with(backend, &[
+            ("MAILOPS_LOGIN_FAILURES_BEFORE_BACKOFF", "3"),
+            ("MAILOPS_LOGIN_BACKOFF_BASE", "1s"),
+        ]).await;
+        for _ in 0..3 {
+            let body = app.gql(None, LOGIN, json!({ "u": "admin", "p": "wrong password here" })).await;
+            assert_eq!(error_code(&body), "UNAUTHENTICATED");
+        }
+        // Even the right password must wait now, and the answer says for how long.
+        let locked = app.gql(None, LOGIN, json!({ "u": "admin", "p": ADMIN_PASSWORD })).await;
+        assert_eq!(error_code(&locked), "RATE_LIMITED", "{locked}");
+        assert_eq!(locked["errors"][0]["extensions"]["retryAfterSeconds"], 1);
+        // Other accounts are not affected.
+        let other = app.gql(None, LOGIN, json!({ "u": "someone", "p": "wrong password here" })).await;
+        assert_eq!(error_code(&other), "UNAUTHENTICATED");
+
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        app.login("admin", ADMIN_PASSWORD).await;
+    }
+}
+
+on_both_backends! {
+    async fn two_concurrent_refreshes_of_one_token_exactly_one_wins(backend) {
+        let app = TestApp::spawn(backend).await;
+        for _ in 0..3 {
+            let login = app.login("admin", ADMIN_PASSWORD).await;
+            let token = login["refreshToken"].as_str().unwrap();
+            let (a, b) = tokio::join!(
+                app.gql(None, REFRESH, json!({ "t": token })),
+                app.gql(None, REFRESH, json!({ "t": token })),
+            );
+            let wins = [&a, &b].iter().filter(|r| r["errors"].is_null()).count();
+            assert_eq!(wins, 1, "{a} {b}");
+            let loser = if a["errors"].is_null() { &b } else { &a };
+            assert_eq!(error_code(loser), "UNAUTHENTICATED", "{loser}");
+        }
+    }
+}
+
+on_both_backends! {
+    async fn change_password_needs_the_current_one_and_signs_out_everywhere(backend) {
+        let app = TestApp::spawn(backend).await;
+        let (_, token) = app.user_with_role("carol", "VIEWER").await;
+        let session = app.login("carol", "carol-password-long").await;
+        let change = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }";
+
+        let wrong = app.gql(Some(&token), change, json!({ "c": "not my password!", "n": "a brand new password" })).await;
+        assert_eq!(error_code(&wrong), "BAD_USER_INPUT");
+        let weak = app.gql(Some(&token), change, json!({ "c": "carol-password-long", "n": "short" })).await;
+        assert_eq!(error_code(&weak), "BAD_USER_INPUT");
+        assert_eq!(weak["errors"][0]["extensions"]["field"], "newPassword");
+
+        let ok = app.gql(Some(&token), change, json!({ "c": "carol-password-long", "n": "a brand new password" })).await;
+        assert_eq!(ok["data"]["changePassword"], true, "{ok}");
+        let old_session = app.gql(None, REFRESH, json!({ "t": session["refreshToken"] })).await;
+        assert_eq!(error_code(&old_session), "UNAUTHENTICATED");
+        let old_password = app.gql(None, LOGIN, json!({ "u": "carol", "p": "carol-password-long" })).await;
+        assert_eq!(error_code(&old_password), "UNAUTHENTICATED");
+        app.login("carol", "a brand new password").await;
+    }
+}
+
+on_both_backends! {
+    async fn bad_tokens_are_refused_with_unauthenticated(backend) {
+        let secret = "a-known-secret-for-forging-tokens-0123456789";
+        let app = TestApp::spawn_with(backend, &[
+            ("MAILOPS_JWT_SECRET", secret),
+            ("MAILOPS_ACCESS_TOKEN_TTL", "1s"),
+        ]).await;
+        let login = app.login("admin", ADMIN_PASSWORD).await;
+        let good = token_of(&login);
+        let admin_id = login["user"]["id"].as_str().unwrap().to_string();
+        let now = chrono::Utc::now().timestamp();
+
+        let forge = |claims: serde_json::Value, key: &str| {
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+            )
+            .unwrap()
+        };
+        let claims = |aud: &str, typ: &str| json!({
+            "sub": admin_id, "iss": "mailops", "aud": aud, "typ": typ, "iat": now, "exp": now + 600
+        });
+        let b64 = |v: serde_json::Value| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let mut tampered = good.clone();
+        tampered.pop();
+        tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
+        let alg_none = format!(
+            "{}.{}.",
+            b64(json!({ "alg": "none", "typ": "JWT" })),
+            b64(claims("mailops-api", "access"))
+        );
+        let cases = [
+            ("tampered", tampered),
+            ("alg none", alg_none),
+            ("wrong audience", forge(claims("another-api", "access"), secret)),
+            ("wrong type", forge(claims("mailops-api", "refresh"), secret)),
+            ("other secret", forge(claims("mailops-api", "access"), "another-secret-that-is-long-enough-000")),
+            ("refresh token as access token", login["refreshToken"].as_str().unwrap().to_string()),
+            ("garbage", "x".repeat(5000)),
+        ];
+        for (case, token) in cases {
+            let body = app.gql(Some(&token), ME, json!({})).await;
+            assert_eq!(error_code(&body), "UNAUTHENTICATED", "{case}: {body}");
+            assert!(body["data"].is_null(), "{case}");
+        }
+        // A forged token with the right secret and claims is accepted: the cases above
+        // failed for their flaw, not for being forged.
+        let valid = forge(claims("mailops-api", "access"), secret);
+        assert_eq!(app.gql(Some(&valid), ME, json!({})).await["data"]["me"]["username"], "admin");
+
+        // Lifetimes are whole seconds, so wait past the next boundary.
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let expired = app.gql(Some(&good), ME, json!({})).await;
+        assert_eq!(error_code(&expired), "UNAUTHENTICATED");
+        assert_eq!(expired["errors"][0]["message"], "access token has expired");
+    }
+}
+
+on_both_backends! {
+    async fn a_disabled_user_is_refused_on_its_next_request(backend) {
+        let app = TestApp::spawn(backend).await;
+        let (id, token) = app.user_with_role("dave", "OPERATOR").await;
+        let session = app.login("dave", "dave-password-long").await;
+        let admin = app.admin_token().await;
+        let disable = app.gql(
+            Some(&admin),
+            "mutation($id: ID!) { updateUser(id: $id, input: { disabled: true }) { disabled } }",
+            json!({ "id": id }),
+        ).await;
+        assert_eq!(disable["data"]["updateUser"]["disabled"], true, "{disable}");
+
+        assert_eq!(error_code(&app.gql(Some(&token), ME, json!({})).await), "UNAUTHENTICATED");
+        assert_eq!(error_code(&app.gql(None, REFRESH, json!({ "t": session["refreshToken"] })).await), "UNAUTHENTICATED");
+        let login = app.gql(None, LOGIN, json!({ "u": "dave", "p": "dave-password-long" })).await;
+        assert_eq!(error_code(&login), "UNAUTHENTICATED");
+    }
+}
+
+#[tokio::test]
+async fn anonymous_caller_gets_unauthenticated_on_me() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let body = app.gql(None, ME, json!({})).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    assert!(body["data"].is_null());
+}

@@ -1,0 +1,253 @@
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_PASSWORD, Backend, TestApp, error_code};
+use crate::on_both_backends;
+
+async fn post_raw(app: &TestApp, body: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+on_both_backends! {
+    async fn health_and_readiness_report_the_backends(backend) {
+        let app = TestApp::spawn(backend).await;
+        let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        let ready: Value = app.client.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(ready["status"], "ok");
+        assert_eq!(ready["database"], "ok");
+        let expected_redis = if backend == Backend::Postgres { "ok" } else { "not configured" };
+        assert_eq!(ready["redis"], expected_redis);
+    }
+}
+
+on_both_backends! {
+    async fn malformed_requests_get_coded_errors(backend) {
+        let app = TestApp::spawn(backend).await;
+        let (status, body) = post_raw(&app, "{not json").await;
+        assert_eq!(status, 400);
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+        assert!(body["errors"][0]["extensions"]["requestId"].is_string());
+
+        let cases = [
+            r#"{"query": "{ me { username "}"#,
+            r#"{"query": "{ noSuchField }"}"#,
+            r#"{"query": "{ me { noSuchField } }"}"#,
+            r#"{"query": "mutation { login(username: 42, password: true) { accessToken } }"}"#,
+            r#"{"query": "mutation($u: String!) { login(username: $u, password: \"x\") { accessToken } }", "variables": {"u": 5}}"#,
+        ];
+        for case in cases {
+            let (_, body) = post_raw(&app, case).await;
+            assert_eq!(error_code(&body), "BAD_USER_INPUT", "{case}: {body}");
+            assert!(body["errors"][0]["extensions"]["requestId"].is_string());
+        }
+    }
+}
+
+#[tokio::test]
+async fn query_limits_are_enforced() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let admin = app.admin_token().await;
+
+    let aliases: String = (0..31).map(|i| format!("a{i}: me {{ id }} ")).collect();
+    let body = app
+        .gql(Some(&admin), &format!("{{ {aliases} }}"), json!({}))
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("aliases"),
+        "{body}"
+    );
+    let thirty: String = (0..30).map(|i| format!("a{i}: me {{ id }} ")).collect();
+    assert!(
+        app.gql(Some(&admin), &format!("{{ {thirty} }}"), json!({}))
+            .await["errors"]
+            .is_null()
+    );
+
+    let deep = format!(
+        "{{ {}id{} }}",
+        "__schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ",
+        " } } } } } } } } } } } }"
+    );
+    let body = app.gql(Some(&admin), &deep, json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+
+    let directives: String = (0..51).map(|_| "@include(if: true) ").collect();
+    let body = app
+        .gql(
+            Some(&admin),
+            &format!("{{ me {directives} {{ id }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+
+    let long = format!("{{ me {{ id }} }} # {}", "x".repeat(33 * 1024));
+    let body = app.gql(Some(&admin), &long, json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bytes")
+    );
+
+    let body = app
+        .gql(
+            Some(&admin),
+            "{ users(first: 501) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "first");
+
+    let batch: Vec<Value> = (0..11)
+        .map(|_| json!({ "query": "{ __typename }" }))
+        .collect();
+    let (status, body) = post_raw(&app, &serde_json::to_string(&batch).unwrap()).await;
+    assert_eq!(status, 400);
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    let batch: Vec<Value> = (0..10)
+        .map(|_| json!({ "query": "{ __typename }" }))
+        .collect();
+    let (status, body) = post_raw(&app, &serde_json::to_string(&batch).unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(body.as_array().unwrap().len(), 10);
+}
+
+#[tokio::test]
+async fn request_ids_are_kept_when_plain_and_made_otherwise() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let send = |id: Option<&str>| {
+        let mut request = app
+            .client
+            .post(app.url("/graphql"))
+            .json(&json!({ "query": "{ me { id } }" }));
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        request.send()
+    };
+    let kept = send(Some("dashboard-7f3a")).await.unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "dashboard-7f3a");
+    let body: Value = kept.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["requestId"],
+        "dashboard-7f3a"
+    );
+
+    let made = send(None).await.unwrap();
+    let id = made.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(uuid::Uuid::parse_str(&id).is_ok());
+    let replaced = send(Some(&"x".repeat(500))).await.unwrap();
+    assert_ne!(
+        replaced.headers()["x-request-id"].to_str().unwrap(),
+        "x".repeat(500)
+    );
+}
+
+#[tokio::test]
+async fn embedded_mode_serves_graphiql_pointed_at_the_websocket() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let page = app.client.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("graphiql@3.8.3/graphiql.min.js"));
+    assert!(html.contains("https://unpkg.com/"));
+    assert!(html.contains("'/ws'"));
+}
+
+#[tokio::test]
+async fn graphiql_can_load_its_scripts_from_a_local_directory() {
+    let dir = std::env::temp_dir().join(format!("mailops-assets-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(dir.join("graphiql@3.8.3")).unwrap();
+    std::fs::write(dir.join("graphiql@3.8.3/graphiql.min.js"), "/* graphiql */").unwrap();
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("MAILOPS_GRAPHIQL_ASSETS", dir.to_str().unwrap())],
+    )
+    .await;
+    let html = app
+        .client
+        .get(app.url("/graphql"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("/graphiql/assets/graphiql@3.8.3/graphiql.min.js"));
+    assert!(!html.contains("unpkg"));
+    let script = app
+        .client
+        .get(app.url("/graphiql/assets/graphiql@3.8.3/graphiql.min.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    assert_eq!(script.text().await.unwrap(), "/* graphiql */");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn production_mode_hides_graphiql_and_introspection_unless_enabled() {
+    let app = TestApp::spawn_with(Backend::Postgres, &[("MAILOPS_INTROSPECTION", "false")]).await;
+    let page = app.client.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(page.status(), 404);
+    let body = app
+        .gql(None, "{ __schema { types { name } } }", json!({}))
+        .await;
+    assert!(
+        body["errors"].is_array() || body["data"]["__schema"].is_null(),
+        "{body}"
+    );
+    // Field suggestions are off too: an unknown field does not hint at real ones.
+    let body = app.gql(None, "{ mee { id } }", json!({})).await;
+    assert!(!body.to_string().contains("Did you mean"), "{body}");
+
+    let enabled = TestApp::spawn_with(Backend::Postgres, &[("MAILOPS_GRAPHIQL", "true")]).await;
+    assert_eq!(
+        enabled
+            .client
+            .get(enabled.url("/graphql"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+on_both_backends! {
+    async fn shutdown_lets_in_flight_requests_finish(backend) {
+        let mut app = TestApp::spawn(backend).await;
+        // A login spends tens of milliseconds hashing, long enough to be in flight.
+        let client = app.client.clone();
+        let url = app.url("/graphql");
+        let in_flight = tokio::spawn(async move {
+            client.post(url).json(&json!({
+                "query": "mutation($p: String!) { login(username: \"admin\", password: $p) { accessToken } }",
+                "variables": { "p": ADMIN_PASSWORD }
+            })).send().await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        app.stop().await;
+        let response = in_flight.await.unwrap().expect("the in-flight request is answered");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["data"]["login"]["accessToken"].is_string(), "{body}");
+        assert!(app.client.get(app.url("/healthz")).send().await.is_err(), "server still accepting");
+    }
+}

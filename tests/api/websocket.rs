@@ -1,0 +1,68 @@
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _, http::HeaderValue};
+
+use crate::helpers::{TestApp, token_of};
+use crate::on_both_backends;
+
+async fn next_json<S>(socket: &mut S) -> Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next())
+            .await
+            .expect("a message within 5 s")
+            .expect("socket open")
+            .expect("valid frame");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).expect("JSON message");
+        }
+    }
+}
+
+on_both_backends! {
+    async fn the_websocket_speaks_graphql_transport_ws_with_the_callers_identity(backend) {
+        let app = TestApp::spawn(backend).await;
+        let token = token_of(&app.login("admin", crate::helpers::ADMIN_PASSWORD).await);
+        let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
+        request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("graphql-transport-ws"));
+        let (mut socket, response) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+        assert_eq!(response.headers()["sec-websocket-protocol"], "graphql-transport-ws");
+
+        socket.send(Message::text(json!({
+            "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") }
+        }).to_string())).await.unwrap();
+        assert_eq!(next_json(&mut socket).await["type"], "connection_ack");
+
+        socket.send(Message::text(json!({
+            "id": "1", "type": "subscribe", "payload": { "query": "{ me { username role } }" }
+        }).to_string())).await.unwrap();
+        let next = next_json(&mut socket).await;
+        assert_eq!(next["type"], "next", "{next}");
+        assert_eq!(next["payload"]["data"]["me"]["username"], "admin");
+        assert_eq!(next_json(&mut socket).await["type"], "complete");
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_from_a_foreign_origin_is_refused() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let mut request = format!("ws://{}/graphql/ws", app.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    request
+        .headers_mut()
+        .insert("origin", HeaderValue::from_static("https://evil.example"));
+    let refused = tokio_tungstenite::connect_async(request).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+}
