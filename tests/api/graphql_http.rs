@@ -52,9 +52,9 @@ on_both_backends! {
     }
 }
 
-#[tokio::test]
-async fn query_limits_are_enforced() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+on_both_backends! {
+    async fn query_limits_are_enforced(backend) {
+    let app = TestApp::spawn(backend).await;
     let admin = app.admin_token().await;
 
     let aliases: String = (0..31).map(|i| format!("a{i}: me {{ id }} ")).collect();
@@ -126,11 +126,12 @@ async fn query_limits_are_enforced() {
     let (status, body) = post_raw(&app, &serde_json::to_string(&batch).unwrap()).await;
     assert_eq!(status, 200);
     assert_eq!(body.as_array().unwrap().len(), 10);
+    }
 }
 
-#[tokio::test]
-async fn request_ids_are_kept_when_plain_and_made_otherwise() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+on_both_backends! {
+    async fn request_ids_are_kept_when_plain_and_made_otherwise(backend) {
+    let app = TestApp::spawn(backend).await;
     let send = |id: Option<&str>| {
         let mut request = app
             .client
@@ -157,6 +158,7 @@ async fn request_ids_are_kept_when_plain_and_made_otherwise() {
         replaced.headers()["x-request-id"].to_str().unwrap(),
         "x".repeat(500)
     );
+    }
 }
 
 #[tokio::test]
