@@ -79,12 +79,17 @@ impl Application {
             tracing::info!("shutting down: draining in-flight requests");
             let _ = stopping_tx.send(());
         };
+        let jobs = crate::jobs::spawn_all(&self.state);
         let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
         let serve = tokio::spawn(async move { serve.await });
         tokio::pin!(serve);
+        let stop_jobs = || jobs.iter().for_each(|job| job.abort());
         tokio::select! {
-            result = &mut serve => return result.context("server task")?.context("serving HTTP"),
-            _ = stopping_rx => {}
+            result = &mut serve => {
+                stop_jobs();
+                return result.context("server task")?.context("serving HTTP");
+            }
+            _ = stopping_rx => stop_jobs(),
         }
         match tokio::time::timeout(grace, &mut serve).await {
             Ok(result) => result.context("server task")?.context("serving HTTP")?,
@@ -147,6 +152,7 @@ async fn build_state(config: Config) -> anyhow::Result<AppState> {
         tokens: Arc::new(tokens),
         passwords,
         login_backoff,
+        events: crate::realtime::EventBus::default(),
     })
 }
 

@@ -44,6 +44,27 @@ pub enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Manage the keys agents register nodes with.
+    EnrollmentKey {
+        #[command(subcommand)]
+        action: EnrollmentKeyAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EnrollmentKeyAction {
+    /// Create an enrollment key and print it (it is shown only this once).
+    Create {
+        /// What the key is for, e.g. "fra1 rollout".
+        #[arg(long)]
+        name: String,
+        /// How long the key works, e.g. 24h or 7d; forever when left out.
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// How many nodes it may register; unlimited when left out.
+        #[arg(long)]
+        max_uses: Option<i32>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -107,6 +128,38 @@ fn read_password() -> anyhow::Result<SecretString> {
     Ok(SecretString::from(
         line.trim_end_matches(['\r', '\n']).to_string(),
     ))
+}
+
+pub async fn enrollment_key(config: &Config, action: EnrollmentKeyAction) -> anyhow::Result<()> {
+    let conn = db::connect(config).await?;
+    db::migrate(&conn).await?;
+    let audit = AuditContext::with_actor(Actor::cli());
+    match action {
+        EnrollmentKeyAction::Create {
+            name,
+            expires_in,
+            max_uses,
+        } => {
+            let expires_at = match expires_in {
+                None => None,
+                Some(text) => {
+                    let duration = crate::config::parse_duration(&text)
+                        .map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?;
+                    Some(chrono::Utc::now() + chrono::Duration::from_std(duration)?)
+                }
+            };
+            let (row, key) =
+                crate::nodes::enrollment::create(&conn, &audit, &name, expires_at, max_uses)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.client_message()))?;
+            eprintln!(
+                "created enrollment key '{}' ({}); it is shown only now:",
+                row.name, row.id
+            );
+            println!("{key}");
+        }
+    }
+    Ok(())
 }
 
 pub async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {

@@ -57,6 +57,14 @@ pub struct Config {
     pub login_backoff_base: Duration,
     pub login_backoff_max: Duration,
     pub shutdown_grace: Duration,
+    /// How often agents are expected to push.
+    pub node_push_interval: Duration,
+    /// A node with no agent contact for this long is STALE.
+    pub node_stale_after: Duration,
+    /// A node with no agent contact for this long is DOWN.
+    pub node_down_after: Duration,
+    /// How often the status job looks for nodes that went quiet.
+    pub node_status_check_interval: Duration,
 }
 
 /// A configuration problem: the variable and why its value was refused.
@@ -235,8 +243,30 @@ impl Config {
             ));
         }
 
+        let node_push_interval =
+            duration_var(&get, "MAILOPS_NODE_PUSH_INTERVAL", Duration::from_secs(15))?;
+        let node_stale_after =
+            duration_var(&get, "MAILOPS_NODE_STALE_AFTER", node_push_interval * 2)?;
+        let node_down_after =
+            duration_var(&get, "MAILOPS_NODE_DOWN_AFTER", Duration::from_secs(120))?;
+        if node_down_after <= node_stale_after {
+            return Err(invalid(
+                "MAILOPS_NODE_DOWN_AFTER",
+                "must be longer than MAILOPS_NODE_STALE_AFTER (default: twice MAILOPS_NODE_PUSH_INTERVAL)",
+            ));
+        }
+        let node_status_check_interval = duration_var(
+            &get,
+            "MAILOPS_NODE_STATUS_CHECK_INTERVAL",
+            Duration::from_secs(5),
+        )?;
+
         Ok(Config {
             mode,
+            node_push_interval,
+            node_stale_after,
+            node_down_after,
+            node_status_check_interval,
             bind,
             database_url,
             database_max_connections,
@@ -424,6 +454,7 @@ mod tests {
             ("MAILOPS_ADMIN_PASSWORD", "short"),
             ("MAILOPS_GRAPHIQL_ASSETS", "/does/not/exist"),
             ("MAILOPS_LOG_FORMAT", "xml"),
+            ("MAILOPS_NODE_DOWN_AFTER", "10s"),
         ];
         for (variable, value) in cases {
             let err = config(&[(variable, value)]).unwrap_err();

@@ -86,7 +86,7 @@ impl AppError {
     }
 
     /// Logs an internal error with its whole chain; client errors are not logged here.
-    fn log_if_internal(&self) {
+    pub fn log_if_internal(&self) {
         match self {
             AppError::Db(e) => tracing::error!(error = %e, detail = ?e, "database error"),
             AppError::Redis(e) => tracing::error!(error = %e, "redis error"),

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
                 cli::migrate(&config, action.unwrap_or(MigrateAction::Up)).await
             }
             Command::User { action } => cli::user(&config, action).await,
+            Command::EnrollmentKey { action } => cli::enrollment_key(&config, action).await,
             Command::Schema => Ok(()),
         }
     });

@@ -8,6 +8,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     auth::{LoginBackoff, Passwords, TokenKeys},
     config::Config,
+    realtime::EventBus,
 };
 
 #[derive(Clone)]
@@ -19,4 +20,6 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub passwords: Passwords,
     pub login_backoff: LoginBackoff,
+    /// Committed changes, for subscribers.
+    pub events: EventBus,
 }

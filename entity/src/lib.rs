@@ -2,5 +2,11 @@
 //! the `mailops` crate and convert from these models, so this crate stays free of GraphQL.
 
 pub mod audit_log;
+pub mod enrollment_key;
+pub mod ip_address;
+pub mod node;
+pub mod node_key;
+pub mod node_label;
+pub mod node_status_change;
 pub mod refresh_token;
 pub mod user;

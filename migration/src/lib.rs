@@ -3,14 +3,16 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_users_sessions_audit;
+mod m20261125_000002_create_nodes_and_agent_keys;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(
-            m20261125_000001_create_users_sessions_audit::Migration,
-        )]
+        vec![
+            Box::new(m20261125_000001_create_users_sessions_audit::Migration),
+            Box::new(m20261125_000002_create_nodes_and_agent_keys::Migration),
+        ]
     }
 }

@@ -55,6 +55,16 @@ impl AuditContext {
                 id: Some(user.id),
                 name: user.username.clone(),
             },
+            Principal::Agent(agent) => Actor {
+                kind: "agent",
+                id: Some(agent.node_id),
+                name: agent.hostname.clone(),
+            },
+            Principal::Enrollment(caller) => Actor {
+                kind: "enrollment_key",
+                id: Some(caller.key_id),
+                name: caller.name.clone(),
+            },
             _ => Actor {
                 kind: "anonymous",
                 id: None,

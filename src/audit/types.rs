@@ -23,7 +23,7 @@ impl AuditOutcome {
 pub struct AuditEntry {
     pub id: ID,
     pub occurred_at: DateTime<Utc>,
-    /// `user`, `agent`, `cli`, `system` or `anonymous`.
+    /// `user`, `agent`, `enrollment_key`, `cli`, `system` or `anonymous`.
     pub actor_kind: String,
     /// The acting user or node, when there is one.
     pub actor_id: Option<ID>,

@@ -6,21 +6,24 @@ pub mod limits;
 pub mod pagination;
 pub mod principal;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{
+    EmptySubscription, MergedObject, Schema, SchemaBuilder, dataloader::DataLoader,
+};
 
 use crate::{
     audit::resolvers::AuditQuery,
     auth::resolvers::{AuthMutation, AuthQuery},
     config::Config,
+    nodes::resolvers::{NodesMutation, NodesQuery},
     state::AppState,
     users::resolvers::{UsersMutation, UsersQuery},
 };
 
 #[derive(MergedObject, Default)]
-pub struct Query(AuthQuery, UsersQuery, AuditQuery);
+pub struct Query(AuthQuery, UsersQuery, AuditQuery, NodesQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AuthMutation, UsersMutation);
+pub struct Mutation(AuthMutation, UsersMutation, NodesMutation);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -34,7 +37,13 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 
 /// The schema that serves requests.
 pub fn build(state: AppState, config: &Config) -> AppSchema {
-    let mut builder = builder().data(state);
+    let ips_by_node = DataLoader::new(
+        crate::nodes::loaders::IpsByNode {
+            db: state.db.clone(),
+        },
+        tokio::spawn,
+    );
+    let mut builder = builder().data(state).data(ips_by_node);
     if !config.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

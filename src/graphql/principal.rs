@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::{
     auth::Role,
     error::{AppError, AppResult},
+    nodes::keys::{self, KeyKind},
     state::AppState,
 };
 
@@ -23,10 +24,27 @@ pub struct AuthUser {
     pub record: Arc<entity::user::Model>,
 }
 
+/// A node's agent, authenticated by its node key. It acts only for its own node.
+#[derive(Clone, Debug)]
+pub struct AgentNode {
+    pub node_id: Uuid,
+    pub key_id: Uuid,
+    pub hostname: String,
+}
+
+/// A caller holding an enrollment key: it may register nodes and do nothing else.
+#[derive(Clone, Debug)]
+pub struct EnrollmentCaller {
+    pub key_id: Uuid,
+    pub name: String,
+}
+
 #[derive(Clone, Debug)]
 pub enum Principal {
     Anonymous,
     User(AuthUser),
+    Agent(AgentNode),
+    Enrollment(EnrollmentCaller),
     /// Credentials were presented and refused; operations that need a caller answer
     /// `UNAUTHENTICATED` with this reason, public ones still work.
     Refused(&'static str),
@@ -67,11 +85,39 @@ impl Principal {
             );
         }
         if scheme.eq_ignore_ascii_case("apikey") {
-            return Ok(Principal::Refused("unknown API key"));
+            return Self::resolve_key(state, credential).await;
         }
         Ok(Principal::Refused(
             "Authorization must be 'Bearer <access token>' or 'ApiKey <key>'",
         ))
+    }
+
+    async fn resolve_key(state: &AppState, credential: &str) -> AppResult<Principal> {
+        let Some(key) = keys::parse(credential) else {
+            return Ok(Principal::Refused(
+                "malformed API key; expected mko_<id>_<secret> or mke_<id>_<secret>",
+            ));
+        };
+        Ok(match key.kind {
+            KeyKind::Node => match keys::authenticate_node(&state.db, &key).await? {
+                Ok((key_row, node)) => {
+                    keys::touch_node_key(&state.db, &key_row);
+                    Principal::Agent(AgentNode {
+                        node_id: node.id,
+                        key_id: key_row.id,
+                        hostname: node.hostname,
+                    })
+                }
+                Err(refusal) => Principal::Refused(refusal),
+            },
+            KeyKind::Enrollment => match keys::authenticate_enrollment(&state.db, &key).await? {
+                Ok(row) => Principal::Enrollment(EnrollmentCaller {
+                    key_id: row.id,
+                    name: row.name,
+                }),
+                Err(refusal) => Principal::Refused(refusal),
+            },
+        })
     }
 
     /// The user, if it holds at least `role`.
@@ -86,7 +132,36 @@ impl Principal {
             Principal::Anonymous => Err(AppError::Unauthenticated(
                 "sign in first: send Authorization: Bearer <access token>".into(),
             )),
+            Principal::Agent(_) | Principal::Enrollment(_) => Err(AppError::Forbidden(
+                "API keys cannot call user operations".into(),
+            )),
             Principal::Refused(reason) => Err(AppError::Unauthenticated((*reason).into())),
+        }
+    }
+
+    /// The agent, when the caller authenticated with a node key.
+    pub fn require_agent(&self) -> AppResult<&AgentNode> {
+        match self {
+            Principal::Agent(agent) => Ok(agent),
+            Principal::Anonymous => Err(AppError::Unauthenticated(
+                "send the node's key: Authorization: ApiKey mko_<id>_<secret>".into(),
+            )),
+            Principal::Refused(reason) => Err(AppError::Unauthenticated((*reason).into())),
+            _ => Err(AppError::Forbidden("this is for node agents only".into())),
+        }
+    }
+
+    /// The enrollment key, when the caller authenticated with one.
+    pub fn require_enrollment(&self) -> AppResult<&EnrollmentCaller> {
+        match self {
+            Principal::Enrollment(caller) => Ok(caller),
+            Principal::Anonymous => Err(AppError::Unauthenticated(
+                "send an enrollment key: Authorization: ApiKey mke_<id>_<secret>".into(),
+            )),
+            Principal::Refused(reason) => Err(AppError::Unauthenticated((*reason).into())),
+            _ => Err(AppError::Forbidden(
+                "registering a node needs an enrollment key".into(),
+            )),
         }
     }
 }
@@ -104,6 +179,48 @@ impl Guard for RoleGuard {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
         principal(ctx).require(self.0)?;
         Ok(())
+    }
+}
+
+/// Lets a field through for node agents (node keys).
+pub struct AgentGuard;
+
+impl Guard for AgentGuard {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        principal(ctx).require_agent()?;
+        Ok(())
+    }
+}
+
+/// Lets a field through for enrollment keys.
+pub struct EnrollmentGuard;
+
+impl Guard for EnrollmentGuard {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        principal(ctx).require_enrollment()?;
+        Ok(())
+    }
+}
+
+/// Lets a field through for users holding at least `role`, and for node agents (which the
+/// resolver then holds to their own node).
+pub struct RoleOrAgentGuard(Role);
+
+impl RoleOrAgentGuard {
+    pub fn new(role: Role) -> Self {
+        RoleOrAgentGuard(role)
+    }
+}
+
+impl Guard for RoleOrAgentGuard {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        match principal(ctx) {
+            Principal::Agent(_) => Ok(()),
+            other => {
+                other.require(self.0)?;
+                Ok(())
+            }
+        }
     }
 }
 

@@ -26,6 +26,8 @@ fn redis_url() -> String {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The server's state, for tests that watch what it publishes.
+    pub state: mailops::state::AppState,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -97,12 +99,14 @@ impl TestApp {
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test config");
         let app = Application::build(config).await.expect("server starts");
         let addr = app.local_addr();
+        let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
         }));
         TestApp {
             addr,
+            state,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
             server: Some(server),
@@ -125,14 +129,31 @@ impl TestApp {
         }
     }
 
-    /// Posts one GraphQL operation and returns the whole response body.
+    /// Posts one GraphQL operation as a user (bearer token) and returns the whole body.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        self.gql_as(token.map(|t| format!("Bearer {t}")), query, variables)
+            .await
+    }
+
+    /// Posts one GraphQL operation as an agent (`ApiKey`) and returns the whole body.
+    pub async fn gql_key(&self, key: &str, query: &str, variables: Value) -> Value {
+        self.gql_as(Some(format!("ApiKey {key}")), query, variables)
+            .await
+    }
+
+    /// Posts one GraphQL operation with the given `Authorization` value.
+    pub async fn gql_as(
+        &self,
+        authorization: Option<String>,
+        query: &str,
+        variables: Value,
+    ) -> Value {
         let mut request = self
             .client
             .post(self.url("/graphql"))
             .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
         }
         request
             .send()
@@ -180,6 +201,49 @@ impl TestApp {
             .to_string();
         let token = token_of(&self.login(username, &password).await);
         (id, token)
+    }
+}
+
+impl TestApp {
+    /// A new enrollment key, created by the admin.
+    pub async fn enrollment_key(&self, max_uses: Option<i32>) -> String {
+        let admin = self.admin_token().await;
+        let body = self
+            .gql(
+                Some(&admin),
+                "mutation($m: Int) { createEnrollmentKey(input: { name: \"tests\", maxUses: $m }) { key } }",
+                json!({ "m": max_uses }),
+            )
+            .await;
+        body["data"]["createEnrollmentKey"]["key"]
+            .as_str()
+            .unwrap_or_else(|| panic!("createEnrollmentKey failed: {body}"))
+            .to_string()
+    }
+
+    /// Registers `hostname` with an enrollment key; returns the node id and its API key.
+    pub async fn register_node(
+        &self,
+        enrollment_key: &str,
+        hostname: &str,
+        ips: &[&str],
+    ) -> (String, String) {
+        let body = self
+            .gql_key(
+                enrollment_key,
+                "mutation($input: RegisterNodeInput!) { registerNode(input: $input) { apiKey node { id } } }",
+                json!({ "input": {
+                    "hostname": hostname, "roles": ["MTA"], "ipAddresses": ips,
+                    "agentVersion": "1.0.0", "labels": [{ "key": "dc", "value": "fra1" }]
+                } }),
+            )
+            .await;
+        let registration = &body["data"]["registerNode"];
+        assert!(registration.is_object(), "registerNode failed: {body}");
+        (
+            registration["node"]["id"].as_str().unwrap().to_string(),
+            registration["apiKey"].as_str().unwrap().to_string(),
+        )
     }
 }
 

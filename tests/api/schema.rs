@@ -16,68 +16,74 @@ fn schema_graphql_is_up_to_date() {
     }
 }
 
-/// Who may call a root field: anyone, or at least this role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// Who may call a root field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Access {
     Public,
+    /// Users holding at least this role.
+    AtLeast(Caller),
+    /// Users holding at least this role, and node agents (for their own node).
+    AtLeastOrAgent(Caller),
+    /// Node keys only.
+    Agent,
+    /// Enrollment keys only.
+    Enrollment,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Caller {
+    Anonymous,
     Viewer,
     Operator,
     Admin,
+    Agent,
+    EnrollmentKey,
 }
+
+const ZERO_ID: &str = "00000000-0000-7000-8000-000000000000";
+const MATRIX_NODE: &str = "matrix.example.com";
 
 /// Every root field, the decision on who may call it, and an operation that calls it
 /// without changing anything that matters. A field missing here fails the test.
-fn decisions() -> Vec<(&'static str, Access, &'static str)> {
+fn decisions() -> Vec<(&'static str, Access, String)> {
     use Access::*;
+    use Caller::*;
     vec![
-        ("Query.me", Viewer, "{ me { id } }"),
-        ("Query.users", Admin, "{ users(first: 1) { totalCount } }"),
-        (
-            "Query.user",
-            Admin,
-            "{ user(id: \"00000000-0000-7000-8000-000000000000\") { id } }",
-        ),
-        (
-            "Query.auditLog",
-            Admin,
-            "{ auditLog(first: 1) { totalCount } }",
-        ),
-        (
-            "Mutation.login",
-            Public,
-            "mutation { login(username: \"\", password: \"x\") { accessToken } }",
-        ),
-        (
-            "Mutation.refreshToken",
-            Public,
-            "mutation { refreshToken(refreshToken: \"unknown\") { accessToken } }",
-        ),
-        (
-            "Mutation.logout",
-            Public,
-            "mutation { logout(refreshToken: \"unknown\") }",
-        ),
-        (
-            "Mutation.changePassword",
-            Viewer,
-            "mutation { changePassword(currentPassword: \"wrong password\", newPassword: \"x\") }",
-        ),
-        (
-            "Mutation.createUser",
-            Admin,
-            "mutation { createUser(input: { username: \"\", password: \"x\", role: VIEWER }) { id } }",
-        ),
-        (
-            "Mutation.updateUser",
-            Admin,
-            "mutation { updateUser(id: \"00000000-0000-7000-8000-000000000000\", input: {}) { id } }",
-        ),
-        (
-            "Mutation.resetUserPassword",
-            Admin,
-            "mutation { resetUserPassword(id: \"00000000-0000-7000-8000-000000000000\", password: \"x\") { id } }",
-        ),
+        ("Query.me", AtLeast(Viewer), "{ me { id } }".into()),
+        ("Query.users", AtLeast(Admin), "{ users(first: 1) { totalCount } }".into()),
+        ("Query.user", AtLeast(Admin), format!("{{ user(id: \"{ZERO_ID}\") {{ id }} }}")),
+        ("Query.auditLog", AtLeast(Admin), "{ auditLog(first: 1) { totalCount } }".into()),
+        ("Query.nodes", AtLeast(Viewer), "{ nodes(first: 1) { totalCount } }".into()),
+        ("Query.node", AtLeastOrAgent(Viewer), format!("{{ node(hostname: \"{MATRIX_NODE}\") {{ id }} }}")),
+        ("Query.enrollmentKeys", AtLeast(Admin), "{ enrollmentKeys(first: 1) { totalCount } }".into()),
+        ("Mutation.login", Public, "mutation { login(username: \"\", password: \"x\") { accessToken } }".into()),
+        ("Mutation.refreshToken", Public, "mutation { refreshToken(refreshToken: \"unknown\") { accessToken } }".into()),
+        ("Mutation.logout", Public, "mutation { logout(refreshToken: \"unknown\") }".into()),
+        ("Mutation.changePassword", AtLeast(Viewer), "mutation { changePassword(currentPassword: \"wrong password\", newPassword: \"x\") }".into()),
+        ("Mutation.createUser", AtLeast(Admin), "mutation { createUser(input: { username: \"\", password: \"x\", role: VIEWER }) { id } }".into()),
+        ("Mutation.updateUser", AtLeast(Admin), format!("mutation {{ updateUser(id: \"{ZERO_ID}\", input: {{}}) {{ id }} }}")),
+        ("Mutation.resetUserPassword", AtLeast(Admin), format!("mutation {{ resetUserPassword(id: \"{ZERO_ID}\", password: \"x\") {{ id }} }}")),
+        ("Mutation.registerNode", Enrollment, "mutation { registerNode(input: { hostname: \"not valid\", roles: [MTA] }) { apiKey } }".into()),
+        ("Mutation.agentHeartbeat", Access::Agent, "mutation { agentHeartbeat { id } }".into()),
+        ("Mutation.updateNode", AtLeast(Operator), format!("mutation {{ updateNode(id: \"{ZERO_ID}\", input: {{}}) {{ id }} }}")),
+        ("Mutation.setNodeMaintenance", AtLeast(Operator), format!("mutation {{ setNodeMaintenance(id: \"{ZERO_ID}\", enabled: true) {{ id }} }}")),
+        ("Mutation.decommissionNode", AtLeast(Admin), format!("mutation {{ decommissionNode(id: \"{ZERO_ID}\") {{ id }} }}")),
+        ("Mutation.rotateNodeKey", AtLeast(Admin), format!("mutation {{ rotateNodeKey(nodeId: \"{ZERO_ID}\") {{ apiKey }} }}")),
+        ("Mutation.revokeNodeKey", AtLeast(Admin), format!("mutation {{ revokeNodeKey(id: \"{ZERO_ID}\") {{ id }} }}")),
+        ("Mutation.createEnrollmentKey", AtLeast(Admin), "mutation { createEnrollmentKey(input: { name: \"\" }) { key } }".into()),
+        ("Mutation.revokeEnrollmentKey", AtLeast(Admin), format!("mutation {{ revokeEnrollmentKey(id: \"{ZERO_ID}\") {{ id }} }}")),
     ]
+}
+
+fn admits(access: Access, caller: Caller) -> bool {
+    let is_user = matches!(caller, Caller::Viewer | Caller::Operator | Caller::Admin);
+    match access {
+        Access::Public => true,
+        Access::AtLeast(role) => is_user && caller >= role,
+        Access::AtLeastOrAgent(role) => caller == Caller::Agent || (is_user && caller >= role),
+        Access::Agent => caller == Caller::Agent,
+        Access::Enrollment => caller == Caller::EnrollmentKey,
+    }
 }
 
 async fn root_fields(app: &TestApp) -> BTreeSet<String> {
@@ -108,18 +114,24 @@ async fn root_fields(app: &TestApp) -> BTreeSet<String> {
     fields
 }
 
+/// The refusal a guard gave, if any: resolvers' own errors (bad input, not found) do
+/// not count.
 fn refused_by_guard(body: &Value) -> Option<&'static str> {
     let code = error_code(body);
     let message = body["errors"][0]["message"].as_str().unwrap_or_default();
     match code.as_str() {
         "FORBIDDEN" => Some("FORBIDDEN"),
-        "UNAUTHENTICATED" if message.starts_with("sign in first") => Some("UNAUTHENTICATED"),
+        "UNAUTHENTICATED"
+            if message.starts_with("sign in first") || message.starts_with("send ") =>
+        {
+            Some("UNAUTHENTICATED")
+        }
         _ => None,
     }
 }
 
 on_both_backends! {
-    async fn every_root_field_admits_exactly_the_roles_decided_for_it(backend) {
+    async fn every_root_field_admits_exactly_the_callers_decided_for_it(backend) {
         let app = TestApp::spawn(backend).await;
         let decided: BTreeSet<String> = decisions().iter().map(|(f, ..)| f.to_string()).collect();
         assert_eq!(root_fields(&app).await, decided, "a root field has no access decision here");
@@ -127,23 +139,27 @@ on_both_backends! {
         let (_, viewer) = app.user_with_role("matrix-viewer", "VIEWER").await;
         let (_, operator) = app.user_with_role("matrix-operator", "OPERATOR").await;
         let admin = app.admin_token().await;
+        let enrollment = app.enrollment_key(None).await;
+        let (_, node_key) = app.register_node(&enrollment, MATRIX_NODE, &[]).await;
         let callers = [
-            (Access::Public, None),
-            (Access::Viewer, Some(viewer.as_str())),
-            (Access::Operator, Some(operator.as_str())),
-            (Access::Admin, Some(admin.as_str())),
+            (Caller::Anonymous, None),
+            (Caller::Viewer, Some(format!("Bearer {viewer}"))),
+            (Caller::Operator, Some(format!("Bearer {operator}"))),
+            (Caller::Admin, Some(format!("Bearer {admin}"))),
+            (Caller::Agent, Some(format!("ApiKey {node_key}"))),
+            (Caller::EnrollmentKey, Some(format!("ApiKey {enrollment}"))),
         ];
-        for (field, needed, operation) in decisions() {
-            for (level, token) in callers {
-                let body = app.gql(token, operation, json!({})).await;
-                let expected = if level >= needed {
+        for (field, access, operation) in decisions() {
+            for (caller, authorization) in &callers {
+                let body = app.gql_as(authorization.clone(), &operation, json!({})).await;
+                let expected = if admits(access, *caller) {
                     None
-                } else if token.is_none() {
+                } else if *caller == Caller::Anonymous {
                     Some("UNAUTHENTICATED")
                 } else {
                     Some("FORBIDDEN")
                 };
-                assert_eq!(refused_by_guard(&body), expected, "{field} as {level:?}: {body}");
+                assert_eq!(refused_by_guard(&body), expected, "{field} as {caller:?}: {body}");
             }
         }
     }

@@ -1,0 +1,3 @@
+//! IP addresses of the cluster.
+
+pub mod address;

@@ -1,0 +1,85 @@
+//! Background jobs. Each tick of a job runs inside a transaction that first takes a
+//! database lock, so with several instances on one Postgres exactly one of them does the
+//! work of a tick and the others skip it; no instance needs to know about the others.
+
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
+    TransactionTrait,
+};
+use tokio::task::JoinHandle;
+
+use crate::{error::AppResult, state::AppState};
+
+/// Advisory-lock keys, one per job.
+pub mod lock {
+    pub const NODE_STATUS: i64 = 0x6d61_696c_0001;
+}
+
+/// Begins a transaction holding the job's lock, or `None` when another instance holds it.
+pub async fn begin_exclusive(
+    db: &DatabaseConnection,
+    lock: i64,
+) -> AppResult<Option<DatabaseTransaction>> {
+    let txn = db.begin().await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        let row = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_try_advisory_xact_lock($1) AS locked",
+                [lock.into()],
+            ))
+            .await?;
+        let locked = match row {
+            Some(row) => row.try_get::<bool>("", "locked")?,
+            None => false,
+        };
+        if !locked {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+    }
+    // SQLite serves a single instance; its own write lock is enough.
+    Ok(Some(txn))
+}
+
+/// Runs `tick` every `interval` until the task is aborted. A failing tick is logged and
+/// the next one runs as usual.
+fn every<F, Fut>(name: &'static str, interval: Duration, mut tick: F) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = AppResult<()>> + Send,
+{
+    tokio::spawn(async move {
+        let mut timer = tokio::time::interval(interval);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            timer.tick().await;
+            if let Err(error) = tick().await {
+                error.log_if_internal();
+                tracing::warn!(
+                    job = name,
+                    error = error.client_message(),
+                    "job tick failed"
+                );
+            }
+        }
+    })
+}
+
+/// Starts every background job of this instance.
+pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
+    let node_status = {
+        let state = state.clone();
+        every(
+            "node-status",
+            state.config.node_status_check_interval,
+            move || {
+                let state = state.clone();
+                async move { crate::nodes::status::sweep(&state).await.map(|_| ()) }
+            },
+        )
+    };
+    vec![node_status]
+}

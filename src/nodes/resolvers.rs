@@ -1,0 +1,261 @@
+use async_graphql::{
+    Context, ID, Object,
+    connection::{Connection, Edge},
+};
+use chrono::{DateTime, Utc};
+
+use crate::{
+    audit::AuditContext,
+    auth::Role,
+    error::AppError,
+    graphql::{
+        limits::MAX_PAGE,
+        pagination::{ConnectionTotal, Page, encode_cursor, parse_id},
+        principal::{
+            AgentGuard, EnrollmentGuard, Principal, RequestId, RoleGuard, RoleOrAgentGuard, app,
+            principal,
+        },
+    },
+};
+
+use super::{
+    enrollment, service,
+    types::{
+        CreateEnrollmentKeyInput, EnrollmentKey, EnrollmentKeyCreated, Node, NodeFilter, NodeKey,
+        NodeKeyCreated, NodeRegistration, RegisterNodeInput, UpdateNodeInput,
+    },
+};
+
+fn audit_context(ctx: &Context<'_>) -> AuditContext {
+    AuditContext::new(principal(ctx), ctx.data_opt::<RequestId>())
+}
+
+#[derive(Default)]
+pub struct NodesQuery;
+
+#[Object]
+impl NodesQuery {
+    /// Nodes ordered by hostname. Retired nodes are left out unless `filter.statuses`
+    /// names RETIRED.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "first.map_or(50, |n| n.clamp(0, MAX_PAGE as i32) as usize) * child_complexity"
+    )]
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<NodeFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Node, ConnectionTotal>> {
+        let page = Page::new(first, after)?;
+        let filter = filter.unwrap_or_default();
+        let (rows, has_next, total) = service::list(&app(ctx)?.db, &filter, &page).await?;
+        let mut connection = Connection::with_additional_fields(
+            page.after.is_some(),
+            has_next,
+            ConnectionTotal { total_count: total },
+        );
+        connection.edges.extend(
+            rows.into_iter()
+                .map(|row| Edge::new(encode_cursor(&row.hostname), row.into())),
+        );
+        Ok(connection)
+    }
+
+    /// One node, by `id` or by `hostname` (exactly one of them). A node agent may read
+    /// only its own node.
+    #[graphql(guard = "RoleOrAgentGuard::new(Role::Viewer)")]
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        hostname: Option<String>,
+    ) -> async_graphql::Result<Option<Node>> {
+        let db = &app(ctx)?.db;
+        let found = match (id, hostname) {
+            (Some(id), None) => service::find(db, parse_id("id", &id)?).await?,
+            (None, Some(hostname)) => {
+                let hostname = service::validate_hostname("hostname", &hostname)?;
+                service::find_by_hostname(db, &hostname).await?
+            }
+            _ => {
+                return Err(
+                    AppError::bad_input("id", "give exactly one of id and hostname").into(),
+                );
+            }
+        };
+        if let Principal::Agent(agent) = principal(ctx)
+            && found.as_ref().is_none_or(|n| n.id != agent.node_id)
+        {
+            return Err(AppError::Forbidden("a node key may read only its own node".into()).into());
+        }
+        Ok(found.map(Into::into))
+    }
+
+    /// Enrollment keys, newest first; revoked ones only when asked for.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin)",
+        complexity = "first.map_or(50, |n| n.clamp(0, MAX_PAGE as i32) as usize) * child_complexity"
+    )]
+    async fn enrollment_keys(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        #[graphql(default = false)] include_revoked: bool,
+    ) -> async_graphql::Result<Connection<String, EnrollmentKey, ConnectionTotal>> {
+        let page = Page::new(first, after)?;
+        let (rows, has_next, total) =
+            enrollment::list(&app(ctx)?.db, &page, include_revoked).await?;
+        let mut connection = Connection::with_additional_fields(
+            page.after.is_some(),
+            has_next,
+            ConnectionTotal { total_count: total },
+        );
+        connection.edges.extend(
+            rows.into_iter()
+                .map(|row| Edge::new(encode_cursor(&row.id.to_string()), row.into())),
+        );
+        Ok(connection)
+    }
+}
+
+#[derive(Default)]
+pub struct NodesMutation;
+
+#[Object]
+impl NodesMutation {
+    /// Registers the caller's node, or updates the node with that hostname, and returns
+    /// its API key (shown once; registering again rotates it). Needs an enrollment key:
+    /// `Authorization: ApiKey mke_…`.
+    #[graphql(guard = "EnrollmentGuard")]
+    async fn register_node(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterNodeInput,
+    ) -> async_graphql::Result<NodeRegistration> {
+        let caller = principal(ctx).require_enrollment()?;
+        let (node, api_key) =
+            service::register(app(ctx)?, &audit_context(ctx), caller, &input).await?;
+        Ok(NodeRegistration {
+            node: node.into(),
+            api_key,
+        })
+    }
+
+    /// Tells mailops the agent is alive; the node is ONLINE again if it was STALE or DOWN.
+    /// Needs the node's key.
+    #[graphql(guard = "AgentGuard")]
+    async fn agent_heartbeat(
+        &self,
+        ctx: &Context<'_>,
+        agent_version: Option<String>,
+    ) -> async_graphql::Result<Node> {
+        let agent = principal(ctx).require_agent()?;
+        let node = service::heartbeat(app(ctx)?, agent, agent_version.as_deref()).await?;
+        Ok(node.into())
+    }
+
+    /// Changes a node's labels, roles or description.
+    #[graphql(guard = "RoleGuard::new(Role::Operator)")]
+    async fn update_node(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateNodeInput,
+    ) -> async_graphql::Result<Node> {
+        let id = parse_id("id", &id)?;
+        let node = service::update(&app(ctx)?.db, &audit_context(ctx), id, &input).await?;
+        Ok(node.into())
+    }
+
+    /// Puts a node into maintenance or takes it out. With `until`, maintenance ends by
+    /// itself then.
+    #[graphql(guard = "RoleGuard::new(Role::Operator)")]
+    async fn set_node_maintenance(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        enabled: bool,
+        reason: Option<String>,
+        until: Option<DateTime<Utc>>,
+    ) -> async_graphql::Result<Node> {
+        let id = parse_id("id", &id)?;
+        let node = service::set_maintenance(
+            app(ctx)?,
+            &audit_context(ctx),
+            id,
+            enabled,
+            reason.as_deref(),
+            until,
+        )
+        .await?;
+        Ok(node.into())
+    }
+
+    /// Retires a node: its keys stop working and lists hide it unless asked.
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn decommission_node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
+        let id = parse_id("id", &id)?;
+        let node = service::decommission(app(ctx)?, &audit_context(ctx), id).await?;
+        Ok(node.into())
+    }
+
+    /// Revokes every key of a node and issues a new one (shown once).
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn rotate_node_key(
+        &self,
+        ctx: &Context<'_>,
+        node_id: ID,
+    ) -> async_graphql::Result<NodeKeyCreated> {
+        let node_id = parse_id("nodeId", &node_id)?;
+        let (row, api_key) =
+            service::rotate_key(&app(ctx)?.db, &audit_context(ctx), node_id).await?;
+        Ok(NodeKeyCreated {
+            api_key,
+            node_key: row.into(),
+        })
+    }
+
+    /// Revokes one node key.
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn revoke_node_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<NodeKey> {
+        let id = parse_id("id", &id)?;
+        let row = service::revoke_key(&app(ctx)?.db, &audit_context(ctx), id).await?;
+        Ok(row.into())
+    }
+
+    /// Creates an enrollment key for agents to register nodes with (shown once).
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn create_enrollment_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateEnrollmentKeyInput,
+    ) -> async_graphql::Result<EnrollmentKeyCreated> {
+        let (row, key) = enrollment::create(
+            &app(ctx)?.db,
+            &audit_context(ctx),
+            &input.name,
+            input.expires_at,
+            input.max_uses,
+        )
+        .await?;
+        Ok(EnrollmentKeyCreated {
+            key,
+            enrollment_key: row.into(),
+        })
+    }
+
+    /// Revokes an enrollment key; nodes it registered keep their own keys.
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn revoke_enrollment_key(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<EnrollmentKey> {
+        let id = parse_id("id", &id)?;
+        let row = enrollment::revoke(&app(ctx)?.db, &audit_context(ctx), id).await?;
+        Ok(row.into())
+    }
+}

@@ -1,0 +1,184 @@
+//! Node status: what each value means, the transitions, and the job that notices nodes
+//! going quiet.
+
+use async_graphql::Enum;
+use chrono::{DateTime, Utc};
+use entity::{node, node_status_change};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, prelude::Expr,
+    sea_query::ExprTrait as _,
+};
+use uuid::Uuid;
+
+use crate::{
+    error::AppResult,
+    jobs,
+    realtime::{Event, NodeStatusChanged},
+    state::AppState,
+};
+
+/// Where a node stands.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NodeStatus {
+    /// Its agent reported within the stale threshold (two push intervals by default).
+    Online,
+    /// No agent contact for two push intervals.
+    Stale,
+    /// No agent contact for two minutes (configurable).
+    Down,
+    /// An operator put it in maintenance; contact is not expected.
+    Maintenance,
+    /// Decommissioned: its keys no longer work and lists hide it unless asked.
+    Retired,
+}
+
+impl NodeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Online => "online",
+            NodeStatus::Stale => "stale",
+            NodeStatus::Down => "down",
+            NodeStatus::Maintenance => "maintenance",
+            NodeStatus::Retired => "retired",
+        }
+    }
+
+    pub fn parse(text: &str) -> NodeStatus {
+        match text {
+            "online" => NodeStatus::Online,
+            "stale" => NodeStatus::Stale,
+            "maintenance" => NodeStatus::Maintenance,
+            "retired" => NodeStatus::Retired,
+            _ => NodeStatus::Down,
+        }
+    }
+}
+
+/// The status a node's last contact gives it, outside maintenance.
+pub fn from_contact(
+    state: &AppState,
+    last_seen: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> NodeStatus {
+    let Some(seen) = last_seen else {
+        return NodeStatus::Down;
+    };
+    let quiet = (now - seen).to_std().unwrap_or_default();
+    if quiet >= state.config.node_down_after {
+        NodeStatus::Down
+    } else if quiet >= state.config.node_stale_after {
+        NodeStatus::Stale
+    } else {
+        NodeStatus::Online
+    }
+}
+
+/// Moves a node from `from` to `to` if it is still in `from`, and records the change.
+/// Returns the event to publish once the surrounding transaction has committed.
+pub async fn transition(
+    conn: &impl ConnectionTrait,
+    node: &node::Model,
+    to: NodeStatus,
+    reason: &str,
+) -> AppResult<Option<Event>> {
+    let from = NodeStatus::parse(&node.status);
+    if from == to {
+        return Ok(None);
+    }
+    let now = Utc::now();
+    let moved = node::Entity::update_many()
+        .col_expr(node::Column::Status, Expr::value(to.as_str()))
+        .col_expr(node::Column::UpdatedAt, Expr::value(now))
+        .filter(node::Column::Id.eq(node.id))
+        .filter(node::Column::Status.eq(node.status.as_str()))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    if moved == 0 {
+        // Someone else moved it first; their change is the recorded one.
+        return Ok(None);
+    }
+    record(conn, node.id, Some(from), to, reason, now).await?;
+    Ok(Some(Event::NodeStatusChanged(NodeStatusChanged {
+        node_id: node.id,
+        hostname: node.hostname.clone(),
+        from: Some(from.as_str().into()),
+        to: to.as_str().into(),
+        at: now,
+        reason: reason.into(),
+    })))
+}
+
+/// Adds a row to a node's status history.
+pub async fn record(
+    conn: &impl ConnectionTrait,
+    node_id: Uuid,
+    from: Option<NodeStatus>,
+    to: NodeStatus,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> AppResult<()> {
+    node_status_change::Entity::insert(node_status_change::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        node_id: Set(node_id),
+        from_status: Set(from.map(|s| s.as_str().into())),
+        to_status: Set(to.as_str().into()),
+        changed_at: Set(at),
+        reason: Set(reason.chars().take(255).collect()),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// One pass of the status job: ends maintenance windows that are over, and moves nodes
+/// whose agents went quiet to STALE or DOWN. Runs on one instance at a time; returns how
+/// many nodes changed.
+pub async fn sweep(state: &AppState) -> AppResult<usize> {
+    let Some(txn) = jobs::begin_exclusive(&state.db, jobs::lock::NODE_STATUS).await? else {
+        return Ok(0);
+    };
+    let now = Utc::now();
+    let mut events = Vec::new();
+
+    let ended = node::Entity::find()
+        .filter(node::Column::MaintenanceEnabled.eq(true))
+        .filter(node::Column::MaintenanceUntil.lte(now))
+        .all(&txn)
+        .await?;
+    for node in ended {
+        crate::nodes::service::clear_maintenance(&txn, node.id, now).await?;
+        let to = from_contact(state, node.last_seen_at, now);
+        events.extend(transition(&txn, &node, to, "maintenance window ended").await?);
+    }
+
+    let stale_since =
+        now - chrono::Duration::from_std(state.config.node_stale_after).unwrap_or_default();
+    let quiet = node::Entity::find()
+        .filter(
+            node::Column::Status.is_in([NodeStatus::Online.as_str(), NodeStatus::Stale.as_str()]),
+        )
+        .filter(node::Column::MaintenanceEnabled.eq(false))
+        .filter(
+            node::Column::LastSeenAt
+                .lt(stale_since)
+                .or(node::Column::LastSeenAt.is_null()),
+        )
+        .all(&txn)
+        .await?;
+    for node in quiet {
+        let to = from_contact(state, node.last_seen_at, now);
+        let reason = match to {
+            NodeStatus::Down => "no agent contact within the down threshold",
+            _ => "no agent contact within the stale threshold",
+        };
+        events.extend(transition(&txn, &node, to, reason).await?);
+    }
+    txn.commit().await?;
+
+    let changed = events.len();
+    for event in events {
+        state.events.publish(event);
+    }
+    Ok(changed)
+}

@@ -1,0 +1,334 @@
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{enrollment_key, ip_address, node, node_key, node_status_change};
+
+use crate::{
+    auth::Role,
+    graphql::principal::{RoleGuard, RoleOrAgentGuard, app},
+};
+
+use super::{loaders::IpsByNode, status::NodeStatus};
+
+/// What a node does in the cluster.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NodeRole {
+    Imap,
+    Mta,
+    Mx,
+    Mongodb,
+    Redis,
+    Rspamd,
+    Webmail,
+    Other,
+}
+
+pub const ALL_ROLES: [NodeRole; 8] = [
+    NodeRole::Imap,
+    NodeRole::Mta,
+    NodeRole::Mx,
+    NodeRole::Mongodb,
+    NodeRole::Redis,
+    NodeRole::Rspamd,
+    NodeRole::Webmail,
+    NodeRole::Other,
+];
+
+impl NodeRole {
+    pub fn bit(self) -> i32 {
+        1 << (self as i32)
+    }
+
+    pub fn mask(roles: &[NodeRole]) -> i32 {
+        roles.iter().fold(0, |mask, role| mask | role.bit())
+    }
+
+    pub fn from_mask(mask: i32) -> Vec<NodeRole> {
+        ALL_ROLES
+            .into_iter()
+            .filter(|role| mask & role.bit() != 0)
+            .collect()
+    }
+}
+
+/// A key/value label on a node, such as `dc=fra1`.
+#[derive(SimpleObject, InputObject, Clone, Debug, PartialEq, Eq)]
+#[graphql(input_name = "LabelInput")]
+pub struct Label {
+    /// Up to 63 characters: letters, digits, `.`, `_`, `/` and `-`.
+    pub key: String,
+    /// Up to 255 bytes.
+    pub value: String,
+}
+
+/// Whether a node is in maintenance, and since when, why and by whom.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Maintenance {
+    pub enabled: bool,
+    pub reason: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    /// Maintenance ends by itself at this time.
+    pub until: Option<DateTime<Utc>>,
+    /// The user who started it.
+    pub by: Option<String>,
+}
+
+/// A machine of the mail cluster.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
+pub struct Node {
+    pub id: ID,
+    /// Lower-case DNS name; unique.
+    pub hostname: String,
+    pub roles: Vec<NodeRole>,
+    pub status: NodeStatus,
+    /// The last time its agent talked to mailops.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub agent_version: Option<String>,
+    pub labels: Vec<Label>,
+    pub description: Option<String>,
+    pub maintenance: Maintenance,
+    pub created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub uuid: uuid::Uuid,
+}
+
+#[ComplexObject]
+impl Node {
+    /// The node's IP addresses.
+    #[graphql(guard = "RoleOrAgentGuard::new(Role::Viewer)")]
+    async fn ips(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<IpAddress>> {
+        let loader = ctx
+            .data::<async_graphql::dataloader::DataLoader<IpsByNode>>()
+            .map_err(|_| crate::error::AppError::internal("IP loader missing"))?;
+        let ips = loader
+            .load_one(self.uuid)
+            .await
+            .map_err(|e| crate::error::AppError::internal(format!("loading IPs: {e}")))?;
+        Ok(ips
+            .unwrap_or_default()
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Status changes, newest first.
+    #[graphql(
+        guard = "RoleOrAgentGuard::new(Role::Viewer)",
+        complexity = "10 + first.clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn status_history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, validator(minimum = 0, maximum = 100))] first: i32,
+    ) -> async_graphql::Result<Vec<NodeStatusChange>> {
+        let rows = super::service::status_history(&app(ctx)?.db, self.uuid, first as u64).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// The node's agent keys (never their secrets).
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<NodeKey>> {
+        let rows = super::service::keys_of(&app(ctx)?.db, self.uuid).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+}
+
+impl From<node::Model> for Node {
+    fn from(m: node::Model) -> Self {
+        let labels = m
+            .labels
+            .as_object()
+            .map(|map| {
+                map.iter()
+                    .map(|(k, v)| Label {
+                        key: k.clone(),
+                        value: v.as_str().unwrap_or_default().to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Node {
+            id: ID(m.id.to_string()),
+            uuid: m.id,
+            hostname: m.hostname,
+            roles: NodeRole::from_mask(m.roles_mask),
+            status: NodeStatus::parse(&m.status),
+            last_seen_at: m.last_seen_at,
+            agent_version: m.agent_version,
+            labels,
+            description: m.description,
+            maintenance: Maintenance {
+                enabled: m.maintenance_enabled,
+                reason: m.maintenance_reason,
+                since: m.maintenance_since,
+                until: m.maintenance_until,
+                by: m.maintenance_by,
+            },
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// An IP address of a node.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct IpAddress {
+    pub id: ID,
+    /// Canonical text form.
+    pub address: String,
+}
+
+impl From<ip_address::Model> for IpAddress {
+    fn from(m: ip_address::Model) -> Self {
+        IpAddress {
+            id: ID(m.id.to_string()),
+            address: m.address,
+        }
+    }
+}
+
+/// One status transition of a node.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct NodeStatusChange {
+    /// `null` for the node's first status.
+    pub from: Option<NodeStatus>,
+    pub to: NodeStatus,
+    pub at: DateTime<Utc>,
+    pub reason: String,
+}
+
+impl From<node_status_change::Model> for NodeStatusChange {
+    fn from(m: node_status_change::Model) -> Self {
+        NodeStatusChange {
+            from: m.from_status.as_deref().map(NodeStatus::parse),
+            to: NodeStatus::parse(&m.to_status),
+            at: m.changed_at,
+            reason: m.reason,
+        }
+    }
+}
+
+/// An agent key of a node, without its secret.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct NodeKey {
+    pub id: ID,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Kept to the minute.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<node_key::Model> for NodeKey {
+    fn from(m: node_key::Model) -> Self {
+        NodeKey {
+            id: ID(m.id.to_string()),
+            created_at: m.created_at,
+            revoked_at: m.revoked_at,
+            last_used_at: m.last_used_at,
+        }
+    }
+}
+
+/// A freshly issued node key. `apiKey` is shown only here, once.
+#[derive(SimpleObject)]
+pub struct NodeKeyCreated {
+    /// Send as `Authorization: ApiKey <apiKey>`.
+    pub api_key: String,
+    pub node_key: NodeKey,
+}
+
+/// What an agent gets from `registerNode`: its node and its key, shown once.
+#[derive(SimpleObject)]
+pub struct NodeRegistration {
+    pub node: Node,
+    /// Send as `Authorization: ApiKey <apiKey>` from now on. Registering again rotates it.
+    pub api_key: String,
+}
+
+/// A key that lets agents register nodes.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct EnrollmentKey {
+    pub id: ID,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// `null`: unlimited.
+    pub max_uses: Option<i32>,
+    pub uses: i32,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<enrollment_key::Model> for EnrollmentKey {
+    fn from(m: enrollment_key::Model) -> Self {
+        EnrollmentKey {
+            id: ID(m.id.to_string()),
+            name: m.name,
+            created_at: m.created_at,
+            expires_at: m.expires_at,
+            max_uses: m.max_uses,
+            uses: m.uses,
+            revoked_at: m.revoked_at,
+            last_used_at: m.last_used_at,
+        }
+    }
+}
+
+/// A new enrollment key. `key` is shown only here, once.
+#[derive(SimpleObject)]
+pub struct EnrollmentKeyCreated {
+    /// Give it to agents as `Authorization: ApiKey <key>` for `registerNode`.
+    pub key: String,
+    pub enrollment_key: EnrollmentKey,
+}
+
+/// Narrows `nodes`; all given conditions must hold. Retired nodes are listed only when
+/// `statuses` names RETIRED.
+#[derive(InputObject, Debug, Default)]
+pub struct NodeFilter {
+    /// Nodes with any of these roles.
+    pub roles: Option<Vec<NodeRole>>,
+    /// Nodes in any of these statuses.
+    pub statuses: Option<Vec<NodeStatus>>,
+    /// Part of the hostname.
+    pub search: Option<String>,
+    /// Nodes carrying all of these labels.
+    pub labels: Option<Vec<Label>>,
+}
+
+/// What an agent reports about its node.
+#[derive(InputObject, Debug)]
+pub struct RegisterNodeInput {
+    /// The node's DNS name (RFC 1123); folded to lower case.
+    pub hostname: String,
+    /// At least one.
+    pub roles: Vec<NodeRole>,
+    /// Up to 64 IPv4 or IPv6 addresses.
+    #[graphql(default)]
+    pub ip_addresses: Vec<String>,
+    pub agent_version: Option<String>,
+    /// Up to 64.
+    #[graphql(default)]
+    pub labels: Vec<Label>,
+}
+
+/// Changes to a node; fields left out stay as they are.
+#[derive(InputObject, Debug, Default)]
+pub struct UpdateNodeInput {
+    /// Replaces all labels.
+    pub labels: Option<Vec<Label>>,
+    /// Replaces all roles; at least one.
+    pub roles: Option<Vec<NodeRole>>,
+    /// Up to 1024 characters; an empty string clears it.
+    pub description: Option<String>,
+}
+
+/// A new enrollment key.
+#[derive(InputObject, Debug)]
+pub struct CreateEnrollmentKeyInput {
+    /// What the key is for, e.g. "fra1 rollout". Up to 128 characters.
+    pub name: String,
+    /// After this time the key registers nothing. Must be in the future.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// How many registrations it allows; unlimited when left out.
+    pub max_uses: Option<i32>,
+}
