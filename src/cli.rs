@@ -221,7 +221,9 @@ pub async fn user(config: &Config, action: UserAction) -> anyhow::Result<()> {
             let mut after = None;
             loop {
                 let page = Page { first: 500, after };
-                let (rows, more, _) = users::service::list(&conn, &page).await.map_err(fail)?;
+                let (rows, more, _) = users::service::list(&conn, &page, false)
+                    .await
+                    .map_err(fail)?;
                 for user in &rows {
                     println!(
                         "{:<24} {:<9} {}",

@@ -8,7 +8,7 @@ use crate::{
     error::{AppError, AppResult},
     graphql::{
         limits::MAX_PAGE,
-        pagination::{ConnectionTotal, Page, encode_cursor, parse_id},
+        pagination::{ConnectionTotal, Page, encode_cursor, parse_id, wants_total},
         principal::{RoleGuard, app},
     },
 };
@@ -39,7 +39,8 @@ impl AuditQuery {
     ) -> async_graphql::Result<Connection<String, AuditEntry, ConnectionTotal>> {
         let page = Page::new(first, after)?;
         let filter = service_filter(filter.unwrap_or_default())?;
-        let (rows, has_next, total) = service::list(&app(ctx)?.db, &filter, &page).await?;
+        let (rows, has_next, total) =
+            service::list(&app(ctx)?.db, &filter, &page, wants_total(ctx)).await?;
         let mut connection = Connection::with_additional_fields(
             page.after.is_some(),
             has_next,

@@ -204,6 +204,7 @@ pub async fn list(
     conn: &impl ConnectionTrait,
     filter: &AuditFilter,
     page: &Page,
+    count_total: bool,
 ) -> AppResult<(Vec<audit_log::Model>, bool, u64)> {
     let mut query = audit_log::Entity::find();
     if let Some(action) = &filter.action {
@@ -224,7 +225,11 @@ pub async fn list(
     if let Some(until) = filter.until {
         query = query.filter(audit_log::Column::OccurredAt.lt(until));
     }
-    let total = query.clone().count(conn).await?;
+    let total = if count_total {
+        query.clone().count(conn).await?
+    } else {
+        0
+    };
     if let Some(after) = &page.after {
         let after = Uuid::parse_str(after)
             .map_err(|_| AppError::bad_input("after", "is not a cursor returned by this list"))?;

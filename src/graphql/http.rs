@@ -109,7 +109,8 @@ pub async fn post(
 }
 
 /// Pinned versions of the GraphiQL page's scripts; `scripts/fetch-graphiql-assets.sh`
-/// downloads the same ones for offline use.
+/// downloads the same ones for offline use. `tests/browser/graphiql.mjs` drives the page in
+/// Chromium and also runs an operation through its `wsClient`.
 const GRAPHIQL_PAGE: &str = r#"<!doctype html>
 <html lang="en">
 <head>

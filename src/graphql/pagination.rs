@@ -58,6 +58,12 @@ fn decode_cursor(cursor: &str) -> AppResult<String> {
     String::from_utf8(bytes).map_err(|_| invalid())
 }
 
+/// Whether the selection asks for `totalCount`; counting costs a query, so it is done
+/// only when asked.
+pub fn wants_total(ctx: &async_graphql::Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
+}
+
 /// Parses a GraphQL `ID` that names a row.
 pub fn parse_id(field: &str, id: &async_graphql::ID) -> AppResult<uuid::Uuid> {
     uuid::Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(field, "is not a valid id"))

@@ -109,12 +109,17 @@ pub async fn list(
     db: &impl ConnectionTrait,
     page: &Page,
     include_revoked: bool,
+    count_total: bool,
 ) -> AppResult<(Vec<enrollment_key::Model>, bool, u64)> {
     let mut query = enrollment_key::Entity::find();
     if !include_revoked {
         query = query.filter(enrollment_key::Column::RevokedAt.is_null());
     }
-    let total = query.clone().count(db).await?;
+    let total = if count_total {
+        query.clone().count(db).await?
+    } else {
+        0
+    };
     if let Some(after) = &page.after {
         let after = Uuid::parse_str(after)
             .map_err(|_| AppError::bad_input("after", "is not a cursor returned by this list"))?;

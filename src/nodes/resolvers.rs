@@ -10,7 +10,7 @@ use crate::{
     error::AppError,
     graphql::{
         limits::MAX_PAGE,
-        pagination::{ConnectionTotal, Page, encode_cursor, parse_id},
+        pagination::{ConnectionTotal, Page, encode_cursor, parse_id, wants_total},
         principal::{
             AgentGuard, EnrollmentGuard, Principal, RequestId, RoleGuard, RoleOrAgentGuard, app,
             principal,
@@ -50,7 +50,8 @@ impl NodesQuery {
     ) -> async_graphql::Result<Connection<String, Node, ConnectionTotal>> {
         let page = Page::new(first, after)?;
         let filter = filter.unwrap_or_default();
-        let (rows, has_next, total) = service::list(&app(ctx)?.db, &filter, &page).await?;
+        let (rows, has_next, total) =
+            service::list(&app(ctx)?.db, &filter, &page, wants_total(ctx)).await?;
         let mut connection = Connection::with_additional_fields(
             page.after.is_some(),
             has_next,
@@ -107,7 +108,7 @@ impl NodesQuery {
     ) -> async_graphql::Result<Connection<String, EnrollmentKey, ConnectionTotal>> {
         let page = Page::new(first, after)?;
         let (rows, has_next, total) =
-            enrollment::list(&app(ctx)?.db, &page, include_revoked).await?;
+            enrollment::list(&app(ctx)?.db, &page, include_revoked, wants_total(ctx)).await?;
         let mut connection = Connection::with_additional_fields(
             page.after.is_some(),
             has_next,

@@ -411,6 +411,7 @@ pub async fn list(
     db: &impl ConnectionTrait,
     filter: &NodeFilter,
     page: &Page,
+    count_total: bool,
 ) -> AppResult<(Vec<node::Model>, bool, u64)> {
     let mut condition = Condition::all();
     match &filter.statuses {
@@ -462,7 +463,11 @@ pub async fn list(
         }
     }
     let query = node::Entity::find().filter(condition);
-    let total = query.clone().count(db).await?;
+    let total = if count_total {
+        query.clone().count(db).await?
+    } else {
+        0
+    };
     let mut query = query.order_by_asc(node::Column::Hostname);
     if let Some(after) = &page.after {
         query = query.filter(node::Column::Hostname.gt(after.as_str()));

@@ -9,7 +9,7 @@ use crate::{
     auth::Role,
     graphql::{
         limits::MAX_PAGE,
-        pagination::{ConnectionTotal, Page, encode_cursor, parse_id},
+        pagination::{ConnectionTotal, Page, encode_cursor, parse_id, wants_total},
         principal::{RequestId, RoleGuard, app, principal},
     },
 };
@@ -40,7 +40,7 @@ impl UsersQuery {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, User, ConnectionTotal>> {
         let page = Page::new(first, after)?;
-        let (rows, has_next, total) = service::list(&app(ctx)?.db, &page).await?;
+        let (rows, has_next, total) = service::list(&app(ctx)?.db, &page, wants_total(ctx)).await?;
         let mut connection = Connection::with_additional_fields(
             page.after.is_some(),
             has_next,

@@ -236,8 +236,13 @@ async fn lock_admins(conn: &impl ConnectionTrait) -> AppResult<()> {
 pub async fn list(
     db: &impl ConnectionTrait,
     page: &Page,
+    count_total: bool,
 ) -> AppResult<(Vec<user::Model>, bool, u64)> {
-    let total = user::Entity::find().count(db).await?;
+    let total = if count_total {
+        user::Entity::find().count(db).await?
+    } else {
+        0
+    };
     let mut query = user::Entity::find().order_by_asc(user::Column::Username);
     if let Some(after) = &page.after {
         query = query.filter(user::Column::Username.gt(after.as_str()));

@@ -1,0 +1,258 @@
+//! Node reads through GraphQL against baselines measured in the same run, on Postgres.
+//!
+//!     cargo bench --bench nodes
+//!
+//! Seeds 1,000 nodes with 4 IP addresses each, then measures over loopback HTTP:
+//! - `node(id)` through GraphQL against a plain axum handler serving the same row as
+//!   JSON from the same pool, after the same authentication (JWT and user lookup); the
+//!   plain handler without authentication is shown too;
+//! - `nodes(first: 50) { … ips { … } }` against the same query without `ips`: the
+//!   DataLoader should answer all 50 nodes' addresses with one query.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::HeaderMap,
+    routing::get,
+};
+use chrono::Utc;
+use common::{CONCURRENCY, WINDOW, graphql_ok};
+use entity::{ip_address, node};
+use mailops::{auth::Role, graphql::principal::Principal, state::AppState};
+use sea_orm::{ActiveValue::Set, EntityTrait};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const NODES: usize = 1_000;
+const IPS_PER_NODE: usize = 4;
+
+async fn seed(state: &AppState) -> Vec<Uuid> {
+    let now = Utc::now();
+    let ids: Vec<Uuid> = (0..NODES).map(|_| Uuid::now_v7()).collect();
+    for chunk in ids.chunks(500) {
+        let rows = chunk.iter().enumerate().map(|(i, id)| node::ActiveModel {
+            id: Set(*id),
+            hostname: Set(format!("node-{}-{i:04}.bench.example", id.simple())),
+            roles_mask: Set(0b11),
+            labels: Set(json!({ "dc": "fra1", "tier": "outbound" })),
+            status: Set("online".into()),
+            last_seen_at: Set(Some(now)),
+            agent_version: Set(Some("1.4.2".into())),
+            description: Set(Some("outbound MTA".into())),
+            maintenance_enabled: Set(false),
+            maintenance_reason: Set(None),
+            maintenance_since: Set(None),
+            maintenance_until: Set(None),
+            maintenance_by: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
+        node::Entity::insert_many(rows)
+            .exec_without_returning(&state.db)
+            .await
+            .unwrap();
+    }
+    let addresses: Vec<ip_address::ActiveModel> = ids
+        .iter()
+        .enumerate()
+        .flat_map(|(n, id)| {
+            (0..IPS_PER_NODE).map(move |k| {
+                let host = n * IPS_PER_NODE + k;
+                let v4 = std::net::Ipv4Addr::new(198, 18, (host / 256) as u8, (host % 256) as u8);
+                ip_address::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    address: Set(v4.to_string()),
+                    address_key: Set(v4.to_ipv6_mapped().octets().to_vec()),
+                    node_id: Set(Some(*id)),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }
+            })
+        })
+        .collect();
+    for chunk in addresses.chunks(1000) {
+        ip_address::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&state.db)
+            .await
+            .unwrap();
+    }
+    ids
+}
+
+fn node_json(n: node::Model) -> Value {
+    json!({ "data": { "node": {
+        "id": n.id, "hostname": n.hostname, "roles": n.roles_mask, "status": n.status,
+        "lastSeenAt": n.last_seen_at, "agentVersion": n.agent_version, "labels": n.labels,
+        "description": n.description, "createdAt": n.created_at,
+    } } })
+}
+
+/// The baseline: authenticate like the GraphQL endpoint does, then read and serialize the row.
+async fn plain_node(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+) -> Json<Value> {
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let principal = Principal::resolve(&state, authorization)
+        .await
+        .ok()
+        .unwrap();
+    if principal.require(Role::Viewer).is_err() {
+        return Json(json!({ "errors": [{ "message": "unauthenticated" }] }));
+    }
+    let row = node::Entity::find_by_id(id)
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    Json(node_json(row))
+}
+
+async fn plain_node_without_auth(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Json<Value> {
+    let row = node::Entity::find_by_id(id)
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    Json(node_json(row))
+}
+
+async fn serve_plain(state: AppState) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = Router::new()
+        .route("/node/{id}", get(plain_node))
+        .route("/open/node/{id}", get(plain_node_without_auth))
+        .with_state(state);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+/// Cycles through the seeded ids so that every request reads another row.
+fn next_id(ids: &Arc<Vec<Uuid>>, counter: &Arc<AtomicUsize>) -> Uuid {
+    ids[counter.fetch_add(1, Ordering::Relaxed) % ids.len()]
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = std::env::temp_dir().join(format!("mailops-bench-{}", Uuid::now_v7()));
+    let database = common::BenchDatabase::create().await;
+    let mut vars = common::base_vars(&dir);
+    vars.insert("DATABASE_URL", database.url());
+    vars.insert(
+        "MAILOPS_JWT_SECRET",
+        "benchmark-secret-that-is-long-enough-0123".into(),
+    );
+    let server = common::start(vars).await;
+    let ids = Arc::new(seed(&server.state).await);
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .unwrap();
+    let graphql = format!("http://{}/graphql", server.addr);
+    let bearer = format!("Bearer {}", common::admin_token(&client, &graphql).await);
+    let plain = serve_plain(server.state.clone()).await;
+    let counter = Arc::new(AtomicUsize::new(0));
+
+    let node_query = "query($id: ID) { node(id: $id) { id hostname roles status lastSeenAt agentVersion labels { key value } description createdAt } }";
+    let (url, auth, ids_, counter_) = (
+        graphql.clone(),
+        bearer.clone(),
+        ids.clone(),
+        counter.clone(),
+    );
+    let gql_node = common::throughput(
+        &client,
+        move |c| {
+            c.post(&url).header("authorization", &auth).json(&json!({
+                "query": node_query, "variables": { "id": next_id(&ids_, &counter_) } }))
+        },
+        graphql_ok,
+    )
+    .await;
+    let (auth, ids_, counter_) = (bearer.clone(), ids.clone(), counter.clone());
+    let plain_node = common::throughput(
+        &client,
+        move |c| {
+            c.get(format!("http://{plain}/node/{}", next_id(&ids_, &counter_)))
+                .header("authorization", &auth)
+        },
+        graphql_ok,
+    )
+    .await;
+    let (ids_, counter_) = (ids.clone(), counter.clone());
+    let open_node = common::throughput(
+        &client,
+        move |c| {
+            c.get(format!(
+                "http://{plain}/open/node/{}",
+                next_id(&ids_, &counter_)
+            ))
+        },
+        graphql_ok,
+    )
+    .await;
+
+    let list = |with_ips: bool| {
+        let ips = if with_ips { "ips { id address }" } else { "" };
+        format!(
+            "{{ nodes(first: 50) {{ edges {{ node {{ id hostname status roles labels {{ key value }} {ips} }} }} }} }}"
+        )
+    };
+    let (url, auth, query) = (graphql.clone(), bearer.clone(), list(true));
+    let with_ips = common::throughput(
+        &client,
+        move |c| {
+            c.post(&url)
+                .header("authorization", &auth)
+                .json(&json!({ "query": query }))
+        },
+        graphql_ok,
+    )
+    .await;
+    let (url, auth, query) = (graphql.clone(), bearer.clone(), list(false));
+    let without_ips = common::throughput(
+        &client,
+        move |c| {
+            c.post(&url)
+                .header("authorization", &auth)
+                .json(&json!({ "query": query }))
+        },
+        graphql_ok,
+    )
+    .await;
+
+    let _ = server.stop.send(());
+    database.drop_database().await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let table = format!(
+        "Machine: {}. Postgres, {NODES} nodes × {IPS_PER_NODE} IPs; {CONCURRENCY} concurrent clients for {} s per row, over loopback HTTP/1.1, load generator in the same process.\n\n\
+         | operation | req/s | ratio | goal |\n|---|---|---|---|\n\
+         | `node(id)` through GraphQL | {gql_node:.0} | | |\n\
+         | same row, plain axum handler, same authentication | {plain_node:.0} | GraphQL = {:.0}% of it | ≥ 70% |\n\
+         | same row, plain axum handler, no authentication | {open_node:.0} | GraphQL = {:.0}% of it | |\n\
+         | `nodes(first: 50)` with `ips` (DataLoader) | {with_ips:.0} | {:.0}% of the query without `ips` | ≥ 50% |\n\
+         | `nodes(first: 50)` without `ips` | {without_ips:.0} | | |\n",
+        common::machine(),
+        WINDOW.as_secs(),
+        100.0 * gql_node / plain_node,
+        100.0 * gql_node / open_node,
+        100.0 * with_ips / without_ips,
+    );
+    println!("{table}");
+    common::write_section("nodes", "cargo bench --bench nodes", &table);
+}
