@@ -115,6 +115,13 @@ impl TestApp {
         }
     }
 
+    /// The Postgres URL of this test's database (None on SQLite).
+    pub fn database_url(&self) -> Option<String> {
+        self.database
+            .as_ref()
+            .map(|name| format!("{}/{name}", postgres_server()))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -369,3 +369,32 @@ async fn the_cli_creates_enrollment_keys_that_agents_can_use() {
     app.register_node(&key, "cli.example.com", &[]).await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn the_status_job_runs_on_one_instance_at_a_time() {
+    // Two instances on one Postgres database, as in production.
+    let first = TestApp::spawn(crate::helpers::Backend::Postgres).await;
+    let db = &first.state.db;
+    let lock = mailops::jobs::lock::NODE_STATUS;
+    let holder = mailops::jobs::begin_exclusive(db, lock)
+        .await
+        .unwrap()
+        .expect("first pass takes the lock");
+    let other_instance = sea_orm::Database::connect(first.database_url().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        mailops::jobs::begin_exclusive(&other_instance, lock)
+            .await
+            .unwrap()
+            .is_none(),
+        "a second instance ran the same pass"
+    );
+    holder.commit().await.unwrap();
+    assert!(
+        mailops::jobs::begin_exclusive(&other_instance, lock)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
