@@ -6,7 +6,8 @@
 //! postgres://postgres@127.0.0.1:5432) and measures, over loopback HTTP:
 //! - login: `login` through GraphQL against a bare argon2id verification (the floor);
 //! - me: `{ me { id username role } }` through GraphQL against a plain axum handler that
-//!   does the same work (verify the JWT, load the user, answer JSON) on the same pool.
+//!   does the same work (verify the JWT, load the user, answer JSON) on the same pool,
+//!   behind the same middleware.
 //!
 //! Prints a Markdown table and writes it into BENCHMARKS.md between the `auth` markers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -46,7 +47,10 @@ async fn plain_me(State(state): State<AppState>, headers: HeaderMap) -> Json<Val
 async fn serve_plain(state: AppState) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let config = state.config.clone();
     let router = Router::new().route("/me", get(plain_me)).with_state(state);
+    // Behind the same middleware as /graphql, so the ratio measures GraphQL alone.
+    let router = mailops::app::with_middleware(router, &config);
     tokio::spawn(async move { axum::serve(listener, router).await });
     addr
 }

@@ -172,8 +172,13 @@ pub fn router(app: AppState) -> Router {
     {
         router = router.nest_service(gql_http::LOCAL_ASSETS_PATH, ServeDir::new(dir));
     }
+    with_middleware(router.with_state(state), &app.config)
+}
+
+/// The layers every route of mailops sits behind: request ids, tracing, compression and,
+/// when origins are configured, CORS.
+pub fn with_middleware(router: Router, config: &Config) -> Router {
     let mut router = router
-        .with_state(state)
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
         let request_id = req
@@ -183,9 +188,8 @@ pub fn router(app: AppState) -> Router {
             .unwrap_or_default();
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
     }));
-    if !app.config.cors_origins.is_empty() {
-        let origins: Vec<HeaderValue> = app
-            .config
+    if !config.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = config
             .cors_origins
             .iter()
             .filter_map(|o| HeaderValue::from_str(o).ok())

@@ -4,14 +4,20 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    ServerResult, Variables,
+    Name, Positioned, ServerResult, Variables,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
-    parser::types::{ExecutableDocument, Selection, SelectionSet},
+    parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet},
 };
 
 use crate::error::{code, server_error};
 
 pub const MAX_DEPTH: usize = 12;
+/// Introspection queries (GraphiQL's, code generators') nest `ofType` deeper than any
+/// data query needs, so the subtree under `__schema` or `__type` may go this deep.
+pub const MAX_INTROSPECTION_DEPTH: usize = 20;
+/// Selection sets one document may make the limit checks visit (fragments spread many
+/// times are visited each time).
+const MAX_VISITS: usize = 20_000;
 pub const MAX_COMPLEXITY: usize = 5_000;
 pub const MAX_ALIASES: usize = 30;
 pub const MAX_DIRECTIVES: usize = 50;
@@ -22,7 +28,8 @@ pub const MAX_PAGE: usize = 500;
 /// Request bodies larger than this are refused before they are parsed.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// Counts aliases and directives in a parsed document and refuses one with too many.
+/// Measures a parsed document and refuses one that nests too deep or uses too many
+/// aliases or directives.
 pub struct DocumentLimits;
 
 impl ExtensionFactory for DocumentLimits {
@@ -38,6 +45,7 @@ struct Counts {
 }
 
 impl Counts {
+    /// Aliases and directives as written: a fragment counts once however often it is spread.
     fn walk(&mut self, set: &SelectionSet) {
         for item in &set.items {
             match &item.node {
@@ -71,6 +79,85 @@ impl Counts {
     }
 }
 
+/// How deep a document nests, with fragments expanded where they are spread. Data fields
+/// and introspection subtrees are measured apart, since they have different limits.
+struct Depth<'a> {
+    fragments: &'a std::collections::HashMap<Name, Positioned<FragmentDefinition>>,
+    expanding: Vec<&'a Name>,
+    data: usize,
+    introspection: usize,
+    visits: usize,
+}
+
+impl<'a> Depth<'a> {
+    fn exceeded(&self) -> bool {
+        self.data > MAX_DEPTH || self.introspection > MAX_INTROSPECTION_DEPTH
+    }
+
+    fn walk(&mut self, set: &'a SelectionSet, level: usize, introspection: bool) {
+        self.visits += 1;
+        if self.exceeded() || self.visits > MAX_VISITS {
+            return;
+        }
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.as_str();
+                    let introspection = introspection || name == "__schema" || name == "__type";
+                    if introspection {
+                        self.introspection = self.introspection.max(level);
+                    } else {
+                        self.data = self.data.max(level);
+                    }
+                    self.walk(&field.node.selection_set.node, level + 1, introspection);
+                }
+                Selection::InlineFragment(fragment) => {
+                    self.walk(&fragment.node.selection_set.node, level, introspection);
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = &spread.node.fragment_name.node;
+                    // A fragment cycle is reported by validation; here it just stops.
+                    if self.expanding.contains(&name) {
+                        continue;
+                    }
+                    if let Some(fragment) = self.fragments.get(name) {
+                        self.expanding.push(name);
+                        self.walk(&fragment.node.selection_set.node, level, introspection);
+                        self.expanding.pop();
+                    }
+                }
+            }
+        }
+    }
+
+    fn check(document: &ExecutableDocument) -> Result<(), String> {
+        let mut depth = Depth {
+            fragments: &document.fragments,
+            expanding: Vec::new(),
+            data: 0,
+            introspection: 0,
+            visits: 0,
+        };
+        for (_, operation) in document.operations.iter() {
+            depth.walk(&operation.node.selection_set.node, 1, false);
+        }
+        if depth.visits > MAX_VISITS {
+            return Err("query spreads its fragments too often".into());
+        }
+        if depth.data > MAX_DEPTH {
+            return Err(format!(
+                "query is nested too deep; the limit is {MAX_DEPTH} levels"
+            ));
+        }
+        if depth.introspection > MAX_INTROSPECTION_DEPTH {
+            return Err(format!(
+                "introspection query is nested too deep; the limit is {MAX_INTROSPECTION_DEPTH} levels"
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[async_trait::async_trait]
 impl Extension for DocumentLimits {
     async fn parse_query(
@@ -90,6 +177,7 @@ impl Extension for DocumentLimits {
             ));
         }
         let document = next.run(ctx, query, variables).await?;
+        Depth::check(&document).map_err(|reason| server_error(code::BAD_USER_INPUT, reason))?;
         let counts = Counts::of(&document);
         if counts.aliases > MAX_ALIASES {
             return Err(server_error(

@@ -19,7 +19,9 @@ use crate::{
 };
 
 use super::{
-    enrollment, service,
+    enrollment,
+    loaders::ips_of_nodes,
+    service,
     types::{
         CreateEnrollmentKeyInput, EnrollmentKey, EnrollmentKeyCreated, Node, NodeFilter, NodeKey,
         NodeKeyCreated, NodeRegistration, RegisterNodeInput, UpdateNodeInput,
@@ -50,17 +52,39 @@ impl NodesQuery {
     ) -> async_graphql::Result<Connection<String, Node, ConnectionTotal>> {
         let page = Page::new(first, after)?;
         let filter = filter.unwrap_or_default();
-        let (rows, has_next, total) =
-            service::list(&app(ctx)?.db, &filter, &page, wants_total(ctx)).await?;
+        let db = &app(ctx)?.db;
+        let (rows, has_next, total) = service::list(db, &filter, &page, wants_total(ctx)).await?;
+        // One query for the whole page's IPs, rather than one batch per node.
+        let wants_ips = ctx
+            .look_ahead()
+            .field("edges")
+            .field("node")
+            .field("ips")
+            .exists();
+        let mut ips = if wants_ips {
+            let ids: Vec<_> = rows.iter().map(|row| row.id).collect();
+            ips_of_nodes(db, &ids).await.map_err(AppError::from)?
+        } else {
+            Default::default()
+        };
         let mut connection = Connection::with_additional_fields(
             page.after.is_some(),
             has_next,
             ConnectionTotal { total_count: total },
         );
-        connection.edges.extend(
-            rows.into_iter()
-                .map(|row| Edge::new(encode_cursor(&row.hostname), row.into())),
-        );
+        connection.edges.extend(rows.into_iter().map(|row| {
+            let cursor = encode_cursor(&row.hostname);
+            let node_ips = wants_ips.then(|| {
+                ips.remove(&row.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Into::into)
+                    .collect()
+            });
+            let mut node = Node::from(row);
+            node.prefetched_ips = node_ips;
+            Edge::new(cursor, node)
+        }));
         Ok(connection)
     }
 

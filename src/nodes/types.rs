@@ -90,6 +90,9 @@ pub struct Node {
     pub created_at: DateTime<Utc>,
     #[graphql(skip)]
     pub uuid: uuid::Uuid,
+    /// The IPs, when the list that produced this node fetched them for the whole page.
+    #[graphql(skip)]
+    pub prefetched_ips: Option<Vec<IpAddress>>,
 }
 
 #[ComplexObject]
@@ -97,6 +100,9 @@ impl Node {
     /// The node's IP addresses.
     #[graphql(guard = "RoleOrAgentGuard::new(Role::Viewer)")]
     async fn ips(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<IpAddress>> {
+        if let Some(ips) = &self.prefetched_ips {
+            return Ok(ips.clone());
+        }
         let loader = ctx
             .data::<async_graphql::dataloader::DataLoader<IpsByNode>>()
             .map_err(|_| crate::error::AppError::internal("IP loader missing"))?;
@@ -150,6 +156,7 @@ impl From<node::Model> for Node {
         Node {
             id: ID(m.id.to_string()),
             uuid: m.id,
+            prefetched_ips: None,
             hostname: m.hostname,
             roles: NodeRole::from_mask(m.roles_mask),
             status: NodeStatus::parse(&m.status),

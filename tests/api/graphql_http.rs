@@ -76,12 +76,18 @@ on_both_backends! {
             .is_null()
     );
 
-    let deep = format!(
-        "{{ {}id{} }}",
-        "__schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ",
-        " } } } } } } } } } } } }"
-    );
+    let deep = format!("{{ me {} id {} }}", "{ a ".repeat(12), "} ".repeat(12));
     let body = app.gql(Some(&admin), &deep, json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("too deep"), "{body}");
+
+    // GraphiQL's introspection nests ofType deeper than data queries may; it still works.
+    let type_ref = format!("kind name {}", "ofType { kind name ".repeat(8) + &"}".repeat(8));
+    let introspection = format!("{{ __schema {{ types {{ name fields {{ name args {{ name type {{ {type_ref} }} }} type {{ {type_ref} }} }} }} }} }}");
+    let body = app.gql(None, &introspection, json!({})).await;
+    assert!(body["errors"].is_null(), "{body}");
+    let too_deep = format!("{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}", "ofType { ".repeat(17), "} ".repeat(17));
+    let body = app.gql(None, &too_deep, json!({})).await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
 
     let directives: String = (0..51).map(|_| "@include(if: true) ").collect();
