@@ -29,12 +29,51 @@ pub const MAX_PAGE: usize = 500;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Measures a parsed document and refuses one that nests too deep or uses too many
-/// aliases or directives.
-pub struct DocumentLimits;
+/// aliases or directives. Documents that pass are kept by their text, so the queries a
+/// dashboard sends again and again are parsed and measured once.
+#[derive(Default)]
+pub struct DocumentLimits {
+    parsed: Arc<ParsedDocuments>,
+}
 
 impl ExtensionFactory for DocumentLimits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DocumentLimits)
+        Arc::new(DocumentLimitsExtension {
+            parsed: self.parsed.clone(),
+        })
+    }
+}
+
+struct DocumentLimitsExtension {
+    parsed: Arc<ParsedDocuments>,
+}
+
+/// Documents kept at most; when full it starts over, which keeps it bounded without
+/// bookkeeping on the hot path.
+const PARSED_CAPACITY: usize = 512;
+/// Longer query texts are not kept.
+const PARSED_MAX_QUERY_BYTES: usize = 8 * 1024;
+
+#[derive(Default)]
+struct ParsedDocuments(
+    std::sync::Mutex<std::collections::HashMap<Box<str>, Arc<ExecutableDocument>>>,
+);
+
+impl ParsedDocuments {
+    fn get(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
+        self.0.lock().ok()?.get(query).cloned()
+    }
+
+    fn keep(&self, query: &str, document: &ExecutableDocument) {
+        if query.len() > PARSED_MAX_QUERY_BYTES {
+            return;
+        }
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= PARSED_CAPACITY {
+                map.clear();
+            }
+            map.insert(query.into(), Arc::new(document.clone()));
+        }
     }
 }
 
@@ -159,7 +198,7 @@ impl<'a> Depth<'a> {
 }
 
 #[async_trait::async_trait]
-impl Extension for DocumentLimits {
+impl Extension for DocumentLimitsExtension {
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -175,6 +214,9 @@ impl Extension for DocumentLimits {
                     query.len()
                 ),
             ));
+        }
+        if let Some(document) = self.parsed.get(query) {
+            return Ok(ExecutableDocument::clone(&document));
         }
         let document = next.run(ctx, query, variables).await?;
         Depth::check(&document).map_err(|reason| server_error(code::BAD_USER_INPUT, reason))?;
@@ -197,6 +239,7 @@ impl Extension for DocumentLimits {
                 ),
             ));
         }
+        self.parsed.keep(query, &document);
         Ok(document)
     }
 }

@@ -31,7 +31,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_complexity(limits::MAX_COMPLEXITY)
         .limit_directives(limits::MAX_DIRECTIVES)
-        .extension(limits::DocumentLimits)
+        .extension(limits::DocumentLimits::default())
 }
 
 /// The schema that serves requests.

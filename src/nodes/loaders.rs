@@ -3,7 +3,9 @@ use std::{collections::HashMap, sync::Arc};
 use async_graphql::dataloader::Loader;
 use entity::ip_address;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder,
+    sea_query::{Expr, ExprTrait as _, extension::postgres::PgFunc},
 };
 use uuid::Uuid;
 
@@ -28,7 +30,7 @@ pub async fn ips_of_nodes(
     nodes: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<ip_address::Model>>, sea_orm::DbErr> {
     let rows = ip_address::Entity::find()
-        .filter(ip_address::Column::NodeId.is_in(nodes.iter().copied()))
+        .filter(node_id_in(db.get_database_backend(), nodes))
         .order_by_asc(ip_address::Column::AddressKey)
         .all(db)
         .await?;
@@ -39,4 +41,20 @@ pub async fn ips_of_nodes(
         }
     }
     Ok(by_node)
+}
+
+/// `node_id` is one of `nodes`. Postgres gets `= ANY($1)` with one array parameter: one
+/// prepared statement for any number of ids, planned in microseconds, where an `IN` list
+/// of 50 parameters is planned anew (about a millisecond) on every call. SQLite, without
+/// arrays, gets the `IN` list.
+fn node_id_in(backend: DbBackend, nodes: &[Uuid]) -> Condition {
+    let condition = match backend {
+        DbBackend::Postgres => {
+            Expr::col(ip_address::Column::NodeId).eq(PgFunc::any(Expr::val(nodes.to_vec())))
+        }
+        _ => ip_address::Column::NodeId
+            .is_in(nodes.iter().copied())
+            .into(),
+    };
+    Condition::all().add(condition)
 }
