@@ -52,9 +52,7 @@ fn node_id_in(backend: DbBackend, nodes: &[Uuid]) -> Condition {
         DbBackend::Postgres => {
             Expr::col(ip_address::Column::NodeId).eq(PgFunc::any(Expr::val(nodes.to_vec())))
         }
-        _ => ip_address::Column::NodeId
-            .is_in(nodes.iter().copied())
-            .into(),
+        _ => ip_address::Column::NodeId.is_in(nodes.iter().copied()),
     };
     Condition::all().add(condition)
 }
