@@ -7,8 +7,8 @@
 //!   JSON from the same pool, behind the same middleware and after the same
 //!   authentication (JWT and user lookup); the plain handler without authentication is
 //!   shown too;
-//! - `nodes(first: 50) { … ips { … } }` against the same query without `ips`: the
-//!   DataLoader should answer all 50 nodes' addresses with one query.
+//! - `nodes(first: 50) { … ips { … } }` against the same query without `ips`: all 50
+//!   nodes' addresses come from one query.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -249,7 +249,7 @@ async fn main() {
          | `node(id)` through GraphQL | {gql_node:.0} | | |\n\
          | same row, plain axum handler, same middleware and authentication | {plain_node:.0} | GraphQL = {:.0}% of it | ≥ 70% |\n\
          | same row, plain axum handler, no authentication | {open_node:.0} | GraphQL = {:.0}% of it | |\n\
-         | `nodes(first: 50)` with `ips` (DataLoader) | {with_ips:.0} | {:.0}% of the query without `ips` | ≥ 50% |\n\
+         | `nodes(first: 50)` with `ips` (one query for the page's IPs) | {with_ips:.0} | {:.0}% of the query without `ips` | ≥ 50% |\n\
          | `nodes(first: 50)` without `ips` | {without_ips:.0} | | |\n",
         common::machine(),
         WINDOW.as_secs(),

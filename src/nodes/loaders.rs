@@ -4,7 +4,7 @@ use async_graphql::dataloader::Loader;
 use entity::ip_address;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder,
+    QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait as _, extension::postgres::PgFunc},
 };
 use uuid::Uuid;
@@ -16,7 +16,7 @@ pub struct IpsByNode {
 }
 
 impl Loader<Uuid> for IpsByNode {
-    type Value = Vec<ip_address::Model>;
+    type Value = Vec<NodeIp>;
     type Error = Arc<sea_orm::DbErr>;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
@@ -24,20 +24,37 @@ impl Loader<Uuid> for IpsByNode {
     }
 }
 
+/// An address as lists show it: only the columns they read.
+#[derive(Clone, Debug)]
+pub struct NodeIp {
+    pub id: Uuid,
+    pub address: String,
+}
+
 /// The IP addresses of `nodes`, in address order, in one query.
 pub async fn ips_of_nodes(
     db: &impl ConnectionTrait,
     nodes: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<ip_address::Model>>, sea_orm::DbErr> {
-    let rows = ip_address::Entity::find()
+) -> Result<HashMap<Uuid, Vec<NodeIp>>, sea_orm::DbErr> {
+    let rows: Vec<(Uuid, String, Option<Uuid>)> = ip_address::Entity::find()
+        .select_only()
+        .columns([
+            ip_address::Column::Id,
+            ip_address::Column::Address,
+            ip_address::Column::NodeId,
+        ])
         .filter(node_id_in(db.get_database_backend(), nodes))
         .order_by_asc(ip_address::Column::AddressKey)
+        .into_tuple()
         .all(db)
         .await?;
-    let mut by_node: HashMap<Uuid, Vec<ip_address::Model>> = HashMap::with_capacity(nodes.len());
-    for row in rows {
-        if let Some(node) = row.node_id {
-            by_node.entry(node).or_default().push(row);
+    let mut by_node: HashMap<Uuid, Vec<NodeIp>> = HashMap::with_capacity(nodes.len());
+    for (id, address, node) in rows {
+        if let Some(node) = node {
+            by_node
+                .entry(node)
+                .or_default()
+                .push(NodeIp { id, address });
         }
     }
     Ok(by_node)

@@ -1,13 +1,16 @@
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{enrollment_key, ip_address, node, node_key, node_status_change};
+use entity::{enrollment_key, node, node_key, node_status_change};
 
 use crate::{
     auth::Role,
     graphql::principal::{RoleGuard, RoleOrAgentGuard, app},
 };
 
-use super::{loaders::IpsByNode, status::NodeStatus};
+use super::{
+    loaders::{IpsByNode, NodeIp},
+    status::NodeStatus,
+};
 
 /// What a node does in the cluster.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -184,11 +187,11 @@ pub struct IpAddress {
     pub address: String,
 }
 
-impl From<ip_address::Model> for IpAddress {
-    fn from(m: ip_address::Model) -> Self {
+impl From<NodeIp> for IpAddress {
+    fn from(ip: NodeIp) -> Self {
         IpAddress {
-            id: ID(m.id.to_string()),
-            address: m.address,
+            id: ID(ip.id.to_string()),
+            address: ip.address,
         }
     }
 }
