@@ -1,14 +1,11 @@
-use async_graphql::{
-    Context, Object,
-    connection::{Connection, Edge},
-};
+use async_graphql::{Context, Object, connection::Connection};
 
 use crate::{
     auth::Role,
     error::{AppError, AppResult},
     graphql::{
         limits::MAX_PAGE,
-        pagination::{ConnectionTotal, Page, encode_cursor, parse_id, wants_total},
+        pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
         principal::{RoleGuard, app},
     },
 };
@@ -41,16 +38,9 @@ impl AuditQuery {
         let filter = service_filter(filter.unwrap_or_default())?;
         let (rows, has_next, total) =
             service::list(&app(ctx)?.db, &filter, &page, wants_total(ctx)).await?;
-        let mut connection = Connection::with_additional_fields(
-            page.after.is_some(),
-            has_next,
-            ConnectionTotal { total_count: total },
-        );
-        connection.edges.extend(
-            rows.into_iter()
-                .map(|row| Edge::new(encode_cursor(&row.id.to_string()), row.into())),
-        );
-        Ok(connection)
+        Ok(connection(&page, rows, has_next, total, |row| {
+            row.id.to_string()
+        }))
     }
 }
 

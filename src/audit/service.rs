@@ -2,14 +2,14 @@ use chrono::{DateTime, Utc};
 use entity::audit_log;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder,
 };
 use uuid::Uuid;
 
 use crate::{
     error::{AppError, AppResult},
     graphql::{
-        pagination::Page,
+        pagination::{Page, fetch_page},
         principal::{Principal, RequestId},
     },
 };
@@ -235,12 +235,7 @@ pub async fn list(
             .map_err(|_| AppError::bad_input("after", "is not a cursor returned by this list"))?;
         query = query.filter(audit_log::Column::Id.lt(after));
     }
-    let mut rows = query
-        .order_by_desc(audit_log::Column::Id)
-        .limit(page.first as u64 + 1)
-        .all(conn)
-        .await?;
-    let has_next = rows.len() > page.first;
-    rows.truncate(page.first);
+    let (rows, has_next) =
+        fetch_page(conn, query.order_by_desc(audit_log::Column::Id), page).await?;
     Ok((rows, has_next, total))
 }

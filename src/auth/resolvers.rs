@@ -2,17 +2,12 @@ use async_graphql::{Context, Object};
 use secrecy::SecretString;
 
 use crate::{
-    audit::AuditContext,
     auth::Role,
-    graphql::principal::{PublicGuard, RequestId, RoleGuard, app, principal, user},
+    graphql::principal::{PublicGuard, RoleGuard, app, audit_context, user},
     users::types::User,
 };
 
 use super::{service, types::AuthPayload};
-
-fn audit_context(ctx: &Context<'_>) -> AuditContext {
-    AuditContext::new(principal(ctx), ctx.data_opt::<RequestId>())
-}
 
 #[derive(Default)]
 pub struct AuthQuery;

@@ -58,6 +58,39 @@ fn decode_cursor(cursor: &str) -> AppResult<String> {
     String::from_utf8(bytes).map_err(|_| invalid())
 }
 
+/// A connection over one page of rows: `cursor` gives each row's sort key.
+pub fn connection<R, N: From<R> + async_graphql::OutputType>(
+    page: &Page,
+    rows: Vec<R>,
+    has_next: bool,
+    total: u64,
+    cursor: impl Fn(&R) -> String,
+) -> async_graphql::connection::Connection<String, N, ConnectionTotal> {
+    let mut connection = async_graphql::connection::Connection::with_additional_fields(
+        page.after.is_some(),
+        has_next,
+        ConnectionTotal { total_count: total },
+    );
+    connection.edges.extend(rows.into_iter().map(|row| {
+        async_graphql::connection::Edge::new(encode_cursor(&cursor(&row)), N::from(row))
+    }));
+    connection
+}
+
+/// Fetches `page.first` rows of `query` (already filtered, ordered and positioned after
+/// the cursor) and says whether more follow.
+pub async fn fetch_page<E: sea_orm::EntityTrait>(
+    db: &impl sea_orm::ConnectionTrait,
+    query: sea_orm::Select<E>,
+    page: &Page,
+) -> AppResult<(Vec<E::Model>, bool)> {
+    use sea_orm::QuerySelect as _;
+    let mut rows = query.limit(page.first as u64 + 1).all(db).await?;
+    let has_next = rows.len() > page.first;
+    rows.truncate(page.first);
+    Ok((rows, has_next))
+}
+
 /// Whether the selection asks for `totalCount`; counting costs a query, so it is done
 /// only when asked.
 pub fn wants_total(ctx: &async_graphql::Context<'_>) -> bool {

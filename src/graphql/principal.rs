@@ -258,3 +258,8 @@ pub struct RequestId(pub String);
 pub fn request_id(ctx: &Context<'_>) -> Option<String> {
     ctx.data_opt::<RequestId>().map(|r| r.0.clone())
 }
+
+/// The caller and request that the audit entries of this operation are written for.
+pub fn audit_context(ctx: &Context<'_>) -> crate::audit::AuditContext {
+    crate::audit::AuditContext::new(principal(ctx), ctx.data_opt::<RequestId>())
+}

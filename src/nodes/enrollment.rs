@@ -4,7 +4,7 @@ use chrono::Utc;
 use entity::enrollment_key;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, prelude::Expr,
+    PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait, prelude::Expr,
     sea_query::ExprTrait as _,
 };
 use uuid::Uuid;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::{
     audit::{self, AuditContext, Change},
     error::{AppError, AppResult},
-    graphql::pagination::Page,
+    graphql::pagination::{Page, fetch_page},
 };
 
 use super::keys::{self, KeyKind};
@@ -125,13 +125,8 @@ pub async fn list(
             .map_err(|_| AppError::bad_input("after", "is not a cursor returned by this list"))?;
         query = query.filter(enrollment_key::Column::Id.lt(after));
     }
-    let mut rows = query
-        .order_by_desc(enrollment_key::Column::Id)
-        .limit(page.first as u64 + 1)
-        .all(db)
-        .await?;
-    let has_next = rows.len() > page.first;
-    rows.truncate(page.first);
+    let (rows, has_next) =
+        fetch_page(db, query.order_by_desc(enrollment_key::Column::Id), page).await?;
     Ok((rows, has_next, total))
 }
 

@@ -1,19 +1,15 @@
-use async_graphql::{
-    Context, ID, Object,
-    connection::{Connection, Edge},
-};
+use async_graphql::{Context, ID, Object, connection::Connection};
 use chrono::{DateTime, Utc};
 
 use crate::{
-    audit::AuditContext,
     auth::Role,
     error::AppError,
     graphql::{
         limits::MAX_PAGE,
-        pagination::{ConnectionTotal, Page, encode_cursor, parse_id, wants_total},
+        pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
         principal::{
-            AgentGuard, EnrollmentGuard, Principal, RequestId, RoleGuard, RoleOrAgentGuard, app,
-            principal,
+            AgentGuard, EnrollmentGuard, Principal, RoleGuard, RoleOrAgentGuard, app,
+            audit_context, principal,
         },
     },
 };
@@ -27,10 +23,6 @@ use super::{
         NodeKeyCreated, NodeRegistration, RegisterNodeInput, UpdateNodeInput,
     },
 };
-
-fn audit_context(ctx: &Context<'_>) -> AuditContext {
-    AuditContext::new(principal(ctx), ctx.data_opt::<RequestId>())
-}
 
 #[derive(Default)]
 pub struct NodesQuery;
@@ -67,25 +59,24 @@ impl NodesQuery {
         } else {
             Default::default()
         };
-        let mut connection = Connection::with_additional_fields(
-            page.after.is_some(),
-            has_next,
-            ConnectionTotal { total_count: total },
-        );
-        connection.edges.extend(rows.into_iter().map(|row| {
-            let cursor = encode_cursor(&row.hostname);
-            let node_ips = wants_ips.then(|| {
-                ips.remove(&row.id)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(Into::into)
-                    .collect()
-            });
-            let mut node = Node::from(row);
-            node.prefetched_ips = node_ips;
-            Edge::new(cursor, node)
-        }));
-        Ok(connection)
+        let nodes: Vec<Node> = rows
+            .into_iter()
+            .map(|row| {
+                let node_ips = wants_ips.then(|| {
+                    ips.remove(&row.id)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(Into::into)
+                        .collect()
+                });
+                let mut node = Node::from(row);
+                node.prefetched_ips = node_ips;
+                node
+            })
+            .collect();
+        Ok(connection(&page, nodes, has_next, total, |node| {
+            node.hostname.clone()
+        }))
     }
 
     /// One node, by `id` or by `hostname` (exactly one of them). A node agent may read
@@ -133,16 +124,9 @@ impl NodesQuery {
         let page = Page::new(first, after)?;
         let (rows, has_next, total) =
             enrollment::list(&app(ctx)?.db, &page, include_revoked, wants_total(ctx)).await?;
-        let mut connection = Connection::with_additional_fields(
-            page.after.is_some(),
-            has_next,
-            ConnectionTotal { total_count: total },
-        );
-        connection.edges.extend(
-            rows.into_iter()
-                .map(|row| Edge::new(encode_cursor(&row.id.to_string()), row.into())),
-        );
-        Ok(connection)
+        Ok(connection(&page, rows, has_next, total, |row| {
+            row.id.to_string()
+        }))
     }
 }
 

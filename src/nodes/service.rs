@@ -16,7 +16,7 @@ use crate::{
     audit::{self, AuditContext, Change},
     error::{AppError, AppResult},
     graphql::{
-        pagination::Page,
+        pagination::{Page, fetch_page},
         principal::{AgentNode, EnrollmentCaller},
     },
     ips::address::{self, ParsedAddress},
@@ -472,9 +472,7 @@ pub async fn list(
     if let Some(after) = &page.after {
         query = query.filter(node::Column::Hostname.gt(after.as_str()));
     }
-    let mut rows = query.limit(page.first as u64 + 1).all(db).await?;
-    let has_next = rows.len() > page.first;
-    rows.truncate(page.first);
+    let (rows, has_next) = fetch_page(db, query, page).await?;
     Ok((rows, has_next, total))
 }
 

@@ -1,16 +1,12 @@
-use async_graphql::{
-    Context, ID, Object,
-    connection::{Connection, Edge},
-};
+use async_graphql::{Context, ID, Object, connection::Connection};
 use secrecy::SecretString;
 
 use crate::{
-    audit::AuditContext,
     auth::Role,
     graphql::{
         limits::MAX_PAGE,
-        pagination::{ConnectionTotal, Page, encode_cursor, parse_id, wants_total},
-        principal::{RequestId, RoleGuard, app, principal},
+        pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
+        principal::{RoleGuard, app, audit_context},
     },
 };
 
@@ -18,10 +14,6 @@ use super::{
     service,
     types::{CreateUserInput, UpdateUserInput, User},
 };
-
-fn audit_context(ctx: &Context<'_>) -> AuditContext {
-    AuditContext::new(principal(ctx), ctx.data_opt::<RequestId>())
-}
 
 #[derive(Default)]
 pub struct UsersQuery;
@@ -41,16 +33,9 @@ impl UsersQuery {
     ) -> async_graphql::Result<Connection<String, User, ConnectionTotal>> {
         let page = Page::new(first, after)?;
         let (rows, has_next, total) = service::list(&app(ctx)?.db, &page, wants_total(ctx)).await?;
-        let mut connection = Connection::with_additional_fields(
-            page.after.is_some(),
-            has_next,
-            ConnectionTotal { total_count: total },
-        );
-        connection.edges.extend(
-            rows.into_iter()
-                .map(|row| Edge::new(encode_cursor(&row.username), row.into())),
-        );
-        Ok(connection)
+        Ok(connection(&page, rows, has_next, total, |row| {
+            row.username.clone()
+        }))
     }
 
     /// One user by id.

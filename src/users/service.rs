@@ -11,7 +11,7 @@ use crate::{
     audit::{self, AuditContext, Change},
     auth::{self, Passwords, Role, password},
     error::{AppError, AppResult},
-    graphql::pagination::Page,
+    graphql::pagination::{Page, fetch_page},
 };
 
 pub const MAX_USERNAME_CHARS: usize = 64;
@@ -247,9 +247,7 @@ pub async fn list(
     if let Some(after) = &page.after {
         query = query.filter(user::Column::Username.gt(after.as_str()));
     }
-    let mut rows = query.limit(page.first as u64 + 1).all(db).await?;
-    let has_next = rows.len() > page.first;
-    rows.truncate(page.first);
+    let (rows, has_next) = fetch_page(db, query, page).await?;
     Ok((rows, has_next, total))
 }
 
