@@ -352,9 +352,7 @@ pub async fn register(
         Ok((node, key, events))
     })
     .await?;
-    for event in events {
-        state.events.publish(event);
-    }
+    state.events.publish_all(events);
     Ok((node, key))
 }
 
@@ -387,9 +385,7 @@ pub async fn heartbeat(
         node
     };
     txn.commit().await?;
-    if let Some(event) = event {
-        state.events.publish(event);
-    }
+    state.events.publish_all(event);
     Ok(node)
 }
 
@@ -607,9 +603,7 @@ pub async fn set_maintenance(
         Ok((node, event))
     })
     .await?;
-    if let Some(event) = event {
-        state.events.publish(event);
-    }
+    state.events.publish_all(event);
     Ok(node)
 }
 
@@ -633,9 +627,7 @@ pub async fn decommission(
         Ok((node, event))
     })
     .await?;
-    if let Some(event) = event {
-        state.events.publish(event);
-    }
+    state.events.publish_all(event);
     Ok(node)
 }
 

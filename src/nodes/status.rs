@@ -177,8 +177,6 @@ pub async fn sweep(state: &AppState) -> AppResult<usize> {
     txn.commit().await?;
 
     let changed = events.len();
-    for event in events {
-        state.events.publish(event);
-    }
+    state.events.publish_all(events);
     Ok(changed)
 }

@@ -77,6 +77,14 @@ impl EventBus {
         }));
     }
 
+    /// Publishes each event in order; for the events a transaction collected, after it
+    /// committed.
+    pub fn publish_all(&self, events: impl IntoIterator<Item = Event>) {
+        for event in events {
+            self.publish(event);
+        }
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
         self.sender.subscribe()
     }
