@@ -7,6 +7,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod cli;
 mod embedded;
 mod graphiql_browser;
 mod graphql_http;

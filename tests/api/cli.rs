@@ -1,0 +1,150 @@
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp};
+
+fn mailops(data_dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailops"))
+        .args(args)
+        .env("MAILOPS_DATA_DIR", data_dir)
+        .env("MAILOPS_LOG_FORMAT", "json")
+        .env_remove("DATABASE_URL")
+        .env_remove("MAILOPS_MODE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mailops");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("mailops-cli-{}", uuid::Uuid::now_v7()))
+}
+
+#[tokio::test]
+async fn the_cli_manages_users_and_migrations() {
+    let dir = temp_dir();
+    let added = mailops(
+        &dir,
+        &["user", "add", "Nina", "--role", "operator"],
+        Some("nina's long password\n"),
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let weak = mailops(&dir, &["user", "add", "weak"], Some("short\n"));
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12"));
+
+    let changed = mailops(
+        &dir,
+        &["user", "passwd", "nina"],
+        Some("nina's new long password\n"),
+    );
+    assert!(
+        changed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&changed.stderr)
+    );
+    let listed = mailops(&dir, &["user", "list"], None);
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains("nina") && listed.contains("operator"),
+        "{listed}"
+    );
+
+    let status = mailops(&dir, &["migrate", "status"], None);
+    let status = String::from_utf8(status.stdout).unwrap();
+    assert!(
+        status.lines().count() >= 2 && status.lines().all(|l| l.starts_with("Applied")),
+        "{status}"
+    );
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_mailops"))
+        .env("MAILOPS_BIND", "nowhere")
+        .env("MAILOPS_DATA_DIR", &dir)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8(bad.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("MAILOPS_BIND"));
+
+    // The server on the same data finds the user the CLI made, with its new password.
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("MAILOPS_DATA_DIR", dir.to_str().unwrap())],
+    )
+    .await;
+    let login = app.login("nina", "nina's new long password").await;
+    assert_eq!(login["user"]["role"], "OPERATOR");
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_request_in_flight_finish_before_exiting() {
+    let dir = temp_dir();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_mailops"))
+        .env("MAILOPS_BIND", "127.0.0.1:0")
+        .env("MAILOPS_DATA_DIR", &dir)
+        .env("MAILOPS_ADMIN_PASSWORD", crate::helpers::ADMIN_PASSWORD)
+        .env("MAILOPS_LOG_FORMAT", "json")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("mailops logs that it listens").unwrap();
+        let entry: Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(address) = entry["fields"]["address"].as_str() {
+            break address.to_string();
+        }
+    };
+    let client = reqwest::Client::new();
+    let login = client
+        .post(format!("http://{address}/graphql"))
+        .json(&json!({
+            "query": "mutation($p: String!) { login(username: \"admin\", password: $p) { accessToken } }",
+            "variables": { "p": crate::helpers::ADMIN_PASSWORD }
+        }))
+        .send();
+    let in_flight = tokio::spawn(login);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    let body: Value = in_flight
+        .await
+        .unwrap()
+        .expect("answered")
+        .json()
+        .await
+        .unwrap();
+    assert!(body["data"]["login"]["accessToken"].is_string(), "{body}");
+    let exit = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
