@@ -66,3 +66,43 @@ async fn a_websocket_from_a_foreign_origin_is_refused() {
         other => panic!("expected 403, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_websocket_message_over_64_kib_closes_the_socket() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let mut request = format!("ws://{}/graphql/ws", app.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade");
+    socket
+        .send(Message::text(
+            json!({ "type": "connection_init", "payload": {} }).to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut socket).await["type"], "connection_ack");
+
+    let huge = json!({ "id": "1", "type": "subscribe", "payload": { "query": format!("{{ me {{ id }} }} #{}", "x".repeat(70 * 1024)) } });
+    let _ = socket.send(Message::text(huge.to_string())).await;
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(Message::Text(text))) => {
+                    let reply: Value = serde_json::from_str(&text).unwrap();
+                    assert_ne!(reply["type"], "next", "an oversized message was executed");
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .expect("the server closes the socket");
+    assert!(closed);
+}
