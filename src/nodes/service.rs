@@ -412,8 +412,10 @@ pub async fn list(
     let mut condition = Condition::all();
     match &filter.statuses {
         Some(statuses) if !statuses.is_empty() => {
-            condition =
-                condition.add(node::Column::Status.is_in(statuses.iter().map(|s| s.as_str())));
+            // A list of any length names at most five statuses.
+            let distinct: std::collections::BTreeSet<&str> =
+                statuses.iter().map(|s| s.as_str()).collect();
+            condition = condition.add(node::Column::Status.is_in(distinct));
         }
         _ => {
             condition = condition.add(node::Column::Status.ne(NodeStatus::Retired.as_str()));
