@@ -1,10 +1,9 @@
 use std::{
     io::{BufRead as _, BufReader, Write as _},
     process::{Command, Stdio},
-    time::Duration,
 };
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::helpers::{Backend, TestApp};
 
@@ -117,30 +116,14 @@ async fn sigterm_lets_the_request_in_flight_finish_before_exiting() {
             break address.to_string();
         }
     };
-    let client = reqwest::Client::new();
-    let login = client
-        .post(format!("http://{address}/graphql"))
-        .json(&json!({
-            "query": "mutation($p: String!) { login(username: \"admin\", password: $p) { accessToken } }",
-            "variables": { "p": crate::helpers::ADMIN_PASSWORD }
-        }))
-        .send();
-    let in_flight = tokio::spawn(login);
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-
-    let body: Value = in_flight
-        .await
-        .unwrap()
-        .expect("answered")
-        .json()
-        .await
-        .unwrap();
-    assert!(body["data"]["login"]["accessToken"].is_string(), "{body}");
+    let pid = server.id().to_string();
+    let response = crate::helpers::login_in_two_halves(address.parse().unwrap(), async {
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+    })
+    .await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("accessToken"), "{response}");
     let exit = tokio::task::spawn_blocking(move || server.wait())
         .await
         .unwrap()

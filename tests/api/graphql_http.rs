@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_PASSWORD, Backend, TestApp, error_code};
+use crate::helpers::{Backend, TestApp, error_code, login_in_two_halves};
 use crate::on_both_backends;
 
 async fn post_raw(app: &TestApp, body: &str) -> (u16, Value) {
@@ -242,20 +242,11 @@ async fn production_mode_hides_graphiql_and_introspection_unless_enabled() {
 on_both_backends! {
     async fn shutdown_lets_in_flight_requests_finish(backend) {
         let mut app = TestApp::spawn(backend).await;
-        // A login spends tens of milliseconds hashing, long enough to be in flight.
-        let client = app.client.clone();
-        let url = app.url("/graphql");
-        let in_flight = tokio::spawn(async move {
-            client.post(url).json(&json!({
-                "query": "mutation($p: String!) { login(username: \"admin\", password: $p) { accessToken } }",
-                "variables": { "p": ADMIN_PASSWORD }
-            })).send().await
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let addr = app.addr;
+        let response = login_in_two_halves(addr, async { app.signal_stop() }).await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.contains("accessToken"), "{response}");
         app.stop().await;
-        let response = in_flight.await.unwrap().expect("the in-flight request is answered");
-        let body: Value = response.json().await.unwrap();
-        assert!(body["data"]["login"]["accessToken"].is_string(), "{body}");
         assert!(app.client.get(app.url("/healthz")).send().await.is_err(), "server still accepting");
     }
 }

@@ -126,11 +126,16 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Stops the server and waits until it has drained.
-    pub async fn stop(&mut self) {
+    /// Tells the server to shut down, without waiting for it.
+    pub fn signal_stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+
+    /// Stops the server and waits until it has drained.
+    pub async fn stop(&mut self) {
+        self.signal_stop();
         if let Some(server) = self.server.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
         }
@@ -252,6 +257,49 @@ impl TestApp {
             registration["apiKey"].as_str().unwrap().to_string(),
         )
     }
+}
+
+/// Sends the admin's login over raw HTTP/1.1 in two halves and runs `between` while the
+/// server holds the first half: the request is then certainly in flight. Returns the
+/// whole response.
+pub async fn login_in_two_halves(
+    addr: SocketAddr,
+    between: impl std::future::Future<Output = ()>,
+) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let body = json!({
+        "query": "mutation($p: String!) { login(username: \"admin\", password: $p) { accessToken } }",
+        "variables": { "p": ADMIN_PASSWORD }
+    })
+    .to_string();
+    let (first, second) = body.split_at(body.len() / 2);
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("send headers");
+    stream
+        .write_all(first.as_bytes())
+        .await
+        .expect("send first half");
+    // Long enough for the server to have read the headers and be waiting for the rest.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    between.await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stream
+        .write_all(second.as_bytes())
+        .await
+        .expect("send second half");
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .expect("read response");
+    String::from_utf8_lossy(&response).into_owned()
 }
 
 pub fn token_of(login: &Value) -> String {
