@@ -5,7 +5,9 @@ use entity::audit_log;
 /// How an audited action ended.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuditOutcome {
+    /// The action was carried out.
     Success,
+    /// The action was refused; `detail` holds the code and message the caller saw.
     Failure,
 }
 
@@ -21,17 +23,23 @@ impl AuditOutcome {
 /// One state-changing action.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct AuditEntry {
+    /// The entry's id; ids sort by time.
     pub id: ID,
+    /// When it happened.
     pub occurred_at: DateTime<Utc>,
     /// `user`, `agent`, `enrollment_key`, `cli`, `system` or `anonymous`.
     pub actor_kind: String,
     /// The acting user or node, when there is one.
     pub actor_id: Option<ID>,
+    /// The acting user's name, node's hostname or key's name.
     pub actor_name: String,
     /// Dotted verb such as `user.create` or `auth.login`.
     pub action: String,
+    /// What kind of thing was acted on: `user`, `node`, `session`, …
     pub target_kind: Option<String>,
+    /// The id of what was acted on.
     pub target_id: Option<String>,
+    /// Whether it was carried out.
     pub outcome: AuditOutcome,
     /// What changed, or why it was refused. Never holds a secret.
     pub detail: Option<Json<serde_json::Value>>,
@@ -66,8 +74,11 @@ impl From<audit_log::Model> for AuditEntry {
 pub struct AuditFilter {
     /// Exact action, such as `user.update`.
     pub action: Option<String>,
+    /// Entries by this user or node.
     pub actor_id: Option<ID>,
+    /// Entries about this target.
     pub target_id: Option<String>,
+    /// Only successes or only refusals.
     pub outcome: Option<AuditOutcome>,
     /// Entries at or after this time.
     pub since: Option<DateTime<Utc>>,

@@ -11,9 +11,11 @@ use super::service::Session;
 pub struct AuthPayload {
     /// Send as `Authorization: Bearer <accessToken>`. Short-lived.
     pub access_token: String,
+    /// When the access token stops being accepted.
     pub access_token_expires_at: DateTime<Utc>,
     /// Exchange with `refreshToken` for a new session before it expires. Works once.
     pub refresh_token: String,
+    /// The signed-in user.
     pub user: User,
 }
 

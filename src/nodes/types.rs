@@ -15,13 +15,21 @@ use super::{
 /// What a node does in the cluster.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NodeRole {
+    /// WildDuck IMAP server.
     Imap,
+    /// Outbound MTA (ZoneMTA or Haraka).
     Mta,
+    /// Inbound MX.
     Mx,
+    /// MongoDB member.
     Mongodb,
+    /// Redis server.
     Redis,
+    /// Rspamd scanner.
     Rspamd,
+    /// Webmail front end.
     Webmail,
+    /// Anything else.
     Other,
 }
 
@@ -66,8 +74,11 @@ pub struct Label {
 /// Whether a node is in maintenance, and since when, why and by whom.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Maintenance {
+    /// Whether the node is in maintenance now.
     pub enabled: bool,
+    /// Why, as the operator put it.
     pub reason: Option<String>,
+    /// When maintenance started.
     pub since: Option<DateTime<Utc>>,
     /// Maintenance ends by itself at this time.
     pub until: Option<DateTime<Utc>>,
@@ -79,17 +90,25 @@ pub struct Maintenance {
 #[derive(SimpleObject, Clone, Debug)]
 #[graphql(complex)]
 pub struct Node {
+    /// The node's id.
     pub id: ID,
     /// Lower-case DNS name; unique.
     pub hostname: String,
+    /// What the node does; at least one role.
     pub roles: Vec<NodeRole>,
+    /// Where the node stands; see `NodeStatus`.
     pub status: NodeStatus,
     /// The last time its agent talked to mailops.
     pub last_seen_at: Option<DateTime<Utc>>,
+    /// The version its agent reported.
     pub agent_version: Option<String>,
+    /// Key/value labels, ordered by key.
     pub labels: Vec<Label>,
+    /// Free text set by operators.
     pub description: Option<String>,
+    /// Maintenance state.
     pub maintenance: Maintenance,
+    /// When the node first registered.
     pub created_at: DateTime<Utc>,
     #[graphql(skip)]
     pub uuid: uuid::Uuid,
@@ -182,6 +201,7 @@ impl From<node::Model> for Node {
 /// An IP address of a node.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct IpAddress {
+    /// The address's id.
     pub id: ID,
     /// Canonical text form.
     pub address: String,
@@ -201,8 +221,11 @@ impl From<NodeIp> for IpAddress {
 pub struct NodeStatusChange {
     /// `null` for the node's first status.
     pub from: Option<NodeStatus>,
+    /// The status it changed to.
     pub to: NodeStatus,
+    /// When it changed.
     pub at: DateTime<Utc>,
+    /// Why: `registered`, `no agent contact within the stale threshold`, `maintenance started`, …
     pub reason: String,
 }
 
@@ -220,8 +243,11 @@ impl From<node_status_change::Model> for NodeStatusChange {
 /// An agent key of a node, without its secret.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct NodeKey {
+    /// The key's id (the middle part of `mko_<id>_<secret>`).
     pub id: ID,
+    /// When the key was issued.
     pub created_at: DateTime<Utc>,
+    /// When the key was revoked; a revoked key is refused.
     pub revoked_at: Option<DateTime<Utc>>,
     /// Kept to the minute.
     pub last_used_at: Option<DateTime<Utc>>,
@@ -243,12 +269,14 @@ impl From<node_key::Model> for NodeKey {
 pub struct NodeKeyCreated {
     /// Send as `Authorization: ApiKey <apiKey>`.
     pub api_key: String,
+    /// The new key's details.
     pub node_key: NodeKey,
 }
 
 /// What an agent gets from `registerNode`: its node and its key, shown once.
 #[derive(SimpleObject)]
 pub struct NodeRegistration {
+    /// The registered node.
     pub node: Node,
     /// Send as `Authorization: ApiKey <apiKey>` from now on. Registering again rotates it.
     pub api_key: String,
@@ -257,14 +285,21 @@ pub struct NodeRegistration {
 /// A key that lets agents register nodes.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct EnrollmentKey {
+    /// The key's id (the middle part of `mke_<id>_<secret>`).
     pub id: ID,
+    /// What the key is for.
     pub name: String,
+    /// When the key was created.
     pub created_at: DateTime<Utc>,
+    /// After this time the key registers nothing.
     pub expires_at: Option<DateTime<Utc>>,
     /// `null`: unlimited.
     pub max_uses: Option<i32>,
+    /// How many registrations it has made.
     pub uses: i32,
+    /// When the key was revoked.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When the key last registered a node.
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
@@ -288,6 +323,7 @@ impl From<enrollment_key::Model> for EnrollmentKey {
 pub struct EnrollmentKeyCreated {
     /// Give it to agents as `Authorization: ApiKey <key>` for `registerNode`.
     pub key: String,
+    /// The new key's details.
     pub enrollment_key: EnrollmentKey,
 }
 
@@ -315,6 +351,7 @@ pub struct RegisterNodeInput {
     /// Up to 64 IPv4 or IPv6 addresses.
     #[graphql(default)]
     pub ip_addresses: Vec<String>,
+    /// The agent's version, up to 64 characters.
     pub agent_version: Option<String>,
     /// Up to 64.
     #[graphql(default)]

@@ -7,13 +7,17 @@ use crate::auth::Role;
 /// A person who signs in to the dashboard.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct User {
+    /// The user's id.
     pub id: ID,
     /// Lower-case; unique.
     pub username: String,
+    /// What the user may do.
     pub role: Role,
     /// A disabled user cannot sign in, and its sessions have been revoked.
     pub disabled: bool,
+    /// When the user was created.
     pub created_at: DateTime<Utc>,
+    /// The last successful login.
     pub last_login_at: Option<DateTime<Utc>>,
 }
 
@@ -39,6 +43,7 @@ pub struct CreateUserInput {
     /// At least 12 characters, and not the username.
     #[graphql(secret)]
     pub password: String,
+    /// What the user may do.
     pub role: Role,
 }
 
@@ -46,6 +51,8 @@ pub struct CreateUserInput {
 /// the user revokes its refresh tokens.
 #[derive(InputObject, Debug, Default)]
 pub struct UpdateUserInput {
+    /// The new role.
     pub role: Option<Role>,
+    /// True disables the user and signs it out; false enables it again.
     pub disabled: Option<bool>,
 }
