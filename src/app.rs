@@ -93,10 +93,13 @@ impl Application {
         }
         match tokio::time::timeout(grace, &mut serve).await {
             Ok(result) => result.context("server task")?.context("serving HTTP")?,
-            Err(_) => tracing::warn!(
-                ?grace,
-                "requests still running after the grace period; stopping anyway"
-            ),
+            Err(_) => {
+                tracing::warn!(
+                    ?grace,
+                    "requests still running after the grace period; stopping anyway"
+                );
+                serve.abort();
+            }
         }
         self.state.db.clone().close().await.ok();
         Ok(())
