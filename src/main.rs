@@ -49,7 +49,12 @@ fn main() -> ExitCode {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
-    tracing::info!(address = %app.local_addr(), "mailops is listening; GraphiQL at /graphql");
+    let address = app.local_addr();
+    if app.state().config.graphiql {
+        tracing::info!(%address, "mailops is listening; open GraphiQL at http://{address}/graphql");
+    } else {
+        tracing::info!(%address, "mailops is listening; GraphQL at http://{address}/graphql");
+    }
     app.run_until_stopped(shutdown_signal()).await
 }
 
