@@ -65,6 +65,8 @@ pub struct Config {
     pub node_down_after: Duration,
     /// How often the status job looks for nodes that went quiet.
     pub node_status_check_interval: Duration,
+    /// How long raw metric samples are kept; older samples are refused at ingestion.
+    pub metrics_raw_retention: Duration,
 }
 
 /// A configuration problem: the variable and why its value was refused.
@@ -261,8 +263,15 @@ impl Config {
             Duration::from_secs(5),
         )?;
 
+        let metrics_raw_retention = duration_var(
+            &get,
+            "MAILOPS_METRICS_RAW_RETENTION",
+            Duration::from_secs(48 * 3600),
+        )?;
+
         Ok(Config {
             mode,
+            metrics_raw_retention,
             node_push_interval,
             node_stale_after,
             node_down_after,

@@ -4,6 +4,9 @@
 pub mod audit_log;
 pub mod enrollment_key;
 pub mod ip_address;
+pub mod metric_batch;
+pub mod metric_sample;
+pub mod metric_series;
 pub mod node;
 pub mod node_key;
 pub mod node_label;

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_users_sessions_audit;
 mod m20261125_000002_create_nodes_and_agent_keys;
+mod m20261125_000003_create_metrics;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_users_sessions_audit::Migration),
             Box::new(m20261125_000002_create_nodes_and_agent_keys::Migration),
+            Box::new(m20261125_000003_create_metrics::Migration),
         ]
     }
 }

@@ -26,7 +26,8 @@ pub const MAX_BATCH: usize = 10;
 /// The largest `first` a list accepts.
 pub const MAX_PAGE: usize = 500;
 /// Request bodies larger than this are refused before they are parsed.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// A metrics batch of 10,000 samples with labels fits.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Measures a parsed document and refuses one that nests too deep or uses too many
 /// aliases or directives. Documents that pass are kept by their text, so the queries a

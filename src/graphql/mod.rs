@@ -14,16 +14,17 @@ use crate::{
     audit::resolvers::AuditQuery,
     auth::resolvers::{AuthMutation, AuthQuery},
     config::Config,
+    metrics::resolvers::{MetricsMutation, MetricsQuery},
     nodes::resolvers::{NodesMutation, NodesQuery},
     state::AppState,
     users::resolvers::{UsersMutation, UsersQuery},
 };
 
 #[derive(MergedObject, Default)]
-pub struct Query(AuthQuery, UsersQuery, AuditQuery, NodesQuery);
+pub struct Query(AuthQuery, UsersQuery, AuditQuery, NodesQuery, MetricsQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AuthMutation, UsersMutation, NodesMutation);
+pub struct Mutation(AuthMutation, UsersMutation, NodesMutation, MetricsMutation);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 

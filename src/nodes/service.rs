@@ -364,29 +364,40 @@ pub async fn heartbeat(
 ) -> AppResult<node::Model> {
     let agent_version = bounded_text("agentVersion", agent_version, MAX_AGENT_VERSION_CHARS)?;
     let txn = state.db.begin().await?;
-    let now = Utc::now();
+    let (node, event) = record_contact(&txn, agent.node_id, agent_version).await?;
+    txn.commit().await?;
+    state.events.publish_all(event);
+    Ok(node)
+}
+
+/// Records agent contact inside the caller's transaction: `lastSeenAt` now (and the
+/// agent's version, when given), and back ONLINE if the node was STALE or DOWN. Returns
+/// the node and the status event to publish after the commit.
+pub async fn record_contact(
+    conn: &impl ConnectionTrait,
+    node_id: Uuid,
+    agent_version: Option<String>,
+) -> AppResult<(node::Model, Option<Event>)> {
     let mut update = node::Entity::update_many()
-        .col_expr(node::Column::LastSeenAt, Expr::value(now))
-        .filter(node::Column::Id.eq(agent.node_id));
+        .col_expr(node::Column::LastSeenAt, Expr::value(Utc::now()))
+        .filter(node::Column::Id.eq(node_id));
     if let Some(version) = agent_version {
         update = update.col_expr(node::Column::AgentVersion, Expr::value(version));
     }
-    update.exec(&txn).await?;
-    let node = get(&txn, agent.node_id).await?;
+    update.exec(conn).await?;
+    let node = get(conn, node_id).await?;
     let event = match NodeStatus::parse(&node.status) {
         NodeStatus::Stale | NodeStatus::Down => {
-            status::transition(&txn, &node, NodeStatus::Online, "agent reported").await?
+            status::transition(conn, &node, NodeStatus::Online, "agent reported").await?
         }
         _ => None,
     };
     let node = if event.is_some() {
-        get(&txn, node.id).await?
+        get(conn, node_id).await?
     } else {
         node
     };
-    txn.commit().await?;
-    state.events.publish_all(event);
-    Ok(node)
+    Ok((node, event))
 }
 
 fn escape_like(text: &str) -> String {

@@ -18,6 +18,19 @@ const CHANNEL_CAPACITY: usize = 1024;
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Event {
     NodeStatusChanged(NodeStatusChanged),
+    MetricsIngested(MetricsIngested),
+}
+
+/// A committed metrics batch.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsIngested {
+    pub node_id: Uuid,
+    pub hostname: String,
+    pub batch_id: String,
+    pub samples: i32,
+    /// The metric names in the batch (the first 64, sorted).
+    pub names: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -11,6 +11,7 @@ mod cli;
 mod embedded;
 mod graphiql_browser;
 mod graphql_http;
+mod metrics;
 mod nodes;
 mod schema;
 mod users;

@@ -1,0 +1,329 @@
+//! Batch ingestion: validate everything first, then store the batch in one transaction
+//! that also records it by id, so a retry is answered from that record.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Duration as ChronoDuration, Utc};
+use entity::{metric_batch, metric_series};
+use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait, sea_query::OnConflict};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{
+    error::{AppError, AppResult},
+    graphql::principal::AgentNode,
+    realtime::{Event, MetricsIngested},
+    state::AppState,
+};
+
+use super::{
+    catalog,
+    store::{self, Sample},
+    types::{MetricBatchInput, MetricSampleInput},
+};
+
+pub const MAX_SAMPLES: usize = 10_000;
+pub const MAX_LABELS: usize = 16;
+const MAX_LABEL_VALUE_BYTES: usize = 128;
+const MAX_FUTURE: ChronoDuration = ChronoDuration::minutes(5);
+/// Names listed in the event of one batch at most.
+const MAX_EVENT_NAMES: usize = 64;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub accepted: i32,
+    pub duplicate: bool,
+}
+
+/// A series as a batch names it.
+struct SeriesKey {
+    name: String,
+    labels: BTreeMap<String, String>,
+    labels_key: String,
+}
+
+fn invalid(index: usize, field: &str, reason: impl Into<String>) -> AppError {
+    AppError::bad_input(format!("batch.samples[{index}].{field}"), reason)
+}
+
+fn valid_label_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    key.len() <= 64
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// `k=v` pairs sorted by key, with `\`, `,` and `=` escaped so that no two label sets
+/// give the same text.
+fn labels_key(labels: &BTreeMap<String, String>) -> String {
+    let escape = |text: &str| {
+        text.replace('\\', "\\\\")
+            .replace(',', "\\,")
+            .replace('=', "\\=")
+    };
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={}", escape(v)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn check_sample(
+    index: usize,
+    sample: &MetricSampleInput,
+    oldest: chrono::DateTime<Utc>,
+    newest: chrono::DateTime<Utc>,
+) -> AppResult<SeriesKey> {
+    let def = catalog::find(&sample.name);
+    if def.is_none() && !catalog::is_valid_name(&sample.name) {
+        return Err(invalid(
+            index,
+            "name",
+            "is neither a catalog name nor a custom name matching ^[a-z][a-z0-9_.]{0,127}$",
+        ));
+    }
+    if sample.labels.len() > MAX_LABELS {
+        return Err(invalid(
+            index,
+            "labels",
+            format!("{} labels; at most {MAX_LABELS}", sample.labels.len()),
+        ));
+    }
+    let mut labels = BTreeMap::new();
+    for label in &sample.labels {
+        if !valid_label_key(&label.key) {
+            return Err(invalid(
+                index,
+                "labels",
+                format!(
+                    "key '{}' does not match ^[a-z_][a-z0-9_]{{0,63}}$",
+                    label.key.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        if label.value.len() > MAX_LABEL_VALUE_BYTES {
+            return Err(invalid(
+                index,
+                "labels",
+                format!(
+                    "value of '{}' is longer than {MAX_LABEL_VALUE_BYTES} bytes",
+                    label.key
+                ),
+            ));
+        }
+        if labels
+            .insert(label.key.clone(), label.value.clone())
+            .is_some()
+        {
+            return Err(invalid(
+                index,
+                "labels",
+                format!("'{}' is given twice", label.key),
+            ));
+        }
+    }
+    if let Some(def) = def {
+        let expected: Vec<&str> = {
+            let mut keys = def.labels.to_vec();
+            keys.sort_unstable();
+            keys
+        };
+        if labels
+            .keys()
+            .map(String::as_str)
+            .ne(expected.iter().copied())
+        {
+            return Err(invalid(
+                index,
+                "labels",
+                format!(
+                    "{} carries exactly the labels [{}]",
+                    def.name,
+                    def.labels.join(", ")
+                ),
+            ));
+        }
+    }
+    if !sample.value.is_finite() {
+        return Err(invalid(index, "value", "must be a finite number"));
+    }
+    if sample.ts > newest {
+        return Err(invalid(index, "ts", "is more than 5 minutes in the future"));
+    }
+    if sample.ts < oldest {
+        return Err(invalid(index, "ts", "is older than the raw retention"));
+    }
+    let labels_key = labels_key(&labels);
+    Ok(SeriesKey {
+        name: sample.name.clone(),
+        labels,
+        labels_key,
+    })
+}
+
+fn check_batch_id(batch_id: &str) -> AppResult<()> {
+    let ok = !batch_id.is_empty()
+        && batch_id.len() <= 64
+        && batch_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::bad_input(
+            "batch.batchId",
+            "must be 1 to 64 letters, digits, '.', '_', ':' or '-'",
+        ))
+    }
+}
+
+/// Stores a batch for the agent's node. Nothing is written unless every sample is
+/// valid; a batch id seen before is answered from its record (or refused when its
+/// content differs); success is answered only after the commit.
+pub async fn ingest(
+    state: &AppState,
+    agent: &AgentNode,
+    batch: &MetricBatchInput,
+) -> AppResult<Outcome> {
+    check_batch_id(&batch.batch_id)?;
+    if batch.samples.is_empty() || batch.samples.len() > MAX_SAMPLES {
+        return Err(AppError::bad_input(
+            "batch.samples",
+            format!(
+                "holds {} samples; a batch holds 1 to {MAX_SAMPLES}",
+                batch.samples.len()
+            ),
+        ));
+    }
+    let now = Utc::now();
+    let oldest = now
+        - ChronoDuration::from_std(state.config.metrics_raw_retention)
+            .map_err(|e| AppError::internal(format!("raw retention: {e}")))?;
+    let newest = now + MAX_FUTURE;
+
+    let mut series: HashMap<Uuid, SeriesKey> = HashMap::new();
+    let mut samples = Vec::with_capacity(batch.samples.len());
+    let mut hash = Sha256::new();
+    for (index, input) in batch.samples.iter().enumerate() {
+        let key = check_sample(index, input, oldest, newest)?;
+        let series_id = Uuid::new_v5(
+            &agent.node_id,
+            format!("{}\n{}", key.name, key.labels_key).as_bytes(),
+        );
+        let ts = input.ts.timestamp_millis();
+        hash.update(format!(
+            "{}\u{1f}{}\u{1f}{ts}\u{1f}{}\n",
+            key.name,
+            key.labels_key,
+            input.value.to_bits()
+        ));
+        samples.push(Sample {
+            series_id,
+            ts,
+            value: input.value,
+        });
+        series.entry(series_id).or_insert(key);
+    }
+    let content_hash = format!("{:x}", hash.finalize());
+    let accepted = samples.len() as i32;
+
+    let txn = state.db.begin().await?;
+    let recorded = metric_batch::Entity::insert(metric_batch::ActiveModel {
+        node_id: Set(agent.node_id),
+        batch_id: Set(batch.batch_id.clone()),
+        content_hash: Set(content_hash.clone()),
+        accepted: Set(accepted),
+        received_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([metric_batch::Column::NodeId, metric_batch::Column::BatchId])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    if recorded == 0 {
+        let earlier = metric_batch::Entity::find_by_id((agent.node_id, batch.batch_id.clone()))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| AppError::internal("a batch record vanished"))?;
+        txn.rollback().await?;
+        if earlier.content_hash != content_hash {
+            return Err(AppError::Conflict(format!(
+                "batch '{}' was already stored with different samples",
+                batch.batch_id
+            )));
+        }
+        return Ok(Outcome {
+            accepted: earlier.accepted,
+            duplicate: true,
+        });
+    }
+
+    let mut series_rows: Vec<_> = series
+        .iter()
+        .map(|(id, key)| metric_series::ActiveModel {
+            id: Set(*id),
+            node_id: Set(agent.node_id),
+            name: Set(key.name.clone()),
+            labels: Set(serde_json::to_value(&key.labels).unwrap_or_default()),
+            labels_key: Set(key.labels_key.clone()),
+            created_at: Set(now),
+        })
+        .collect();
+    series_rows.sort_by_key(|row| match &row.id {
+        Set(id) => *id,
+        _ => Uuid::nil(),
+    });
+    for chunk in series_rows.chunks(100) {
+        metric_series::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::column(metric_series::Column::Id)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    let inserted = store::insert_samples(&txn, &samples).await?;
+    store::update_rollups(&txn, &inserted).await?;
+    let (node, status_event) =
+        crate::nodes::service::record_contact(&txn, agent.node_id, None).await?;
+    txn.commit().await?;
+
+    state.events.publish_all(status_event);
+    let mut names: Vec<String> = series.values().map(|k| k.name.clone()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.truncate(MAX_EVENT_NAMES);
+    state
+        .events
+        .publish(Event::MetricsIngested(MetricsIngested {
+            node_id: node.id,
+            hostname: node.hostname,
+            batch_id: batch.batch_id.clone(),
+            samples: accepted,
+            names,
+        }));
+    Ok(Outcome {
+        accepted,
+        duplicate: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_keys_cannot_collide_through_separators() {
+        let a = BTreeMap::from([("a".to_string(), "1,b=2".to_string())]);
+        let b = BTreeMap::from([
+            ("a".to_string(), "1".to_string()),
+            ("b".to_string(), "2".to_string()),
+        ]);
+        assert_ne!(labels_key(&a), labels_key(&b));
+    }
+}

@@ -1,0 +1,69 @@
+use async_graphql::{InputObject, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use crate::nodes::types::Label;
+
+use super::catalog::{MetricDef, MetricKind, MetricService};
+
+/// A standard metric: what agents should call it, its unit and its labels.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct MetricDefinition {
+    /// The name agents send, e.g. `system.cpu.used_percent`.
+    pub name: String,
+    pub service: MetricService,
+    pub kind: MetricKind,
+    /// `percent`, `bytes`, `seconds`, `messages`, …
+    pub unit: String,
+    /// The label keys every sample carries, e.g. `mount` for disk usage.
+    pub labels: Vec<String>,
+    pub description: String,
+}
+
+impl From<&MetricDef> for MetricDefinition {
+    fn from(def: &MetricDef) -> Self {
+        MetricDefinition {
+            name: def.name.into(),
+            service: def.service,
+            kind: def.kind,
+            unit: def.unit.into(),
+            labels: def.labels.iter().map(|l| l.to_string()).collect(),
+            description: def.description.into(),
+        }
+    }
+}
+
+/// One measurement.
+#[derive(InputObject, Debug, Clone)]
+pub struct MetricSampleInput {
+    /// A catalog name (see `metricCatalog`) or a custom one matching
+    /// `^[a-z][a-z0-9_.]{0,127}$`.
+    pub name: String,
+    /// Catalog metrics carry exactly their catalog labels; custom ones up to 16, with keys
+    /// matching `^[a-z_][a-z0-9_]{0,63}$` and values of up to 128 bytes.
+    #[graphql(default)]
+    pub labels: Vec<Label>,
+    /// When it was measured: at most 5 minutes ahead, and within raw retention.
+    pub ts: DateTime<Utc>,
+    /// A finite number.
+    pub value: f64,
+}
+
+/// A batch of samples from one agent.
+#[derive(InputObject, Debug, Clone)]
+pub struct MetricBatchInput {
+    /// Chosen by the agent, unique per node: 1–64 characters of letters, digits, `.`,
+    /// `_`, `:` and `-`. Sending the same batch again is safe.
+    pub batch_id: String,
+    /// 1 to 10,000 samples.
+    pub samples: Vec<MetricSampleInput>,
+}
+
+/// The answer to `ingestMetrics`, given only after the batch is committed.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct IngestResult {
+    pub batch_id: String,
+    /// How many samples the batch held; all of them are stored.
+    pub accepted: i32,
+    /// True when this batch was stored before and nothing was written now.
+    pub duplicate: bool,
+}

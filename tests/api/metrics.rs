@@ -1,0 +1,215 @@
+use sea_orm::{ConnectionTrait as _, Statement};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, error_code};
+use crate::on_both_backends;
+
+const INGEST: &str =
+    "mutation($b: MetricBatchInput!) { ingestMetrics(batch: $b) { batchId accepted duplicate } }";
+
+/// A node with its key.
+async fn agent(app: &TestApp, hostname: &str) -> (String, String) {
+    let enrollment = app.enrollment_key(None).await;
+    app.register_node(&enrollment, hostname, &[]).await
+}
+
+fn ts(seconds_ago: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::seconds(seconds_ago)).to_rfc3339()
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    let db = &app.state.db;
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+on_both_backends! {
+    async fn a_batch_is_stored_once_however_often_it_is_sent(backend) {
+        let app = TestApp::spawn(backend).await;
+        let (node_id, key) = agent(&app, "mx1.example.com").await;
+        let batch = json!({ "batchId": "b-1", "samples": [
+            { "name": "system.cpu.used_percent", "ts": ts(30), "value": 12.5 },
+            { "name": "system.disk.used_percent", "labels": [{ "key": "mount", "value": "/" }], "ts": ts(30), "value": 40.0 },
+            { "name": "haraka.connections", "ts": ts(15), "value": 3.0 },
+        ] });
+        let first = app.gql_key(&key, INGEST, json!({ "b": batch })).await;
+        assert_eq!(first["data"]["ingestMetrics"], json!({ "batchId": "b-1", "accepted": 3, "duplicate": false }), "{first}");
+
+        // The same batch again, as after a dropped connection: the first answer, nothing written.
+        let again = app.gql_key(&key, INGEST, json!({ "b": batch })).await;
+        assert_eq!(again["data"]["ingestMetrics"], json!({ "batchId": "b-1", "accepted": 3, "duplicate": true }));
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM metric_samples").await, 3);
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM metric_series").await, 3);
+
+        // The same id with other content is a conflict.
+        let mut changed = batch.clone();
+        changed["samples"][0]["value"] = json!(99.0);
+        let conflict = app.gql_key(&key, INGEST, json!({ "b": changed })).await;
+        assert_eq!(error_code(&conflict), "CONFLICT");
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM metric_samples").await, 3);
+
+        // Ingesting is agent contact.
+        let admin = app.admin_token().await;
+        let node = app.gql(Some(&admin), "query($id: ID) { node(id: $id) { lastSeenAt } }", json!({ "id": node_id })).await;
+        let seen = chrono::DateTime::parse_from_rfc3339(node["data"]["node"]["lastSeenAt"].as_str().unwrap()).unwrap();
+        assert!(chrono::Utc::now() - seen.to_utc() < chrono::Duration::seconds(10));
+    }
+}
+
+on_both_backends! {
+    async fn a_batch_whose_connection_dropped_is_stored_once_on_retry(backend) {
+        let app = TestApp::spawn(backend).await;
+        let (_, key) = agent(&app, "mx2.example.com").await;
+        let samples: Vec<Value> = (0..500).map(|i| json!({ "name": "system.load1", "ts": ts(600 - i), "value": i as f64 })).collect();
+        let body = json!({ "query": INGEST, "variables": { "b": { "batchId": "dropped", "samples": samples } } }).to_string();
+        {
+            use tokio::io::AsyncWriteExt as _;
+            let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+            let head = format!(
+                "POST /graphql HTTP/1.1\r\nHost: {}\r\nAuthorization: ApiKey {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                app.addr,
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stream.write_all(body.as_bytes()).await.unwrap();
+            // Hang up without reading the answer.
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let retry = app.gql_key(&key, INGEST, json!({ "b": { "batchId": "dropped", "samples": samples } })).await;
+        assert_eq!(retry["data"]["ingestMetrics"]["accepted"], 500, "{retry}");
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM metric_samples").await, 500);
+        assert_eq!(count(&app, "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM metric_rollups_1m").await, 500);
+    }
+}
+
+on_both_backends! {
+    async fn concurrent_batches_from_many_agents_all_land(backend) {
+        let app = TestApp::spawn(backend).await;
+        let mut keys = Vec::new();
+        for n in 0..6 {
+            keys.push(agent(&app, &format!("mta{n}.example.com")).await.1);
+        }
+        let mut sends = Vec::new();
+        for (n, key) in keys.iter().enumerate() {
+            for b in 0..4i64 {
+                let samples: Vec<Value> = (0..50i64).map(|i| json!({
+                    "name": "zonemta.queue.active", "labels": [{ "key": "zone", "value": "default" }],
+                    "ts": ts(3000 - (b * 50 + i)), "value": (n as i64 * 1000 + b * 50 + i) as f64
+                })).collect();
+                let batch = json!({ "batchId": format!("n{n}-b{b}"), "samples": samples });
+                sends.push(app.gql_key(key, INGEST, json!({ "b": batch })));
+            }
+        }
+        for answer in futures_util::future::join_all(sends).await {
+            assert_eq!(answer["data"]["ingestMetrics"]["accepted"], 50, "{answer}");
+        }
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM metric_samples").await, 6 * 4 * 50);
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM metric_series").await, 6);
+        assert_eq!(count(&app, "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM metric_rollups_1h").await, 6 * 4 * 50);
+    }
+}
+
+on_both_backends! {
+    async fn rollups_equal_aggregates_of_the_raw_samples(backend) {
+        let app = TestApp::spawn(backend).await;
+        let (_, key) = agent(&app, "db1.example.com").await;
+        // Three batches over a few minutes, out of order, with one sample repeated.
+        let values = [5.0, -2.5, 7.25, 1.0, 3.0, 9.5, 0.0, 4.0];
+        for (b, chunk) in values.chunks(3).enumerate() {
+            let samples: Vec<Value> = chunk.iter().enumerate().map(|(i, v)| json!({
+                "name": "redis.clients", "ts": ts(400 - ((2 - b as i64) * 90 + i as i64 * 37)), "value": v
+            })).collect();
+            let answer = app.gql_key(&key, INGEST, json!({ "b": { "batchId": format!("r{b}"), "samples": samples } })).await;
+            assert!(answer["errors"].is_null(), "{answer}");
+        }
+        for (table, width) in [("metric_rollups_1m", 60_000), ("metric_rollups_1h", 3_600_000)] {
+            let sql = format!(
+                "SELECT r.bucket, r.min, r.max, r.sum, r.count, r.last,
+                        MIN(s.value), MAX(s.value), SUM(s.value), COUNT(*)
+                 FROM {table} r JOIN metric_samples s
+                   ON s.series_id = r.series_id AND s.ts >= r.bucket AND s.ts < r.bucket + {width}
+                 GROUP BY r.series_id, r.bucket, r.min, r.max, r.sum, r.count, r.last"
+            );
+            let db = &app.state.db;
+            let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
+            assert!(!rows.is_empty());
+            let mut total = 0;
+            for row in rows {
+                let get = |i: usize| row.try_get_by_index::<f64>(i).unwrap();
+                assert_eq!((get(1), get(2), get(3)), (get(6), get(7), get(8)), "{table}");
+                let (count, raw_count) = (row.try_get_by_index::<i64>(4).unwrap(), row.try_get_by_index::<i64>(9).unwrap());
+                assert_eq!(count, raw_count, "{table}");
+                total += count;
+            }
+            assert_eq!(total, values.len() as i64, "{table}");
+            let last_sql = format!(
+                "SELECT r.last, s.value FROM {table} r JOIN metric_samples s ON s.series_id = r.series_id AND s.ts = r.last_ts"
+            );
+            for row in db.query_all_raw(Statement::from_string(db.get_database_backend(), last_sql)).await.unwrap() {
+                assert_eq!(row.try_get_by_index::<f64>(0).unwrap(), row.try_get_by_index::<f64>(1).unwrap());
+            }
+        }
+    }
+}
+
+on_both_backends! {
+    async fn a_batch_with_any_bad_sample_writes_nothing_and_names_it(backend) {
+        let app = TestApp::spawn(backend).await;
+        let (_, key) = agent(&app, "bad.example.com").await;
+        let good = json!({ "name": "system.load1", "ts": ts(10), "value": 1.0 });
+        let many_labels: Vec<Value> = (0..100).map(|i| json!({ "key": format!("k{i}"), "value": "v" })).collect();
+        let cases = [
+            ("future", json!({ "name": "system.load1", "ts": (chrono::Utc::now() + chrono::Duration::minutes(6)).to_rfc3339(), "value": 1.0 }), "ts"),
+            ("too old", json!({ "name": "system.load1", "ts": ts(49 * 3600), "value": 1.0 }), "ts"),
+            ("bad name", json!({ "name": "System Load", "ts": ts(10), "value": 1.0 }), "name"),
+            ("bad label key", json!({ "name": "custom.thing", "labels": [{ "key": "Bad-Key", "value": "v" }], "ts": ts(10), "value": 1.0 }), "labels"),
+            ("catalog labels", json!({ "name": "system.disk.used_percent", "ts": ts(10), "value": 1.0 }), "labels"),
+            ("100 labels", json!({ "name": "custom.thing", "labels": many_labels, "ts": ts(10), "value": 1.0 }), "labels"),
+        ];
+        for (case, bad, field) in cases {
+            let batch = json!({ "batchId": "bad", "samples": [good, good, bad] });
+            let body = app.gql_key(&key, INGEST, json!({ "b": batch })).await;
+            assert_eq!(error_code(&body), "BAD_USER_INPUT", "{case}: {body}");
+            assert_eq!(body["errors"][0]["extensions"]["field"], format!("batch.samples[2].{field}"), "{case}: {body}");
+        }
+        let too_many: Vec<Value> = (0..10_001).map(|_| good.clone()).collect();
+        let body = app.gql_key(&key, INGEST, json!({ "b": { "batchId": "big", "samples": too_many } })).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+        let body = app.gql_key(&key, INGEST, json!({ "b": { "batchId": "no spaces", "samples": [good] } })).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM metric_samples").await, 0);
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM metric_batches").await, 0);
+
+        // A full batch of 10,000 fits in one request.
+        let full: Vec<Value> = (0..10_000).map(|i| json!({ "name": "system.load1", "ts": ts(20_000 - i), "value": 1.0 })).collect();
+        let body = app.gql_key(&key, INGEST, json!({ "b": { "batchId": "full", "samples": full } })).await;
+        assert_eq!(body["data"]["ingestMetrics"]["accepted"], 10_000, "{}", &body.to_string()[..body.to_string().len().min(300)]);
+    }
+}
+
+#[tokio::test]
+async fn the_catalog_documents_the_standard_metrics() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let admin = app.admin_token().await;
+    let body = app
+        .gql(
+            Some(&admin),
+            "{ metricCatalog { name service kind unit labels } }",
+            json!({}),
+        )
+        .await;
+    let catalog = body["data"]["metricCatalog"].as_array().unwrap();
+    let disk = catalog
+        .iter()
+        .find(|m| m["name"] == "system.disk.used_percent")
+        .unwrap();
+    assert_eq!(disk["labels"], json!(["mount"]));
+    assert_eq!(disk["unit"], "percent");
+    for service in ["SYSTEM", "MONGODB", "REDIS", "ZONEMTA", "RSPAMD"] {
+        assert!(catalog.iter().any(|m| m["service"] == service), "{service}");
+    }
+}
