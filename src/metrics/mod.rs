@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod ingest;
+pub mod query;
 pub mod resolvers;
 pub mod store;
 pub mod types;

@@ -1,14 +1,24 @@
-use async_graphql::{Context, Object};
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
 
 use crate::{
     auth::Role,
-    graphql::principal::{AgentGuard, RoleOrAgentGuard, app, principal},
+    error::AppError,
+    graphql::{
+        pagination::parse_id,
+        principal::{AgentGuard, RoleGuard, RoleOrAgentGuard, app, principal},
+    },
+    nodes::types::Label,
 };
 
 use super::{
     catalog::CATALOG,
     ingest,
-    types::{IngestResult, MetricBatchInput, MetricDefinition},
+    query::{self, Aggregate},
+    types::{
+        IngestResult, MetricBatchInput, MetricDefinition, MetricPoint, MetricSeriesPoints,
+        MetricsResult, TimeRange,
+    },
 };
 
 #[derive(Default)]
@@ -16,6 +26,98 @@ pub struct MetricsQuery;
 
 #[Object]
 impl MetricsQuery {
+    /// Samples of the named metrics over a range (a preset `range`, or `from`/`to`),
+    /// aggregated per `step` seconds. The finest tier that answers within 1,500 points
+    /// per series is read, and `step` is rounded up to it; a step that would give more
+    /// points is refused.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn metrics(
+        &self,
+        ctx: &Context<'_>,
+        names: Vec<String>,
+        node_ids: Option<Vec<ID>>,
+        #[graphql(default)] labels: Vec<Label>,
+        range: Option<TimeRange>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        step: Option<i64>,
+        #[graphql(default_with = "Aggregate::Avg")] aggregate: Aggregate,
+    ) -> async_graphql::Result<MetricsResult> {
+        let state = app(ctx)?;
+        let now = Utc::now();
+        let (from, to) = match (range, from, to) {
+            (Some(range), None, None) => (now - range.duration(), now),
+            (None, Some(from), to) => (from, to.unwrap_or(now)),
+            _ => {
+                return Err(AppError::bad_input(
+                    "range",
+                    "give either range, or from (and optionally to)",
+                )
+                .into());
+            }
+        };
+        let node_ids = node_ids
+            .map(|ids| {
+                if ids.len() > query::MAX_NODES {
+                    return Err(AppError::bad_input(
+                        "nodeIds",
+                        format!("at most {} nodes", query::MAX_NODES),
+                    ));
+                }
+                ids.iter()
+                    .map(|id| parse_id("nodeIds", id))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let answer = query::run(
+            &state.db,
+            &query::RangeQuery {
+                node_ids,
+                names: &names,
+                labels: &labels,
+                from,
+                to,
+                step_seconds: step,
+                aggregate,
+            },
+            state.config.metrics_raw_retention,
+        )
+        .await?;
+        Ok(MetricsResult {
+            from,
+            to,
+            step: answer.step_seconds,
+            resolution: answer.resolution,
+            series: answer
+                .series
+                .into_iter()
+                .map(|s| MetricSeriesPoints {
+                    node_id: ID(s.series.node_id.to_string()),
+                    labels: s
+                        .series
+                        .labels
+                        .as_object()
+                        .map(|map| {
+                            map.iter()
+                                .map(|(k, v)| Label {
+                                    key: k.clone(),
+                                    value: v.as_str().unwrap_or_default().to_string(),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    name: s.series.name,
+                    points: s
+                        .points
+                        .into_iter()
+                        .map(|(ts, value)| MetricPoint { ts, value })
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+
     /// The standard metrics agents report, with units and labels.
     #[graphql(guard = "RoleOrAgentGuard::new(Role::Viewer)")]
     async fn metric_catalog(&self) -> Vec<MetricDefinition> {

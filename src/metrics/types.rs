@@ -67,3 +67,55 @@ pub struct IngestResult {
     /// True when this batch was stored before and nothing was written now.
     pub duplicate: bool,
 }
+
+/// A preset time range ending now.
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeRange {
+    H1,
+    H6,
+    H24,
+    D7,
+    D30,
+}
+
+impl TimeRange {
+    pub fn duration(self) -> chrono::Duration {
+        match self {
+            TimeRange::H1 => chrono::Duration::hours(1),
+            TimeRange::H6 => chrono::Duration::hours(6),
+            TimeRange::H24 => chrono::Duration::hours(24),
+            TimeRange::D7 => chrono::Duration::days(7),
+            TimeRange::D30 => chrono::Duration::days(30),
+        }
+    }
+}
+
+/// One point of a series: the start of its step and the aggregated value (`null` where
+/// a rate has no earlier point to compare with).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct MetricPoint {
+    pub ts: DateTime<Utc>,
+    pub value: Option<f64>,
+}
+
+/// One series over the asked range.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct MetricSeriesPoints {
+    pub node_id: async_graphql::ID,
+    pub name: String,
+    pub labels: Vec<Label>,
+    /// Only steps with samples appear.
+    pub points: Vec<MetricPoint>,
+}
+
+/// The answer to `metrics`.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct MetricsResult {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// The step used, in seconds: the one asked for, rounded up to the tier read.
+    pub step: i64,
+    /// The tier the points were read from.
+    pub resolution: super::query::Resolution,
+    pub series: Vec<MetricSeriesPoints>,
+}

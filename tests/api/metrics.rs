@@ -213,3 +213,62 @@ async fn the_catalog_documents_the_standard_metrics() {
         assert!(catalog.iter().any(|m| m["service"] == service), "{service}");
     }
 }
+
+on_both_backends! {
+    async fn range_queries_aggregate_per_step_and_rates_survive_a_counter_reset(backend) {
+        let app = TestApp::spawn(backend).await;
+        let (node_id, key) = agent(&app, "scan.example.com").await;
+        let start = chrono::Utc::now() - chrono::Duration::minutes(10);
+        let start = chrono::DateTime::from_timestamp(start.timestamp(), 0).unwrap();
+        let at = |i: i64| (start + chrono::Duration::seconds(i * 10)).to_rfc3339();
+        // A counter that restarts after its fourth sample.
+        let counter = [0.0, 100.0, 200.0, 50.0, 150.0];
+        let gauge = [1.0, 3.0, 5.0, 7.0, 9.0];
+        let mut samples = Vec::new();
+        for i in 0..5 {
+            samples.push(json!({ "name": "rspamd.scanned", "ts": at(i as i64), "value": counter[i] }));
+            samples.push(json!({ "name": "rspamd.latency_ms", "ts": at(i as i64), "value": gauge[i] }));
+        }
+        let answer = app.gql_key(&key, INGEST, json!({ "b": { "batchId": "q", "samples": samples } })).await;
+        assert!(answer["errors"].is_null(), "{answer}");
+
+        let viewer = app.user_with_role("val", "VIEWER").await.1;
+        let query = "query($n: [String!]!, $from: DateTime, $to: DateTime, $step: Int, $a: Aggregate) {
+            metrics(names: $n, from: $from, to: $to, step: $step, aggregate: $a) {
+                step resolution series { nodeId name points { ts value } } } }";
+        let vars = |name: &str, step: i64, aggregate: &str| json!({
+            "n": [name], "from": at(0), "to": at(5), "step": step, "a": aggregate });
+        let values = |body: &Value| -> Vec<Value> {
+            body["data"]["metrics"]["series"][0]["points"].as_array().unwrap_or_else(|| panic!("{body}"))
+                .iter().map(|p| p["value"].clone()).collect()
+        };
+
+        let rates = app.gql(Some(&viewer), query, vars("rspamd.scanned", 10, "RATE")).await;
+        assert_eq!(rates["data"]["metrics"]["resolution"], "RAW", "{rates}");
+        assert_eq!(rates["data"]["metrics"]["series"][0]["nodeId"], node_id.as_str());
+        assert_eq!(values(&rates), vec![Value::Null, json!(10.0), json!(10.0), json!(5.0), json!(10.0)]);
+
+        let avg = app.gql(Some(&viewer), query, vars("rspamd.latency_ms", 20, "AVG")).await;
+        assert_eq!(avg["data"]["metrics"]["step"], 20);
+        assert_eq!(values(&avg), vec![json!(2.0), json!(6.0), json!(9.0)]);
+        let max = app.gql(Some(&viewer), query, vars("rspamd.latency_ms", 20, "MAX")).await;
+        assert_eq!(values(&max), vec![json!(3.0), json!(7.0), json!(9.0)]);
+        let last = app.gql(Some(&viewer), query, vars("rspamd.latency_ms", 20, "LAST")).await;
+        assert_eq!(values(&last), vec![json!(3.0), json!(7.0), json!(9.0)]);
+
+        // A step of a minute or more reads the 1-minute rollups and agrees with the raw data.
+        let minute = app.gql(Some(&viewer), query, json!({ "n": ["rspamd.latency_ms"], "from": (start - chrono::Duration::minutes(1)).to_rfc3339(), "to": at(60), "step": 120, "a": "SUM" })).await;
+        assert_eq!(minute["data"]["metrics"]["resolution"], "MINUTE", "{minute}");
+        let total: f64 = values(&minute).iter().map(|v| v.as_f64().unwrap()).sum();
+        assert_eq!(total, 25.0);
+
+        let names: Vec<String> = (0..51).map(|i| format!("custom.m{i}")).collect();
+        let bad = app.gql(Some(&viewer), "query($n: [String!]!) { metrics(names: $n, range: H1) { step } }", json!({ "n": names })).await;
+        assert_eq!(error_code(&bad), "BAD_USER_INPUT");
+        let fine = app.gql(Some(&viewer), "{ metrics(names: [\"system.load1\"], range: D30, step: 1) { step } }", json!({})).await;
+        assert_eq!(error_code(&fine), "BAD_USER_INPUT");
+        assert_eq!(fine["errors"][0]["extensions"]["field"], "step");
+        let both = app.gql(Some(&viewer), "{ metrics(names: [\"system.load1\"], range: H1, from: \"2026-01-01T00:00:00Z\") { step } }", json!({})).await;
+        assert_eq!(error_code(&both), "BAD_USER_INPUT");
+    }
+}

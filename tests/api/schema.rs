@@ -56,6 +56,7 @@ fn decisions() -> Vec<(&'static str, Access, String)> {
         ("Query.nodes", AtLeast(Viewer), "{ nodes(first: 1) { totalCount } }".into()),
         ("Query.node", AtLeastOrAgent(Viewer), format!("{{ node(hostname: \"{MATRIX_NODE}\") {{ id }} }}")),
         ("Query.enrollmentKeys", AtLeast(Admin), "{ enrollmentKeys(first: 1) { totalCount } }".into()),
+        ("Query.metrics", AtLeast(Viewer), "{ metrics(names: [\"system.load1\"], range: H1) { step } }".into()),
         ("Query.metricCatalog", AtLeastOrAgent(Viewer), "{ metricCatalog { name } }".into()),
         ("Mutation.ingestMetrics", Access::Agent, "mutation { ingestMetrics(batch: { batchId: \"\", samples: [] }) { accepted } }".into()),
         ("Mutation.login", Public, "mutation { login(username: \"\", password: \"x\") { accessToken } }".into()),

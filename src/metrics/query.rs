@@ -1,0 +1,373 @@
+//! Range queries: pick the finest tier that answers within the point budget, then
+//! aggregate its rows into buckets of `step` in SQL.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use entity::metric_series;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement, Value};
+use uuid::Uuid;
+
+use crate::{
+    error::{AppError, AppResult},
+    nodes::types::Label,
+};
+
+/// Points one series may return at most.
+pub const MAX_POINTS: i64 = 1_500;
+pub const MAX_NAMES: usize = 50;
+pub const MAX_NODES: usize = 500;
+/// Series one query may read at most.
+pub const MAX_SERIES: usize = 1_000;
+/// The longest range a query may ask for.
+const MAX_SPAN: ChronoDuration = ChronoDuration::days(400);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
+pub enum Aggregate {
+    /// Mean of the samples in each step.
+    Avg,
+    Min,
+    Max,
+    /// The latest sample in each step.
+    Last,
+    Sum,
+    /// Per-second increase of a counter, across counter resets.
+    Rate,
+}
+
+/// Where the points came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
+pub enum Resolution {
+    Raw,
+    Minute,
+    Hour,
+}
+
+impl Resolution {
+    fn width_ms(self) -> i64 {
+        match self {
+            Resolution::Raw => 1_000,
+            Resolution::Minute => 60_000,
+            Resolution::Hour => 3_600_000,
+        }
+    }
+
+    /// Rows as (series_id, t, min, max, sum, count, last, last_ts).
+    fn source(self) -> &'static str {
+        match self {
+            Resolution::Raw => {
+                "SELECT series_id, ts AS t, value AS mn, value AS mx, value AS sm, 1 AS cnt, value AS lst, ts AS lts FROM metric_samples"
+            }
+            Resolution::Minute => {
+                "SELECT series_id, bucket AS t, min AS mn, max AS mx, sum AS sm, count AS cnt, last AS lst, last_ts AS lts FROM metric_rollups_1m"
+            }
+            Resolution::Hour => {
+                "SELECT series_id, bucket AS t, min AS mn, max AS mx, sum AS sm, count AS cnt, last AS lst, last_ts AS lts FROM metric_rollups_1h"
+            }
+        }
+    }
+}
+
+pub struct RangeQuery<'a> {
+    pub node_ids: Option<Vec<Uuid>>,
+    pub names: &'a [String],
+    pub labels: &'a [Label],
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub step_seconds: Option<i64>,
+    pub aggregate: Aggregate,
+}
+
+pub struct SeriesPoints {
+    pub series: metric_series::Model,
+    pub points: Vec<(DateTime<Utc>, Option<f64>)>,
+}
+
+pub struct RangeAnswer {
+    pub resolution: Resolution,
+    pub step_seconds: i64,
+    pub series: Vec<SeriesPoints>,
+}
+
+/// The tier and step for a range: the finest tier whose data still exists for the whole
+/// range and whose buckets fit the step, with the step rounded up to that tier.
+pub fn plan(
+    span_ms: i64,
+    step_seconds: Option<i64>,
+    oldest_ms_ago: i64,
+    raw_retention_ms: i64,
+    minute_retention_ms: i64,
+) -> AppResult<(Resolution, i64)> {
+    let wanted_ms = match step_seconds {
+        Some(s) if s < 1 => return Err(AppError::bad_input("step", "must be at least 1 second")),
+        Some(s) => s.saturating_mul(1000),
+        None => (span_ms + MAX_POINTS - 1) / MAX_POINTS,
+    };
+    if span_ms / wanted_ms.max(1) > MAX_POINTS {
+        return Err(AppError::bad_input(
+            "step",
+            format!(
+                "gives more than {MAX_POINTS} points over this range; use a step of at least {} s",
+                (span_ms / MAX_POINTS + 999) / 1000
+            ),
+        ));
+    }
+    let resolution = if wanted_ms < 60_000 && oldest_ms_ago <= raw_retention_ms {
+        Resolution::Raw
+    } else if wanted_ms < 3_600_000 && oldest_ms_ago <= minute_retention_ms {
+        Resolution::Minute
+    } else {
+        Resolution::Hour
+    };
+    let width = resolution.width_ms();
+    let step_ms = (wanted_ms.max(width) + width - 1) / width * width;
+    Ok((resolution, step_ms / 1000))
+}
+
+pub async fn run(
+    db: &impl ConnectionTrait,
+    query: &RangeQuery<'_>,
+    raw_retention: std::time::Duration,
+) -> AppResult<RangeAnswer> {
+    if query.names.is_empty() || query.names.len() > MAX_NAMES {
+        return Err(AppError::bad_input(
+            "names",
+            format!("give 1 to {MAX_NAMES} metric names"),
+        ));
+    }
+    if query
+        .node_ids
+        .as_ref()
+        .is_some_and(|ids| ids.len() > MAX_NODES)
+    {
+        return Err(AppError::bad_input(
+            "nodeIds",
+            format!("at most {MAX_NODES} nodes"),
+        ));
+    }
+    if query.labels.len() > super::ingest::MAX_LABELS {
+        return Err(AppError::bad_input(
+            "labels",
+            format!("at most {} labels", super::ingest::MAX_LABELS),
+        ));
+    }
+    if query.to <= query.from {
+        return Err(AppError::bad_input("to", "must be after from"));
+    }
+    if query.to - query.from > MAX_SPAN {
+        return Err(AppError::bad_input("from", "ranges are at most 400 days"));
+    }
+    let now = Utc::now();
+    let span_ms = (query.to - query.from).num_milliseconds();
+    let oldest_ms_ago = (now - query.from).num_milliseconds();
+    let (resolution, step_seconds) = plan(
+        span_ms,
+        query.step_seconds,
+        oldest_ms_ago,
+        raw_retention.as_millis() as i64,
+        ChronoDuration::days(30).num_milliseconds(),
+    )?;
+
+    let mut select = metric_series::Entity::find()
+        .filter(metric_series::Column::Name.is_in(query.names.iter().map(String::as_str)));
+    if let Some(ids) = &query.node_ids {
+        select = select.filter(metric_series::Column::NodeId.is_in(ids.iter().copied()));
+    }
+    let wanted: BTreeMap<&str, &str> = query
+        .labels
+        .iter()
+        .map(|l| (l.key.as_str(), l.value.as_str()))
+        .collect();
+    let series: Vec<metric_series::Model> = select
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|s| {
+            wanted
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).and_then(|x| x.as_str()) == Some(*v))
+        })
+        .collect();
+    if series.len() > MAX_SERIES {
+        return Err(AppError::bad_input(
+            "names",
+            format!(
+                "the query matches {} series; narrow it to at most {MAX_SERIES}",
+                series.len()
+            ),
+        ));
+    }
+    if series.is_empty() {
+        return Ok(RangeAnswer {
+            resolution,
+            step_seconds,
+            series: Vec::new(),
+        });
+    }
+
+    let backend = db.get_database_backend();
+    let from_ms = query.from.timestamp_millis();
+    let to_ms = query.to.timestamp_millis();
+    let step_ms = step_seconds * 1000;
+    let placeholders = |start: usize, n: usize| -> String {
+        (0..n)
+            .map(|i| match backend {
+                sea_orm::DbBackend::Postgres => format!("${}", start + i),
+                _ => "?".to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let p = |i: usize| match backend {
+        sea_orm::DbBackend::Postgres => format!("${i}"),
+        _ => "?".to_string(),
+    };
+    // Each bucket: min, max, sum and count over its rows, and the latest row's value.
+    let sql = format!(
+        "WITH src AS ({source}) , picked AS (SELECT * FROM src WHERE series_id IN ({ids}) AND t >= {from} AND t < {to}), \
+         g AS (SELECT series_id, (t - {from2}) / {step} AS b, MIN(mn) AS mn, MAX(mx) AS mx, SUM(sm) AS sm, SUM(cnt) AS cnt, MAX(lts) AS lts \
+               FROM picked GROUP BY 1, 2) \
+         SELECT g.series_id, g.b, g.mn, g.mx, g.sm, CAST(g.cnt AS BIGINT) AS cnt, p.lst FROM g \
+         JOIN picked p ON p.series_id = g.series_id AND p.lts = g.lts \
+         ORDER BY g.series_id, g.b",
+        source = resolution.source(),
+        ids = placeholders(1, series.len()),
+        from = p(series.len() + 1),
+        to = p(series.len() + 2),
+        from2 = p(series.len() + 3),
+        step = p(series.len() + 4),
+    );
+    let mut values: Vec<Value> = series.iter().map(|s| Value::from(s.id)).collect();
+    values.extend([from_ms, to_ms, from_ms, step_ms].map(Value::from));
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+
+    let mut buckets: HashMap<Uuid, Vec<Step>> = HashMap::new();
+    for row in rows {
+        let id: Uuid = row.try_get("", "series_id")?;
+        buckets.entry(id).or_default().push(Step {
+            index: row.try_get("", "b")?,
+            min: row.try_get("", "mn")?,
+            max: row.try_get("", "mx")?,
+            sum: row.try_get("", "sm")?,
+            count: row.try_get("", "cnt")?,
+            last: row.try_get("", "lst")?,
+        });
+    }
+    let to_time = |b: i64| {
+        DateTime::<Utc>::from_timestamp_millis(from_ms + b * step_ms).unwrap_or(query.from)
+    };
+    let mut answer = Vec::with_capacity(series.len());
+    for s in series {
+        let rows = buckets.remove(&s.id).unwrap_or_default();
+        let points = match query.aggregate {
+            Aggregate::Rate => rate(
+                &rows.iter().map(|r| (r.index, r.last)).collect::<Vec<_>>(),
+                step_seconds,
+            )
+            .into_iter()
+            .map(|(b, v)| (to_time(b), v))
+            .collect(),
+            aggregate => rows
+                .iter()
+                .map(|step| {
+                    let value = match aggregate {
+                        Aggregate::Avg => step.sum / step.count.max(1) as f64,
+                        Aggregate::Min => step.min,
+                        Aggregate::Max => step.max,
+                        Aggregate::Sum => step.sum,
+                        _ => step.last,
+                    };
+                    (to_time(step.index), Some(value))
+                })
+                .collect(),
+        };
+        answer.push(SeriesPoints { series: s, points });
+    }
+    Ok(RangeAnswer {
+        resolution,
+        step_seconds,
+        series: answer,
+    })
+}
+
+/// One step of one series, as the query aggregated it.
+struct Step {
+    /// Steps since `from`.
+    index: i64,
+    min: f64,
+    max: f64,
+    sum: f64,
+    count: i64,
+    last: f64,
+}
+
+/// Per-second rates from each bucket's last counter value: the increase since the
+/// previous bucket, where a drop means the counter restarted from zero (so the increase
+/// is the new value). The first bucket has no predecessor and no rate.
+pub fn rate(lasts: &[(i64, f64)], step_seconds: i64) -> Vec<(i64, Option<f64>)> {
+    let mut out = Vec::with_capacity(lasts.len());
+    let mut previous: Option<(i64, f64)> = None;
+    for &(bucket, value) in lasts {
+        let rate = previous.map(|(prev_bucket, prev_value)| {
+            let increase = if value >= prev_value {
+                value - prev_value
+            } else {
+                value
+            };
+            increase / ((bucket - prev_bucket) * step_seconds).max(1) as f64
+        });
+        out.push((bucket, rate));
+        previous = Some((bucket, value));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_reset_counts_the_new_value_as_the_increase() {
+        let lasts = [(0, 100.0), (1, 160.0), (2, 30.0), (3, 90.0)];
+        let rates = rate(&lasts, 60);
+        assert_eq!(
+            rates,
+            vec![(0, None), (1, Some(1.0)), (2, Some(0.5)), (3, Some(1.0))]
+        );
+    }
+
+    #[test]
+    fn the_plan_picks_the_finest_tier_within_the_point_budget() {
+        let hour = 3_600_000;
+        let day = 24 * hour;
+        let raw = 2 * day;
+        let minute = 30 * day;
+        assert_eq!(
+            plan(hour, None, hour, raw, minute).unwrap(),
+            (Resolution::Raw, 3)
+        );
+        assert_eq!(
+            plan(day, None, day, raw, minute).unwrap(),
+            (Resolution::Raw, 58)
+        );
+        assert_eq!(
+            plan(7 * day, None, 7 * day, raw, minute).unwrap(),
+            (Resolution::Minute, 420)
+        );
+        assert_eq!(
+            plan(30 * day, None, 30 * day, raw, minute).unwrap(),
+            (Resolution::Minute, 1740)
+        );
+        assert_eq!(
+            plan(90 * day, None, 90 * day, raw, minute).unwrap(),
+            (Resolution::Hour, 7200)
+        );
+        assert!(plan(30 * day, Some(1), 30 * day, raw, minute).is_err());
+        assert_eq!(
+            plan(hour, Some(90), hour, raw, minute).unwrap(),
+            (Resolution::Minute, 120)
+        );
+    }
+}
