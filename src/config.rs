@@ -67,6 +67,12 @@ pub struct Config {
     pub node_status_check_interval: Duration,
     /// How long raw metric samples are kept; older samples are refused at ingestion.
     pub metrics_raw_retention: Duration,
+    /// How long 1-minute rollups are kept.
+    pub metrics_minute_retention: Duration,
+    /// How long 1-hour rollups are kept.
+    pub metrics_hour_retention: Duration,
+    /// How often the retention job deletes what is due.
+    pub metrics_retention_interval: Duration,
 }
 
 /// A configuration problem: the variable and why its value was refused.
@@ -269,9 +275,28 @@ impl Config {
             Duration::from_secs(48 * 3600),
         )?;
 
+        let metrics_minute_retention = duration_var(
+            &get,
+            "MAILOPS_METRICS_MINUTE_RETENTION",
+            Duration::from_secs(30 * 86_400),
+        )?;
+        let metrics_hour_retention = duration_var(
+            &get,
+            "MAILOPS_METRICS_HOUR_RETENTION",
+            Duration::from_secs(400 * 86_400),
+        )?;
+        let metrics_retention_interval = duration_var(
+            &get,
+            "MAILOPS_METRICS_RETENTION_INTERVAL",
+            Duration::from_secs(600),
+        )?;
+
         Ok(Config {
             mode,
             metrics_raw_retention,
+            metrics_minute_retention,
+            metrics_hour_retention,
+            metrics_retention_interval,
             node_push_interval,
             node_stale_after,
             node_down_after,

@@ -15,6 +15,7 @@ use crate::{error::AppResult, state::AppState};
 /// Advisory-lock keys, one per job.
 pub mod lock {
     pub const NODE_STATUS: i64 = 0x6d61_696c_0001;
+    pub const METRICS_RETENTION: i64 = 0x6d61_696c_0002;
 }
 
 /// Begins a transaction holding the job's lock, or `None` when another instance holds it.
@@ -81,5 +82,16 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
             },
         )
     };
-    vec![node_status]
+    let metrics_retention = {
+        let state = state.clone();
+        every(
+            "metrics-retention",
+            state.config.metrics_retention_interval,
+            move || {
+                let state = state.clone();
+                async move { crate::metrics::retention::sweep(&state).await.map(|_| ()) }
+            },
+        )
+    };
+    vec![node_status, metrics_retention]
 }

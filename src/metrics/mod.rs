@@ -5,5 +5,6 @@ pub mod catalog;
 pub mod ingest;
 pub mod query;
 pub mod resolvers;
+pub mod retention;
 pub mod store;
 pub mod types;

@@ -272,3 +272,29 @@ on_both_backends! {
         assert_eq!(error_code(&both), "BAD_USER_INPUT");
     }
 }
+
+on_both_backends! {
+    async fn retention_deletes_only_what_is_due(backend) {
+        let app = TestApp::spawn_with(backend, &[("MAILOPS_METRICS_RAW_RETENTION", "8s")]).await;
+        let (_, key) = agent(&app, "old.example.com").await;
+        let now = chrono::Utc::now();
+        let samples = json!([
+            { "name": "system.load5", "ts": (now - chrono::Duration::seconds(5)).to_rfc3339(), "value": 1.0 },
+            { "name": "system.load5", "ts": now.to_rfc3339(), "value": 2.0 },
+        ]);
+        let answer = app.gql_key(&key, INGEST, json!({ "b": { "batchId": "aging", "samples": samples } })).await;
+        assert!(answer["errors"].is_null(), "{answer}");
+        // Long enough for the older sample to pass retention, with room to spare for the newer.
+        tokio::time::sleep(std::time::Duration::from_millis(4000)).await;
+
+        let deleted = mailops::metrics::retention::sweep(&app.state).await.unwrap();
+        assert_eq!(deleted, 1);
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM metric_samples").await, 1);
+        let db = &app.state.db;
+        let left = db.query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT value FROM metric_samples")).await.unwrap().unwrap();
+        assert_eq!(left.try_get_by_index::<f64>(0).unwrap(), 2.0);
+        // Rollups and the batch record are kept longer.
+        assert_eq!(count(&app, "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM metric_rollups_1m").await, 2);
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM metric_batches").await, 1);
+    }
+}
