@@ -43,7 +43,13 @@ pub fn build(state: AppState, config: &Config) -> AppSchema {
         },
         tokio::spawn,
     );
-    let mut builder = builder().data(state).data(ips_by_node);
+    let latest_by_node = DataLoader::new(
+        crate::metrics::latest::LatestByNode {
+            db: state.db.clone(),
+        },
+        tokio::spawn,
+    );
+    let mut builder = builder().data(state).data(ips_by_node).data(latest_by_node);
     if !config.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod ingest;
+pub mod latest;
 pub mod query;
 pub mod resolvers;
 pub mod retention;

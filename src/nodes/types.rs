@@ -153,6 +153,23 @@ impl Node {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    /// The latest reading of each service the node reports.
+    #[graphql(guard = "RoleOrAgentGuard::new(Role::Viewer)")]
+    async fn latest(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<crate::metrics::latest::NodeLatest> {
+        let loader = ctx
+            .data::<async_graphql::dataloader::DataLoader<crate::metrics::latest::LatestByNode>>()
+            .map_err(|_| crate::error::AppError::internal("latest-metrics loader missing"))?;
+        let readings = loader
+            .load_one(self.uuid)
+            .await
+            .map_err(|e| crate::error::AppError::internal(format!("loading latest metrics: {e}")))?
+            .unwrap_or_default();
+        Ok((&readings).into())
+    }
+
     /// The node's agent keys (never their secrets).
     #[graphql(guard = "RoleGuard::new(Role::Admin)")]
     async fn keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<NodeKey>> {

@@ -298,3 +298,30 @@ on_both_backends! {
         assert_eq!(count(&app, "SELECT COUNT(*) FROM metric_batches").await, 1);
     }
 }
+
+on_both_backends! {
+    async fn node_latest_shows_each_reported_service_and_null_for_the_rest(backend) {
+        let app = TestApp::spawn(backend).await;
+        let (node_id, key) = agent(&app, "latest.example.com").await;
+        let samples = json!([
+            { "name": "system.cpu.used_percent", "ts": ts(120), "value": 10.0 },
+            { "name": "system.cpu.used_percent", "ts": ts(5), "value": 42.0 },
+            { "name": "system.disk.used_percent", "labels": [{ "key": "mount", "value": "/" }], "ts": ts(5), "value": 40.0 },
+            { "name": "system.disk.used_percent", "labels": [{ "key": "mount", "value": "/var" }], "ts": ts(5), "value": 91.0 },
+            { "name": "zonemta.queue.deferred", "labels": [{ "key": "zone", "value": "default" }], "ts": ts(5), "value": 7.0 },
+            { "name": "zonemta.queue.deferred", "labels": [{ "key": "zone", "value": "bulk" }], "ts": ts(5), "value": 5.0 },
+        ]);
+        let answer = app.gql_key(&key, INGEST, json!({ "b": { "batchId": "l", "samples": samples } })).await;
+        assert!(answer["errors"].is_null(), "{answer}");
+        let viewer = app.user_with_role("lia", "VIEWER").await.1;
+        let body = app.gql(Some(&viewer), "query($id: ID) { node(id: $id) { latest {
+            system { cpuPercent diskUsedPercent load1 at } zonemta { queueDeferred } redis { clients } } } }",
+            json!({ "id": node_id })).await;
+        let latest = &body["data"]["node"]["latest"];
+        assert_eq!(latest["system"]["cpuPercent"], 42.0, "{body}");
+        assert_eq!(latest["system"]["diskUsedPercent"], 91.0);
+        assert!(latest["system"]["load1"].is_null());
+        assert_eq!(latest["zonemta"]["queueDeferred"], 12.0);
+        assert!(latest["redis"].is_null());
+    }
+}
