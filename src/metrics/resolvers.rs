@@ -94,19 +94,7 @@ impl MetricsQuery {
                 .into_iter()
                 .map(|s| MetricSeriesPoints {
                     node_id: ID(s.series.node_id.to_string()),
-                    labels: s
-                        .series
-                        .labels
-                        .as_object()
-                        .map(|map| {
-                            map.iter()
-                                .map(|(k, v)| Label {
-                                    key: k.clone(),
-                                    value: v.as_str().unwrap_or_default().to_string(),
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
+                    labels: Label::from_json(&s.series.labels),
                     name: s.series.name,
                     points: s
                         .points

@@ -178,10 +178,10 @@ impl Node {
     }
 }
 
-impl From<node::Model> for Node {
-    fn from(m: node::Model) -> Self {
-        let labels = m
-            .labels
+impl Label {
+    /// Labels stored as a JSON object of strings, in key order.
+    pub fn from_json(labels: &serde_json::Value) -> Vec<Label> {
+        labels
             .as_object()
             .map(|map| {
                 map.iter()
@@ -191,7 +191,13 @@ impl From<node::Model> for Node {
                     })
                     .collect()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+}
+
+impl From<node::Model> for Node {
+    fn from(m: node::Model) -> Self {
+        let labels = Label::from_json(&m.labels);
         Node {
             id: ID(m.id.to_string()),
             uuid: m.id,
