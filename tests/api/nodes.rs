@@ -377,13 +377,24 @@ async fn the_cli_creates_enrollment_keys_that_agents_can_use() {
 #[tokio::test]
 async fn the_status_job_runs_on_one_instance_at_a_time() {
     // Two instances on one Postgres database, as in production.
-    let first = TestApp::spawn(crate::helpers::Backend::Postgres).await;
+    // The server's own job runs its first pass at start-up and then not for an hour.
+    let first = TestApp::spawn_with(
+        crate::helpers::Backend::Postgres,
+        &[("MAILOPS_NODE_STATUS_CHECK_INTERVAL", "1h")],
+    )
+    .await;
     let db = &first.state.db;
     let lock = mailops::jobs::lock::NODE_STATUS;
-    let holder = mailops::jobs::begin_exclusive(db, lock)
-        .await
-        .unwrap()
-        .expect("first pass takes the lock");
+    let mut holder = None;
+    for _ in 0..100 {
+        holder = mailops::jobs::begin_exclusive(db, lock).await.unwrap();
+        if holder.is_some() {
+            break;
+        }
+        // That start-up pass still holds the lock.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let holder = holder.expect("a pass takes the lock once no other holds it");
     let other_instance = sea_orm::Database::connect(first.database_url().unwrap())
         .await
         .unwrap();
