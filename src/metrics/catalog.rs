@@ -6,10 +6,15 @@ use async_graphql::Enum;
 /// Which part of the cluster a metric describes.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetricService {
+    /// The host: CPU, memory, disks, network.
     System,
+    /// MongoDB members.
     Mongodb,
+    /// Redis servers.
     Redis,
+    /// ZoneMTA outbound queues and deliveries.
     Zonemta,
+    /// Rspamd scanning.
     Rspamd,
 }
 

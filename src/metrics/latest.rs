@@ -167,10 +167,15 @@ pub struct RedisSnapshot {
 /// The latest reading per service; a service is null when the node does not report it.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct NodeLatest {
+    /// CPU, memory, load, disk and connections.
     pub system: Option<SystemSnapshot>,
+    /// Outbound queues.
     pub zonemta: Option<ZonemtaSnapshot>,
+    /// Scanning latency.
     pub rspamd: Option<RspamdSnapshot>,
+    /// Connections and replication lag.
     pub mongodb: Option<MongodbSnapshot>,
+    /// Memory, clients, throughput and keys.
     pub redis: Option<RedisSnapshot>,
 }
 

@@ -22,14 +22,18 @@ pub const MAX_SERIES: usize = 1_000;
 /// The longest range a query may ask for.
 const MAX_SPAN: ChronoDuration = ChronoDuration::days(400);
 
+/// How the samples of one step become one point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
 pub enum Aggregate {
     /// Mean of the samples in each step.
     Avg,
+    /// Smallest sample in each step.
     Min,
+    /// Largest sample in each step.
     Max,
     /// The latest sample in each step.
     Last,
+    /// Sum of the samples in each step.
     Sum,
     /// Per-second increase of a counter, across counter resets.
     Rate,
@@ -38,8 +42,11 @@ pub enum Aggregate {
 /// Where the points came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
 pub enum Resolution {
+    /// Raw samples (kept 48 h by default).
     Raw,
+    /// 1-minute rollups (kept 30 days by default).
     Minute,
+    /// 1-hour rollups (kept 400 days by default).
     Hour,
 }
 

@@ -59,12 +59,6 @@ impl MetricsQuery {
         };
         let node_ids = node_ids
             .map(|ids| {
-                if ids.len() > query::MAX_NODES {
-                    return Err(AppError::bad_input(
-                        "nodeIds",
-                        format!("at most {} nodes", query::MAX_NODES),
-                    ));
-                }
                 ids.iter()
                     .map(|id| parse_id("nodeIds", id))
                     .collect::<Result<Vec<_>, _>>()

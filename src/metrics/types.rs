@@ -10,12 +10,15 @@ use super::catalog::{MetricDef, MetricKind, MetricService};
 pub struct MetricDefinition {
     /// The name agents send, e.g. `system.cpu.used_percent`.
     pub name: String,
+    /// The part of the cluster it describes.
     pub service: MetricService,
+    /// Gauge or counter.
     pub kind: MetricKind,
     /// `percent`, `bytes`, `seconds`, `messages`, …
     pub unit: String,
     /// The label keys every sample carries, e.g. `mount` for disk usage.
     pub labels: Vec<String>,
+    /// What it measures.
     pub description: String,
 }
 
@@ -61,6 +64,7 @@ pub struct MetricBatchInput {
 /// The answer to `ingestMetrics`, given only after the batch is committed.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct IngestResult {
+    /// The batch's id, as sent.
     pub batch_id: String,
     /// How many samples the batch held; all of them are stored.
     pub accepted: i32,
@@ -71,10 +75,15 @@ pub struct IngestResult {
 /// A preset time range ending now.
 #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeRange {
+    /// The last hour.
     H1,
+    /// The last 6 hours.
     H6,
+    /// The last 24 hours.
     H24,
+    /// The last 7 days.
     D7,
+    /// The last 30 days.
     D30,
 }
 
@@ -94,15 +103,20 @@ impl TimeRange {
 /// a rate has no earlier point to compare with).
 #[derive(SimpleObject, Debug, Clone)]
 pub struct MetricPoint {
+    /// Start of the step.
     pub ts: DateTime<Utc>,
+    /// The aggregated value.
     pub value: Option<f64>,
 }
 
 /// One series over the asked range.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct MetricSeriesPoints {
+    /// The node that reported it.
     pub node_id: async_graphql::ID,
+    /// The metric name.
     pub name: String,
+    /// The series' labels.
     pub labels: Vec<Label>,
     /// Only steps with samples appear.
     pub points: Vec<MetricPoint>,
@@ -111,11 +125,14 @@ pub struct MetricSeriesPoints {
 /// The answer to `metrics`.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct MetricsResult {
+    /// Start of the range read.
     pub from: DateTime<Utc>,
+    /// End of the range read (exclusive).
     pub to: DateTime<Utc>,
     /// The step used, in seconds: the one asked for, rounded up to the tier read.
     pub step: i64,
     /// The tier the points were read from.
     pub resolution: super::query::Resolution,
+    /// One entry per matching series.
     pub series: Vec<MetricSeriesPoints>,
 }
