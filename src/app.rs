@@ -106,7 +106,9 @@ impl Application {
     }
 }
 
-async fn build_state(config: Config) -> anyhow::Result<AppState> {
+/// Connects to the database (applying migrations) and Redis, creates the first admin when
+/// there are no users, and assembles the state every request and job shares.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = db::connect(&config).await?;
     db::migrate(&db).await.context("applying migrations")?;
 

@@ -49,6 +49,26 @@ pub enum Command {
         #[command(subcommand)]
         action: EnrollmentKeyAction,
     },
+    /// Tools for demos and benchmarks.
+    Dev {
+        #[command(subcommand)]
+        action: DevAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DevAction {
+    /// Register outbound mail nodes and fill their metrics for the last days, through
+    /// the same ingestion agents use. Running it again adds only the hours not yet stored.
+    Seed {
+        #[arg(long, default_value_t = 15)]
+        nodes: usize,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Batches stored at once.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -157,6 +177,37 @@ pub async fn enrollment_key(config: &Config, action: EnrollmentKeyAction) -> any
                 row.name, row.id
             );
             println!("{key}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn dev(config: Config, action: DevAction) -> anyhow::Result<()> {
+    match action {
+        DevAction::Seed {
+            nodes,
+            days,
+            concurrency,
+        } => {
+            let state = crate::app::build_state(config).await?;
+            let report = crate::seed::run(
+                &state,
+                crate::seed::SeedOptions {
+                    nodes,
+                    days,
+                    concurrency,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!(e.client_message()))?;
+            println!(
+                "seeded {} nodes: {} hourly batches ({} already stored), {} samples in {:.0} s",
+                report.nodes,
+                report.batches,
+                report.duplicate_batches,
+                report.samples,
+                report.seconds
+            );
         }
     }
     Ok(())

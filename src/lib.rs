@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod nodes;
 pub mod realtime;
+pub mod seed;
 pub mod state;
 pub mod telemetry;
 pub mod users;

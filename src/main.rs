@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             }
             Command::User { action } => cli::user(&config, action).await,
             Command::EnrollmentKey { action } => cli::enrollment_key(&config, action).await,
+            Command::Dev { action } => cli::dev(config, action).await,
             Command::Schema => Ok(()),
         }
     });

@@ -179,6 +179,17 @@ fn check_batch_id(batch_id: &str) -> AppResult<()> {
     }
 }
 
+/// Which samples a batch may carry, by age.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// What agents send: nothing older than raw retention.
+    Live,
+    /// History loaded by `mailops dev seed`: samples up to the 1-hour tier's retention.
+    /// Those older than raw retention go only into the rollups, as they would have if
+    /// they had arrived live and been pruned since.
+    Backfill,
+}
+
 /// Stores a batch for the agent's node. Nothing is written unless every sample is
 /// valid; a batch id seen before is answered from its record (or refused when its
 /// content differs); success is answered only after the commit.
@@ -186,6 +197,15 @@ pub async fn ingest(
     state: &AppState,
     agent: &AgentNode,
     batch: &MetricBatchInput,
+) -> AppResult<Outcome> {
+    store_batch(state, agent, batch, Admission::Live).await
+}
+
+pub async fn store_batch(
+    state: &AppState,
+    agent: &AgentNode,
+    batch: &MetricBatchInput,
+    admission: Admission,
 ) -> AppResult<Outcome> {
     check_batch_id(&batch.batch_id)?;
     if batch.samples.is_empty() || batch.samples.len() > MAX_SAMPLES {
@@ -198,9 +218,16 @@ pub async fn ingest(
         ));
     }
     let now = Utc::now();
-    let oldest = now
-        - ChronoDuration::from_std(state.config.metrics_raw_retention)
-            .map_err(|e| AppError::internal(format!("raw retention: {e}")))?;
+    let before_now = |retention: std::time::Duration| {
+        ChronoDuration::from_std(retention)
+            .map(|age| now - age)
+            .map_err(|e| AppError::internal(format!("retention: {e}")))
+    };
+    let raw_oldest = before_now(state.config.metrics_raw_retention)?;
+    let oldest = match admission {
+        Admission::Live => raw_oldest,
+        Admission::Backfill => before_now(state.config.metrics_hour_retention)?,
+    };
     let newest = now + MAX_FUTURE;
 
     let mut series: HashMap<Uuid, SeriesKey> = HashMap::new();
@@ -287,8 +314,12 @@ pub async fn ingest(
             .exec_without_returning(&txn)
             .await?;
     }
-    let inserted = store::insert_samples(&txn, &samples).await?;
-    store::update_rollups(&txn, &inserted).await?;
+    let raw_oldest_ms = raw_oldest.timestamp_millis();
+    let (raw, past_raw_retention): (Vec<Sample>, Vec<Sample>) =
+        samples.into_iter().partition(|s| s.ts >= raw_oldest_ms);
+    let mut for_rollups = store::insert_samples(&txn, &raw).await?;
+    for_rollups.extend(past_raw_retention);
+    store::update_rollups(&txn, &for_rollups).await?;
     let (node, status_event) =
         crate::nodes::service::record_contact(&txn, agent.node_id, None).await?;
     txn.commit().await?;

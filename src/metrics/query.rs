@@ -96,35 +96,70 @@ pub struct RangeAnswer {
     pub series: Vec<SeriesPoints>,
 }
 
-/// The tier and step for a range: the finest tier whose data still exists for the whole
-/// range and whose buckets fit the step, with the step rounded up to that tier.
+/// How long each tier keeps its data, which bounds how far back it can answer.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    pub raw: std::time::Duration,
+    pub minute: std::time::Duration,
+}
+
+/// Agents report every 15 s, so that is the raw tier's resolution when counting the
+/// points it would give over a range.
+const RAW_INTERVAL_MS: i64 = 15_000;
+
+/// The tier and step for a range.
+///
+/// Without a step, the finest tier whose own resolution gives at most `MAX_POINTS` over
+/// the range: raw up to about 6 hours, 1-minute up to 25 hours, 1-hour beyond. That keeps
+/// the rows read per series near the points returned, so a 30-day range costs about what
+/// a 1-hour one does. With a step, the finest tier whose buckets fit inside it. Either way
+/// the tier must still hold data from the start of the range, and the step is rounded up
+/// to whole buckets of the tier.
 pub fn plan(
     span_ms: i64,
     step_seconds: Option<i64>,
     oldest_ms_ago: i64,
-    raw_retention_ms: i64,
-    minute_retention_ms: i64,
+    retention: Retention,
 ) -> AppResult<(Resolution, i64)> {
-    let wanted_ms = match step_seconds {
+    let raw_reaches = oldest_ms_ago <= retention.raw.as_millis() as i64;
+    let minute_reaches = oldest_ms_ago <= retention.minute.as_millis() as i64;
+    let budget_ms = (span_ms + MAX_POINTS - 1) / MAX_POINTS;
+    let (resolution, wanted_ms) = match step_seconds {
         Some(s) if s < 1 => return Err(AppError::bad_input("step", "must be at least 1 second")),
-        Some(s) => s.saturating_mul(1000),
-        None => (span_ms + MAX_POINTS - 1) / MAX_POINTS,
-    };
-    if span_ms / wanted_ms.max(1) > MAX_POINTS {
-        return Err(AppError::bad_input(
-            "step",
-            format!(
-                "gives more than {MAX_POINTS} points over this range; use a step of at least {} s",
-                (span_ms / MAX_POINTS + 999) / 1000
-            ),
-        ));
-    }
-    let resolution = if wanted_ms < 60_000 && oldest_ms_ago <= raw_retention_ms {
-        Resolution::Raw
-    } else if wanted_ms < 3_600_000 && oldest_ms_ago <= minute_retention_ms {
-        Resolution::Minute
-    } else {
-        Resolution::Hour
+        Some(s) => {
+            let wanted_ms = s.saturating_mul(1000);
+            if span_ms / wanted_ms > MAX_POINTS {
+                return Err(AppError::bad_input(
+                    "step",
+                    format!(
+                        "gives more than {MAX_POINTS} points over this range; use a step of at least {} s",
+                        (budget_ms + 999) / 1000
+                    ),
+                ));
+            }
+            let resolution = if wanted_ms < 60_000 && raw_reaches {
+                Resolution::Raw
+            } else if wanted_ms < 3_600_000 && minute_reaches {
+                Resolution::Minute
+            } else {
+                Resolution::Hour
+            };
+            (resolution, wanted_ms)
+        }
+        None => {
+            let resolution = if span_ms / RAW_INTERVAL_MS <= MAX_POINTS && raw_reaches {
+                Resolution::Raw
+            } else if span_ms / 60_000 <= MAX_POINTS && minute_reaches {
+                Resolution::Minute
+            } else {
+                Resolution::Hour
+            };
+            let native_ms = match resolution {
+                Resolution::Raw => RAW_INTERVAL_MS,
+                other => other.width_ms(),
+            };
+            (resolution, budget_ms.max(native_ms))
+        }
     };
     let width = resolution.width_ms();
     let step_ms = (wanted_ms.max(width) + width - 1) / width * width;
@@ -134,7 +169,7 @@ pub fn plan(
 pub async fn run(
     db: &impl ConnectionTrait,
     query: &RangeQuery<'_>,
-    raw_retention: std::time::Duration,
+    retention: Retention,
 ) -> AppResult<RangeAnswer> {
     if query.names.is_empty() || query.names.len() > MAX_NAMES {
         return Err(AppError::bad_input(
@@ -167,13 +202,7 @@ pub async fn run(
     let now = Utc::now();
     let span_ms = (query.to - query.from).num_milliseconds();
     let oldest_ms_ago = (now - query.from).num_milliseconds();
-    let (resolution, step_seconds) = plan(
-        span_ms,
-        query.step_seconds,
-        oldest_ms_ago,
-        raw_retention.as_millis() as i64,
-        ChronoDuration::days(30).num_milliseconds(),
-    )?;
+    let (resolution, step_seconds) = plan(span_ms, query.step_seconds, oldest_ms_ago, retention)?;
 
     let mut select = metric_series::Entity::find()
         .filter(metric_series::Column::Name.is_in(query.names.iter().map(String::as_str)));
@@ -349,32 +378,30 @@ mod tests {
     fn the_plan_picks_the_finest_tier_within_the_point_budget() {
         let hour = 3_600_000;
         let day = 24 * hour;
-        let raw = 2 * day;
-        let minute = 30 * day;
+        let retention = Retention {
+            raw: std::time::Duration::from_secs(2 * 86_400),
+            minute: std::time::Duration::from_secs(30 * 86_400),
+        };
+        let auto = |span: i64| plan(span, None, span, retention).unwrap();
+        assert_eq!(auto(hour), (Resolution::Raw, 15));
+        assert_eq!(auto(6 * hour), (Resolution::Raw, 15));
+        assert_eq!(auto(day), (Resolution::Minute, 60));
+        assert_eq!(auto(7 * day), (Resolution::Hour, 3600));
+        assert_eq!(auto(30 * day), (Resolution::Hour, 3600));
+        assert_eq!(auto(90 * day), (Resolution::Hour, 7200));
+        assert!(plan(30 * day, Some(1), 30 * day, retention).is_err());
         assert_eq!(
-            plan(hour, None, hour, raw, minute).unwrap(),
-            (Resolution::Raw, 3)
-        );
-        assert_eq!(
-            plan(day, None, day, raw, minute).unwrap(),
-            (Resolution::Raw, 58)
-        );
-        assert_eq!(
-            plan(7 * day, None, 7 * day, raw, minute).unwrap(),
-            (Resolution::Minute, 420)
-        );
-        assert_eq!(
-            plan(30 * day, None, 30 * day, raw, minute).unwrap(),
-            (Resolution::Minute, 1740)
-        );
-        assert_eq!(
-            plan(90 * day, None, 90 * day, raw, minute).unwrap(),
-            (Resolution::Hour, 7200)
-        );
-        assert!(plan(30 * day, Some(1), 30 * day, raw, minute).is_err());
-        assert_eq!(
-            plan(hour, Some(90), hour, raw, minute).unwrap(),
+            plan(hour, Some(90), hour, retention).unwrap(),
             (Resolution::Minute, 120)
+        );
+        assert_eq!(
+            plan(30 * day, Some(1800), 30 * day, retention).unwrap(),
+            (Resolution::Minute, 1800)
+        );
+        // A range reaching past the raw tier's retention is read from the 1-minute tier.
+        assert_eq!(
+            plan(hour, None, 3 * day, retention).unwrap(),
+            (Resolution::Minute, 60)
         );
     }
 }

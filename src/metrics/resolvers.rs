@@ -75,7 +75,10 @@ impl MetricsQuery {
                 step_seconds: step,
                 aggregate,
             },
-            state.config.metrics_raw_retention,
+            query::Retention {
+                raw: state.config.metrics_raw_retention,
+                minute: state.config.metrics_minute_retention,
+            },
         )
         .await?;
         Ok(MetricsResult {

@@ -325,3 +325,41 @@ on_both_backends! {
         assert!(latest["redis"].is_null());
     }
 }
+
+on_both_backends! {
+    async fn seeding_fills_rollups_beyond_raw_retention_and_repeats_only_the_hour_under_way(backend) {
+        let app = TestApp::spawn_with(backend, &[("MAILOPS_METRICS_RAW_RETENTION", "6h")]).await;
+        let options = mailops::seed::SeedOptions { nodes: 2, days: 1, concurrency: 2 };
+        let first = mailops::seed::run(&app.state, options).await.unwrap();
+        assert_eq!(first.nodes, 2);
+        assert_eq!(first.duplicate_batches, 0);
+        assert!(first.samples >= 2 * 24 * 240 * 40, "{first:?}");
+        // Seeding again stores only the hour under way, which has grown meanwhile.
+        let again = mailops::seed::run(&app.state, options).await.unwrap();
+        assert!(again.duplicate_batches + 2 >= again.batches, "{again:?}");
+
+        let (_, viewer) = app.user_with_role("vera", "VIEWER").await;
+        let nodes = app.gql(Some(&viewer), "{ nodes(first: 10) { totalCount } }", json!({})).await;
+        assert_eq!(nodes["data"]["nodes"]["totalCount"], 2, "{nodes}");
+        // The day reaches past the 6-hour raw retention: the answer comes from rollups,
+        // which hold every seeded sample, older ones included.
+        let query = "{ metrics(names: [\"rspamd.scanned\"], range: D7, aggregate: RATE) {
+            resolution series { points { value } } } }";
+        let week = app.gql(Some(&viewer), query, json!({})).await;
+        assert_eq!(week["data"]["metrics"]["resolution"], "HOUR", "{week}");
+        let series = week["data"]["metrics"]["series"].as_array().unwrap();
+        assert_eq!(series.len(), 2);
+        let points = series[0]["points"].as_array().unwrap();
+        assert!(points.len() >= 24, "{} hourly points", points.len());
+        assert!(points.iter().skip(1).all(|p| p["value"].as_f64().is_some_and(|v| v > 0.0)), "{week}");
+        // Every sample is counted once in each tier, the re-sent part of that hour too.
+        let hourly = count(&app, "SELECT CAST(SUM(count) AS BIGINT) FROM metric_rollups_1h").await;
+        let minutely = count(&app, "SELECT CAST(SUM(count) AS BIGINT) FROM metric_rollups_1m").await;
+        assert_eq!(hourly, minutely);
+        assert!(hourly >= first.samples as i64);
+        let since = (chrono::Utc::now().timestamp_millis() / 3_600_000 - 4) * 3_600_000;
+        let raw = count(&app, &format!("SELECT COUNT(*) FROM metric_samples WHERE ts >= {since}")).await;
+        let rolled = count(&app, &format!("SELECT CAST(SUM(count) AS BIGINT) FROM metric_rollups_1h WHERE bucket >= {since}")).await;
+        assert_eq!(raw, rolled);
+    }
+}
