@@ -127,12 +127,7 @@ async fn main() {
     let sqlite = measure("embedded (SQLite)", common::base_vars(&dir)).await;
 
     let database = common::BenchDatabase::create().await;
-    let mut vars = common::base_vars(&dir.join("pg"));
-    vars.insert("DATABASE_URL", database.url());
-    vars.insert(
-        "MAILOPS_JWT_SECRET",
-        "benchmark-secret-that-is-long-enough-0123".into(),
-    );
+    let vars = common::postgres_vars(&dir.join("pg"), database.url());
     let postgres = measure("production (Postgres)", vars).await;
     database.drop_database().await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -153,12 +153,7 @@ fn next_id(ids: &Arc<Vec<Uuid>>, counter: &Arc<AtomicUsize>) -> Uuid {
 async fn main() {
     let dir = std::env::temp_dir().join(format!("mailops-bench-{}", Uuid::now_v7()));
     let database = common::BenchDatabase::create().await;
-    let mut vars = common::base_vars(&dir);
-    vars.insert("DATABASE_URL", database.url());
-    vars.insert(
-        "MAILOPS_JWT_SECRET",
-        "benchmark-secret-that-is-long-enough-0123".into(),
-    );
+    let vars = common::postgres_vars(&dir, database.url());
     let server = common::start(vars).await;
     let ids = Arc::new(seed(&server.state).await);
 

@@ -77,7 +77,7 @@ pub async fn run(state: &AppState, options: SeedOptions) -> AppResult<SeedReport
         ));
     }
     let started = Instant::now();
-    let agents: Vec<Arc<AgentNode>> = register_nodes(state, options.nodes)
+    let agents: Vec<Arc<AgentNode>> = register_nodes(state, 0..options.nodes)
         .await?
         .into_iter()
         .map(|node| Arc::new(node.agent))
@@ -141,9 +141,13 @@ pub struct SeededNode {
     pub key: String,
 }
 
-/// Registers `count` outbound mail nodes (again, if they exist: that rotates their keys)
-/// with a single-use enrollment key.
-pub async fn register_nodes(state: &AppState, count: usize) -> AppResult<Vec<SeededNode>> {
+/// Registers the outbound mail nodes numbered `indices` (again, if they exist: that
+/// rotates their keys) with an enrollment key made for them.
+pub async fn register_nodes(
+    state: &AppState,
+    indices: std::ops::Range<usize>,
+) -> AppResult<Vec<SeededNode>> {
+    let count = indices.len();
     let audit = AuditContext::with_actor(Actor::cli());
     let (enrollment, _) = nodes::enrollment::create(
         &state.db,
@@ -158,7 +162,7 @@ pub async fn register_nodes(state: &AppState, count: usize) -> AppResult<Vec<See
         name: enrollment.name,
     };
     let mut registered = Vec::with_capacity(count);
-    for index in 0..count {
+    for index in indices {
         let input = registration(index);
         let (node, key) = nodes::service::register(state, &audit, &caller, &input).await?;
         let key_id = keys::parse(&key)

@@ -34,6 +34,17 @@ pub fn base_vars(dir: &std::path::Path) -> HashMap<&'static str, String> {
     ])
 }
 
+/// The variables of production mode on the Postgres database at `url`.
+pub fn postgres_vars(dir: &std::path::Path, url: String) -> HashMap<&'static str, String> {
+    let mut vars = base_vars(dir);
+    vars.insert("DATABASE_URL", url);
+    vars.insert(
+        "MAILOPS_JWT_SECRET",
+        "benchmark-secret-that-is-long-enough-0123".into(),
+    );
+    vars
+}
+
 pub async fn start(vars: HashMap<&'static str, String>) -> Started {
     let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("config");
     let app = Application::build(config).await.expect("mailops starts");

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::metric_series;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement, Value};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, Value,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -59,18 +61,16 @@ impl Resolution {
         }
     }
 
-    /// Rows as (series_id, t, min, max, sum, count, last, last_ts).
-    fn source(self) -> &'static str {
+    /// The tier's table and its columns as (t, min, max, sum, count, last, last_ts).
+    fn columns(self) -> (&'static str, [&'static str; 7]) {
+        const ROLLUP: [&str; 7] = ["bucket", "min", "max", "sum", "count", "last", "last_ts"];
         match self {
-            Resolution::Raw => {
-                "SELECT series_id, ts AS t, value AS mn, value AS mx, value AS sm, 1 AS cnt, value AS lst, ts AS lts FROM metric_samples"
-            }
-            Resolution::Minute => {
-                "SELECT series_id, bucket AS t, min AS mn, max AS mx, sum AS sm, count AS cnt, last AS lst, last_ts AS lts FROM metric_rollups_1m"
-            }
-            Resolution::Hour => {
-                "SELECT series_id, bucket AS t, min AS mn, max AS mx, sum AS sm, count AS cnt, last AS lst, last_ts AS lts FROM metric_rollups_1h"
-            }
+            Resolution::Raw => (
+                "metric_samples",
+                ["ts", "value", "value", "value", "1", "value", "ts"],
+            ),
+            Resolution::Minute => ("metric_rollups_1m", ROLLUP),
+            Resolution::Hour => ("metric_rollups_1h", ROLLUP),
         }
     }
 }
@@ -258,20 +258,17 @@ pub async fn run(
         sea_orm::DbBackend::Postgres => format!("${i}"),
         _ => "?".to_string(),
     };
-    // Each bucket: min, max, sum and count over its rows, and the latest row's value.
-    let sql = format!(
-        "WITH src AS ({source}) , picked AS (SELECT * FROM src WHERE series_id IN ({ids}) AND t >= {from} AND t < {to}), \
-         g AS (SELECT series_id, (t - {from2}) / {step} AS b, MIN(mn) AS mn, MAX(mx) AS mx, SUM(sm) AS sm, SUM(cnt) AS cnt, MAX(lts) AS lts \
-               FROM picked GROUP BY 1, 2) \
-         SELECT g.series_id, g.b, g.mn, g.mx, g.sm, CAST(g.cnt AS BIGINT) AS cnt, p.lst FROM g \
-         JOIN picked p ON p.series_id = g.series_id AND p.lts = g.lts \
-         ORDER BY g.series_id, g.b",
-        source = resolution.source(),
-        ids = placeholders(1, series.len()),
-        from = p(series.len() + 1),
-        to = p(series.len() + 2),
-        from2 = p(series.len() + 3),
-        step = p(series.len() + 4),
+    let sql = bucket_sql(
+        backend,
+        resolution,
+        matches!(query.aggregate, Aggregate::Last | Aggregate::Rate),
+        &placeholders(1, series.len()),
+        [
+            p(series.len() + 1),
+            p(series.len() + 2),
+            p(series.len() + 3),
+            p(series.len() + 4),
+        ],
     );
     let mut values: Vec<Value> = series.iter().map(|s| Value::from(s.id)).collect();
     values.extend([from_ms, to_ms, from_ms, step_ms].map(Value::from));
@@ -326,6 +323,49 @@ pub async fn run(
         step_seconds,
         series: answer,
     })
+}
+
+/// One query that folds a tier's rows into steps: min, max, sum and count per step, and
+/// when `with_last`, the value of the step's latest row (otherwise 0). Postgres picks the
+/// latest row in the same pass; SQLite joins the step's latest timestamp back to its row.
+fn bucket_sql(
+    backend: DbBackend,
+    resolution: Resolution,
+    with_last: bool,
+    ids: &str,
+    [from, to, origin, step]: [String; 4],
+) -> String {
+    let (table, [t, mn, mx, sm, cnt, lst, lts]) = resolution.columns();
+    let picked = format!(
+        "SELECT series_id, {t} AS t, {mn} AS mn, {mx} AS mx, {sm} AS sm, {cnt} AS cnt, {lst} AS lst, {lts} AS lts \
+         FROM {table} WHERE series_id IN ({ids}) AND {t} >= {from} AND {t} < {to}"
+    );
+    let aggregates = format!(
+        "series_id, (t - {origin}) / {step} AS b, MIN(mn) AS mn, MAX(mx) AS mx, SUM(sm) AS sm, \
+         CAST(SUM(cnt) AS BIGINT) AS cnt"
+    );
+    // `picked` comes first in the text so positional parameters (SQLite's `?`) bind in
+    // order; Postgres inlines it, as it is read once.
+    match (backend, with_last) {
+        (DbBackend::Postgres, true) => format!(
+            "WITH picked AS ({picked}) SELECT {aggregates}, \
+             (array_agg(lst ORDER BY lts DESC))[1] AS lst FROM picked GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+        (DbBackend::Postgres, false) => format!(
+            "WITH picked AS ({picked}) SELECT {aggregates}, CAST(0 AS DOUBLE PRECISION) AS lst \
+             FROM picked GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+        (_, true) => format!(
+            "WITH picked AS ({picked}), \
+             g AS (SELECT {aggregates}, MAX(lts) AS lts FROM picked GROUP BY 1, 2) \
+             SELECT g.series_id, g.b, g.mn, g.mx, g.sm, g.cnt, p.lst FROM g \
+             JOIN picked p ON p.series_id = g.series_id AND p.lts = g.lts ORDER BY 1, 2"
+        ),
+        (_, false) => format!(
+            "WITH picked AS ({picked}) SELECT {aggregates}, 0.0 AS lst FROM picked \
+             GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+    }
 }
 
 /// One step of one series, as the query aggregated it.

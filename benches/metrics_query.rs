@@ -1,0 +1,236 @@
+//! Range queries over 30 days of 15-second data, on Postgres.
+//!
+//!     cargo bench --bench metrics_query
+//!
+//! Seeds 15 nodes × 40 series × 30 days through `mailops dev seed`'s code into the
+//! database `mailops_bench_metrics` (kept between runs; a later run adds only the hours
+//! since), then asks `metrics` for each preset range, one request at a time over loopback
+//! HTTP, and reports p50 and p95 for two dashboard panels: one node's 40 series, and
+//! CPU across all 15 nodes. The 30-day range at an explicit 30-minute step (read from the
+//! 1-minute tier) is shown for comparison.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use mailops::seed::{self, SeedOptions};
+use sea_orm::ConnectionTrait as _;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const DATABASE: &str = "mailops_bench_metrics";
+const NODES: usize = 15;
+const DAYS: u32 = 30;
+const RUNS: usize = 60;
+const RANGES: [&str; 5] = ["H1", "H6", "H24", "D7", "D30"];
+
+/// Every series of a seeded node, by name (labels tell the zones and mounts apart).
+const NODE_NAMES: [&str; 20] = [
+    "system.cpu.used_percent",
+    "system.load1",
+    "system.load5",
+    "system.load15",
+    "system.memory.used_percent",
+    "system.memory.used_bytes",
+    "system.swap.used_percent",
+    "system.disk.used_percent",
+    "system.disk.used_bytes",
+    "system.network.rx_bytes",
+    "system.network.tx_bytes",
+    "system.connections.open",
+    "zonemta.queue.active",
+    "zonemta.queue.deferred",
+    "zonemta.delivered",
+    "zonemta.deferred",
+    "zonemta.bounced",
+    "zonemta.rejected",
+    "rspamd.scanned",
+    "rspamd.latency_ms",
+];
+
+struct Panel {
+    name: &'static str,
+    node_ids: Option<Vec<String>>,
+    names: Vec<&'static str>,
+}
+
+struct Measured {
+    resolution: String,
+    step: i64,
+    series: usize,
+    points: usize,
+    p50: Duration,
+    p95: Duration,
+}
+
+async fn measure(
+    client: &reqwest::Client,
+    graphql: &str,
+    token: &str,
+    panel: &Panel,
+    range: &str,
+    step: Option<i64>,
+) -> Measured {
+    let query = "query($nodes: [ID!], $names: [String!]!, $range: TimeRange, $step: Int) {
+        metrics(nodeIds: $nodes, names: $names, range: $range, step: $step) {
+            resolution step series { name points { ts value } } } }";
+    let body = serde_json::to_vec(&json!({ "query": query, "variables": {
+        "nodes": panel.node_ids, "names": panel.names, "range": range, "step": step } }))
+    .unwrap();
+    let send = || async {
+        let started = Instant::now();
+        let answer: Value = client
+            .post(graphql)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("answered");
+        assert!(answer["errors"].is_null(), "{answer}");
+        (started.elapsed(), answer)
+    };
+    let (_, answer) = send().await;
+    let mut times = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        times.push(send().await.0);
+    }
+    times.sort();
+    let metrics = &answer["data"]["metrics"];
+    let series = metrics["series"].as_array().unwrap();
+    Measured {
+        resolution: metrics["resolution"].as_str().unwrap().to_string(),
+        step: metrics["step"].as_i64().unwrap(),
+        series: series.len(),
+        points: series
+            .iter()
+            .map(|s| s["points"].as_array().unwrap().len())
+            .max()
+            .unwrap_or(0),
+        p50: common::percentile(&times, 0.5),
+        p95: common::percentile(&times, 0.95),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let server_url = std::env::var("MAILOPS_BENCH_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let admin = sea_orm::Database::connect(format!("{server_url}/postgres"))
+        .await
+        .expect("Postgres for the benchmark (MAILOPS_BENCH_POSTGRES)");
+    let _ = admin
+        .execute_unprepared(&format!("CREATE DATABASE {DATABASE}"))
+        .await;
+    let dir = std::env::temp_dir().join(format!("mailops-bench-{}", Uuid::now_v7()));
+    let vars = common::postgres_vars(&dir, format!("{server_url}/{DATABASE}"));
+    let server = common::start(vars).await;
+
+    let seeded = seed::run(
+        &server.state,
+        SeedOptions {
+            nodes: NODES,
+            days: DAYS,
+            concurrency: 2,
+        },
+    )
+    .await
+    .expect("seeding");
+    println!("seed: {seeded:?}");
+    server.state.db.execute_unprepared("ANALYZE").await.unwrap();
+
+    let client = reqwest::Client::new();
+    let graphql = format!("http://{}/graphql", server.addr);
+    let token = common::admin_token(&client, &graphql).await;
+    let nodes: Value = client
+        .post(&graphql)
+        .bearer_auth(&token)
+        .json(&json!({ "query": "{ nodes(first: 100, filter: { search: \"seed.mailops.test\" }) { nodes { id hostname } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let first_node = nodes["data"]["nodes"]["nodes"][0]["id"]
+        .as_str()
+        .expect("a seeded node")
+        .to_string();
+    let panels = [
+        Panel {
+            name: "one node, all 40 series",
+            node_ids: Some(vec![first_node]),
+            names: NODE_NAMES.to_vec(),
+        },
+        Panel {
+            name: "CPU of all 15 nodes",
+            node_ids: None,
+            names: vec!["system.cpu.used_percent"],
+        },
+    ];
+
+    let mut table = String::from(
+        "| panel | range | tier | step (s) | series × points | p50 (ms) | p95 (ms) | p95 ÷ 1-hour p95 |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut summary = Vec::new();
+    for panel in &panels {
+        let mut hour_p95 = None;
+        let mut rows: Vec<(String, Measured)> = Vec::new();
+        for range in RANGES {
+            rows.push((
+                range.to_string(),
+                measure(&client, &graphql, &token, panel, range, None).await,
+            ));
+        }
+        rows.push((
+            "D30, step 1800".to_string(),
+            measure(&client, &graphql, &token, panel, "D30", Some(1800)).await,
+        ));
+        for (range, m) in rows {
+            let base = *hour_p95.get_or_insert(m.p95);
+            let ratio = m.p95.as_secs_f64() / base.as_secs_f64();
+            println!(
+                "{} {range}: {} step {} {}×{} p50 {} ms p95 {} ms ({ratio:.2}× 1 h)",
+                panel.name,
+                m.resolution,
+                m.step,
+                m.series,
+                m.points,
+                common::ms(m.p50),
+                common::ms(m.p95)
+            );
+            if range == "D30" {
+                summary.push(format!(
+                    "{}: 30-day p95 = {ratio:.2}× the 1-hour p95 (goal ≤ 2×)",
+                    panel.name
+                ));
+            }
+            table.push_str(&format!(
+                "| {} | {range} | {} | {} | {} × {} | {} | {} | {ratio:.2}× |\n",
+                panel.name,
+                m.resolution,
+                m.step,
+                m.series,
+                m.points,
+                common::ms(m.p50),
+                common::ms(m.p95)
+            ));
+        }
+    }
+    print!("{table}");
+    common::write_section(
+        "metrics_query",
+        "cargo bench --bench metrics_query",
+        &format!(
+            "Machine: {}. Postgres; {NODES} nodes × 40 series × {DAYS} days of 15 s samples, seeded through the ingestion service (raw samples for the last 48 h, 1-minute and 1-hour rollups for all of it). {RUNS} sequential requests per row over loopback HTTP/1.1, default aggregate (AVG), step chosen by mailops unless shown.\n\n{table}\n{}\n",
+            common::machine(),
+            summary.join("; ")
+        ),
+    );
+    let _ = server.stop.send(());
+    let _ = std::fs::remove_dir_all(dir);
+}
