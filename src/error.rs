@@ -98,7 +98,21 @@ impl AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(e: sea_orm::DbErr) -> Self {
-        AppError::Db(e)
+        match e {
+            // Every connection stayed busy for the whole acquire timeout: the database is
+            // saturated, not broken. Saying so lets clients (agents above all, whose
+            // batches are safe to resend) back off and retry instead of giving up.
+            sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout) => {
+                tracing::warn!(
+                    "no database connection came free in time; asking the client to retry"
+                );
+                AppError::RateLimited {
+                    reason: "mailops is busy; retry shortly".into(),
+                    retry_after: Duration::from_secs(1),
+                }
+            }
+            e => AppError::Db(e),
+        }
     }
 }
 

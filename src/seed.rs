@@ -6,10 +6,13 @@
 //! Every value is a pure function of (node, series, time), and each batch covers one whole
 //! UTC hour with an id naming it, so seeding again stores only the hours not yet stored.
 
-use std::{f64::consts::TAU, sync::Arc, time::Instant};
+use std::{collections::HashSet, f64::consts::TAU, sync::Arc, time::Instant};
 
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound as _, Utc};
+use entity::metric_batch;
 use futures_util::{StreamExt as _, stream};
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QuerySelect as _};
+use uuid::Uuid;
 
 use crate::{
     audit::{Actor, AuditContext},
@@ -92,21 +95,42 @@ pub async fn run(state: &AppState, options: SeedOptions) -> AppResult<SeedReport
         .map_err(|e| AppError::internal(format!("truncating now: {e}")))?;
     let steps_this_hour = (now - this_hour).num_seconds() / INTERVAL_SECONDS;
     let hours = i64::from(options.days) * 24;
-    let jobs = agents.iter().enumerate().flat_map(|(index, agent)| {
-        (0..=hours).filter_map(move |h| {
+    // Hours stored by an earlier run are skipped without being generated again.
+    let stored_before: HashSet<(Uuid, String)> = metric_batch::Entity::find()
+        .select_only()
+        .columns([metric_batch::Column::NodeId, metric_batch::Column::BatchId])
+        .filter(metric_batch::Column::NodeId.is_in(agents.iter().map(|a| a.node_id)))
+        .filter(metric_batch::Column::BatchId.starts_with("seed-"))
+        .into_tuple()
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .collect();
+    let mut report = SeedReport {
+        nodes: agents.len(),
+        ..SeedReport::default()
+    };
+    let mut jobs = Vec::new();
+    for (index, agent) in agents.iter().enumerate() {
+        for h in 0..=hours {
             let hour = this_hour - ChronoDuration::hours(hours - h);
             let steps = if h == hours {
                 steps_this_hour
             } else {
                 STEPS_PER_HOUR
             };
-            (steps > 0).then(|| (index, agent.clone(), hour, steps))
-        })
-    });
-    let mut report = SeedReport {
-        nodes: agents.len(),
-        ..SeedReport::default()
-    };
+            if steps == 0 {
+                continue;
+            }
+            let id = batch_id(&agent.hostname, hour, steps);
+            if stored_before.contains(&(agent.node_id, id)) {
+                report.batches += 1;
+                report.duplicate_batches += 1;
+            } else {
+                jobs.push((index, agent.clone(), hour, steps));
+            }
+        }
+    }
     let mut stored = stream::iter(jobs)
         .map(|(index, agent, hour, steps)| async move {
             let batch = hour_batch(index, &agent.hostname, hour, steps);
@@ -126,7 +150,7 @@ pub async fn run(state: &AppState, options: SeedOptions) -> AppResult<SeedReport
         if report.batches % 500 == 0 {
             tracing::info!(
                 batches = report.batches,
-                of = agents.len() as i64 * (hours + 1),
+                of = agents.len() * (hours as usize + 1),
                 "seeding metrics"
             );
         }
@@ -234,13 +258,22 @@ pub fn hour_batch(
             });
         });
     }
+    MetricBatchInput {
+        batch_id: batch_id(hostname, hour, steps),
+        samples,
+    }
+}
+
+/// The id of a node's batch of `steps` steps from `hour`: a whole hour is named by its
+/// start, the hour under way also by its length.
+fn batch_id(hostname: &str, hour: DateTime<Utc>, steps: i64) -> String {
     let host = hostname.split('.').next().unwrap_or("node");
-    let batch_id = if steps == STEPS_PER_HOUR {
+    let start = hour.timestamp();
+    if steps == STEPS_PER_HOUR {
         format!("seed-{host}-{start}")
     } else {
         format!("seed-{host}-{start}-{steps}")
-    };
-    MetricBatchInput { batch_id, samples }
+    }
 }
 
 /// The 40 readings of node `node` at epoch second `t`.

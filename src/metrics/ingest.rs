@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::{
     error::{AppError, AppResult},
     graphql::principal::AgentNode,
+    nodes::types::Label,
     realtime::{Event, MetricsIngested},
     state::AppState,
 };
@@ -70,12 +71,9 @@ fn labels_key(labels: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-fn check_sample(
-    index: usize,
-    sample: &MetricSampleInput,
-    oldest: chrono::DateTime<Utc>,
-    newest: chrono::DateTime<Utc>,
-) -> AppResult<SeriesKey> {
+/// The series a sample names, checked: a catalog name with exactly its labels, or a
+/// custom name with well-formed labels.
+fn check_series(index: usize, sample: &MetricSampleInput) -> AppResult<SeriesKey> {
     let def = catalog::find(&sample.name);
     if def.is_none() && !catalog::is_valid_name(&sample.name) {
         return Err(invalid(
@@ -146,6 +144,20 @@ fn check_sample(
             ));
         }
     }
+    let labels_key = labels_key(&labels);
+    Ok(SeriesKey {
+        name: sample.name.clone(),
+        labels,
+        labels_key,
+    })
+}
+
+fn check_reading(
+    index: usize,
+    sample: &MetricSampleInput,
+    oldest: chrono::DateTime<Utc>,
+    newest: chrono::DateTime<Utc>,
+) -> AppResult<()> {
     if !sample.value.is_finite() {
         return Err(invalid(index, "value", "must be a finite number"));
     }
@@ -155,12 +167,7 @@ fn check_sample(
     if sample.ts < oldest {
         return Err(invalid(index, "ts", "is older than the raw retention"));
     }
-    let labels_key = labels_key(&labels);
-    Ok(SeriesKey {
-        name: sample.name.clone(),
-        labels,
-        labels_key,
-    })
+    Ok(())
 }
 
 fn check_batch_id(batch_id: &str) -> AppResult<()> {
@@ -230,28 +237,36 @@ pub async fn store_batch(
     };
     let newest = now + MAX_FUTURE;
 
+    // A batch names few series many times over, so each (name, labels) as written is
+    // checked and turned into a series id once.
     let mut series: HashMap<Uuid, SeriesKey> = HashMap::new();
+    let mut series_of: HashMap<(&str, &[Label]), Uuid> = HashMap::new();
     let mut samples = Vec::with_capacity(batch.samples.len());
     let mut hash = Sha256::new();
     for (index, input) in batch.samples.iter().enumerate() {
-        let key = check_sample(index, input, oldest, newest)?;
-        let series_id = Uuid::new_v5(
-            &agent.node_id,
-            format!("{}\n{}", key.name, key.labels_key).as_bytes(),
-        );
+        let series_id = match series_of.get(&(input.name.as_str(), input.labels.as_slice())) {
+            Some(id) => *id,
+            None => {
+                let key = check_series(index, input)?;
+                let id = Uuid::new_v5(
+                    &agent.node_id,
+                    format!("{}\n{}", key.name, key.labels_key).as_bytes(),
+                );
+                series_of.insert((input.name.as_str(), input.labels.as_slice()), id);
+                series.entry(id).or_insert(key);
+                id
+            }
+        };
+        check_reading(index, input, oldest, newest)?;
         let ts = input.ts.timestamp_millis();
-        hash.update(format!(
-            "{}\u{1f}{}\u{1f}{ts}\u{1f}{}\n",
-            key.name,
-            key.labels_key,
-            input.value.to_bits()
-        ));
+        hash.update(series_id.as_bytes());
+        hash.update(ts.to_be_bytes());
+        hash.update(input.value.to_bits().to_be_bytes());
         samples.push(Sample {
             series_id,
             ts,
             value: input.value,
         });
-        series.entry(series_id).or_insert(key);
     }
     let content_hash = format!("{:x}", hash.finalize());
     let accepted = samples.len() as i32;

@@ -62,7 +62,7 @@ impl NodeRole {
 }
 
 /// A key/value label on a node, such as `dc=fra1`.
-#[derive(SimpleObject, InputObject, Clone, Debug, PartialEq, Eq)]
+#[derive(SimpleObject, InputObject, Clone, Debug, PartialEq, Eq, Hash)]
 #[graphql(input_name = "LabelInput")]
 pub struct Label {
     /// Up to 63 characters: letters, digits, `.`, `_`, `/` and `-`.
