@@ -147,7 +147,7 @@ pub async fn run(state: &AppState, options: SeedOptions) -> AppResult<SeedReport
         } else {
             report.samples += samples;
         }
-        if report.batches % 500 == 0 {
+        if report.batches.is_multiple_of(500) {
             tracing::info!(
                 batches = report.batches,
                 of = agents.len() * (hours as usize + 1),
@@ -460,10 +460,8 @@ mod tests {
         let mut resets = 0;
         for t in (0..30 * 86_400).step_by(INTERVAL_SECONDS as usize) {
             let value = Shape::new(2, t).counter(10.0, 0.5);
-            if let Some(p) = previous {
-                if value < p {
-                    resets += 1;
-                }
+            if previous.is_some_and(|p| value < p) {
+                resets += 1;
             }
             previous = Some(value);
         }
