@@ -24,7 +24,7 @@ use crate::{
     auth::{BackoffPolicy, LoginBackoff, Passwords, TokenKeys},
     config::{Config, GraphiqlAssets, Mode},
     db,
-    graphql::{self, AppSchema, http as gql_http, principal::RequestId},
+    graphql::{self, AppSchema, http as gql_http, limits::LimitedSchema, principal::RequestId},
     state::AppState,
     users,
 };
@@ -33,7 +33,7 @@ use crate::{
 #[derive(Clone)]
 pub struct ServerState {
     pub app: AppState,
-    pub schema: AppSchema,
+    pub schema: LimitedSchema<AppSchema>,
 }
 
 pub struct Application {

@@ -1,7 +1,9 @@
 //! The GraphQL endpoints: `POST /graphql`, the GraphiQL page on `GET /graphql`, and the
 //! WebSocket on `/graphql/ws`.
 
-use async_graphql::{BatchRequest, BatchResponse, Data, http::ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::{
+    BatchRequest, BatchResponse, Data, Executor as _, http::ALL_WEBSOCKET_PROTOCOLS,
+};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
     Extension, Json,

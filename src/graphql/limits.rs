@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    Name, Positioned, ServerResult, Variables,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
+    Data, Executor, Name, Positioned, Request, Response, ServerResult,
     parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet},
 };
+use futures_util::stream::{self, BoxStream, StreamExt as _};
 
 use crate::error::{code, server_error};
 
@@ -32,21 +32,77 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Measures a parsed document and refuses one that nests too deep or uses too many
 /// aliases or directives. Documents that pass are kept by their text, so the queries a
 /// dashboard sends again and again are parsed and measured once.
+///
+/// This runs before execution rather than as an async-graphql extension: with any
+/// extension installed, async-graphql calls its resolve hook for every field of every
+/// list item, which made large metric answers several times slower.
 #[derive(Default)]
 pub struct DocumentLimits {
-    parsed: Arc<ParsedDocuments>,
+    parsed: ParsedDocuments,
 }
 
-impl ExtensionFactory for DocumentLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DocumentLimitsExtension {
-            parsed: self.parsed.clone(),
-        })
+impl DocumentLimits {
+    /// Parses the request's query, or takes it from the documents kept, and refuses it
+    /// when over a limit; the parsed document travels with the request.
+    pub fn prepare(&self, request: &mut Request) -> ServerResult<()> {
+        let query = request.query.as_str();
+        if query.len() > MAX_QUERY_BYTES {
+            return Err(server_error(
+                code::BAD_USER_INPUT,
+                format!(
+                    "query is {} bytes; the limit is {MAX_QUERY_BYTES}",
+                    query.len()
+                ),
+            ));
+        }
+        let document = match self.parsed.get(query) {
+            Some(document) => ExecutableDocument::clone(&document),
+            None => {
+                let document = async_graphql::parser::parse_query(query)?;
+                check(&document)?;
+                self.parsed.keep(query, &document);
+                document
+            }
+        };
+        request.set_parsed_query(document);
+        Ok(())
     }
 }
 
-struct DocumentLimitsExtension {
-    parsed: Arc<ParsedDocuments>,
+/// The schema behind the document limits: what HTTP and WebSocket requests execute on.
+#[derive(Clone)]
+pub struct LimitedSchema<S> {
+    schema: S,
+    limits: Arc<DocumentLimits>,
+}
+
+impl<S> LimitedSchema<S> {
+    pub fn new(schema: S) -> Self {
+        LimitedSchema {
+            schema,
+            limits: Arc::default(),
+        }
+    }
+}
+
+impl<S: Executor> Executor for LimitedSchema<S> {
+    async fn execute(&self, mut request: Request) -> Response {
+        match self.limits.prepare(&mut request) {
+            Ok(()) => self.schema.execute(request).await,
+            Err(error) => Response::from_errors(vec![error]),
+        }
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        match self.limits.prepare(&mut request) {
+            Ok(()) => self.schema.execute_stream(request, session_data),
+            Err(error) => stream::once(async move { Response::from_errors(vec![error]) }).boxed(),
+        }
+    }
 }
 
 /// Documents kept at most; when full it starts over, which keeps it bounded without
@@ -198,49 +254,26 @@ impl<'a> Depth<'a> {
     }
 }
 
-#[async_trait::async_trait]
-impl Extension for DocumentLimitsExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        if query.len() > MAX_QUERY_BYTES {
-            return Err(server_error(
-                code::BAD_USER_INPUT,
-                format!(
-                    "query is {} bytes; the limit is {MAX_QUERY_BYTES}",
-                    query.len()
-                ),
-            ));
-        }
-        if let Some(document) = self.parsed.get(query) {
-            return Ok(ExecutableDocument::clone(&document));
-        }
-        let document = next.run(ctx, query, variables).await?;
-        Depth::check(&document).map_err(|reason| server_error(code::BAD_USER_INPUT, reason))?;
-        let counts = Counts::of(&document);
-        if counts.aliases > MAX_ALIASES {
-            return Err(server_error(
-                code::BAD_USER_INPUT,
-                format!(
-                    "query uses {} aliases; the limit is {MAX_ALIASES}",
-                    counts.aliases
-                ),
-            ));
-        }
-        if counts.directives > MAX_DIRECTIVES {
-            return Err(server_error(
-                code::BAD_USER_INPUT,
-                format!(
-                    "query uses {} directives; the limit is {MAX_DIRECTIVES}",
-                    counts.directives
-                ),
-            ));
-        }
-        self.parsed.keep(query, &document);
-        Ok(document)
+fn check(document: &ExecutableDocument) -> ServerResult<()> {
+    Depth::check(document).map_err(|reason| server_error(code::BAD_USER_INPUT, reason))?;
+    let counts = Counts::of(document);
+    if counts.aliases > MAX_ALIASES {
+        return Err(server_error(
+            code::BAD_USER_INPUT,
+            format!(
+                "query uses {} aliases; the limit is {MAX_ALIASES}",
+                counts.aliases
+            ),
+        ));
     }
+    if counts.directives > MAX_DIRECTIVES {
+        return Err(server_error(
+            code::BAD_USER_INPUT,
+            format!(
+                "query uses {} directives; the limit is {MAX_DIRECTIVES}",
+                counts.directives
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -32,11 +32,10 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_complexity(limits::MAX_COMPLEXITY)
         .limit_directives(limits::MAX_DIRECTIVES)
-        .extension(limits::DocumentLimits::default())
 }
 
-/// The schema that serves requests.
-pub fn build(state: AppState, config: &Config) -> AppSchema {
+/// The schema that serves requests, behind the document limits.
+pub fn build(state: AppState, config: &Config) -> limits::LimitedSchema<AppSchema> {
     let ips_by_node = DataLoader::new(
         crate::nodes::loaders::IpsByNode {
             db: state.db.clone(),
@@ -53,7 +52,7 @@ pub fn build(state: AppState, config: &Config) -> AppSchema {
     if !config.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }
-    builder.finish()
+    limits::LimitedSchema::new(builder.finish())
 }
 
 /// The SDL written to `schema.graphql`.
