@@ -16,6 +16,7 @@ use crate::{error::AppResult, state::AppState};
 pub mod lock {
     pub const NODE_STATUS: i64 = 0x6d61_696c_0001;
     pub const METRICS_RETENTION: i64 = 0x6d61_696c_0002;
+    pub const DNSBL_CHECKS: i64 = 0x6d61_696c_0003;
 }
 
 /// Begins a transaction holding the job's lock, or `None` when another instance holds it.
@@ -93,5 +94,16 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
             },
         )
     };
-    vec![node_status, metrics_retention]
+    let dnsbl_checks = {
+        let state = state.clone();
+        every(
+            "dnsbl-checks",
+            state.config.dnsbl.job_poll_interval,
+            move || {
+                let state = state.clone();
+                async move { crate::ips::checks::tick(&state).await.map(|_| ()) }
+            },
+        )
+    };
+    vec![node_status, metrics_retention, dnsbl_checks]
 }
