@@ -9,7 +9,8 @@ use chrono::Utc;
 use entity::{dnsbl_check_job, dnsbl_result, dnsbl_transition, ip_address};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait, sea_query::OnConflict,
+    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Statement,
+    sea_query::OnConflict,
 };
 use uuid::Uuid;
 
@@ -77,7 +78,7 @@ pub async fn enqueue(
                 Some(parsed)
             }
         };
-        let txn = db.begin().await?;
+        let txn = super::begin_write(db).await?;
         if let Some(list) = &addresses {
             let mut known = 0;
             for chunk in list.chunks(500) {
@@ -287,6 +288,17 @@ async fn run(
     job: &dnsbl_check_job::Model,
 ) -> AppResult<Result<IpCheckSummary, String>> {
     let ips = targets(&state.db, job).await?;
+    if ips.is_empty() {
+        // Nothing to look up: not even the zones' test entries are worth a query.
+        return Ok(Ok(IpCheckSummary {
+            addresses: 0,
+            lookups: 0,
+            listed: 0,
+            unknown: 0,
+            transitions: 0,
+            zones: Vec::new(),
+        }));
+    }
     let config = &state.config.dnsbl;
     let checker = std::sync::Arc::new(Checker::new(config)?);
     let addresses: Vec<IpAddr> = ips
@@ -294,7 +306,7 @@ async fn run(
         .filter_map(|ip| ip.address.parse().ok())
         .collect();
     let report = checker.check(&addresses).await;
-    if !addresses.is_empty() && report.nothing_answered() {
+    if report.nothing_answered() {
         let reason = report
             .zones
             .iter()
@@ -357,7 +369,17 @@ async fn store(
         .iter()
         .filter_map(|ip| ip.address.parse().ok().map(|a| (a, ip)))
         .collect();
-    let txn = state.db.begin().await?;
+    let txn = super::begin_write(&state.db).await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // Two instances storing checks of one IP at once would both see the same previous
+        // state and record the same transition twice; this waits for the other's commit.
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [jobs::lock::DNSBL_RESULTS.into()],
+        ))
+        .await?;
+    }
     let mut previous: HashMap<(Uuid, String), dnsbl_result::Model> = HashMap::new();
     let ids: Vec<Uuid> = ips.iter().map(|ip| ip.id).collect();
     for chunk in ids.chunks(500) {

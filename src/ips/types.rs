@@ -329,6 +329,15 @@ pub struct BulkIpActionResult {
     pub outcomes: Vec<IpActionOutcome>,
 }
 
+/// Why a DNSBL check job exists.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpCheckJobKind {
+    /// Queued by `checkIpBlacklists`.
+    Manual,
+    /// Queued by the schedule.
+    Scheduled,
+}
+
 /// Where a DNSBL check job stands.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IpCheckJobState {
@@ -389,8 +398,8 @@ pub struct IpCheckSummary {
 pub struct IpCheckJob {
     /// The job's id.
     pub id: ID,
-    /// `MANUAL` or `SCHEDULED`.
-    pub kind: String,
+    /// Who asked for it.
+    pub kind: IpCheckJobKind,
     /// Where it stands.
     pub state: IpCheckJobState,
     /// Attempts so far.
@@ -413,7 +422,11 @@ impl From<dnsbl_check_job::Model> for IpCheckJob {
     fn from(m: dnsbl_check_job::Model) -> Self {
         IpCheckJob {
             id: ID(m.id.to_string()),
-            kind: m.kind,
+            kind: if m.kind == super::checks::SCHEDULED {
+                IpCheckJobKind::Scheduled
+            } else {
+                IpCheckJobKind::Manual
+            },
             state: match m.state.as_str() {
                 "RUNNING" => IpCheckJobState::Running,
                 "SUCCEEDED" => IpCheckJobState::Succeeded,

@@ -17,6 +17,8 @@ pub mod lock {
     pub const NODE_STATUS: i64 = 0x6d61_696c_0001;
     pub const METRICS_RETENTION: i64 = 0x6d61_696c_0002;
     pub const DNSBL_CHECKS: i64 = 0x6d61_696c_0003;
+    /// Held while a DNSBL check's results are stored, so stores of two instances queue.
+    pub const DNSBL_RESULTS: i64 = 0x6d61_696c_0004;
 }
 
 /// Begins a transaction holding the job's lock, or `None` when another instance holds it.

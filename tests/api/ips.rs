@@ -276,7 +276,29 @@ async fn spawn_for_checks(
     let mut vars = check_vars(dns);
     vars.extend(extra.iter().cloned());
     let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    TestApp::spawn_with(backend, &borrowed).await
+    let app = TestApp::spawn_with(backend, &borrowed).await;
+    startup_check_done(&app).await;
+    app
+}
+
+/// Waits for the scheduled check that a server queues when it starts (over an empty
+/// inventory), so that it cannot see the addresses a test adds next.
+async fn startup_check_done(app: &TestApp) {
+    use entity::dnsbl_check_job::{Column, Entity};
+    use sea_orm::{ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _};
+    for _ in 0..600 {
+        let done = Entity::find()
+            .filter(Column::Kind.eq("SCHEDULED"))
+            .filter(Column::State.eq("SUCCEEDED"))
+            .count(&app.state.db)
+            .await
+            .unwrap();
+        if done > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the start-up check never finished");
 }
 
 fn zone<'a>(ip: &'a Value, name: &str) -> &'a Value {
@@ -397,6 +419,7 @@ async fn a_check_whose_name_server_does_not_answer_is_retried_then_failed() {
         ],
     )
     .await;
+    startup_check_done(&app).await;
     let admin = app.admin_token().await;
     app.gql(
         Some(&admin),
