@@ -69,11 +69,18 @@ pub fn build(state: AppState, config: &Config) -> AppSchema {
         },
         tokio::spawn,
     );
+    let nodes_of_ips = DataLoader::new(
+        crate::ips::loaders::NodesById {
+            db: state.db.clone(),
+        },
+        tokio::spawn,
+    );
     let mut builder = builder()
         .data(state)
         .data(ips_by_node)
         .data(latest_by_node)
-        .data(dnsbl_results);
+        .data(dnsbl_results)
+        .data(nodes_of_ips);
     if !config.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

@@ -28,3 +28,22 @@ impl Loader<Uuid> for ResultsByIp {
         Ok(by_ip)
     }
 }
+
+/// Loads the nodes of many IPs in one query.
+pub struct NodesById {
+    pub db: DatabaseConnection,
+}
+
+impl Loader<Uuid> for NodesById {
+    type Value = entity::node::Model;
+    type Error = Arc<sea_orm::DbErr>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let rows = entity::node::Entity::find()
+            .filter(entity::node::Column::Id.is_in(keys.iter().copied()))
+            .all(&self.db)
+            .await
+            .map_err(Arc::new)?;
+        Ok(rows.into_iter().map(|node| (node.id, node)).collect())
+    }
+}

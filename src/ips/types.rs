@@ -16,7 +16,10 @@ use crate::{
     nodes::types::Node,
 };
 
-use super::{IpStatus, loaders::ResultsByIp};
+use super::{
+    IpStatus,
+    loaders::{NodesById, ResultsByIp},
+};
 
 /// A sending IP address of the cluster.
 #[derive(SimpleObject, Clone, Debug)]
@@ -82,9 +85,14 @@ impl Ip {
         let Some(node_id) = self.node_uuid else {
             return Ok(None);
         };
-        Ok(crate::nodes::service::find(&app(ctx)?.db, node_id)
-            .await?
-            .map(Into::into))
+        let loader = ctx
+            .data::<async_graphql::dataloader::DataLoader<NodesById>>()
+            .map_err(|_| AppError::internal("node loader missing"))?;
+        let node = loader
+            .load_one(node_id)
+            .await
+            .map_err(|e| AppError::internal(format!("loading nodes: {e}")))?;
+        Ok(node.map(Into::into))
     }
 
     /// The latest result on each zone checked so far, in zone order.
