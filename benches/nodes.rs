@@ -75,6 +75,12 @@ async fn seed(state: &AppState) -> Vec<Uuid> {
                     node_id: Set(Some(*id)),
                     created_at: Set(now),
                     updated_at: Set(now),
+                    pool: Set(None),
+                    status: Set("ACTIVE".into()),
+                    status_reason: Set(None),
+                    status_changed_at: Set(None),
+                    reverse_dns: Set(None),
+                    notes: Set(None),
                 }
             })
         })

@@ -73,6 +73,8 @@ pub struct Config {
     pub metrics_hour_retention: Duration,
     /// How often the retention job deletes what is due.
     pub metrics_retention_interval: Duration,
+    /// DNSBL look-ups of sending IPs: name server, zones, schedule.
+    pub dnsbl: crate::ips::DnsblConfig,
 }
 
 /// A configuration problem: the variable and why its value was refused.
@@ -332,6 +334,7 @@ impl Config {
                 Duration::from_secs(15 * 60),
             )?,
             shutdown_grace: duration_var(&get, "MAILOPS_SHUTDOWN_GRACE", Duration::from_secs(30))?,
+            dnsbl: crate::ips::DnsblConfig::from_lookup(&get)?,
         })
     }
 
@@ -353,14 +356,14 @@ impl Config {
     }
 }
 
-fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError {
         variable,
         problem: problem.into(),
     }
 }
 
-fn bool_var(
+pub(crate) fn bool_var(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     default: bool,
@@ -373,7 +376,7 @@ fn bool_var(
     }
 }
 
-fn u32_var(
+pub(crate) fn u32_var(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     default: u32,
@@ -387,7 +390,7 @@ fn u32_var(
     }
 }
 
-fn duration_var(
+pub(crate) fn duration_var(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     default: Duration,

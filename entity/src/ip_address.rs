@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-/// An IP address of the cluster and the node it belongs to.
+/// A sending IP address of the cluster: the node it belongs to, its pool and its status.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "ip_addresses")]
 pub struct Model {
@@ -14,6 +14,13 @@ pub struct Model {
     pub node_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub pool: Option<String>,
+    /// ACTIVE, PAUSED, WARMING or RETIRED.
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub status_changed_at: Option<DateTimeUtc>,
+    pub reverse_dns: Option<String>,
+    pub notes: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,6 +2,9 @@
 //! the `mailops` crate and convert from these models, so this crate stays free of GraphQL.
 
 pub mod audit_log;
+pub mod dnsbl_check_job;
+pub mod dnsbl_result;
+pub mod dnsbl_transition;
 pub mod enrollment_key;
 pub mod ip_address;
 pub mod metric_batch;

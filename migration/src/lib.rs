@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_users_sessions_audit;
 mod m20261125_000002_create_nodes_and_agent_keys;
 mod m20261125_000003_create_metrics;
+mod m20261125_000004_extend_ips_add_dnsbl;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_users_sessions_audit::Migration),
             Box::new(m20261125_000002_create_nodes_and_agent_keys::Migration),
             Box::new(m20261125_000003_create_metrics::Migration),
+            Box::new(m20261125_000004_extend_ips_add_dnsbl::Migration),
         ]
     }
 }

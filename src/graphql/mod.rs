@@ -14,6 +14,7 @@ use crate::{
     audit::resolvers::AuditQuery,
     auth::resolvers::{AuthMutation, AuthQuery},
     config::Config,
+    ips::resolvers::{IpsMutation, IpsQuery},
     metrics::resolvers::{MetricsMutation, MetricsQuery},
     nodes::resolvers::{NodesMutation, NodesQuery},
     state::AppState,
@@ -21,10 +22,23 @@ use crate::{
 };
 
 #[derive(MergedObject, Default)]
-pub struct Query(AuthQuery, UsersQuery, AuditQuery, NodesQuery, MetricsQuery);
+pub struct Query(
+    AuthQuery,
+    UsersQuery,
+    AuditQuery,
+    NodesQuery,
+    MetricsQuery,
+    IpsQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AuthMutation, UsersMutation, NodesMutation, MetricsMutation);
+pub struct Mutation(
+    AuthMutation,
+    UsersMutation,
+    NodesMutation,
+    MetricsMutation,
+    IpsMutation,
+);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -48,7 +62,24 @@ pub fn build(state: AppState, config: &Config) -> limits::LimitedSchema<AppSchem
         },
         tokio::spawn,
     );
-    let mut builder = builder().data(state).data(ips_by_node).data(latest_by_node);
+    let dnsbl_results = DataLoader::new(
+        crate::ips::loaders::ResultsByIp {
+            db: state.db.clone(),
+        },
+        tokio::spawn,
+    );
+    let nodes_of_ips = DataLoader::new(
+        crate::ips::loaders::NodesById {
+            db: state.db.clone(),
+        },
+        tokio::spawn,
+    );
+    let mut builder = builder()
+        .data(state)
+        .data(ips_by_node)
+        .data(latest_by_node)
+        .data(dnsbl_results)
+        .data(nodes_of_ips);
     if !config.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

@@ -16,6 +16,9 @@ use crate::{error::AppResult, state::AppState};
 pub mod lock {
     pub const NODE_STATUS: i64 = 0x6d61_696c_0001;
     pub const METRICS_RETENTION: i64 = 0x6d61_696c_0002;
+    pub const DNSBL_CHECKS: i64 = 0x6d61_696c_0003;
+    /// Held while a DNSBL check's results are stored, so stores of two instances queue.
+    pub const DNSBL_RESULTS: i64 = 0x6d61_696c_0004;
 }
 
 /// Begins a transaction holding the job's lock, or `None` when another instance holds it.
@@ -93,5 +96,16 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
             },
         )
     };
-    vec![node_status, metrics_retention]
+    let dnsbl_checks = {
+        let state = state.clone();
+        every(
+            "dnsbl-checks",
+            state.config.dnsbl.job_poll_interval,
+            move || {
+                let state = state.clone();
+                async move { crate::ips::checks::tick(&state).await.map(|_| ()) }
+            },
+        )
+    };
+    vec![node_status, metrics_retention, dnsbl_checks]
 }

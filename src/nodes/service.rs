@@ -206,6 +206,12 @@ async fn attach_ips(
                     node_id: Set(Some(node_id)),
                     created_at: Set(now),
                     updated_at: Set(now),
+                    pool: Set(None),
+                    status: Set(crate::ips::IpStatus::Active.as_str().into()),
+                    status_reason: Set(None),
+                    status_changed_at: Set(Some(now)),
+                    reverse_dns: Set(None),
+                    notes: Set(None),
                 })
                 .exec_without_returning(conn)
                 .await?;

@@ -19,6 +19,25 @@ const CHANNEL_CAPACITY: usize = 1024;
 pub enum Event {
     NodeStatusChanged(NodeStatusChanged),
     MetricsIngested(MetricsIngested),
+    IpReputationChanged(IpReputationChanged),
+}
+
+/// An IP's standing on a DNSBL zone changed.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IpReputationChanged {
+    pub address: String,
+    pub node_id: Option<Uuid>,
+    pub zone: String,
+    /// Whether the zone lists the IP (an UNKNOWN result keeps the last definite answer).
+    pub listed: bool,
+    /// LISTED, CLEAR or UNKNOWN.
+    pub state: String,
+    /// `None` for the first result of the IP on the zone.
+    pub previous_state: Option<String>,
+    /// The zone's TXT record for a listing, or why the result is UNKNOWN.
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// A committed metrics batch.

@@ -3,6 +3,7 @@
 //! Integration tests: each starts a real mailops server on an ephemeral port and talks to
 //! it over HTTP and WebSocket, on embedded SQLite and on Postgres with Redis.
 
+mod dns_server;
 mod helpers;
 
 mod audit;
@@ -11,6 +12,7 @@ mod cli;
 mod embedded;
 mod graphiql_browser;
 mod graphql_http;
+mod ips;
 mod metrics;
 mod nodes;
 mod schema;

@@ -1,0 +1,453 @@
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, InputObject, SimpleObject, connection::Connection,
+};
+use chrono::{DateTime, Utc};
+use entity::{dnsbl_check_job, dnsbl_result, dnsbl_transition, ip_address};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    auth::Role,
+    error::AppError,
+    graphql::{
+        limits::MAX_PAGE,
+        pagination::{ConnectionTotal, Page, connection, wants_total},
+        principal::{RoleGuard, app},
+    },
+    nodes::types::Node,
+};
+
+use super::{
+    IpStatus,
+    loaders::{NodesById, ResultsByIp},
+};
+
+/// A sending IP address of the cluster.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
+pub struct Ip {
+    /// The IP's id.
+    pub id: ID,
+    /// Canonical text form (RFC 5952 for IPv6).
+    pub address: String,
+    /// 4 or 6.
+    pub version: i32,
+    /// The node it belongs to, if any.
+    pub node_id: Option<ID>,
+    /// The pool it sends for (free-form name, e.g. `transactional`).
+    pub pool: Option<String>,
+    /// Whether it sends mail.
+    pub status: IpStatus,
+    /// Why its status was last changed.
+    pub status_reason: Option<String>,
+    /// When its status last changed.
+    pub status_changed_at: Option<DateTime<Utc>>,
+    /// Its reverse DNS (PTR) name.
+    pub reverse_dns: Option<String>,
+    /// Free text set by operators.
+    pub notes: Option<String>,
+    /// When it entered the inventory.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub uuid: uuid::Uuid,
+    #[graphql(skip)]
+    pub node_uuid: Option<uuid::Uuid>,
+}
+
+impl From<ip_address::Model> for Ip {
+    fn from(m: ip_address::Model) -> Self {
+        let version = if m.address.contains(':') { 6 } else { 4 };
+        Ip {
+            id: ID(m.id.to_string()),
+            address: m.address,
+            version,
+            node_id: m.node_id.map(|n| ID(n.to_string())),
+            pool: m.pool,
+            status: IpStatus::parse(&m.status),
+            status_reason: m.status_reason,
+            status_changed_at: m.status_changed_at,
+            reverse_dns: m.reverse_dns,
+            notes: m.notes,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            uuid: m.id,
+            node_uuid: m.node_id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Ip {
+    /// The node it belongs to.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn node(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Node>> {
+        let Some(node_id) = self.node_uuid else {
+            return Ok(None);
+        };
+        let loader = ctx
+            .data::<async_graphql::dataloader::DataLoader<NodesById>>()
+            .map_err(|_| AppError::internal("node loader missing"))?;
+        let node = loader
+            .load_one(node_id)
+            .await
+            .map_err(|e| AppError::internal(format!("loading nodes: {e}")))?;
+        Ok(node.map(Into::into))
+    }
+
+    /// The latest result on each zone checked so far, in zone order.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn blacklist(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<DnsblResult>> {
+        let loader = ctx
+            .data::<async_graphql::dataloader::DataLoader<ResultsByIp>>()
+            .map_err(|_| AppError::internal("DNSBL result loader missing"))?;
+        let rows = loader
+            .load_one(self.uuid)
+            .await
+            .map_err(|e| AppError::internal(format!("loading DNSBL results: {e}")))?
+            .unwrap_or_default();
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Whether it is listed on any zone (an UNKNOWN result keeps the last definite answer).
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn listed(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(self.blacklist(ctx).await?.iter().any(|r| r.listed))
+    }
+
+    /// Listings and delistings, newest first.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "first.map_or(50, |n| n.clamp(0, MAX_PAGE as i32) as usize) * child_complexity"
+    )]
+    async fn blacklist_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, BlacklistTransition, ConnectionTotal>> {
+        let page = Page::new(first, after)?;
+        let (rows, has_next, total) =
+            super::checks::history(&app(ctx)?.db, self.uuid, &page, wants_total(ctx)).await?;
+        Ok(connection(&page, rows, has_next, total, |row| {
+            row.id.to_string()
+        }))
+    }
+}
+
+/// Where an IP stands on one zone.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsblState {
+    /// The zone lists the IP.
+    Listed,
+    /// The zone does not list the IP.
+    Clear,
+    /// No usable answer: the zone failed its test entries, refused, or timed out.
+    Unknown,
+}
+
+impl DnsblState {
+    pub fn parse(text: &str) -> DnsblState {
+        match text {
+            "LISTED" => DnsblState::Listed,
+            "CLEAR" => DnsblState::Clear,
+            _ => DnsblState::Unknown,
+        }
+    }
+}
+
+/// The latest result of an IP on one zone.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct DnsblResult {
+    /// The zone, e.g. `zen.spamhaus.org`.
+    pub zone: String,
+    /// What the latest check found.
+    pub state: DnsblState,
+    /// The last definite answer: true while listed, also through an UNKNOWN check.
+    pub listed: bool,
+    /// Since when it has been listed on this zone.
+    pub listed_since: Option<DateTime<Utc>>,
+    /// The zone's answers, e.g. `127.0.0.2`.
+    pub return_codes: Vec<String>,
+    /// What the answers mean on this zone, e.g. `SBL`, `XBL`, `PBL`.
+    pub categories: Vec<String>,
+    /// The zone's TXT record for the listing.
+    pub reason: Option<String>,
+    /// Why the state is UNKNOWN.
+    pub detail: Option<String>,
+    /// When the zone was last asked.
+    pub checked_at: DateTime<Utc>,
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl From<dnsbl_result::Model> for DnsblResult {
+    fn from(m: dnsbl_result::Model) -> Self {
+        DnsblResult {
+            zone: m.zone,
+            state: DnsblState::parse(&m.state),
+            listed: m.listed,
+            listed_since: m.listed_since,
+            return_codes: split_list(&m.return_codes),
+            categories: split_list(&m.categories),
+            reason: m.reason,
+            detail: m.detail,
+            checked_at: m.checked_at,
+        }
+    }
+}
+
+/// An IP was listed on, or delisted from, a zone.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct BlacklistTransition {
+    /// The zone.
+    pub zone: String,
+    /// True for a listing, false for a delisting.
+    pub listed: bool,
+    /// What the listing meant on that zone (empty for a delisting).
+    pub categories: Vec<String>,
+    /// The zone's TXT record for the listing.
+    pub reason: Option<String>,
+    /// When the check saw the change.
+    pub at: DateTime<Utc>,
+}
+
+impl From<dnsbl_transition::Model> for BlacklistTransition {
+    fn from(m: dnsbl_transition::Model) -> Self {
+        BlacklistTransition {
+            zone: m.zone,
+            listed: m.listed,
+            categories: split_list(&m.categories),
+            reason: m.reason,
+            at: m.at,
+        }
+    }
+}
+
+/// Which IPs a list shows; all conditions must hold.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct IpFilter {
+    /// Any of these statuses.
+    pub statuses: Option<Vec<IpStatus>>,
+    /// Belonging to any of these nodes (at most 500).
+    pub node_ids: Option<Vec<ID>>,
+    /// In this pool.
+    pub pool: Option<String>,
+    /// Inside this CIDR block, e.g. `192.0.2.0/24`.
+    pub subnet: Option<String>,
+    /// Listed (true) or not listed (false) on any zone.
+    pub listed: Option<bool>,
+}
+
+/// Addresses to add to the inventory: a list, a CIDR block (at most 1,024 addresses in
+/// all), or both.
+#[derive(InputObject, Clone, Debug)]
+pub struct AddIpsInput {
+    /// Single addresses.
+    pub addresses: Option<Vec<String>>,
+    /// Every address of this block, e.g. `192.0.2.0/26`.
+    pub cidr: Option<String>,
+    /// The node they belong to.
+    pub node_id: Option<ID>,
+    /// The pool they send for.
+    pub pool: Option<String>,
+}
+
+/// Changes to an IP's descriptive fields; a field left out stays, an empty string clears it.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct UpdateIpInput {
+    /// The pool it sends for.
+    pub pool: Option<String>,
+    /// Its reverse DNS (PTR) name.
+    pub reverse_dns: Option<String>,
+    /// Free text.
+    pub notes: Option<String>,
+}
+
+/// What a bulk action does to each IP.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpAction {
+    /// To PAUSED.
+    Pause,
+    /// To ACTIVE.
+    Resume,
+    /// To WARMING.
+    Warm,
+    /// To RETIRED, for good.
+    Retire,
+}
+
+/// One action on many IPs, named by address or by filter (exactly one; at most 10,000 IPs).
+#[derive(InputObject, Clone, Debug)]
+pub struct BulkIpActionInput {
+    /// The IPs, by address.
+    pub addresses: Option<Vec<String>>,
+    /// The IPs, by filter.
+    pub filter: Option<IpFilter>,
+    /// What to do.
+    pub action: IpAction,
+    /// Why; kept with the status and in the audit log.
+    pub reason: Option<String>,
+    /// Only say what would happen; change nothing.
+    #[graphql(default = false)]
+    pub dry_run: bool,
+}
+
+/// What a bulk action did (or, in a dry run, would do) to one IP.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutcomeKind {
+    /// The status changes.
+    Changed,
+    /// The IP already had that status.
+    Unchanged,
+    /// The IP is RETIRED; its status cannot change.
+    Refused,
+    /// The address is not in the inventory.
+    NotFound,
+}
+
+/// One IP's outcome in a bulk action.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct IpActionOutcome {
+    /// The address.
+    pub address: String,
+    /// What happened (or would happen).
+    pub outcome: OutcomeKind,
+    /// Its status before.
+    pub from: Option<IpStatus>,
+    /// Its status after (or after the real run, in a dry run).
+    pub to: Option<IpStatus>,
+    /// Why it was refused or not found.
+    pub message: Option<String>,
+}
+
+/// The result of a bulk action.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct BulkIpActionResult {
+    /// True when nothing was changed.
+    pub dry_run: bool,
+    /// How many IPs change (or would change).
+    pub changed: i32,
+    /// One outcome per IP.
+    pub outcomes: Vec<IpActionOutcome>,
+}
+
+/// Why a DNSBL check job exists.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpCheckJobKind {
+    /// Queued by `checkIpBlacklists`.
+    Manual,
+    /// Queued by the schedule.
+    Scheduled,
+}
+
+/// Where a DNSBL check job stands.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpCheckJobState {
+    /// Waiting for its turn (or for its next attempt).
+    Queued,
+    /// Being worked on.
+    Running,
+    /// Done; see `result`.
+    Succeeded,
+    /// Given up after its last attempt; see `lastError`.
+    Failed,
+}
+
+/// Whether a zone's answers were used in a check.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ZoneHealthState {
+    /// Its RFC 5782 test entries answered correctly.
+    Trusted,
+    /// Its test entries answered wrongly; its results are UNKNOWN.
+    Untrusted,
+    /// It did not answer; its results are UNKNOWN.
+    Unreachable,
+}
+
+/// One zone in a check.
+#[derive(SimpleObject, Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneCheck {
+    /// The zone.
+    pub zone: String,
+    /// Whether its answers were used.
+    pub health: ZoneHealthState,
+    /// Why it was not trusted.
+    pub detail: Option<String>,
+}
+
+/// What a finished check found.
+#[derive(SimpleObject, Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IpCheckSummary {
+    /// IPs checked.
+    pub addresses: i32,
+    /// DNS queries sent.
+    pub lookups: i32,
+    /// IP × zone results that are LISTED.
+    pub listed: i32,
+    /// IP × zone results that are UNKNOWN.
+    pub unknown: i32,
+    /// New listings and delistings this check saw.
+    pub transitions: i32,
+    /// Each zone and whether it was trusted.
+    pub zones: Vec<ZoneCheck>,
+}
+
+/// A DNSBL check, queued by `checkIpBlacklists` or by the schedule.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct IpCheckJob {
+    /// The job's id.
+    pub id: ID,
+    /// Who asked for it.
+    pub kind: IpCheckJobKind,
+    /// Where it stands.
+    pub state: IpCheckJobState,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// When it runs (again), while QUEUED.
+    pub next_run_at: DateTime<Utc>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// What it found, once SUCCEEDED.
+    pub result: Option<IpCheckSummary>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When its last attempt started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<dnsbl_check_job::Model> for IpCheckJob {
+    fn from(m: dnsbl_check_job::Model) -> Self {
+        IpCheckJob {
+            id: ID(m.id.to_string()),
+            kind: if m.kind == super::checks::SCHEDULED {
+                IpCheckJobKind::Scheduled
+            } else {
+                IpCheckJobKind::Manual
+            },
+            state: match m.state.as_str() {
+                "RUNNING" => IpCheckJobState::Running,
+                "SUCCEEDED" => IpCheckJobState::Succeeded,
+                "FAILED" => IpCheckJobState::Failed,
+                _ => IpCheckJobState::Queued,
+            },
+            attempts: m.attempts,
+            next_run_at: m.next_run_at,
+            last_error: m.last_error,
+            result: m.result.and_then(|r| serde_json::from_value(r).ok()),
+            created_at: m.created_at,
+            started_at: m.started_at,
+            finished_at: m.finished_at,
+        }
+    }
+}
