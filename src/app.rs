@@ -143,6 +143,19 @@ async fn build_state(config: Config) -> anyhow::Result<AppState> {
         Some(conn) => LoginBackoff::redis(policy, conn.clone(), &config.redis_prefix),
         None => LoginBackoff::local(policy),
     };
+    let limits = crate::realtime::BusLimits {
+        replay_window: config.event_replay_window,
+        replay_max: config.event_replay_max as usize,
+        subscriber_buffer: config.event_subscriber_buffer as usize,
+    };
+    let events = match &config.redis_url {
+        Some(url) => crate::realtime::EventBus::redis(
+            limits,
+            redis::Client::open(url.as_str()).context("REDIS_URL")?,
+            &config.redis_prefix,
+        ),
+        None => crate::realtime::EventBus::local(limits),
+    };
     let passwords = Passwords::new().map_err(|_| anyhow::anyhow!("password hasher"))?;
     users::service::ensure_initial_admin(&db, &passwords, config.admin_password.as_ref())
         .await
@@ -155,7 +168,7 @@ async fn build_state(config: Config) -> anyhow::Result<AppState> {
         tokens: Arc::new(tokens),
         passwords,
         login_backoff,
-        events: crate::realtime::EventBus::default(),
+        events,
     })
 }
 

@@ -1,8 +1,7 @@
 //! The GraphQL endpoints: `POST /graphql`, the GraphiQL page on `GET /graphql`, and the
 //! WebSocket on `/graphql/ws`.
 
-use async_graphql::{BatchRequest, BatchResponse, Data, http::ALL_WEBSOCKET_PROTOCOLS};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use async_graphql::{BatchRequest, BatchResponse};
 use axum::{
     Extension, Json,
     body::Body,
@@ -18,6 +17,7 @@ use crate::{
         limits::{MAX_BATCH, MAX_BODY_BYTES},
         principal::{Principal, RequestId},
     },
+    realtime::ws::{self, Protocol},
 };
 
 /// The largest WebSocket frame or message accepted.
@@ -194,30 +194,23 @@ pub async fn websocket(
     State(state): State<ServerState>,
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
-    protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if !origin_allowed(&headers, &state.app.config.cors_origins) {
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
+    let protocol = Protocol::negotiate(
+        headers
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|v| v.to_str().ok()),
+    );
     upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .protocols(Protocol::NAMES)
         .max_frame_size(MAX_WS_MESSAGE_BYTES)
         .max_message_size(MAX_WS_MESSAGE_BYTES)
-        .on_upgrade(move |socket| {
-            let app = state.app.clone();
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let authorization = payload
-                        .get("Authorization")
-                        .or_else(|| payload.get("authorization"))
-                        .and_then(|v| v.as_str());
-                    let principal = Principal::resolve(&app, authorization).await?;
-                    let mut data = Data::default();
-                    data.insert(principal);
-                    data.insert(request_id);
-                    Ok(data)
-                })
-                .serve()
-        })
+        // Idle connections dominate; their buffers grow when a message needs it.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WS_MESSAGE_BYTES * 4)
+        .on_upgrade(move |socket| ws::serve(socket, protocol, state.app, state.schema, request_id))
 }

@@ -7,7 +7,7 @@ pub mod pagination;
 pub mod principal;
 
 use async_graphql::{
-    EmptySubscription, MergedObject, Schema, SchemaBuilder, dataloader::DataLoader,
+    MergedObject, MergedSubscription, Schema, SchemaBuilder, dataloader::DataLoader,
 };
 
 use crate::{
@@ -16,6 +16,7 @@ use crate::{
     config::Config,
     metrics::resolvers::{MetricsMutation, MetricsQuery},
     nodes::resolvers::{NodesMutation, NodesQuery},
+    realtime::{after_commit::PublishAfterCommit, resolvers::RealtimeSubscription},
     state::AppState,
     users::resolvers::{UsersMutation, UsersQuery},
 };
@@ -26,13 +27,21 @@ pub struct Query(AuthQuery, UsersQuery, AuditQuery, NodesQuery, MetricsQuery);
 #[derive(MergedObject, Default)]
 pub struct Mutation(AuthMutation, UsersMutation, NodesMutation, MetricsMutation);
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(RealtimeSubscription);
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_complexity(limits::MAX_COMPLEXITY)
-        .limit_directives(limits::MAX_DIRECTIVES)
-        .extension(limits::DocumentLimits::default())
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
+
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_complexity(limits::MAX_COMPLEXITY)
+    .limit_directives(limits::MAX_DIRECTIVES)
+    .extension(limits::DocumentLimits::default())
+    .extension(PublishAfterCommit)
 }
 
 /// The schema that serves requests.
