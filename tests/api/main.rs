@@ -14,5 +14,6 @@ mod graphql_http;
 mod metrics;
 mod nodes;
 mod schema;
+mod subscriptions;
 mod users;
 mod websocket;
