@@ -34,6 +34,7 @@ use crate::{
 pub struct ServerState {
     pub app: AppState,
     pub schema: AppSchema,
+    pub subscriptions: crate::realtime::shared::SharedSubscriptions,
 }
 
 pub struct Application {
@@ -175,6 +176,9 @@ async fn build_state(config: Config) -> anyhow::Result<AppState> {
 pub fn router(app: AppState) -> Router {
     let schema = graphql::build(app.clone(), &app.config);
     let state = ServerState {
+        subscriptions: crate::realtime::shared::SharedSubscriptions::new(
+            app.config.event_subscriber_buffer as usize,
+        ),
         app: app.clone(),
         schema,
     };

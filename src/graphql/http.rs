@@ -212,5 +212,14 @@ pub async fn websocket(
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(MAX_WS_MESSAGE_BYTES * 4)
-        .on_upgrade(move |socket| ws::serve(socket, protocol, state.app, state.schema, request_id))
+        .on_upgrade(move |socket| {
+            ws::serve(
+                socket,
+                protocol,
+                state.app,
+                state.schema,
+                state.subscriptions,
+                request_id,
+            )
+        })
 }

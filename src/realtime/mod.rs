@@ -14,6 +14,7 @@
 pub mod after_commit;
 mod redis_bus;
 pub mod resolvers;
+pub mod shared;
 pub mod types;
 pub mod ws;
 
@@ -322,7 +323,10 @@ impl EventBus {
                 .shared
                 .lock_replay()
                 .iter()
-                .filter(|p| p.sequence > after)
+                .filter(|p| {
+                    p.sequence > after
+                        && p.received_at.elapsed() <= self.shared.limits.replay_window
+                })
                 .cloned()
                 .collect(),
             None => Vec::new(),
@@ -356,16 +360,6 @@ impl EventBus {
                 }
             }
         }
-    }
-
-    /// The newest sequence number this instance has seen (0 before the first event).
-    pub fn last_sequence(&self) -> u64 {
-        self.shared.lock_replay().back().map_or(0, |p| p.sequence)
-    }
-
-    /// Whether events travel through Redis.
-    pub fn is_shared(&self) -> bool {
-        matches!(self.shared.transport, Transport::Redis { .. })
     }
 }
 

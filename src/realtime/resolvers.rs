@@ -30,16 +30,28 @@ pub const MAX_NAMES: usize = 50;
 /// The `extensions.code` of the last message of a subscription that fell behind.
 pub const LAGGED: &str = "LAGGED";
 
-fn lagged(last_sequence: u64, missed: u64) -> async_graphql::Error {
+fn lagged(last_sequence: Option<u64>, missed: u64) -> async_graphql::Error {
+    let resume = match last_sequence {
+        Some(last) => format!("Re-query, or subscribe again with after: {last}"),
+        None => "Re-query and subscribe again".to_string(),
+    };
     async_graphql::Error::new(format!(
-        "this subscription fell behind and missed {missed} events; it has ended. Re-query, \
-         or subscribe again with after: {last_sequence}"
+        "this subscription fell behind and missed {missed} events; it has ended. {resume}"
     ))
     .extend_with(|_, ext| {
         ext.set("code", LAGGED);
-        ext.set("lastSequence", last_sequence as i64);
+        if let Some(last) = last_sequence {
+            ext.set("lastSequence", last as i64);
+        }
         ext.set("missed", missed as i64);
     })
+}
+
+/// The last message of a subscription that fell behind.
+pub fn lag_response(last_sequence: Option<u64>, missed: u64) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![
+        lagged(last_sequence, missed).into_server_error(async_graphql::Pos::default()),
+    ])
 }
 
 fn after_argument(after: Option<i64>) -> AppResult<Option<u64>> {
@@ -67,7 +79,7 @@ where
             Delivery::Lagged {
                 last_sequence,
                 missed,
-            } => Some(Err(lagged(last_sequence, missed))),
+            } => Some(Err(lagged(Some(last_sequence), missed))),
         };
         std::future::ready(item)
     }))

@@ -28,7 +28,10 @@ use crate::{
     state::AppState,
 };
 
-use super::SessionsRevoked;
+use super::{
+    SessionsRevoked,
+    shared::{Item, SharedSubscriptions},
+};
 
 /// How long a client has to send `connection_init`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -107,9 +110,10 @@ struct Connection {
     protocol: Protocol,
     app: AppState,
     schema: AppSchema,
+    shared: SharedSubscriptions,
     request_id: RequestId,
     session: Option<Session>,
-    operations: StreamMap<String, BoxStream<'static, Option<Response>>>,
+    operations: StreamMap<String, BoxStream<'static, Option<Item>>>,
     /// Ids whose first response has not been sent: a failure there is an `error` message.
     not_started: std::collections::HashSet<String>,
     last_heard: Instant,
@@ -121,6 +125,7 @@ pub async fn serve(
     protocol: Protocol,
     app: AppState,
     schema: AppSchema,
+    shared: SharedSubscriptions,
     request_id: RequestId,
 ) {
     let mut connection = Connection {
@@ -128,6 +133,7 @@ pub async fn serve(
         protocol,
         app,
         schema,
+        shared,
         request_id,
         session: None,
         operations: StreamMap::new(),
@@ -412,8 +418,8 @@ impl Connection {
             .data(session.principal.clone())
             .data(self.request_id.clone());
         let stream = self
-            .schema
-            .execute_stream(request)
+            .shared
+            .execute(&self.schema, &session.principal, request)
             .map(Some)
             .chain(futures_util::stream::once(std::future::ready(None)))
             .boxed();
@@ -441,13 +447,32 @@ impl Connection {
         }
     }
 
-    async fn on_response(&mut self, id: String, response: Option<Response>) -> Result<(), Close> {
+    async fn on_response(&mut self, id: String, item: Option<Item>) -> Result<(), Close> {
         let first = self.not_started.remove(&id);
-        let Some(mut response) = response else {
-            self.operations.remove(&id);
-            return self
-                .send_json(json!({ "id": id, "type": "complete" }))
-                .await;
+        let mut response = match item {
+            None => {
+                self.operations.remove(&id);
+                return self
+                    .send_json(json!({ "id": id, "type": "complete" }))
+                    .await;
+            }
+            Some(Item::Own(response)) => response,
+            Some(Item::Shared(shared)) => match &shared.json {
+                Some(payload) => {
+                    // Built around the group's JSON, so the payload is not serialized again.
+                    let id_json = serde_json::to_string(&id).unwrap_or_default();
+                    let message = format!(
+                        r#"{{"id":{id_json},"type":"{}","payload":{payload}}}"#,
+                        self.protocol.data_type()
+                    );
+                    return self.send(Message::Text(message.into())).await;
+                }
+                None => {
+                    let mut response = Response::from_errors(shared.response.errors.clone());
+                    response.data = shared.response.data.clone();
+                    response
+                }
+            },
         };
         finish_errors(&mut response.errors, &self.request_id.0);
         let refused = response.data == async_graphql::Value::Null
@@ -474,7 +499,7 @@ fn is_lag_notice(error: &async_graphql::ServerError) -> bool {
 
 enum Step {
     Incoming(Option<Result<Message, axum::Error>>),
-    Response(String, Option<Response>),
+    Response(String, Option<Item>),
     InitTimeout,
     Expired,
     Revoked(String),

@@ -20,6 +20,8 @@ const WAIT: Duration = Duration::from_secs(10);
 
 pub struct WsClient {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Messages that arrived while waiting for a pong, in order.
+    held: std::collections::VecDeque<Value>,
 }
 
 impl WsClient {
@@ -34,7 +36,10 @@ impl WsClient {
             .await
             .expect("upgrade");
         assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
-        WsClient { socket }
+        WsClient {
+            socket,
+            held: Default::default(),
+        }
     }
 
     pub async fn send(&mut self, message: Value) {
@@ -73,6 +78,9 @@ impl WsClient {
 
     /// The next text message.
     pub async fn next_message(&mut self) -> Value {
+        if let Some(held) = self.held.pop_front() {
+            return held;
+        }
         loop {
             let message = tokio::time::timeout(WAIT, self.socket.next())
                 .await
@@ -111,7 +119,7 @@ impl WsClient {
                 if value["type"] == "pong" {
                     return;
                 }
-                panic!("expected pong, got {value}");
+                self.held.push_back(value);
             }
         }
     }
@@ -569,5 +577,37 @@ impl RedisProxy {
 
     fn set_down(&self, down: bool) {
         self.down.send_replace(down);
+    }
+}
+
+#[tokio::test]
+async fn dashboards_with_the_same_subscription_each_receive_every_event() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (_, viewer) = app.user_with_role("wall", "VIEWER").await;
+    let admin = app.admin_token().await;
+    let mut sockets = Vec::new();
+    for token in [&viewer, &viewer, &admin] {
+        let mut socket = WsClient::ready(app.addr, bearer(token)).await;
+        socket
+            .subscribe("f", "subscription { mailFlow { received } }", json!({}))
+            .await;
+        socket.barrier().await;
+        sockets.push(socket);
+    }
+    // One of them leaves; the others keep their subscription.
+    sockets[0]
+        .send(json!({ "id": "f", "type": "complete" }))
+        .await;
+    sockets[0].barrier().await;
+
+    app.state.events.publish(tick(1));
+    app.state.events.publish(tick(2));
+    for socket in &mut sockets[1..] {
+        for received in [1, 2] {
+            assert_eq!(
+                socket.next_json().await,
+                json!({ "id": "f", "type": "next", "payload": { "data": { "mailFlow": { "received": received } } } })
+            );
+        }
     }
 }
