@@ -30,7 +30,7 @@ pub struct SharedResponse {
 
 /// What one operation of a socket yields.
 pub enum Item {
-    Own(Response),
+    Own(Box<Response>),
     Shared(Arc<SharedResponse>),
 }
 
@@ -85,7 +85,10 @@ impl SharedSubscriptions {
         request: Request,
     ) -> BoxStream<'static, Item> {
         let Some(key) = shareable(principal, &request) else {
-            return schema.execute_stream(request).map(Item::Own).boxed();
+            return schema
+                .execute_stream(request)
+                .map(|response| Item::Own(Box::new(response)))
+                .boxed();
         };
         let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(group) = groups.get(&key).and_then(Weak::upgrade) {
@@ -153,7 +156,7 @@ fn member(
                     GroupItem::End => return,
                 },
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    yield Item::Own(super::resolvers::lag_response(last_sequence, missed));
+                    yield Item::Own(Box::new(super::resolvers::lag_response(last_sequence, missed)));
                     return;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,

@@ -456,7 +456,7 @@ impl Connection {
                     .send_json(json!({ "id": id, "type": "complete" }))
                     .await;
             }
-            Some(Item::Own(response)) => response,
+            Some(Item::Own(response)) => *response,
             Some(Item::Shared(shared)) => match &shared.json {
                 Some(payload) => {
                     // Built around the group's JSON, so the payload is not serialized again.
