@@ -397,3 +397,77 @@ impl Shared {
         let _ = self.events.send(published);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt as _;
+
+    use super::*;
+
+    fn tick(received: i64) -> Event {
+        Event::MailFlowTick(MailFlowTick {
+            second: Utc::now(),
+            node_id: None,
+            received,
+            delivered: 0,
+            deferred: 0,
+            bounced: 0,
+            rejected: 0,
+        })
+    }
+
+    fn received(delivery: Delivery) -> i64 {
+        match delivery {
+            Delivery::Event(published) => match &published.event {
+                Event::MailFlowTick(tick) => tick.received,
+                other => panic!("unexpected {other:?}"),
+            },
+            Delivery::Lagged { .. } => panic!("lagged"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resumed_subscriber_gets_what_it_missed_then_live_events() {
+        let bus = EventBus::local(BusLimits::default());
+        bus.publish_all([tick(1), tick(2), tick(3)]);
+        let mut resumed = Box::pin(bus.deliveries(Some(1)));
+        bus.publish(tick(4));
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(received(resumed.next().await.unwrap()));
+        }
+        assert_eq!(seen, [2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_resume_point_older_than_the_window_is_reported_as_a_lag() {
+        let bus = EventBus::local(BusLimits {
+            replay_max: 2,
+            ..BusLimits::default()
+        });
+        bus.publish_all([tick(1), tick(2), tick(3), tick(4)]);
+        let mut resumed = Box::pin(bus.deliveries(Some(1)));
+        match resumed.next().await.unwrap() {
+            Delivery::Lagged {
+                last_sequence,
+                missed,
+            } => assert_eq!((last_sequence, missed), (1, 1)),
+            Delivery::Event(p) => panic!("replayed {p:?} across a gap"),
+        }
+        assert!(resumed.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn sessions_revoked_go_to_sockets_not_to_subscriptions() {
+        let bus = EventBus::default();
+        let mut revocations = bus.revocations();
+        let mut events = bus.subscribe();
+        let user_id = Uuid::now_v7();
+        bus.publish(Event::SessionsRevoked(SessionsRevoked {
+            user_id,
+            reason: "signed out".into(),
+        }));
+        assert_eq!(revocations.recv().await.unwrap().user_id, user_id);
+        assert!(events.try_recv().is_err());
+    }
+}

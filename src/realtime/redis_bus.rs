@@ -239,3 +239,46 @@ fn entries(reply: Value) -> Vec<Entry> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn an_xread_reply_gives_its_entries_in_order() {
+        let entry = |id: &str, sequence: &str, json: &str| {
+            Value::Array(vec![
+                bulk(id),
+                Value::Array(vec![bulk("s"), bulk(sequence), bulk("e"), bulk(json)]),
+            ])
+        };
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk("mailops:events"),
+            Value::Array(vec![
+                entry("1700000000000-0", "41", "{\"a\":1}"),
+                entry("1700000000000-1", "42", "{\"b\":2}"),
+            ]),
+        ])]);
+        let entries = entries(reply);
+        let read: Vec<(&str, u64, &str)> = entries
+            .iter()
+            .map(|e| (e.id.as_str(), e.sequence, e.json.as_str()))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                ("1700000000000-0", 41, "{\"a\":1}"),
+                ("1700000000000-1", 42, "{\"b\":2}")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_xread_that_timed_out_has_no_entries() {
+        assert!(entries(Value::Nil).is_empty());
+    }
+}

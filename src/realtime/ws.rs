@@ -505,3 +505,18 @@ enum Step {
     Revoked(String),
     Ping,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subprotocol_is_the_first_one_offered_that_is_known() {
+        assert_eq!(Protocol::negotiate(Some("graphql-ws")), Protocol::LegacyWs);
+        assert_eq!(
+            Protocol::negotiate(Some("foo, graphql-transport-ws, graphql-ws")),
+            Protocol::TransportWs
+        );
+        assert_eq!(Protocol::negotiate(None), Protocol::TransportWs);
+    }
+}
