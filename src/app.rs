@@ -24,7 +24,7 @@ use crate::{
     auth::{BackoffPolicy, LoginBackoff, Passwords, TokenKeys},
     config::{Config, GraphiqlAssets, Mode},
     db,
-    graphql::{self, AppSchema, http as gql_http, limits::LimitedSchema, principal::RequestId},
+    graphql::{self, AppSchema, http as gql_http, principal::RequestId},
     state::AppState,
     users,
 };
@@ -33,7 +33,11 @@ use crate::{
 #[derive(Clone)]
 pub struct ServerState {
     pub app: AppState,
-    pub schema: LimitedSchema<AppSchema>,
+    /// What WebSocket operations run on.
+    pub schema: AppSchema,
+    /// What `POST /graphql` runs on.
+    pub http_schema: graphql::HttpSchema,
+    pub subscriptions: crate::realtime::shared::SharedSubscriptions,
 }
 
 pub struct Application {
@@ -145,6 +149,19 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         Some(conn) => LoginBackoff::redis(policy, conn.clone(), &config.redis_prefix),
         None => LoginBackoff::local(policy),
     };
+    let limits = crate::realtime::BusLimits {
+        replay_window: config.event_replay_window,
+        replay_max: config.event_replay_max as usize,
+        subscriber_buffer: config.event_subscriber_buffer as usize,
+    };
+    let events = match &config.redis_url {
+        Some(url) => crate::realtime::EventBus::redis(
+            limits,
+            redis::Client::open(url.as_str()).context("REDIS_URL")?,
+            &config.redis_prefix,
+        ),
+        None => crate::realtime::EventBus::local(limits),
+    };
     let passwords = Passwords::new().map_err(|_| anyhow::anyhow!("password hasher"))?;
     users::service::ensure_initial_admin(&db, &passwords, config.admin_password.as_ref())
         .await
@@ -157,13 +174,17 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         tokens: Arc::new(tokens),
         passwords,
         login_backoff,
-        events: crate::realtime::EventBus::default(),
+        events,
     })
 }
 
 pub fn router(app: AppState) -> Router {
     let schema = graphql::build(app.clone(), &app.config);
     let state = ServerState {
+        http_schema: graphql::HttpSchema::new(app.clone(), &app.config),
+        subscriptions: crate::realtime::shared::SharedSubscriptions::new(
+            app.config.event_subscriber_buffer as usize,
+        ),
         app: app.clone(),
         schema,
     };

@@ -75,6 +75,14 @@ pub struct Config {
     pub metrics_retention_interval: Duration,
     /// DNSBL look-ups of sending IPs: name server, zones, schedule.
     pub dnsbl: crate::ips::DnsblConfig,
+    /// How far back `after:` can resume a subscription.
+    pub event_replay_window: Duration,
+    /// Events kept for `after:` at most, whatever their age.
+    pub event_replay_max: u32,
+    /// Events a subscriber may fall behind before it is told it lagged and dropped.
+    pub event_subscriber_buffer: u32,
+    /// How often the server pings each WebSocket; one silent for two intervals is closed.
+    pub ws_ping_interval: Duration,
 }
 
 /// A configuration problem: the variable and why its value was refused.
@@ -293,8 +301,40 @@ impl Config {
             Duration::from_secs(600),
         )?;
 
+        let event_replay_window = duration_var(
+            &get,
+            "MAILOPS_EVENT_REPLAY_WINDOW",
+            Duration::from_secs(300),
+        )?;
+        let event_replay_max = u32_var(&get, "MAILOPS_EVENT_REPLAY_MAX", 10_000)?;
+        if event_replay_max == 0 || event_replay_max > 1_000_000 {
+            return Err(invalid(
+                "MAILOPS_EVENT_REPLAY_MAX",
+                "must be between 1 and 1000000",
+            ));
+        }
+        let event_subscriber_buffer = u32_var(&get, "MAILOPS_EVENT_SUBSCRIBER_BUFFER", 1024)?;
+        if !(16..=65_536).contains(&event_subscriber_buffer) {
+            return Err(invalid(
+                "MAILOPS_EVENT_SUBSCRIBER_BUFFER",
+                "must be between 16 and 65536",
+            ));
+        }
+        let ws_ping_interval =
+            duration_var(&get, "MAILOPS_WS_PING_INTERVAL", Duration::from_secs(30))?;
+        if ws_ping_interval < Duration::from_millis(100) {
+            return Err(invalid(
+                "MAILOPS_WS_PING_INTERVAL",
+                "must be at least 100ms",
+            ));
+        }
+
         Ok(Config {
             mode,
+            event_replay_window,
+            event_replay_max,
+            event_subscriber_buffer,
+            ws_ping_interval,
             metrics_raw_retention,
             metrics_minute_retention,
             metrics_hour_retention,

@@ -117,9 +117,9 @@ impl Change {
     }
 }
 
-fn entry(ctx: &AuditContext, change: Change, outcome: &str) -> audit_log::ActiveModel {
+fn entry(id: Uuid, ctx: &AuditContext, change: Change, outcome: &str) -> audit_log::ActiveModel {
     audit_log::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         occurred_at: Set(Utc::now()),
         actor_kind: Set(ctx.actor.kind.into()),
         actor_id: Set(ctx.actor.id),
@@ -140,9 +140,11 @@ pub async fn record(
     ctx: &AuditContext,
     change: Change,
 ) -> AppResult<()> {
-    audit_log::Entity::insert(entry(ctx, change, "success"))
+    let id = Uuid::now_v7();
+    audit_log::Entity::insert(entry(id, ctx, change, "success"))
         .exec_without_returning(conn)
         .await?;
+    crate::realtime::after_commit::audit_written(id);
     Ok(())
 }
 
@@ -166,11 +168,13 @@ pub async fn record_failure(
         map.insert("message".into(), error.client_message().into());
     }
     change.detail = Some(detail);
-    let insert = audit_log::Entity::insert(entry(ctx, change, "failure"))
+    let id = Uuid::now_v7();
+    let insert = audit_log::Entity::insert(entry(id, ctx, change, "failure"))
         .exec_without_returning(conn)
         .await;
-    if let Err(e) = insert {
-        tracing::error!(error = %e, "could not write a failure to the audit log");
+    match insert {
+        Ok(_) => crate::realtime::after_commit::audit_written(id),
+        Err(e) => tracing::error!(error = %e, "could not write a failure to the audit log"),
     }
 }
 

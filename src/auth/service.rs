@@ -221,6 +221,7 @@ pub async fn logout(
         return Ok(false);
     };
     revoke_family(&txn, row.family_id).await?;
+    crate::realtime::after_commit::sessions_revoked(row.user_id, "signed out");
     let actor = match find(&txn, row.user_id).await? {
         Some(user) => AuditContext {
             actor: Actor {
@@ -298,5 +299,9 @@ pub async fn revoke_user_sessions(conn: &impl ConnectionTrait, user_id: Uuid) ->
         .filter(refresh_token::Column::RevokedAt.is_null())
         .exec(conn)
         .await?;
+    crate::realtime::after_commit::sessions_revoked(
+        user_id,
+        "the account's access changed; sign in again",
+    );
     Ok(())
 }

@@ -105,6 +105,18 @@ impl TokenKeys {
     }
 }
 
+impl TokenKeys {
+    /// When a valid access token stops being accepted; `None` when it is not valid.
+    pub fn access_expiry(&self, token: &str) -> Option<DateTime<Utc>> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return None;
+        }
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).ok()?;
+        DateTime::from_timestamp(data.claims.exp, 0)
+    }
+}
+
 /// `bytes` random bytes, URL-safe base64 without padding.
 pub fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];

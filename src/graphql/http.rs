@@ -1,10 +1,7 @@
 //! The GraphQL endpoints: `POST /graphql`, the GraphiQL page on `GET /graphql`, and the
 //! WebSocket on `/graphql/ws`.
 
-use async_graphql::{
-    BatchRequest, BatchResponse, Data, Executor as _, http::ALL_WEBSOCKET_PROTOCOLS,
-};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use async_graphql::{BatchRequest, BatchResponse};
 use axum::{
     Extension, Json,
     body::Body,
@@ -20,6 +17,7 @@ use crate::{
         limits::{MAX_BATCH, MAX_BODY_BYTES},
         principal::{Principal, RequestId},
     },
+    realtime::ws::{self, Protocol},
 };
 
 /// The largest WebSocket frame or message accepted.
@@ -98,7 +96,7 @@ pub async fn post(
         }
     };
     let batch = batch.data(principal).data(request_id.clone());
-    let mut response = state.schema.execute_batch(batch).await;
+    let mut response = state.http_schema.execute_batch(batch).await;
     match &mut response {
         BatchResponse::Single(single) => finish_errors(&mut single.errors, &request_id.0),
         BatchResponse::Batch(many) => {
@@ -196,30 +194,32 @@ pub async fn websocket(
     State(state): State<ServerState>,
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
-    protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if !origin_allowed(&headers, &state.app.config.cors_origins) {
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
+    let protocol = Protocol::negotiate(
+        headers
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|v| v.to_str().ok()),
+    );
     upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .protocols(Protocol::NAMES)
         .max_frame_size(MAX_WS_MESSAGE_BYTES)
         .max_message_size(MAX_WS_MESSAGE_BYTES)
+        // Idle connections dominate; their buffers grow when a message needs it.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WS_MESSAGE_BYTES * 4)
         .on_upgrade(move |socket| {
-            let app = state.app.clone();
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let authorization = payload
-                        .get("Authorization")
-                        .or_else(|| payload.get("authorization"))
-                        .and_then(|v| v.as_str());
-                    let principal = Principal::resolve(&app, authorization).await?;
-                    let mut data = Data::default();
-                    data.insert(principal);
-                    data.insert(request_id);
-                    Ok(data)
-                })
-                .serve()
+            ws::serve(
+                socket,
+                protocol,
+                state.app,
+                state.schema,
+                state.subscriptions,
+                request_id,
+            )
         })
 }

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    Data, Executor, Name, Positioned, Request, Response, ServerResult,
+    Name, Positioned, Request, ServerResult, Variables,
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
     parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet},
 };
-use futures_util::stream::{self, BoxStream, StreamExt as _};
 
 use crate::error::{code, server_error};
 
@@ -33,9 +33,8 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// aliases or directives. Documents that pass are kept by their text, so the queries a
 /// dashboard sends again and again are parsed and measured once.
 ///
-/// This runs before execution rather than as an async-graphql extension: with any
-/// extension installed, async-graphql calls its resolve hook for every field of every
-/// list item, which made large metric answers several times slower.
+/// `POST /graphql` applies it before execution (see `HttpSchema`); WebSocket operations
+/// through [`DocumentLimitsExtension`].
 #[derive(Default)]
 pub struct DocumentLimits {
     parsed: ParsedDocuments,
@@ -45,7 +44,12 @@ impl DocumentLimits {
     /// Parses the request's query, or takes it from the documents kept, and refuses it
     /// when over a limit; the parsed document travels with the request.
     pub fn prepare(&self, request: &mut Request) -> ServerResult<()> {
-        let query = request.query.as_str();
+        let document = self.parse(&request.query)?;
+        request.set_parsed_query(document);
+        Ok(())
+    }
+
+    fn parse(&self, query: &str) -> ServerResult<ExecutableDocument> {
         if query.len() > MAX_QUERY_BYTES {
             return Err(server_error(
                 code::BAD_USER_INPUT,
@@ -64,44 +68,38 @@ impl DocumentLimits {
                 document
             }
         };
-        request.set_parsed_query(document);
-        Ok(())
+        Ok(document)
     }
 }
 
-/// The schema behind the document limits: what HTTP and WebSocket requests execute on.
-#[derive(Clone)]
-pub struct LimitedSchema<S> {
-    schema: S,
+/// The same limits as a schema extension, for operations that arrive over the WebSocket.
+#[derive(Default)]
+pub struct DocumentLimitsExtension {
     limits: Arc<DocumentLimits>,
 }
 
-impl<S> LimitedSchema<S> {
-    pub fn new(schema: S) -> Self {
-        LimitedSchema {
-            schema,
-            limits: Arc::default(),
-        }
+impl ExtensionFactory for DocumentLimitsExtension {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(LimitsOnParse {
+            limits: self.limits.clone(),
+        })
     }
 }
 
-impl<S: Executor> Executor for LimitedSchema<S> {
-    async fn execute(&self, mut request: Request) -> Response {
-        match self.limits.prepare(&mut request) {
-            Ok(()) => self.schema.execute(request).await,
-            Err(error) => Response::from_errors(vec![error]),
-        }
-    }
+struct LimitsOnParse {
+    limits: Arc<DocumentLimits>,
+}
 
-    fn execute_stream(
+#[async_trait::async_trait]
+impl Extension for LimitsOnParse {
+    async fn parse_query(
         &self,
-        mut request: Request,
-        session_data: Option<Arc<Data>>,
-    ) -> BoxStream<'static, Response> {
-        match self.limits.prepare(&mut request) {
-            Ok(()) => self.schema.execute_stream(request, session_data),
-            Err(error) => stream::once(async move { Response::from_errors(vec![error]) }).boxed(),
-        }
+        _ctx: &ExtensionContext<'_>,
+        query: &str,
+        _variables: &Variables,
+        _next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        self.limits.parse(query)
     }
 }
 

@@ -1,29 +1,78 @@
-//! Events about committed changes, fanned out to whoever listens in this process.
+//! Events about committed changes, fanned out to every subscriber of every instance.
 //!
-//! Every event is serialized once when it is published; listeners share that JSON.
-//! A listener that falls behind loses the oldest events (and is told so by the channel),
-//! it never makes the publisher wait or buffer without bound.
+//! Every event is serialized once when it is published and gets a sequence number. In
+//! embedded mode the sequence is a counter of this process and events go straight to this
+//! process's listeners; with `REDIS_URL` they travel through a Redis stream (see
+//! [`redis_bus`]), which numbers them for the whole cluster and which one reader per
+//! instance fans out to that instance's listeners.
+//!
+//! Each instance keeps the events of the last few minutes (`MAILOPS_EVENT_REPLAY_WINDOW`,
+//! at most `MAILOPS_EVENT_REPLAY_MAX` of them) so that a subscription can resume after a
+//! sequence number. A listener that falls behind the shared channel is told that it lagged
+//! and is dropped: it never makes the publisher wait or buffer without bound.
 
-use std::sync::Arc;
+pub mod after_commit;
+mod redis_bus;
+pub mod resolvers;
+pub mod shared;
+pub mod types;
+pub mod ws;
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use tokio::sync::broadcast;
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
-/// Events kept for a slow listener before it starts losing the oldest.
-const CHANNEL_CAPACITY: usize = 1024;
-
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Event {
     NodeStatusChanged(NodeStatusChanged),
     MetricsIngested(MetricsIngested),
     IpReputationChanged(IpReputationChanged),
+    AlertEvent(AlertEvent),
+    MailFlowTick(MailFlowTick),
+    AuditRecorded(AuditRecorded),
+    /// A user's sessions ended (logout, disabled, role or password changed): their open
+    /// WebSockets close. Never shown to a subscription.
+    SessionsRevoked(SessionsRevoked),
 }
 
-/// An IP's standing on a DNSBL zone changed.
-#[derive(Clone, Debug, Serialize)]
+/// A committed metrics batch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsIngested {
+    pub node_id: Uuid,
+    pub hostname: String,
+    pub batch_id: String,
+    pub samples: i32,
+    /// The metric names in the batch (the first 64, sorted).
+    pub names: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatusChanged {
+    pub node_id: Uuid,
+    pub hostname: String,
+    /// `None` for a node's first status.
+    pub from: Option<String>,
+    pub to: String,
+    pub at: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// A sending IP's listing on a DNS blocklist zone changed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IpReputationChanged {
     pub address: String,
@@ -40,73 +89,215 @@ pub struct IpReputationChanged {
     pub at: DateTime<Utc>,
 }
 
-/// A committed metrics batch.
-#[derive(Clone, Debug, Serialize)]
+/// An alert fired, was acknowledged or resolved.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MetricsIngested {
-    pub node_id: Uuid,
-    pub hostname: String,
-    pub batch_id: String,
-    pub samples: i32,
-    /// The metric names in the batch (the first 64, sorted).
-    pub names: Vec<String>,
+pub struct AlertEvent {
+    pub alert_id: Uuid,
+    pub rule: String,
+    /// `INFO`, `WARNING` or `CRITICAL`.
+    pub severity: String,
+    /// `FIRING`, `ACKNOWLEDGED` or `RESOLVED`.
+    pub state: String,
+    pub node_id: Option<Uuid>,
+    pub message: String,
+    pub at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// Mail flow counters of one second, summed over the cluster or one node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NodeStatusChanged {
-    pub node_id: Uuid,
-    pub hostname: String,
-    /// `None` for a node's first status.
-    pub from: Option<String>,
-    pub to: String,
-    pub at: DateTime<Utc>,
+pub struct MailFlowTick {
+    /// The start of the second the counters cover.
+    pub second: DateTime<Utc>,
+    /// `None` for the whole cluster.
+    pub node_id: Option<Uuid>,
+    pub received: i64,
+    pub delivered: i64,
+    pub deferred: i64,
+    pub bounced: i64,
+    pub rejected: i64,
+}
+
+/// An audit entry, as committed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecorded {
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub actor_kind: String,
+    pub actor_id: Option<Uuid>,
+    pub actor_name: String,
+    pub action: String,
+    pub target_kind: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    pub detail: Option<serde_json::Value>,
+    pub request_id: Option<String>,
+}
+
+impl From<entity::audit_log::Model> for AuditRecorded {
+    fn from(m: entity::audit_log::Model) -> Self {
+        AuditRecorded {
+            id: m.id,
+            occurred_at: m.occurred_at,
+            actor_kind: m.actor_kind,
+            actor_id: m.actor_id,
+            actor_name: m.actor_name,
+            action: m.action,
+            target_kind: m.target_kind,
+            target_id: m.target_id,
+            outcome: m.outcome,
+            detail: m.detail,
+            request_id: m.request_id,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionsRevoked {
+    pub user_id: Uuid,
+    /// Shown as the close reason of the user's WebSockets.
     pub reason: String,
 }
 
-/// An event and its JSON, made once.
+/// An event, its sequence number and its JSON, made once.
 #[derive(Debug)]
 pub struct Published {
     pub sequence: u64,
     pub event: Event,
     pub json: Arc<str>,
+    /// When this instance received it; the replay window is measured from here.
+    pub received_at: std::time::Instant,
 }
 
-#[derive(Clone)]
-pub struct EventBus {
-    sender: broadcast::Sender<Arc<Published>>,
-    sequence: Arc<std::sync::atomic::AtomicU64>,
+/// What a subscription receives: events in sequence order, or the news that it missed some.
+#[derive(Clone, Debug)]
+pub enum Delivery {
+    Event(Arc<Published>),
+    /// Events after `last_sequence` were lost to this subscriber; it ends here and the
+    /// client re-queries (or resubscribes with `after: last_sequence`).
+    Lagged {
+        last_sequence: u64,
+        missed: u64,
+    },
 }
 
-impl Default for EventBus {
+/// How long and how many events each instance keeps for `after:`, and how far a listener
+/// may fall behind.
+#[derive(Clone, Copy, Debug)]
+pub struct BusLimits {
+    pub replay_window: Duration,
+    pub replay_max: usize,
+    pub subscriber_buffer: usize,
+}
+
+impl Default for BusLimits {
     fn default() -> Self {
-        EventBus {
-            sender: broadcast::channel(CHANNEL_CAPACITY).0,
-            sequence: Arc::default(),
+        BusLimits {
+            replay_window: Duration::from_secs(300),
+            replay_max: 10_000,
+            subscriber_buffer: 1024,
         }
     }
 }
 
+/// Revocations kept for WebSockets that have not looked yet; they are rare.
+const REVOCATION_CAPACITY: usize = 256;
+
+struct Shared {
+    events: broadcast::Sender<Arc<Published>>,
+    revocations: broadcast::Sender<Arc<SessionsRevoked>>,
+    replay: Mutex<VecDeque<Arc<Published>>>,
+    limits: BusLimits,
+    transport: Transport,
+}
+
+enum Transport {
+    Local { sequence: AtomicU64 },
+    Redis { outbox: mpsc::Sender<Arc<str>> },
+}
+
+#[derive(Clone)]
+pub struct EventBus {
+    shared: Arc<Shared>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus::local(BusLimits::default())
+    }
+}
+
 impl EventBus {
-    /// Publishes an event. Call it only after the change it describes is committed.
+    /// The in-process bus of embedded mode.
+    pub fn local(limits: BusLimits) -> Self {
+        EventBus::with_transport(
+            limits,
+            Transport::Local {
+                sequence: AtomicU64::new(0),
+            },
+        )
+    }
+
+    /// A bus whose events travel through Redis, so every instance sees every event. Starts
+    /// this instance's publisher and its one reader; neither needs Redis to be up yet.
+    pub fn redis(limits: BusLimits, client: redis::Client, prefix: &str) -> Self {
+        let (outbox, pending) = mpsc::channel(redis_bus::OUTBOX_CAPACITY);
+        let bus = EventBus::with_transport(limits, Transport::Redis { outbox });
+        let keys = redis_bus::Keys::new(prefix);
+        tokio::spawn(redis_bus::publish_loop(
+            client.clone(),
+            keys.clone(),
+            limits.replay_max,
+            pending,
+        ));
+        tokio::spawn(redis_bus::read_loop(
+            client,
+            keys,
+            limits.replay_window,
+            Arc::downgrade(&bus.shared),
+        ));
+        bus
+    }
+
+    fn with_transport(limits: BusLimits, transport: Transport) -> Self {
+        EventBus {
+            shared: Arc::new(Shared {
+                events: broadcast::channel(limits.subscriber_buffer.max(1)).0,
+                revocations: broadcast::channel(REVOCATION_CAPACITY).0,
+                replay: Mutex::new(VecDeque::new()),
+                limits,
+                transport,
+            }),
+        }
+    }
+
+    /// Publishes an event. Call it only after the change it describes is committed. Never
+    /// waits: when Redis is unreachable and the outbox is full the event is dropped (and
+    /// logged), so queries and ingestion carry on.
     pub fn publish(&self, event: Event) {
-        let json = match serde_json::to_string(&event) {
-            Ok(json) => json,
+        let json: Arc<str> = match serde_json::to_string(&event) {
+            Ok(json) => json.into(),
             Err(e) => {
                 tracing::error!(error = %e, "an event could not be serialized");
                 return;
             }
         };
-        let sequence = self
-            .sequence
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        // No listener is not an error.
-        let _ = self.sender.send(Arc::new(Published {
-            sequence,
-            event,
-            json: json.into(),
-        }));
+        match &self.shared.transport {
+            Transport::Local { sequence } => {
+                let sequence = sequence.fetch_add(1, Ordering::Relaxed) + 1;
+                self.shared.deliver(sequence, event, json);
+            }
+            Transport::Redis { outbox } => {
+                if outbox.try_send(json).is_err() {
+                    tracing::warn!(
+                        "event outbox is full (Redis unreachable?); an event was dropped"
+                    );
+                }
+            }
+        }
     }
 
     /// Publishes each event in order; for the events a transaction collected, after it
@@ -117,7 +308,170 @@ impl EventBus {
         }
     }
 
+    /// Every event from now on, as this instance receives it.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
-        self.sender.subscribe()
+        self.shared.events.subscribe()
+    }
+
+    /// Revocations of sessions, for open WebSockets.
+    pub fn revocations(&self) -> broadcast::Receiver<Arc<SessionsRevoked>> {
+        self.shared.revocations.subscribe()
+    }
+
+    /// The events after `after` still in the replay window, then live ones; ends with
+    /// [`Delivery::Lagged`] when the subscriber missed any.
+    pub fn deliveries(&self, after: Option<u64>) -> impl Stream<Item = Delivery> + Send + use<> {
+        let mut live = self.subscribe();
+        let backlog: Vec<Arc<Published>> = match after {
+            Some(after) => self
+                .shared
+                .lock_replay()
+                .iter()
+                .filter(|p| {
+                    p.sequence > after
+                        && p.received_at.elapsed() <= self.shared.limits.replay_window
+                })
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        async_stream::stream! {
+            let mut last = after;
+            for published in backlog {
+                if let Some(last) = last
+                    && published.sequence > last + 1
+                {
+                    yield Delivery::Lagged { last_sequence: last, missed: published.sequence - last - 1 };
+                    return;
+                }
+                last = Some(published.sequence);
+                yield Delivery::Event(published);
+            }
+            loop {
+                match live.recv().await {
+                    Ok(published) => {
+                        if last.is_some_and(|last| published.sequence <= last) {
+                            continue;
+                        }
+                        last = Some(published.sequence);
+                        yield Delivery::Event(published);
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        yield Delivery::Lagged { last_sequence: last.unwrap_or(0), missed };
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn lock_replay(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Published>>> {
+        // A panic while holding the lock cannot leave the queue half-changed.
+        self.replay.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands a numbered event to this instance's listeners and keeps it for replay.
+    fn deliver(&self, sequence: u64, event: Event, json: Arc<str>) {
+        if let Event::SessionsRevoked(revoked) = event {
+            let _ = self.revocations.send(Arc::new(revoked));
+            return;
+        }
+        let published = Arc::new(Published {
+            sequence,
+            event,
+            json,
+            received_at: std::time::Instant::now(),
+        });
+        {
+            let mut replay = self.lock_replay();
+            replay.push_back(published.clone());
+            let now = std::time::Instant::now();
+            while replay.len() > self.limits.replay_max
+                || replay
+                    .front()
+                    .is_some_and(|p| now.duration_since(p.received_at) > self.limits.replay_window)
+            {
+                replay.pop_front();
+            }
+        }
+        // No listener is not an error.
+        let _ = self.events.send(published);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt as _;
+
+    use super::*;
+
+    fn tick(received: i64) -> Event {
+        Event::MailFlowTick(MailFlowTick {
+            second: Utc::now(),
+            node_id: None,
+            received,
+            delivered: 0,
+            deferred: 0,
+            bounced: 0,
+            rejected: 0,
+        })
+    }
+
+    fn received(delivery: Delivery) -> i64 {
+        match delivery {
+            Delivery::Event(published) => match &published.event {
+                Event::MailFlowTick(tick) => tick.received,
+                other => panic!("unexpected {other:?}"),
+            },
+            Delivery::Lagged { .. } => panic!("lagged"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resumed_subscriber_gets_what_it_missed_then_live_events() {
+        let bus = EventBus::local(BusLimits::default());
+        bus.publish_all([tick(1), tick(2), tick(3)]);
+        let mut resumed = Box::pin(bus.deliveries(Some(1)));
+        bus.publish(tick(4));
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(received(resumed.next().await.unwrap()));
+        }
+        assert_eq!(seen, [2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_resume_point_older_than_the_window_is_reported_as_a_lag() {
+        let bus = EventBus::local(BusLimits {
+            replay_max: 2,
+            ..BusLimits::default()
+        });
+        bus.publish_all([tick(1), tick(2), tick(3), tick(4)]);
+        let mut resumed = Box::pin(bus.deliveries(Some(1)));
+        match resumed.next().await.unwrap() {
+            Delivery::Lagged {
+                last_sequence,
+                missed,
+            } => assert_eq!((last_sequence, missed), (1, 1)),
+            Delivery::Event(p) => panic!("replayed {p:?} across a gap"),
+        }
+        assert!(resumed.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn sessions_revoked_go_to_sockets_not_to_subscriptions() {
+        let bus = EventBus::default();
+        let mut revocations = bus.revocations();
+        let mut events = bus.subscribe();
+        let user_id = Uuid::now_v7();
+        bus.publish(Event::SessionsRevoked(SessionsRevoked {
+            user_id,
+            reason: "signed out".into(),
+        }));
+        assert_eq!(revocations.recv().await.unwrap().user_id, user_id);
+        assert!(events.try_recv().is_err());
     }
 }

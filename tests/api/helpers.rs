@@ -92,6 +92,29 @@ impl TestApp {
                 Some(name)
             }
         };
+        Self::start(backend, data_dir, database, true, extra).await
+    }
+
+    /// A second server on this test's Postgres database and Redis prefix: another instance
+    /// of the same cluster.
+    pub async fn spawn_sibling(&self, extra: &[(&str, &str)]) -> TestApp {
+        let database = self
+            .database
+            .clone()
+            .expect("a sibling instance needs the Postgres backend");
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let data_dir = std::env::temp_dir().join(format!("mailops-test-{id}"));
+        std::fs::create_dir_all(&data_dir).expect("temp dir");
+        Self::start(Backend::Postgres, data_dir, Some(database), false, extra).await
+    }
+
+    async fn start(
+        backend: Backend,
+        data_dir: PathBuf,
+        database: Option<String>,
+        owns_database: bool,
+        extra: &[(&str, &str)],
+    ) -> TestApp {
         let mut vars = base_vars(backend, &data_dir, database.as_deref());
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());
@@ -111,7 +134,7 @@ impl TestApp {
             shutdown: Some(tx),
             server: Some(server),
             data_dir,
-            database,
+            database: if owns_database { database } else { None },
         }
     }
 
@@ -339,6 +362,17 @@ impl Drop for TestApp {
                     let _ = conn
                         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .await;
+                    // The event stream and its counter live under the test's Redis prefix.
+                    if let Ok(client) = redis::Client::open(redis_url())
+                        && let Ok(mut redis) = client.get_multiplexed_async_connection().await
+                    {
+                        let prefix = format!("mailops-test:{name}:");
+                        let _: Result<(), _> = redis::cmd("DEL")
+                            .arg(format!("{prefix}events"))
+                            .arg(format!("{prefix}events:sequence"))
+                            .query_async(&mut redis)
+                            .await;
+                    }
                 });
             })
             .join();

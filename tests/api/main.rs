@@ -16,5 +16,6 @@ mod ips;
 mod metrics;
 mod nodes;
 mod schema;
+mod subscriptions;
 mod users;
 mod websocket;

@@ -85,6 +85,12 @@ fn decisions() -> Vec<(&'static str, Access, String)> {
         ("Mutation.rotateNodeKey", AtLeast(Admin), format!("mutation {{ rotateNodeKey(nodeId: \"{ZERO_ID}\") {{ apiKey }} }}")),
         ("Mutation.revokeNodeKey", AtLeast(Admin), format!("mutation {{ revokeNodeKey(id: \"{ZERO_ID}\") {{ id }} }}")),
         ("Mutation.createEnrollmentKey", AtLeast(Admin), "mutation { createEnrollmentKey(input: { name: \"\" }) { key } }".into()),
+        ("Subscription.metricsUpdated", AtLeast(Viewer), "subscription { metricsUpdated { batchId } }".into()),
+        ("Subscription.nodeStatusChanged", AtLeast(Viewer), "subscription { nodeStatusChanged { nodeId } }".into()),
+        ("Subscription.ipReputationChanged", AtLeast(Viewer), "subscription { ipReputationChanged { address } }".into()),
+        ("Subscription.alertEvents", AtLeast(Viewer), "subscription { alertEvents { alertId } }".into()),
+        ("Subscription.mailFlow", AtLeast(Viewer), "subscription { mailFlow { received } }".into()),
+        ("Subscription.auditEvents", AtLeast(Admin), "subscription { auditEvents { sequence } }".into()),
         ("Mutation.revokeEnrollmentKey", AtLeast(Admin), format!("mutation {{ revokeEnrollmentKey(id: \"{ZERO_ID}\") {{ id }} }}")),
     ]
 }
@@ -144,6 +150,20 @@ fn refused_by_guard(body: &Value) -> Option<&'static str> {
     }
 }
 
+/// Starts a subscription on a WebSocket; a refusal comes back as `{ "errors": … }`, a
+/// subscription that started as `{}`.
+async fn over_websocket(app: &TestApp, authorization: Option<String>, operation: &str) -> Value {
+    let mut client = crate::subscriptions::WsClient::ready(app.addr, authorization).await;
+    client.subscribe("m", operation, json!({})).await;
+    // The server answers an operation's refusal before the ping that followed it.
+    let answer = client.next_message().await;
+    match answer["type"].as_str() {
+        Some("error") => json!({ "errors": answer["payload"] }),
+        Some("pong") => json!({}),
+        _ => panic!("unexpected answer to {operation}: {answer}"),
+    }
+}
+
 on_both_backends! {
     async fn every_root_field_admits_exactly_the_callers_decided_for_it(backend) {
         let app = TestApp::spawn(backend).await;
@@ -165,7 +185,11 @@ on_both_backends! {
         ];
         for (field, access, operation) in decisions() {
             for (caller, authorization) in &callers {
-                let body = app.gql_as(authorization.clone(), &operation, json!({})).await;
+                let body = if field.starts_with("Subscription.") {
+                    over_websocket(&app, authorization.clone(), &operation).await
+                } else {
+                    app.gql_as(authorization.clone(), &operation, json!({})).await
+                };
                 let expected = if admits(access, *caller) {
                     None
                 } else if *caller == Caller::Anonymous {

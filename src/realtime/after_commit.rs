@@ -1,0 +1,108 @@
+//! Events that code deep inside a transaction wants published once the GraphQL operation
+//! that runs it has finished, that is, after its transaction has committed or rolled back.
+//!
+//! Audit entries are noted by id and looked up again after the operation, so an entry
+//! published is an entry committed; a rolled-back one is simply not found. Session
+//! revocations are published as they are: a spurious one only makes a client reconnect.
+
+use std::sync::{Arc, Mutex};
+
+use async_graphql::{
+    Response,
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute},
+};
+use entity::audit_log;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use crate::state::AppState;
+
+use super::{AuditRecorded, Event, SessionsRevoked};
+
+#[derive(Default)]
+struct Pending {
+    audit_ids: Vec<Uuid>,
+    events: Vec<Event>,
+}
+
+tokio::task_local! {
+    static PENDING: Arc<Mutex<Pending>>;
+}
+
+fn note(add: impl FnOnce(&mut Pending)) {
+    // Outside a GraphQL operation (CLI, jobs) nobody collects; nothing is published.
+    let _ = PENDING.try_with(|pending| {
+        add(&mut pending.lock().unwrap_or_else(|e| e.into_inner()));
+    });
+}
+
+/// Notes an audit entry written in the current operation's transaction.
+pub fn audit_written(id: Uuid) {
+    note(|p| p.audit_ids.push(id));
+}
+
+/// Notes that a user's sessions were revoked in the current operation.
+pub fn sessions_revoked(user_id: Uuid, reason: &str) {
+    note(|p| {
+        p.events.push(Event::SessionsRevoked(SessionsRevoked {
+            user_id,
+            reason: reason.into(),
+        }))
+    });
+}
+
+/// The schema extension that collects and publishes.
+pub struct PublishAfterCommit;
+
+impl ExtensionFactory for PublishAfterCommit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(PublishAfterCommitExtension)
+    }
+}
+
+struct PublishAfterCommitExtension;
+
+#[async_trait::async_trait]
+impl Extension for PublishAfterCommitExtension {
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        match ctx.data::<AppState>() {
+            Ok(state) => publishing(state, next.run(ctx, operation_name)).await,
+            Err(_) => next.run(ctx, operation_name).await,
+        }
+    }
+}
+
+/// Runs one operation, collecting what it notes, and publishes that once it has finished.
+pub async fn publishing(state: &AppState, operation: impl Future<Output = Response>) -> Response {
+    let pending = Arc::new(Mutex::new(Pending::default()));
+    let response = PENDING.scope(pending.clone(), operation).await;
+    let Pending { audit_ids, events } =
+        std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()));
+    state.events.publish_all(events);
+    if !audit_ids.is_empty() {
+        tokio::spawn(publish_audit(state.clone(), audit_ids));
+    }
+    response
+}
+
+async fn publish_audit(state: AppState, ids: Vec<Uuid>) {
+    let committed = audit_log::Entity::find()
+        .filter(audit_log::Column::Id.is_in(ids))
+        .order_by_asc(audit_log::Column::Id)
+        .all(&state.db)
+        .await;
+    match committed {
+        Ok(rows) => state.events.publish_all(
+            rows.into_iter()
+                .map(|row| Event::AuditRecorded(AuditRecorded::from(row))),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "audit entries could not be read back for publishing")
+        }
+    }
+}

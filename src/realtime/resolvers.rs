@@ -1,0 +1,239 @@
+//! The subscription root: each field filters the event stream for one kind of event.
+//!
+//! Filtering happens here, on the server, against the event as it was published once; the
+//! only per-subscriber work is deciding whether an event matches and building its payload.
+
+use std::collections::HashSet;
+
+use async_graphql::{Context, ErrorExtensions as _, ID, Subscription};
+use futures_util::{Stream, StreamExt as _};
+use uuid::Uuid;
+
+use crate::{
+    auth::Role,
+    error::{AppError, AppResult},
+    graphql::principal::{RoleGuard, app},
+};
+
+use super::{
+    Delivery, Event, Published,
+    types::{
+        AlertNotice, AuditEvent, IpReputationEvent, MailFlowSecond, MetricsUpdate, NodeStatusEvent,
+    },
+};
+
+/// Nodes one `metricsUpdated` subscription may name at most.
+pub const MAX_NODES: usize = 500;
+/// Metric names one `metricsUpdated` subscription may name at most.
+pub const MAX_NAMES: usize = 50;
+
+/// The `extensions.code` of the last message of a subscription that fell behind.
+pub const LAGGED: &str = "LAGGED";
+
+fn lagged(last_sequence: Option<u64>, missed: u64) -> async_graphql::Error {
+    let resume = match last_sequence {
+        Some(last) => format!("Re-query, or subscribe again with after: {last}"),
+        None => "Re-query and subscribe again".to_string(),
+    };
+    async_graphql::Error::new(format!(
+        "this subscription fell behind and missed {missed} events; it has ended. {resume}"
+    ))
+    .extend_with(|_, ext| {
+        ext.set("code", LAGGED);
+        if let Some(last) = last_sequence {
+            ext.set("lastSequence", last as i64);
+        }
+        ext.set("missed", missed as i64);
+    })
+}
+
+/// The last message of a subscription that fell behind.
+pub fn lag_response(last_sequence: Option<u64>, missed: u64) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![
+        lagged(last_sequence, missed).into_server_error(async_graphql::Pos::default()),
+    ])
+}
+
+fn after_argument(after: Option<i64>) -> AppResult<Option<u64>> {
+    after
+        .map(|a| u64::try_from(a).map_err(|_| AppError::bad_input("after", "must not be negative")))
+        .transpose()
+}
+
+/// The events for one subscription: `select` picks and shapes the ones it wants. A lag
+/// ends the stream with a `LAGGED` error.
+fn filtered<T, F>(
+    ctx: &Context<'_>,
+    after: Option<i64>,
+    mut select: F,
+) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<T>> + use<T, F>>
+where
+    T: Send + 'static,
+    F: FnMut(&Published) -> Option<T> + Send + 'static,
+{
+    let after = after_argument(after)?;
+    let deliveries = app(ctx)?.events.deliveries(after);
+    Ok(deliveries.filter_map(move |delivery| {
+        let item = match delivery {
+            Delivery::Event(published) => select(&published).map(Ok),
+            Delivery::Lagged {
+                last_sequence,
+                missed,
+            } => Some(Err(lagged(Some(last_sequence), missed))),
+        };
+        std::future::ready(item)
+    }))
+}
+
+fn parse_ids(field: &str, ids: Option<Vec<ID>>) -> AppResult<Option<HashSet<Uuid>>> {
+    let Some(ids) = ids else { return Ok(None) };
+    if ids.len() > MAX_NODES {
+        return Err(AppError::bad_input(
+            field,
+            format!("at most {MAX_NODES} nodes"),
+        ));
+    }
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            Uuid::parse_str(id)
+                .map_err(|_| AppError::bad_input(format!("{field}[{i}]"), "is not a node id"))
+        })
+        .collect::<AppResult<HashSet<_>>>()
+        .map(Some)
+}
+
+#[derive(Default)]
+pub struct RealtimeSubscription;
+
+#[Subscription]
+impl RealtimeSubscription {
+    /// Metrics batches as they commit, filtered on the server: only the nodes in `nodeIds`
+    /// and the batches holding one of `names` (all when omitted). `after` replays the
+    /// batches after that sequence number that are still kept (the last few minutes).
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn metrics_updated(
+        &self,
+        ctx: &Context<'_>,
+        node_ids: Option<Vec<ID>>,
+        names: Option<Vec<String>>,
+        after: Option<i64>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<MetricsUpdate>> + use<>>
+    {
+        let nodes = parse_ids("nodeIds", node_ids)?;
+        if names.as_ref().is_some_and(|n| n.len() > MAX_NAMES) {
+            return Err(AppError::bad_input("names", format!("at most {MAX_NAMES} names")).into());
+        }
+        let names: Option<HashSet<String>> = names.map(|n| n.into_iter().collect());
+        filtered(ctx, after, move |published| {
+            let Event::MetricsIngested(batch) = &published.event else {
+                return None;
+            };
+            if nodes.as_ref().is_some_and(|n| !n.contains(&batch.node_id)) {
+                return None;
+            }
+            let matching = match &names {
+                Some(wanted) => {
+                    let matching: Vec<String> = batch
+                        .names
+                        .iter()
+                        .filter(|n| wanted.contains(*n))
+                        .cloned()
+                        .collect();
+                    if matching.is_empty() {
+                        return None;
+                    }
+                    matching
+                }
+                None => batch.names.clone(),
+            };
+            Some(MetricsUpdate::new(published.sequence, batch, matching))
+        })
+    }
+
+    /// Node status transitions (ONLINE, STALE, DOWN, MAINTENANCE, RETIRED), of the nodes in
+    /// `nodeIds` or of all.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn node_status_changed(
+        &self,
+        ctx: &Context<'_>,
+        node_ids: Option<Vec<ID>>,
+        after: Option<i64>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<NodeStatusEvent>> + use<>>
+    {
+        let nodes = parse_ids("nodeIds", node_ids)?;
+        filtered(ctx, after, move |published| match &published.event {
+            Event::NodeStatusChanged(change)
+                if nodes.as_ref().is_none_or(|n| n.contains(&change.node_id)) =>
+            {
+                Some(NodeStatusEvent::new(published.sequence, change))
+            }
+            _ => None,
+        })
+    }
+
+    /// Blocklist listings of sending IPs as DNSBL checks find them change.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn ip_reputation_changed(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<i64>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<IpReputationEvent>> + use<>>
+    {
+        filtered(ctx, after, |published| match &published.event {
+            Event::IpReputationChanged(change) => {
+                Some(IpReputationEvent::new(published.sequence, change))
+            }
+            _ => None,
+        })
+    }
+
+    /// Alerts as they fire, are acknowledged and resolve.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn alert_events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<i64>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<AlertNotice>> + use<>> {
+        filtered(ctx, after, |published| match &published.event {
+            Event::AlertEvent(alert) => Some(AlertNotice::new(published.sequence, alert)),
+            _ => None,
+        })
+    }
+
+    /// Mail flow counters, one message per second (per node when `nodeId` is given, else for
+    /// the whole cluster).
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn mail_flow(
+        &self,
+        ctx: &Context<'_>,
+        node_id: Option<ID>,
+        after: Option<i64>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<MailFlowSecond>> + use<>>
+    {
+        let node = node_id
+            .map(|id| {
+                Uuid::parse_str(&id).map_err(|_| AppError::bad_input("nodeId", "is not a node id"))
+            })
+            .transpose()?;
+        filtered(ctx, after, move |published| match &published.event {
+            Event::MailFlowTick(tick) if tick.node_id == node => {
+                Some(MailFlowSecond::new(published.sequence, tick))
+            }
+            _ => None,
+        })
+    }
+
+    /// Audit entries as they commit.
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<i64>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<AuditEvent>> + use<>> {
+        filtered(ctx, after, |published| match &published.event {
+            Event::AuditRecorded(entry) => Some(AuditEvent::new(published.sequence, entry)),
+            _ => None,
+        })
+    }
+}

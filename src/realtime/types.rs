@@ -1,0 +1,221 @@
+//! What subscriptions deliver. Every payload carries the event's `sequence`, which a client
+//! passes back as `after` to resume.
+
+use async_graphql::{ID, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use crate::{audit::types::AuditEntry, nodes::status::NodeStatus};
+
+use super::{
+    AlertEvent, AuditRecorded, IpReputationChanged, MailFlowTick, MetricsIngested,
+    NodeStatusChanged,
+};
+
+fn id(uuid: uuid::Uuid) -> ID {
+    ID(uuid.to_string())
+}
+
+/// A metrics batch a node's agent committed.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct MetricsUpdate {
+    /// The event's sequence number; pass it as `after` to resume from here.
+    pub sequence: i64,
+    /// The node the samples belong to.
+    pub node_id: ID,
+    /// The node's hostname.
+    pub hostname: String,
+    /// The agent's id for the batch.
+    pub batch_id: String,
+    /// How many samples the batch stored.
+    pub samples: i32,
+    /// The metric names in the batch (those asked for, when `names` was given), sorted.
+    pub names: Vec<String>,
+}
+
+impl MetricsUpdate {
+    pub fn new(sequence: u64, event: &MetricsIngested, names: Vec<String>) -> Self {
+        MetricsUpdate {
+            sequence: sequence as i64,
+            node_id: id(event.node_id),
+            hostname: event.hostname.clone(),
+            batch_id: event.batch_id.clone(),
+            samples: event.samples,
+            names,
+        }
+    }
+}
+
+/// A node moved from one status to another.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct NodeStatusEvent {
+    /// The event's sequence number; pass it as `after` to resume from here.
+    pub sequence: i64,
+    /// The node.
+    pub node_id: ID,
+    /// The node's hostname.
+    pub hostname: String,
+    /// `null` for the node's first status.
+    pub from: Option<NodeStatus>,
+    /// The status it changed to.
+    pub to: NodeStatus,
+    /// When it changed.
+    pub at: DateTime<Utc>,
+    /// Why: `registered`, `no agent contact within the stale threshold`, `maintenance started`, …
+    pub reason: String,
+}
+
+impl NodeStatusEvent {
+    pub fn new(sequence: u64, event: &NodeStatusChanged) -> Self {
+        NodeStatusEvent {
+            sequence: sequence as i64,
+            node_id: id(event.node_id),
+            hostname: event.hostname.clone(),
+            from: event.from.as_deref().map(NodeStatus::parse),
+            to: NodeStatus::parse(&event.to),
+            at: event.at,
+            reason: event.reason.clone(),
+        }
+    }
+}
+
+/// A sending IP's listing on a DNS blocklist zone changed.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct IpReputationEvent {
+    /// The event's sequence number; pass it as `after` to resume from here.
+    pub sequence: i64,
+    /// The IP address, in canonical text form.
+    pub address: String,
+    /// The node sending from it, if any.
+    pub node_id: Option<ID>,
+    /// The blocklist zone checked, such as `zen.spamhaus.org`.
+    pub zone: String,
+    /// Whether the address is listed there now.
+    pub listed: bool,
+    /// The address's reputation state after the change.
+    pub state: String,
+    /// Its state before, `null` for its first check.
+    pub previous_state: Option<String>,
+    /// The zone's reason text, when it gives one.
+    pub reason: Option<String>,
+    /// When the change was seen.
+    pub at: DateTime<Utc>,
+}
+
+impl IpReputationEvent {
+    pub fn new(sequence: u64, event: &IpReputationChanged) -> Self {
+        IpReputationEvent {
+            sequence: sequence as i64,
+            address: event.address.clone(),
+            node_id: event.node_id.map(id),
+            zone: event.zone.clone(),
+            listed: event.listed,
+            state: event.state.clone(),
+            previous_state: event.previous_state.clone(),
+            reason: event.reason.clone(),
+            at: event.at,
+        }
+    }
+}
+
+/// An alert fired, was acknowledged or resolved.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AlertNotice {
+    /// The event's sequence number; pass it as `after` to resume from here.
+    pub sequence: i64,
+    /// The alert.
+    pub alert_id: ID,
+    /// The rule that raised it.
+    pub rule: String,
+    /// `INFO`, `WARNING` or `CRITICAL`.
+    pub severity: String,
+    /// `FIRING`, `ACKNOWLEDGED` or `RESOLVED`.
+    pub state: String,
+    /// The node it concerns, if one.
+    pub node_id: Option<ID>,
+    /// What an operator reads.
+    pub message: String,
+    /// When the alert changed.
+    pub at: DateTime<Utc>,
+}
+
+impl AlertNotice {
+    pub fn new(sequence: u64, event: &AlertEvent) -> Self {
+        AlertNotice {
+            sequence: sequence as i64,
+            alert_id: id(event.alert_id),
+            rule: event.rule.clone(),
+            severity: event.severity.clone(),
+            state: event.state.clone(),
+            node_id: event.node_id.map(id),
+            message: event.message.clone(),
+            at: event.at,
+        }
+    }
+}
+
+/// Mail flow of one second: counters, never one message per mail.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct MailFlowSecond {
+    /// The event's sequence number; pass it as `after` to resume from here.
+    pub sequence: i64,
+    /// The start of the second counted.
+    pub second: DateTime<Utc>,
+    /// The node counted; `null` for the whole cluster.
+    pub node_id: Option<ID>,
+    /// Messages accepted.
+    pub received: i64,
+    /// Messages delivered.
+    pub delivered: i64,
+    /// Delivery attempts deferred for a retry.
+    pub deferred: i64,
+    /// Messages bounced.
+    pub bounced: i64,
+    /// Messages rejected at SMTP time.
+    pub rejected: i64,
+}
+
+impl MailFlowSecond {
+    pub fn new(sequence: u64, tick: &MailFlowTick) -> Self {
+        MailFlowSecond {
+            sequence: sequence as i64,
+            second: tick.second,
+            node_id: tick.node_id.map(id),
+            received: tick.received,
+            delivered: tick.delivered,
+            deferred: tick.deferred,
+            bounced: tick.bounced,
+            rejected: tick.rejected,
+        }
+    }
+}
+
+/// An audit entry as it was committed.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AuditEvent {
+    /// The event's sequence number; pass it as `after` to resume from here.
+    pub sequence: i64,
+    /// The entry.
+    pub entry: AuditEntry,
+}
+
+impl AuditEvent {
+    pub fn new(sequence: u64, event: &AuditRecorded) -> Self {
+        let e = event.clone();
+        AuditEvent {
+            sequence: sequence as i64,
+            entry: AuditEntry::from(entity::audit_log::Model {
+                id: e.id,
+                occurred_at: e.occurred_at,
+                actor_kind: e.actor_kind,
+                actor_id: e.actor_id,
+                actor_name: e.actor_name,
+                action: e.action,
+                target_kind: e.target_kind,
+                target_id: e.target_id,
+                outcome: e.outcome,
+                detail: e.detail,
+                request_id: e.request_id,
+            }),
+        }
+    }
+}

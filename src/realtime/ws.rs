@@ -1,0 +1,522 @@
+//! One WebSocket connection on `/graphql/ws`, speaking graphql-transport-ws (the protocol of
+//! the `graphql-ws` client, Apollo Client and urql) or the legacy `graphql-ws` subprotocol
+//! of subscriptions-transport-ws.
+//!
+//! async-graphql's own WebSocket handler does not close with the protocol's codes on every
+//! path and knows nothing of token expiry or revoked sessions, so the protocol is spoken
+//! here and only execution is left to the schema. One task per connection; it writes as it
+//! goes, so a client that stops reading stops its subscriptions from being polled and they
+//! lag behind the bus instead of piling up in memory.
+
+use std::{sync::Arc, time::Duration};
+
+use async_graphql::{Request, Response};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use chrono::Utc;
+use futures_util::{StreamExt as _, stream::BoxStream};
+use serde_json::{Value, json};
+use tokio::{sync::broadcast, time::Instant};
+use tokio_stream::StreamMap;
+use uuid::Uuid;
+
+use crate::{
+    error::{code, finish_errors, server_error},
+    graphql::{
+        AppSchema,
+        principal::{Principal, RequestId},
+    },
+    state::AppState,
+};
+
+use super::{
+    SessionsRevoked,
+    shared::{Item, SharedSubscriptions},
+};
+
+/// How long a client has to send `connection_init`.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Operations one connection may run at once.
+pub const MAX_OPERATIONS: usize = 100;
+/// Longest operation id accepted.
+const MAX_ID_BYTES: usize = 128;
+
+/// The close codes of graphql-transport-ws, used for both subprotocols.
+pub mod close {
+    pub const BAD_MESSAGE: u16 = 4400;
+    pub const UNAUTHORIZED: u16 = 4401;
+    pub const FORBIDDEN: u16 = 4403;
+    pub const INIT_TIMEOUT: u16 = 4408;
+    pub const DUPLICATE_ID: u16 = 4409;
+    pub const TOO_MANY_INITS: u16 = 4429;
+    pub const INTERNAL: u16 = 4500;
+    /// The peer stopped answering pings.
+    pub const GOING_AWAY: u16 = 1001;
+    pub const NORMAL: u16 = 1000;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// `graphql-transport-ws`.
+    TransportWs,
+    /// `graphql-ws`, the legacy subscriptions-transport-ws protocol.
+    LegacyWs,
+}
+
+impl Protocol {
+    pub const NAMES: [&'static str; 2] = ["graphql-transport-ws", "graphql-ws"];
+
+    /// The protocol of a `Sec-WebSocket-Protocol` header; graphql-transport-ws when the
+    /// client names none it knows.
+    pub fn negotiate(header: Option<&str>) -> Protocol {
+        let offered = header.unwrap_or_default();
+        let names = offered.split(',').map(str::trim);
+        for name in names {
+            if name.eq_ignore_ascii_case("graphql-transport-ws") {
+                return Protocol::TransportWs;
+            }
+            if name.eq_ignore_ascii_case("graphql-ws") {
+                return Protocol::LegacyWs;
+            }
+        }
+        Protocol::TransportWs
+    }
+
+    fn data_type(self) -> &'static str {
+        match self {
+            Protocol::TransportWs => "next",
+            Protocol::LegacyWs => "data",
+        }
+    }
+}
+
+/// Why the connection ends: a close code and reason for the client.
+struct Close(u16, String);
+
+impl Close {
+    fn new(code: u16, reason: impl Into<String>) -> Close {
+        Close(code, reason.into())
+    }
+}
+
+struct Session {
+    principal: Principal,
+    user_id: Option<Uuid>,
+    expires_at: Option<Instant>,
+    revocations: Option<broadcast::Receiver<Arc<SessionsRevoked>>>,
+}
+
+struct Connection {
+    socket: WebSocket,
+    protocol: Protocol,
+    app: AppState,
+    schema: AppSchema,
+    shared: SharedSubscriptions,
+    request_id: RequestId,
+    session: Option<Session>,
+    operations: StreamMap<String, BoxStream<'static, Option<Item>>>,
+    /// Ids whose first response has not been sent: a failure there is an `error` message.
+    not_started: std::collections::HashSet<String>,
+    last_heard: Instant,
+}
+
+/// Serves one upgraded socket until either side closes it.
+pub async fn serve(
+    socket: WebSocket,
+    protocol: Protocol,
+    app: AppState,
+    schema: AppSchema,
+    shared: SharedSubscriptions,
+    request_id: RequestId,
+) {
+    let mut connection = Connection {
+        socket,
+        protocol,
+        app,
+        schema,
+        shared,
+        request_id,
+        session: None,
+        operations: StreamMap::new(),
+        not_started: Default::default(),
+        last_heard: Instant::now(),
+    };
+    let outcome = connection.run().await;
+    if let Err(Close(code, reason)) = outcome {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason),
+        };
+        let _ = connection.socket.send(Message::Close(Some(frame))).await;
+    }
+}
+
+async fn revoked(
+    revocations: &mut Option<broadcast::Receiver<Arc<SessionsRevoked>>>,
+    user_id: Option<Uuid>,
+) -> String {
+    let Some(receiver) = revocations else {
+        return std::future::pending().await;
+    };
+    loop {
+        match receiver.recv().await {
+            Ok(revoked) if Some(revoked.user_id) == user_id => return revoked.reason.clone(),
+            Ok(_) => {}
+            // Too many revocations went by to know whether ours was one.
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                return "sessions changed; reconnect".into();
+            }
+            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+        }
+    }
+}
+
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Connection {
+    async fn run(&mut self) -> Result<(), Close> {
+        let init_deadline = Instant::now() + INIT_TIMEOUT;
+        let ping_every = self.app.config.ws_ping_interval;
+        let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        loop {
+            let (expires_at, user_id) = self
+                .session
+                .as_ref()
+                .map_or((None, None), |s| (s.expires_at, s.user_id));
+            let awaiting_init = self.session.is_none();
+            let mut revocations = self.session.as_mut().and_then(|s| s.revocations.take());
+            let has_operations = !self.operations.is_empty();
+            // Control first, then responses before new client messages: an operation's
+            // first answer (a guard's refusal, say) goes out before what the client sent
+            // after it is read.
+            let step = tokio::select! {
+                biased;
+                reason = revoked(&mut revocations, user_id) => Step::Revoked(reason),
+                () = until(expires_at) => Step::Expired,
+                () = until(Some(init_deadline)), if awaiting_init => Step::InitTimeout,
+                _ = ping.tick() => Step::Ping,
+                Some((id, response)) = self.operations.next(), if has_operations => {
+                    Step::Response(id, response)
+                }
+                incoming = self.socket.recv() => Step::Incoming(incoming),
+            };
+            if let Some(session) = &mut self.session
+                && session.revocations.is_none()
+            {
+                session.revocations = revocations;
+            }
+            match step {
+                Step::Incoming(None) => return Ok(()),
+                Step::Incoming(Some(Err(e))) => {
+                    tracing::debug!(error = %e, "websocket read failed");
+                    return Err(Close::new(
+                        close::BAD_MESSAGE,
+                        "message too large or malformed",
+                    ));
+                }
+                Step::Incoming(Some(Ok(message))) => {
+                    self.last_heard = Instant::now();
+                    if !self.on_message(message).await? {
+                        return Ok(());
+                    }
+                }
+                Step::Response(id, response) => self.on_response(id, response).await?,
+                Step::InitTimeout => {
+                    return Err(Close::new(
+                        close::INIT_TIMEOUT,
+                        "Connection initialisation timeout",
+                    ));
+                }
+                Step::Expired => {
+                    return Err(Close::new(close::FORBIDDEN, "access token has expired"));
+                }
+                Step::Revoked(reason) => return Err(Close::new(close::FORBIDDEN, reason)),
+                Step::Ping => {
+                    if self.last_heard.elapsed() > ping_every * 2 {
+                        return Err(Close::new(close::GOING_AWAY, "no answer to pings"));
+                    }
+                    self.send(Message::Ping(Default::default())).await?;
+                    if self.protocol == Protocol::LegacyWs && self.session.is_some() {
+                        self.send_json(json!({ "type": "ka" })).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, message: Message) -> Result<(), Close> {
+        self.socket
+            .send(message)
+            .await
+            .map_err(|_| Close::new(close::GOING_AWAY, "write failed"))
+    }
+
+    async fn send_json(&mut self, value: Value) -> Result<(), Close> {
+        self.send(Message::Text(value.to_string().into())).await
+    }
+
+    /// Handles one client message; `Ok(false)` ends the connection normally.
+    async fn on_message(&mut self, message: Message) -> Result<bool, Close> {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Ping(_) | Message::Pong(_) => return Ok(true),
+            Message::Close(_) => return Ok(false),
+            Message::Binary(_) => {
+                return Err(Close::new(
+                    close::BAD_MESSAGE,
+                    "binary messages are not accepted",
+                ));
+            }
+        };
+        let Ok(Value::Object(mut message)) = serde_json::from_str::<Value>(&text) else {
+            return Err(Close::new(
+                close::BAD_MESSAGE,
+                "Invalid message received: not a JSON object",
+            ));
+        };
+        let kind = message
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let payload = message.remove("payload");
+        let id = message.get("id").and_then(Value::as_str).map(str::to_owned);
+        match (self.protocol, kind.as_str()) {
+            (_, "connection_init") => self.on_init(payload).await?,
+            (Protocol::TransportWs, "ping") => {
+                self.send_json(json!({ "type": "pong" })).await?;
+            }
+            (Protocol::TransportWs, "pong") => {}
+            (Protocol::TransportWs, "subscribe") | (Protocol::LegacyWs, "start") => {
+                self.on_subscribe(id, payload).await?;
+            }
+            (Protocol::TransportWs, "complete") | (Protocol::LegacyWs, "stop") => {
+                let id = id.ok_or_else(|| {
+                    Close::new(
+                        close::BAD_MESSAGE,
+                        "Invalid message received: id is missing",
+                    )
+                })?;
+                let was_running = self.operations.remove(&id).is_some();
+                self.not_started.remove(&id);
+                if was_running && self.protocol == Protocol::LegacyWs {
+                    self.send_json(json!({ "id": id, "type": "complete" }))
+                        .await?;
+                }
+            }
+            (Protocol::LegacyWs, "connection_terminate") => {
+                return Err(Close::new(close::NORMAL, "terminated"));
+            }
+            _ => {
+                return Err(Close::new(
+                    close::BAD_MESSAGE,
+                    format!("Invalid message received: unknown type '{kind}'"),
+                ));
+            }
+        }
+        Ok(true)
+    }
+
+    async fn on_init(&mut self, payload: Option<Value>) -> Result<(), Close> {
+        if self.session.is_some() {
+            return Err(Close::new(
+                close::TOO_MANY_INITS,
+                "Too many initialisation requests",
+            ));
+        }
+        let authorization = payload.as_ref().and_then(|p| {
+            p.get("Authorization")
+                .or_else(|| p.get("authorization"))
+                .and_then(Value::as_str)
+        });
+        let principal = match Principal::resolve(&self.app, authorization).await {
+            Ok(principal) => principal,
+            Err(error) => {
+                let message = error.client_message();
+                drop(async_graphql::Error::from(error));
+                return Err(Close::new(close::INTERNAL, message));
+            }
+        };
+        if let Principal::Refused(reason) = principal {
+            if self.protocol == Protocol::LegacyWs {
+                self.send_json(
+                    json!({ "type": "connection_error", "payload": { "message": reason } }),
+                )
+                .await?;
+            }
+            return Err(Close::new(close::FORBIDDEN, reason));
+        }
+        let (user_id, expires_at) = match &principal {
+            Principal::User(user) => {
+                let expires_at = authorization
+                    .and_then(|a| a.trim().split_once(' '))
+                    .and_then(|(_, token)| self.app.tokens.access_expiry(token.trim()))
+                    .map(|at| {
+                        let left = (at - Utc::now()).to_std().unwrap_or_default();
+                        Instant::now() + left
+                    });
+                (Some(user.id), expires_at)
+            }
+            _ => (None, None),
+        };
+        self.session = Some(Session {
+            principal,
+            user_id,
+            expires_at,
+            revocations: user_id.map(|_| self.app.events.revocations()),
+        });
+        self.send_json(json!({ "type": "connection_ack" })).await?;
+        if self.protocol == Protocol::LegacyWs {
+            self.send_json(json!({ "type": "ka" })).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_subscribe(
+        &mut self,
+        id: Option<String>,
+        payload: Option<Value>,
+    ) -> Result<(), Close> {
+        let Some(session) = &self.session else {
+            return Err(Close::new(close::UNAUTHORIZED, "Unauthorized"));
+        };
+        let id = id
+            .filter(|id| !id.is_empty() && id.len() <= MAX_ID_BYTES)
+            .ok_or_else(|| {
+                Close::new(
+                    close::BAD_MESSAGE,
+                    "Invalid message received: id is missing or too long",
+                )
+            })?;
+        if self.operations.contains_key(&id) {
+            return Err(Close::new(
+                close::DUPLICATE_ID,
+                format!("Subscriber for {id} already exists"),
+            ));
+        }
+        let request: Request = payload
+            .and_then(|p| serde_json::from_value(p).ok())
+            .ok_or_else(|| {
+                Close::new(
+                    close::BAD_MESSAGE,
+                    "Invalid message received: payload is not a GraphQL request",
+                )
+            })?;
+        if self.operations.len() >= MAX_OPERATIONS {
+            let mut errors = vec![server_error(
+                code::RATE_LIMITED,
+                format!("at most {MAX_OPERATIONS} operations may run at once on one connection"),
+            )];
+            finish_errors(&mut errors, &self.request_id.0);
+            return self.send_errors(&id, &errors).await;
+        }
+        let request = request
+            .data(session.principal.clone())
+            .data(self.request_id.clone());
+        let stream = self
+            .shared
+            .execute(&self.schema, &session.principal, request)
+            .map(Some)
+            .chain(futures_util::stream::once(std::future::ready(None)))
+            .boxed();
+        self.not_started.insert(id.clone());
+        self.operations.insert(id, stream);
+        Ok(())
+    }
+
+    async fn send_errors(
+        &mut self,
+        id: &str,
+        errors: &[async_graphql::ServerError],
+    ) -> Result<(), Close> {
+        match self.protocol {
+            Protocol::TransportWs => {
+                self.send_json(json!({ "id": id, "type": "error", "payload": errors }))
+                    .await
+            }
+            Protocol::LegacyWs => {
+                self.send_json(json!({ "id": id, "type": "data", "payload": { "data": null, "errors": errors } }))
+                    .await?;
+                self.send_json(json!({ "id": id, "type": "complete" }))
+                    .await
+            }
+        }
+    }
+
+    async fn on_response(&mut self, id: String, item: Option<Item>) -> Result<(), Close> {
+        let first = self.not_started.remove(&id);
+        let mut response = match item {
+            None => {
+                self.operations.remove(&id);
+                return self
+                    .send_json(json!({ "id": id, "type": "complete" }))
+                    .await;
+            }
+            Some(Item::Own(response)) => *response,
+            Some(Item::Shared(shared)) => match &shared.json {
+                Some(payload) => {
+                    // Built around the group's JSON, so the payload is not serialized again.
+                    let id_json = serde_json::to_string(&id).unwrap_or_default();
+                    let message = format!(
+                        r#"{{"id":{id_json},"type":"{}","payload":{payload}}}"#,
+                        self.protocol.data_type()
+                    );
+                    return self.send(Message::Text(message.into())).await;
+                }
+                None => {
+                    let mut response = Response::from_errors(shared.response.errors.clone());
+                    response.data = shared.response.data.clone();
+                    response
+                }
+            },
+        };
+        finish_errors(&mut response.errors, &self.request_id.0);
+        let refused = response.data == async_graphql::Value::Null
+            && !response.errors.is_empty()
+            && !response.errors.iter().any(is_lag_notice);
+        if first && refused {
+            // Refused before it ran (validation, a guard, bad arguments): the protocol's
+            // `error`, and the operation is over.
+            self.operations.remove(&id);
+            return self.send_errors(&id, &response.errors).await;
+        }
+        let message = json!({ "id": id, "type": self.protocol.data_type(), "payload": response });
+        self.send_json(message).await
+    }
+}
+
+fn is_lag_notice(error: &async_graphql::ServerError) -> bool {
+    error
+        .extensions
+        .as_ref()
+        .and_then(|ext| ext.get("code"))
+        .is_some_and(|code| *code == async_graphql::Value::from(super::resolvers::LAGGED))
+}
+
+enum Step {
+    Incoming(Option<Result<Message, axum::Error>>),
+    Response(String, Option<Item>),
+    InitTimeout,
+    Expired,
+    Revoked(String),
+    Ping,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subprotocol_is_the_first_one_offered_that_is_known() {
+        assert_eq!(Protocol::negotiate(Some("graphql-ws")), Protocol::LegacyWs);
+        assert_eq!(
+            Protocol::negotiate(Some("foo, graphql-transport-ws, graphql-ws")),
+            Protocol::TransportWs
+        );
+        assert_eq!(Protocol::negotiate(None), Protocol::TransportWs);
+    }
+}
