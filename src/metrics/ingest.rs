@@ -13,7 +13,7 @@ use crate::{
     error::{AppError, AppResult},
     graphql::principal::AgentNode,
     nodes::types::Label,
-    realtime::{Event, MetricsIngested},
+    realtime::{Event, MetricsIngested, SeriesReading},
     state::AppState,
 };
 
@@ -29,6 +29,8 @@ const MAX_LABEL_VALUE_BYTES: usize = 128;
 const MAX_FUTURE: ChronoDuration = ChronoDuration::minutes(5);
 /// Names listed in the event of one batch at most.
 const MAX_EVENT_NAMES: usize = 64;
+/// Series whose newest sample the event of one batch carries at most.
+const MAX_EVENT_READINGS: usize = 256;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Outcome {
@@ -331,7 +333,7 @@ pub async fn store_batch(
     }
     let raw_oldest_ms = raw_oldest.timestamp_millis();
     let (raw, past_raw_retention): (Vec<Sample>, Vec<Sample>) =
-        samples.into_iter().partition(|s| s.ts >= raw_oldest_ms);
+        samples.iter().copied().partition(|s| s.ts >= raw_oldest_ms);
     let mut for_rollups = store::insert_samples(&txn, &raw).await?;
     for_rollups.extend(past_raw_retention);
     store::update_rollups(&txn, &for_rollups).await?;
@@ -344,6 +346,31 @@ pub async fn store_batch(
     names.sort_unstable();
     names.dedup();
     names.truncate(MAX_EVENT_NAMES);
+    let mut newest: HashMap<Uuid, Sample> = HashMap::with_capacity(series.len());
+    for sample in &samples {
+        newest
+            .entry(sample.series_id)
+            .and_modify(|kept| {
+                if sample.ts >= kept.ts {
+                    *kept = *sample;
+                }
+            })
+            .or_insert(*sample);
+    }
+    let mut readings: Vec<SeriesReading> = newest
+        .values()
+        .filter_map(|sample| {
+            let key = series.get(&sample.series_id)?;
+            Some(SeriesReading {
+                name: key.name.clone(),
+                labels: key.labels.clone(),
+                ts: chrono::DateTime::from_timestamp_millis(sample.ts)?,
+                value: sample.value,
+            })
+        })
+        .collect();
+    readings.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+    readings.truncate(MAX_EVENT_READINGS);
     state
         .events
         .publish(Event::MetricsIngested(MetricsIngested {
@@ -352,6 +379,7 @@ pub async fn store_batch(
             batch_id: batch.batch_id.clone(),
             samples: accepted,
             names,
+            readings,
         }));
     Ok(Outcome {
         accepted,

@@ -57,6 +57,20 @@ pub struct MetricsIngested {
     pub samples: i32,
     /// The metric names in the batch (the first 64, sorted).
     pub names: Vec<String>,
+    /// The newest sample of each series in the batch (the first 256 series, by name and
+    /// labels), so live views need not re-query.
+    #[serde(default)]
+    pub readings: Vec<SeriesReading>,
+}
+
+/// The newest sample of one series in a committed batch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeriesReading {
+    pub name: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub ts: DateTime<Utc>,
+    pub value: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

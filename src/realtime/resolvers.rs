@@ -147,7 +147,12 @@ impl RealtimeSubscription {
                 }
                 None => batch.names.clone(),
             };
-            Some(MetricsUpdate::new(published.sequence, batch, matching))
+            Some(MetricsUpdate::new(
+                published.sequence,
+                batch,
+                matching,
+                names.as_ref(),
+            ))
         })
     }
 

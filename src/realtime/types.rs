@@ -4,7 +4,10 @@
 use async_graphql::{ID, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use crate::{audit::types::AuditEntry, nodes::status::NodeStatus};
+use crate::{
+    audit::types::AuditEntry,
+    nodes::{status::NodeStatus, types::Label},
+};
 
 use super::{
     AlertEvent, AuditRecorded, IpReputationChanged, MailFlowTick, MetricsIngested,
@@ -30,10 +33,46 @@ pub struct MetricsUpdate {
     pub samples: i32,
     /// The metric names in the batch (those asked for, when `names` was given), sorted.
     pub names: Vec<String>,
+    /// The newest sample of each series in the batch (of the names asked for), by name
+    /// and labels; at most 256 series of one batch.
+    pub readings: Vec<MetricReading>,
+}
+
+/// The newest sample of one series.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct MetricReading {
+    pub name: String,
+    pub labels: Vec<Label>,
+    pub ts: DateTime<Utc>,
+    pub value: f64,
 }
 
 impl MetricsUpdate {
-    pub fn new(sequence: u64, event: &MetricsIngested, names: Vec<String>) -> Self {
+    /// The update for a subscriber that wants `wanted` names (all when `None`).
+    pub fn new(
+        sequence: u64,
+        event: &MetricsIngested,
+        names: Vec<String>,
+        wanted: Option<&std::collections::HashSet<String>>,
+    ) -> Self {
+        let readings = event
+            .readings
+            .iter()
+            .filter(|r| wanted.is_none_or(|w| w.contains(&r.name)))
+            .map(|r| MetricReading {
+                name: r.name.clone(),
+                labels: r
+                    .labels
+                    .iter()
+                    .map(|(key, value)| Label {
+                        key: key.clone(),
+                        value: value.clone(),
+                    })
+                    .collect(),
+                ts: r.ts,
+                value: r.value,
+            })
+            .collect();
         MetricsUpdate {
             sequence: sequence as i64,
             node_id: id(event.node_id),
@@ -41,6 +80,7 @@ impl MetricsUpdate {
             batch_id: event.batch_id.clone(),
             samples: event.samples,
             names,
+            readings,
         }
     }
 }

@@ -173,7 +173,7 @@ async fn an_agent_ingesting_on_one_instance_reaches_a_dashboard_on_another() {
     dashboard
         .subscribe(
             "m",
-            "subscription($n: [ID!]) { metricsUpdated(nodeIds: $n, names: [\"system.load1\"]) { nodeId hostname batchId samples names } }",
+            "subscription($n: [ID!]) { metricsUpdated(nodeIds: $n, names: [\"system.load1\"]) { nodeId hostname batchId samples names readings { name labels { key value } value } } }",
             json!({ "n": [node_id] }),
         )
         .await;
@@ -198,7 +198,8 @@ async fn an_agent_ingesting_on_one_instance_reaches_a_dashboard_on_another() {
     assert_eq!(next["type"], "next", "{next}");
     assert_eq!(
         next["payload"]["data"]["metricsUpdated"],
-        json!({ "nodeId": node_id, "hostname": "mx1.example.com", "batchId": "b-1", "samples": 2, "names": ["system.load1"] })
+        json!({ "nodeId": node_id, "hostname": "mx1.example.com", "batchId": "b-1", "samples": 2, "names": ["system.load1"],
+            "readings": [{ "name": "system.load1", "labels": [], "value": 0.5 }] })
     );
 }
 
