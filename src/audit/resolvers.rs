@@ -4,7 +4,6 @@ use crate::{
     auth::Role,
     error::{AppError, AppResult},
     graphql::{
-        limits::MAX_PAGE,
         pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
         principal::{RoleGuard, app},
     },
@@ -25,7 +24,7 @@ impl AuditQuery {
     /// The audit log, newest first.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin)",
-        complexity = "first.map_or(50, |n| n.clamp(0, MAX_PAGE as i32) as usize) * child_complexity"
+        complexity = "crate::graphql::pagination::list_complexity(first, child_complexity)"
     )]
     async fn audit_log(
         &self,

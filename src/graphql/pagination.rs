@@ -93,6 +93,12 @@ pub async fn fetch_page<E: sea_orm::EntityTrait>(
 
 /// Whether the selection asks for `totalCount`; counting costs a query, so it is done
 /// only when asked.
+/// The complexity of a list field: the page it may return (`first`, or the default page
+/// when left out, at most `MAX_PAGE`) times what each item selects.
+pub fn list_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    first.map_or(DEFAULT_PAGE, |n| n.clamp(0, MAX_PAGE as i32) as usize) * child_complexity
+}
+
 pub fn wants_total(ctx: &async_graphql::Context<'_>) -> bool {
     ctx.look_ahead().field("totalCount").exists()
 }

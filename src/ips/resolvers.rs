@@ -3,7 +3,6 @@ use async_graphql::{Context, ID, Object, connection::Connection};
 use crate::{
     auth::Role,
     graphql::{
-        limits::MAX_PAGE,
         pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
         principal::{RoleGuard, app, audit_context},
     },
@@ -25,7 +24,7 @@ impl IpsQuery {
     /// Sending IPs in address order (IPv4 before IPv6).
     #[graphql(
         guard = "RoleGuard::new(Role::Viewer)",
-        complexity = "first.map_or(50, |n| n.clamp(0, MAX_PAGE as i32) as usize) * child_complexity"
+        complexity = "crate::graphql::pagination::list_complexity(first, child_complexity)"
     )]
     async fn ips(
         &self,
@@ -54,7 +53,7 @@ impl IpsQuery {
     /// IPs listed on at least one zone, in address order.
     #[graphql(
         guard = "RoleGuard::new(Role::Viewer)",
-        complexity = "first.map_or(50, |n| n.clamp(0, MAX_PAGE as i32) as usize) * child_complexity"
+        complexity = "crate::graphql::pagination::list_complexity(first, child_complexity)"
     )]
     async fn blacklisted_ips(
         &self,

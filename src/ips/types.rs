@@ -9,7 +9,6 @@ use crate::{
     auth::Role,
     error::AppError,
     graphql::{
-        limits::MAX_PAGE,
         pagination::{ConnectionTotal, Page, connection, wants_total},
         principal::{RoleGuard, app},
     },
@@ -118,7 +117,7 @@ impl Ip {
     /// Listings and delistings, newest first.
     #[graphql(
         guard = "RoleGuard::new(Role::Viewer)",
-        complexity = "first.map_or(50, |n| n.clamp(0, MAX_PAGE as i32) as usize) * child_complexity"
+        complexity = "crate::graphql::pagination::list_complexity(first, child_complexity)"
     )]
     async fn blacklist_history(
         &self,

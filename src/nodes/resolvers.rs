@@ -5,7 +5,6 @@ use crate::{
     auth::Role,
     error::AppError,
     graphql::{
-        limits::MAX_PAGE,
         pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
         principal::{
             AgentGuard, EnrollmentGuard, Principal, RoleGuard, RoleOrAgentGuard, app,
@@ -33,7 +32,7 @@ impl NodesQuery {
     /// names RETIRED.
     #[graphql(
         guard = "RoleGuard::new(Role::Viewer)",
-        complexity = "first.map_or(50, |n| n.clamp(0, MAX_PAGE as i32) as usize) * child_complexity"
+        complexity = "crate::graphql::pagination::list_complexity(first, child_complexity)"
     )]
     async fn nodes(
         &self,
@@ -112,7 +111,7 @@ impl NodesQuery {
     /// Enrollment keys, newest first; revoked ones only when asked for.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin)",
-        complexity = "first.map_or(50, |n| n.clamp(0, MAX_PAGE as i32) as usize) * child_complexity"
+        complexity = "crate::graphql::pagination::list_complexity(first, child_complexity)"
     )]
     async fn enrollment_keys(
         &self,

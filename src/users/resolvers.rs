@@ -4,7 +4,6 @@ use secrecy::SecretString;
 use crate::{
     auth::Role,
     graphql::{
-        limits::MAX_PAGE,
         pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
         principal::{RoleGuard, app, audit_context},
     },
@@ -23,7 +22,7 @@ impl UsersQuery {
     /// All users, ordered by username.
     #[graphql(
         guard = "RoleGuard::new(Role::Admin)",
-        complexity = "first.map_or(50, |n| n.clamp(0, MAX_PAGE as i32) as usize) * child_complexity"
+        complexity = "crate::graphql::pagination::list_complexity(first, child_complexity)"
     )]
     async fn users(
         &self,
