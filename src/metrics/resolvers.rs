@@ -27,9 +27,11 @@ pub struct MetricsQuery;
 #[Object]
 impl MetricsQuery {
     /// Samples of the named metrics over a range (a preset `range`, or `from`/`to`),
-    /// aggregated per `step` seconds. The finest tier that answers within 1,500 points
-    /// per series is read, and `step` is rounded up to it; a step that would give more
-    /// points is refused.
+    /// aggregated per `step` seconds. Without a `step`, the finest tier whose own
+    /// resolution gives at most 1,500 points per series is read (raw up to about 6 hours,
+    /// 1-minute rollups up to 25 hours, 1-hour rollups beyond); with one, the finest tier
+    /// whose buckets fit in it, and `step` is rounded up to whole buckets. A step that
+    /// would give more than 1,500 points is refused.
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     #[allow(clippy::too_many_arguments)]
     async fn metrics(

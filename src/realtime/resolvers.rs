@@ -108,8 +108,9 @@ pub struct RealtimeSubscription;
 
 #[Subscription]
 impl RealtimeSubscription {
-    /// Metrics batches as they commit, filtered on the server: only the nodes in `nodeIds`
-    /// and the batches holding one of `names` (all when omitted). `after` replays the
+    /// Metrics batches as they commit, with the newest reading of each series, filtered
+    /// on the server: only the nodes in `nodeIds` and the batches (and readings) of
+    /// `names` (all when omitted). `after` replays the
     /// batches after that sequence number that are still kept (the last few minutes).
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn metrics_updated(

@@ -41,9 +41,13 @@ pub struct MetricsUpdate {
 /// The newest sample of one series.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct MetricReading {
+    /// The metric's name.
     pub name: String,
+    /// The series' labels, by key.
     pub labels: Vec<Label>,
+    /// When it was measured.
     pub ts: DateTime<Utc>,
+    /// The value measured.
     pub value: f64,
 }
 
