@@ -83,6 +83,12 @@ pub struct Config {
     pub event_subscriber_buffer: u32,
     /// How often the server pings each WebSocket; one silent for two intervals is closed.
     pub ws_ping_interval: Duration,
+    /// Mail events: retention of raw events and counters, provider groups.
+    pub mail: crate::mailflow::MailFlowConfig,
+    /// How long one computed `overview` is served; `None` computes it for every request.
+    pub overview_cache_ttl: Option<Duration>,
+    /// How often the alert rules are evaluated.
+    pub alert_evaluation_interval: Duration,
 }
 
 /// A configuration problem: the variable and why its value was refused.
@@ -329,8 +335,31 @@ impl Config {
             ));
         }
 
+        let overview_cache_ttl = match get("MAILOPS_OVERVIEW_CACHE_TTL").as_deref().map(str::trim) {
+            Some("0" | "off") => None,
+            _ => Some(duration_var(
+                &get,
+                "MAILOPS_OVERVIEW_CACHE_TTL",
+                Duration::from_secs(30),
+            )?),
+        };
+        let alert_evaluation_interval = duration_var(
+            &get,
+            "MAILOPS_ALERT_EVALUATION_INTERVAL",
+            Duration::from_secs(15),
+        )?;
+        if alert_evaluation_interval < Duration::from_millis(100) {
+            return Err(invalid(
+                "MAILOPS_ALERT_EVALUATION_INTERVAL",
+                "must be at least 100ms",
+            ));
+        }
+
         Ok(Config {
             mode,
+            mail: crate::mailflow::MailFlowConfig::from_lookup(&get)?,
+            overview_cache_ttl,
+            alert_evaluation_interval,
             event_replay_window,
             event_replay_max,
             event_subscriber_buffer,

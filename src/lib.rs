@@ -13,6 +13,7 @@ pub mod error;
 pub mod graphql;
 pub mod ips;
 pub mod jobs;
+pub mod mailflow;
 pub mod metrics;
 pub mod nodes;
 pub mod realtime;

@@ -1,12 +1,17 @@
 //! sea-orm entities of mailops, one per table. GraphQL types live in the domain modules of
 //! the `mailops` crate and convert from these models, so this crate stays free of GraphQL.
 
+pub mod alert;
+pub mod alert_rule;
+pub mod alert_silence;
 pub mod audit_log;
 pub mod dnsbl_check_job;
 pub mod dnsbl_result;
 pub mod dnsbl_transition;
 pub mod enrollment_key;
 pub mod ip_address;
+pub mod mail_event;
+pub mod mail_event_batch;
 pub mod metric_batch;
 pub mod metric_sample;
 pub mod metric_series;

@@ -6,6 +6,7 @@ mod m20261125_000001_create_users_sessions_audit;
 mod m20261125_000002_create_nodes_and_agent_keys;
 mod m20261125_000003_create_metrics;
 mod m20261125_000004_extend_ips_add_dnsbl;
+mod m20261125_000005_create_mail_flow_and_alerts;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_create_nodes_and_agent_keys::Migration),
             Box::new(m20261125_000003_create_metrics::Migration),
             Box::new(m20261125_000004_extend_ips_add_dnsbl::Migration),
+            Box::new(m20261125_000005_create_mail_flow_and_alerts::Migration),
         ]
     }
 }
