@@ -167,9 +167,15 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         .await
         .map_err(|e| anyhow::anyhow!("creating the first admin: {}", e.client_message()))?;
 
+    let overview = crate::overview::OverviewCache::new(
+        config.overview_cache_ttl,
+        redis.clone(),
+        &config.redis_prefix,
+    );
     Ok(AppState {
         config: Arc::new(config),
         db,
+        overview,
         redis,
         tokens: Arc::new(tokens),
         passwords,

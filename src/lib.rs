@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod mailflow;
 pub mod metrics;
 pub mod nodes;
+pub mod overview;
 pub mod realtime;
 pub mod seed;
 pub mod state;

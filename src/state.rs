@@ -22,4 +22,6 @@ pub struct AppState {
     pub login_backoff: LoginBackoff,
     /// Committed changes, for subscribers.
     pub events: EventBus,
+    /// The overview computed last, shared by callers for its time to live.
+    pub overview: crate::overview::OverviewCache,
 }

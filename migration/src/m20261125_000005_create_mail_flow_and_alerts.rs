@@ -159,29 +159,29 @@ impl MigrationTrait for Migration {
         }
 
         for (table, ip_index) in [
-            (MailFlow::MailFlow1m, "idx_mail_flow_1m_ip"),
-            (MailFlow::MailFlow1h, "idx_mail_flow_1h_ip"),
+            (FlowCounter::MailFlow1m, "idx_mail_flow_1m_ip"),
+            (FlowCounter::MailFlow1h, "idx_mail_flow_1h_ip"),
         ] {
             manager
                 .create_table(
                     Table::create()
                         .table(table)
-                        .col(big_integer(MailFlow::Bucket))
-                        .col(uuid(MailFlow::NodeId))
-                        .col(string_len(MailFlow::SendingIp, 45))
-                        .col(string_len(MailFlow::Provider, 32))
-                        .col(big_integer(MailFlow::Queued).default(0))
-                        .col(big_integer(MailFlow::Delivered).default(0))
-                        .col(big_integer(MailFlow::Deferred).default(0))
-                        .col(big_integer(MailFlow::Bounced).default(0))
-                        .col(big_integer(MailFlow::Rejected).default(0))
-                        .col(big_integer(MailFlow::Dropped).default(0))
+                        .col(big_integer(FlowCounter::Bucket))
+                        .col(uuid(FlowCounter::NodeId))
+                        .col(string_len(FlowCounter::SendingIp, 45))
+                        .col(string_len(FlowCounter::Provider, 32))
+                        .col(big_integer(FlowCounter::Queued).default(0))
+                        .col(big_integer(FlowCounter::Delivered).default(0))
+                        .col(big_integer(FlowCounter::Deferred).default(0))
+                        .col(big_integer(FlowCounter::Bounced).default(0))
+                        .col(big_integer(FlowCounter::Rejected).default(0))
+                        .col(big_integer(FlowCounter::Dropped).default(0))
                         .primary_key(
                             Index::create()
-                                .col(MailFlow::Bucket)
-                                .col(MailFlow::NodeId)
-                                .col(MailFlow::SendingIp)
-                                .col(MailFlow::Provider),
+                                .col(FlowCounter::Bucket)
+                                .col(FlowCounter::NodeId)
+                                .col(FlowCounter::SendingIp)
+                                .col(FlowCounter::Provider),
                         )
                         .to_owned(),
                 )
@@ -191,8 +191,8 @@ impl MigrationTrait for Migration {
                     Index::create()
                         .name(ip_index)
                         .table(table)
-                        .col(MailFlow::SendingIp)
-                        .col(MailFlow::Bucket)
+                        .col(FlowCounter::SendingIp)
+                        .col(FlowCounter::Bucket)
                         .to_owned(),
                 )
                 .await?;
@@ -368,8 +368,8 @@ impl MigrationTrait for Migration {
             Alerts::Table.into_iden(),
             AlertSilences::Table.into_iden(),
             AlertRules::Table.into_iden(),
-            MailFlow::MailFlow1h.into_iden(),
-            MailFlow::MailFlow1m.into_iden(),
+            FlowCounter::MailFlow1h.into_iden(),
+            FlowCounter::MailFlow1m.into_iden(),
             MailEvents::Table.into_iden(),
             MailEventBatches::Table.into_iden(),
         ] {
@@ -414,7 +414,7 @@ enum MailEvents {
 }
 
 #[derive(DeriveIden, Clone, Copy)]
-enum MailFlow {
+enum FlowCounter {
     #[sea_orm(iden = "mail_flow_1m")]
     MailFlow1m,
     #[sea_orm(iden = "mail_flow_1h")]

@@ -18,8 +18,10 @@ use crate::{
     auth::resolvers::{AuthMutation, AuthQuery},
     config::Config,
     ips::resolvers::{IpsMutation, IpsQuery},
+    mailflow::resolvers::{MailFlowMutation, MailFlowQuery},
     metrics::resolvers::{MetricsMutation, MetricsQuery},
     nodes::resolvers::{NodesMutation, NodesQuery},
+    overview::resolvers::OverviewQuery,
     realtime::{after_commit::PublishAfterCommit, resolvers::RealtimeSubscription},
     state::AppState,
     users::resolvers::{UsersMutation, UsersQuery},
@@ -33,6 +35,8 @@ pub struct Query(
     NodesQuery,
     MetricsQuery,
     IpsQuery,
+    MailFlowQuery,
+    OverviewQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -42,6 +46,7 @@ pub struct Mutation(
     NodesMutation,
     MetricsMutation,
     IpsMutation,
+    MailFlowMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -84,12 +89,20 @@ fn with_data(state: AppState, config: &Config) -> SchemaBuilder<Query, Mutation,
         },
         tokio::spawn,
     );
+    let sending_stats = DataLoader::new(
+        crate::mailflow::query::SendingStatsByIp {
+            db: state.db.clone(),
+            minute_retention: config.mail.minute_retention,
+        },
+        tokio::spawn,
+    );
     let mut builder = builder()
         .data(state)
         .data(ips_by_node)
         .data(latest_by_node)
         .data(dnsbl_results)
-        .data(nodes_of_ips);
+        .data(nodes_of_ips)
+        .data(sending_stats);
     if !config.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

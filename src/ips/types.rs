@@ -19,6 +19,13 @@ use super::{
     IpStatus,
     loaders::{NodesById, ResultsByIp},
 };
+use crate::{
+    mailflow::{
+        query::{IpWindow, SendingStatsByIp},
+        types::MailCounts,
+    },
+    metrics::types::TimeRange,
+};
 
 /// A sending IP address of the cluster.
 #[derive(SimpleObject, Clone, Debug)]
@@ -92,6 +99,42 @@ impl Ip {
             .await
             .map_err(|e| AppError::internal(format!("loading nodes: {e}")))?;
         Ok(node.map(Into::into))
+    }
+
+    /// Mail sent from this address over a range (a preset `range`, or `from`/`to`): every
+    /// minute the range touches, counted whole. A preset range ends with the current
+    /// minute.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn sending_stats(
+        &self,
+        ctx: &Context<'_>,
+        range: Option<TimeRange>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> async_graphql::Result<MailCounts> {
+        // Preset ranges end at the next whole minute, so that every IP of a list asks for
+        // the same window and they are loaded together.
+        let now = Utc::now();
+        let minute_end = DateTime::<Utc>::from_timestamp_millis(
+            (now.timestamp_millis().div_euclid(60_000) + 1) * 60_000,
+        )
+        .unwrap_or(now);
+        let (from, to) = TimeRange::resolve(range, from, to, minute_end)?;
+        if to <= from {
+            return Err(AppError::bad_input("to", "must be after from").into());
+        }
+        let loader = ctx
+            .data::<async_graphql::dataloader::DataLoader<SendingStatsByIp>>()
+            .map_err(|_| AppError::internal("sending stats loader missing"))?;
+        let counts = loader
+            .load_one(IpWindow {
+                ip: self.address.clone(),
+                from_ms: from.timestamp_millis(),
+                to_ms: to.timestamp_millis(),
+            })
+            .await
+            .map_err(|e| AppError::internal(format!("loading sending stats: {e:?}")))?;
+        Ok(counts.unwrap_or_default())
     }
 
     /// The latest result on each zone checked so far, in zone order.

@@ -19,6 +19,7 @@ pub mod lock {
     pub const DNSBL_CHECKS: i64 = 0x6d61_696c_0003;
     /// Held while a DNSBL check's results are stored, so stores of two instances queue.
     pub const DNSBL_RESULTS: i64 = 0x6d61_696c_0004;
+    pub const MAIL_RETENTION: i64 = 0x6d61_696c_0006;
 }
 
 /// Begins a transaction holding the job's lock, or `None` when another instance holds it.
@@ -107,5 +108,23 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
             },
         )
     };
-    vec![node_status, metrics_retention, dnsbl_checks]
+    let mail_retention = {
+        let state = state.clone();
+        every(
+            "mail-retention",
+            state.config.metrics_retention_interval,
+            move || {
+                let state = state.clone();
+                async move { crate::mailflow::retention::sweep(&state).await.map(|_| ()) }
+            },
+        )
+    };
+    let mail_flow_ticker = crate::mailflow::ticker::spawn(state);
+    vec![
+        node_status,
+        metrics_retention,
+        dnsbl_checks,
+        mail_retention,
+        mail_flow_ticker,
+    ]
 }

@@ -1,1 +1,387 @@
-//! Work in progress.
+//! Mail event ingestion: every event is checked before anything is written; the batch,
+//! its raw events and the counters they feed are then written in one transaction that
+//! also records the batch by id, so a retry is answered from that record.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration as ChronoDuration, Utc};
+use entity::{mail_event, mail_event_batch};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait, Value,
+    sea_query::OnConflict,
+};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{
+    error::{AppError, AppResult},
+    graphql::principal::AgentNode,
+    metrics::ingest::{Admission, check_batch_id},
+    realtime::{Event, MailEventsIngested},
+    state::AppState,
+};
+
+use super::types::{MailCounts, MailEventBatchInput, MailEventInput, MailEventStatus};
+
+pub const MAX_EVENTS: usize = 5_000;
+const MAX_MESSAGE_ID_BYTES: usize = 255;
+const MAX_RESPONSE_BYTES: usize = 2_048;
+const MAX_ZONE_BYTES: usize = 64;
+const MAX_FUTURE: ChronoDuration = ChronoDuration::minutes(5);
+const MINUTE_MS: i64 = 60_000;
+const HOUR_MS: i64 = 3_600_000;
+/// Raw events one INSERT writes at most (11 values each, within both backends' limits).
+const EVENT_CHUNK: usize = 1_000;
+/// Counter rows one upsert writes at most.
+const COUNTER_CHUNK: usize = 500;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub accepted: i32,
+    pub duplicate: bool,
+}
+
+/// An event as it will be stored.
+struct CheckedEvent {
+    ts: i64,
+    status: MailEventStatus,
+    sending_ip: String,
+    recipient_domain: String,
+    provider: String,
+}
+
+/// The counter row an event adds to: (bucket, sending IP, provider).
+type CounterKey = (i64, String, String);
+
+fn invalid(index: usize, field: &str, reason: impl Into<String>) -> AppError {
+    AppError::bad_input(format!("batch.events[{index}].{field}"), reason)
+}
+
+fn printable(text: &str) -> bool {
+    !text.chars().any(char::is_control)
+}
+
+fn check_domain(index: usize, domain: &str) -> AppResult<String> {
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let valid = !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if valid {
+        Ok(domain)
+    } else {
+        Err(invalid(
+            index,
+            "recipientDomain",
+            "is not a domain name (letters, digits, '-' and '_' in dot-separated labels, at most 253 bytes)",
+        ))
+    }
+}
+
+fn check_event(
+    state: &AppState,
+    index: usize,
+    event: &MailEventInput,
+    oldest: chrono::DateTime<Utc>,
+    newest: chrono::DateTime<Utc>,
+) -> AppResult<CheckedEvent> {
+    if event.ts > newest {
+        return Err(invalid(index, "ts", "is more than 5 minutes in the future"));
+    }
+    if event.ts < oldest {
+        return Err(invalid(
+            index,
+            "ts",
+            "is older than the raw-event retention",
+        ));
+    }
+    if event.message_id.is_empty()
+        || event.message_id.len() > MAX_MESSAGE_ID_BYTES
+        || !printable(&event.message_id)
+    {
+        return Err(invalid(
+            index,
+            "messageId",
+            format!("must be 1 to {MAX_MESSAGE_ID_BYTES} bytes without control characters"),
+        ));
+    }
+    let sending_ip = match &event.sending_ip {
+        None => String::new(),
+        Some(ip) => {
+            crate::ips::address::parse(&format!("batch.events[{index}].sendingIp"), ip)?.text
+        }
+    };
+    let recipient_domain = match &event.recipient_domain {
+        None => String::new(),
+        Some(domain) => check_domain(index, domain)?,
+    };
+    if let Some(zone) = &event.zone
+        && (zone.is_empty()
+            || zone.len() > MAX_ZONE_BYTES
+            || !zone
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
+    {
+        return Err(invalid(
+            index,
+            "zone",
+            format!("must be 1 to {MAX_ZONE_BYTES} letters, digits, '.', '_' or '-'"),
+        ));
+    }
+    if let Some(code) = event.smtp_code
+        && !(200..=599).contains(&code)
+    {
+        return Err(invalid(index, "smtpCode", "must be between 200 and 599"));
+    }
+    if let Some(response) = &event.response
+        && response.len() > MAX_RESPONSE_BYTES
+    {
+        return Err(invalid(
+            index,
+            "response",
+            format!("is longer than {MAX_RESPONSE_BYTES} bytes"),
+        ));
+    }
+    let provider = if recipient_domain.is_empty() {
+        super::config::OTHER_PROVIDER.to_owned()
+    } else {
+        state
+            .config
+            .mail
+            .providers
+            .classify(&recipient_domain)
+            .to_owned()
+    };
+    Ok(CheckedEvent {
+        ts: event.ts.timestamp_millis(),
+        status: event.status,
+        sending_ip,
+        recipient_domain,
+        provider,
+    })
+}
+
+fn hash_event(hash: &mut Sha256, event: &MailEventInput, checked: &CheckedEvent) {
+    let field = |hash: &mut Sha256, text: &str| {
+        hash.update((text.len() as u32).to_be_bytes());
+        hash.update(text.as_bytes());
+    };
+    hash.update(checked.ts.to_be_bytes());
+    field(hash, &event.message_id);
+    field(hash, checked.status.as_str());
+    field(hash, &checked.sending_ip);
+    field(hash, &checked.recipient_domain);
+    field(hash, event.zone.as_deref().unwrap_or("\u{0}"));
+    hash.update(event.smtp_code.unwrap_or(-1).to_be_bytes());
+    field(hash, event.response.as_deref().unwrap_or("\u{0}"));
+}
+
+/// Stores a batch for the agent's node. Nothing is written unless every event is valid;
+/// a batch id seen before is answered from its record (or refused when its content
+/// differs); success is answered only after the commit.
+pub async fn ingest(
+    state: &AppState,
+    agent: &AgentNode,
+    batch: &MailEventBatchInput,
+) -> AppResult<Outcome> {
+    store_batch(state, agent, batch, Admission::Live).await
+}
+
+pub async fn store_batch(
+    state: &AppState,
+    agent: &AgentNode,
+    batch: &MailEventBatchInput,
+    admission: Admission,
+) -> AppResult<Outcome> {
+    check_batch_id(&batch.batch_id)?;
+    if batch.events.is_empty() || batch.events.len() > MAX_EVENTS {
+        return Err(AppError::bad_input(
+            "batch.events",
+            format!(
+                "holds {} events; a batch holds 1 to {MAX_EVENTS}",
+                batch.events.len()
+            ),
+        ));
+    }
+    let now = Utc::now();
+    let before_now = |retention: std::time::Duration| {
+        ChronoDuration::from_std(retention)
+            .map(|age| now - age)
+            .map_err(|e| AppError::internal(format!("retention: {e}")))
+    };
+    let config = &state.config.mail;
+    let raw_oldest = before_now(config.events_retention)?;
+    let oldest = match admission {
+        Admission::Live => raw_oldest,
+        Admission::Backfill => before_now(config.hour_retention)?,
+    };
+    let minute_oldest = before_now(config.minute_retention)?.timestamp_millis();
+    let newest = now + MAX_FUTURE;
+
+    let mut hash = Sha256::new();
+    let mut checked = Vec::with_capacity(batch.events.len());
+    for (index, event) in batch.events.iter().enumerate() {
+        let event_checked = check_event(state, index, event, oldest, newest)?;
+        hash_event(&mut hash, event, &event_checked);
+        checked.push(event_checked);
+    }
+    let content_hash = format!("{:x}", hash.finalize());
+    let accepted = checked.len() as i32;
+
+    let mut minutes: BTreeMap<CounterKey, MailCounts> = BTreeMap::new();
+    let mut hours: BTreeMap<CounterKey, MailCounts> = BTreeMap::new();
+    let mut counts = MailCounts::default();
+    for event in &checked {
+        counts.count(event.status);
+        if event.ts >= minute_oldest {
+            let minute = event.ts.div_euclid(MINUTE_MS) * MINUTE_MS;
+            minutes
+                .entry((minute, event.sending_ip.clone(), event.provider.clone()))
+                .or_default()
+                .count(event.status);
+        }
+        let hour = event.ts.div_euclid(HOUR_MS) * HOUR_MS;
+        hours
+            .entry((hour, event.sending_ip.clone(), event.provider.clone()))
+            .or_default()
+            .count(event.status);
+    }
+
+    let txn = state.db.begin().await?;
+    let recorded = mail_event_batch::Entity::insert(mail_event_batch::ActiveModel {
+        node_id: Set(agent.node_id),
+        batch_id: Set(batch.batch_id.clone()),
+        content_hash: Set(content_hash.clone()),
+        accepted: Set(accepted),
+        received_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            mail_event_batch::Column::NodeId,
+            mail_event_batch::Column::BatchId,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    if recorded == 0 {
+        let earlier = mail_event_batch::Entity::find_by_id((agent.node_id, batch.batch_id.clone()))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| AppError::internal("a batch record vanished"))?;
+        txn.rollback().await?;
+        if earlier.content_hash != content_hash {
+            return Err(AppError::Conflict(format!(
+                "batch '{}' was already stored with different events",
+                batch.batch_id
+            )));
+        }
+        return Ok(Outcome {
+            accepted: earlier.accepted,
+            duplicate: true,
+        });
+    }
+
+    let raw_oldest_ms = raw_oldest.timestamp_millis();
+    let rows: Vec<mail_event::ActiveModel> = batch
+        .events
+        .iter()
+        .zip(checked)
+        .filter(|(_, event)| event.ts >= raw_oldest_ms)
+        .map(|(input, event)| mail_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            node_id: Set(agent.node_id),
+            ts: Set(event.ts),
+            message_id: Set(input.message_id.clone()),
+            status: Set(event.status.as_str().to_owned()),
+            sending_ip: Set(event.sending_ip),
+            recipient_domain: Set(event.recipient_domain),
+            provider: Set(event.provider),
+            zone: Set(input.zone.clone()),
+            smtp_code: Set(input.smtp_code),
+            response: Set(input.response.clone()),
+        })
+        .collect();
+    for chunk in rows.chunks(EVENT_CHUNK) {
+        mail_event::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    add_to_counters(&txn, "mail_flow_1m", agent.node_id, &minutes).await?;
+    add_to_counters(&txn, "mail_flow_1h", agent.node_id, &hours).await?;
+    let (_, status_event) =
+        crate::nodes::service::record_contact(&txn, agent.node_id, None).await?;
+    txn.commit().await?;
+
+    state.events.publish_all(status_event);
+    state
+        .events
+        .publish(Event::MailEventsIngested(MailEventsIngested {
+            node_id: agent.node_id,
+            batch_id: batch.batch_id.clone(),
+            counts,
+            at: now,
+        }));
+    Ok(Outcome {
+        accepted,
+        duplicate: false,
+    })
+}
+
+/// Adds `counts` to the node's counter rows of `table`, creating missing rows. Rows are
+/// written in key order, so concurrent batches lock shared rows in the same order.
+async fn add_to_counters(
+    conn: &impl ConnectionTrait,
+    table: &str,
+    node_id: Uuid,
+    counts: &BTreeMap<CounterKey, MailCounts>,
+) -> AppResult<()> {
+    let backend = conn.get_database_backend();
+    let entries: Vec<_> = counts.iter().collect();
+    for chunk in entries.chunks(COUNTER_CHUNK) {
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 10);
+        let mut tuples = Vec::with_capacity(chunk.len());
+        for ((bucket, ip, provider), c) in chunk {
+            let first = values.len();
+            values.extend([
+                Value::from(*bucket),
+                Value::from(node_id),
+                Value::from(ip.clone()),
+                Value::from(provider.clone()),
+                Value::from(c.queued),
+                Value::from(c.delivered),
+                Value::from(c.deferred),
+                Value::from(c.bounced),
+                Value::from(c.rejected),
+                Value::from(c.dropped),
+            ]);
+            let placeholders: Vec<String> = (first + 1..=values.len())
+                .map(|i| match backend {
+                    DbBackend::Postgres => format!("${i}"),
+                    _ => "?".to_owned(),
+                })
+                .collect();
+            tuples.push(format!("({})", placeholders.join(",")));
+        }
+        let sql = format!(
+            "INSERT INTO {table} (bucket, node_id, sending_ip, provider, queued, delivered, deferred, bounced, rejected, dropped) \
+             VALUES {} ON CONFLICT (bucket, node_id, sending_ip, provider) DO UPDATE SET \
+             queued = {table}.queued + excluded.queued, \
+             delivered = {table}.delivered + excluded.delivered, \
+             deferred = {table}.deferred + excluded.deferred, \
+             bounced = {table}.bounced + excluded.bounced, \
+             rejected = {table}.rejected + excluded.rejected, \
+             dropped = {table}.dropped + excluded.dropped",
+            tuples.join(",")
+        );
+        conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
+}

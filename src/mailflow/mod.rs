@@ -5,6 +5,8 @@ pub mod config;
 pub mod ingest;
 pub mod query;
 pub mod resolvers;
+pub mod retention;
+pub mod ticker;
 pub mod types;
 
 pub use config::MailFlowConfig;

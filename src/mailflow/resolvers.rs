@@ -1,1 +1,93 @@
-//! Work in progress.
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+
+use crate::{
+    auth::Role,
+    graphql::{
+        pagination::parse_id,
+        principal::{AgentGuard, RoleGuard, app, principal},
+    },
+    metrics::types::TimeRange,
+};
+
+use super::{
+    ingest,
+    query::{self, FlowQuery},
+    types::{MailEventBatchInput, MailFlow, MailFlowGroupBy, MailIngestResult},
+};
+
+#[derive(Default)]
+pub struct MailFlowQuery;
+
+#[Object]
+impl MailFlowQuery {
+    /// Mail events counted per step over a range (a preset `range`, or `from`/`to`), for
+    /// the whole cluster or split by sending IP, node or recipient provider. Every minute
+    /// the range touches is counted whole. `step` is in seconds and a whole number of
+    /// minutes, at most 1,500 points; without one, the smallest of 1 min, 5 min, 15 min,
+    /// 1 h, 6 h and 1 d giving at most 1,000 points. Whole-hour steps read the hourly
+    /// counters, which ranges older than the 1-minute retention need.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn mail_flow(
+        &self,
+        ctx: &Context<'_>,
+        range: Option<TimeRange>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        step: Option<i64>,
+        #[graphql(default)] group_by: MailFlowGroupBy,
+        node_ids: Option<Vec<ID>>,
+        #[graphql(desc = "Groups returned at most, largest first: 1 to 100, 20 when left out.")]
+        top: Option<i32>,
+    ) -> async_graphql::Result<MailFlow> {
+        let state = app(ctx)?;
+        let (from, to) = TimeRange::resolve(range, from, to, Utc::now())?;
+        let node_ids = node_ids
+            .map(|ids| {
+                ids.iter()
+                    .map(|id| parse_id("nodeIds", id))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let flow = query::flow(
+            &state.db,
+            &FlowQuery {
+                from,
+                to,
+                step_seconds: step,
+                group_by,
+                node_ids,
+                top: usize::try_from(top.unwrap_or(20)).unwrap_or(0),
+            },
+            &state.config.mail,
+        )
+        .await?;
+        Ok(flow)
+    }
+}
+
+#[derive(Default)]
+pub struct MailFlowMutation;
+
+#[Object]
+impl MailFlowMutation {
+    /// Stores a batch of mail events for the caller's node (node keys only) and adds them
+    /// to the mail flow counters. Retrying a batch with the same `batchId` is safe: it is
+    /// answered from the first time and counted once. Answers only after the batch is
+    /// committed; a batch with any invalid event writes nothing and names the event.
+    #[graphql(guard = "AgentGuard")]
+    async fn ingest_mail_events(
+        &self,
+        ctx: &Context<'_>,
+        batch: MailEventBatchInput,
+    ) -> async_graphql::Result<MailIngestResult> {
+        let agent = principal(ctx).require_agent()?;
+        let outcome = ingest::ingest(app(ctx)?, agent, &batch).await?;
+        Ok(MailIngestResult {
+            batch_id: batch.batch_id,
+            accepted: outcome.accepted,
+            duplicate: outcome.duplicate,
+        })
+    }
+}

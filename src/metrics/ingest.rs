@@ -172,7 +172,7 @@ fn check_reading(
     Ok(())
 }
 
-fn check_batch_id(batch_id: &str) -> AppResult<()> {
+pub(crate) fn check_batch_id(batch_id: &str) -> AppResult<()> {
     let ok = !batch_id.is_empty()
         && batch_id.len() <= 64
         && batch_id

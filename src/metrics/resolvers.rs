@@ -3,7 +3,6 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     auth::Role,
-    error::AppError,
     graphql::{
         pagination::parse_id,
         principal::{AgentGuard, RoleGuard, RoleOrAgentGuard, app, principal},
@@ -47,18 +46,7 @@ impl MetricsQuery {
         #[graphql(default_with = "Aggregate::Avg")] aggregate: Aggregate,
     ) -> async_graphql::Result<MetricsResult> {
         let state = app(ctx)?;
-        let now = Utc::now();
-        let (from, to) = match (range, from, to) {
-            (Some(range), None, None) => (now - range.duration(), now),
-            (None, Some(from), to) => (from, to.unwrap_or(now)),
-            _ => {
-                return Err(AppError::bad_input(
-                    "range",
-                    "give either range, or from (and optionally to)",
-                )
-                .into());
-            }
-        };
+        let (from, to) = TimeRange::resolve(range, from, to, Utc::now())?;
         let node_ids = node_ids
             .map(|ids| {
                 ids.iter()

@@ -13,7 +13,7 @@ const CHUNKS_PER_PASS: usize = 50;
 
 /// Deletes up to one pass's worth of rows of `table` whose `column` is below `cutoff`
 /// (epoch milliseconds). Returns how many it deleted.
-async fn delete_before(
+pub(crate) async fn delete_before(
     conn: &impl ConnectionTrait,
     table: &str,
     column: &str,

@@ -88,6 +88,27 @@ pub enum TimeRange {
 }
 
 impl TimeRange {
+    /// The range a query reads: a preset ending at `now`, or `from` up to `to` (default
+    /// `now`). Anything else is refused naming `range`.
+    pub fn resolve(
+        range: Option<TimeRange>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> crate::error::AppResult<(DateTime<Utc>, DateTime<Utc>)> {
+        let (from, to) = match (range, from, to) {
+            (Some(range), None, None) => (now - range.duration(), now),
+            (None, Some(from), to) => (from, to.unwrap_or(now)),
+            _ => {
+                return Err(crate::error::AppError::bad_input(
+                    "range",
+                    "give either range, or from (and optionally to)",
+                ));
+            }
+        };
+        Ok((from, to))
+    }
+
     pub fn duration(self) -> chrono::Duration {
         match self {
             TimeRange::H1 => chrono::Duration::hours(1),

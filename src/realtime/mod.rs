@@ -33,6 +33,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
+use crate::mailflow::types::MailCounts;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Event {
@@ -40,6 +42,8 @@ pub enum Event {
     MetricsIngested(MetricsIngested),
     IpReputationChanged(IpReputationChanged),
     AlertEvent(AlertEvent),
+    /// A committed batch of mail events; the mail flow ticker folds these into ticks.
+    MailEventsIngested(MailEventsIngested),
     MailFlowTick(MailFlowTick),
     AuditRecorded(AuditRecorded),
     /// A user's sessions ended (logout, disabled, role or password changed): their open
@@ -118,19 +122,27 @@ pub struct AlertEvent {
     pub at: DateTime<Utc>,
 }
 
-/// Mail flow counters of one second, summed over the cluster or one node.
+/// A committed batch of mail events, counted by status.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MailEventsIngested {
+    pub node_id: Uuid,
+    pub batch_id: String,
+    pub counts: MailCounts,
+    /// When the batch committed.
+    pub at: DateTime<Utc>,
+}
+
+/// The mail events committed in one second, for the cluster and per node.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MailFlowTick {
     /// The start of the second the counters cover.
     pub second: DateTime<Utc>,
-    /// `None` for the whole cluster.
-    pub node_id: Option<Uuid>,
-    pub received: i64,
-    pub delivered: i64,
-    pub deferred: i64,
-    pub bounced: i64,
-    pub rejected: i64,
+    /// The whole cluster's counts.
+    pub counts: MailCounts,
+    /// The counts of each node that committed events in that second.
+    pub nodes: Vec<(Uuid, MailCounts)>,
 }
 
 /// An audit entry, as committed.
@@ -422,22 +434,21 @@ mod tests {
 
     use super::*;
 
-    fn tick(received: i64) -> Event {
+    fn tick(queued: i64) -> Event {
         Event::MailFlowTick(MailFlowTick {
             second: Utc::now(),
-            node_id: None,
-            received,
-            delivered: 0,
-            deferred: 0,
-            bounced: 0,
-            rejected: 0,
+            counts: MailCounts {
+                queued,
+                ..MailCounts::default()
+            },
+            nodes: Vec::new(),
         })
     }
 
     fn received(delivery: Delivery) -> i64 {
         match delivery {
             Delivery::Event(published) => match &published.event {
-                Event::MailFlowTick(tick) => tick.received,
+                Event::MailFlowTick(tick) => tick.counts.queued,
                 other => panic!("unexpected {other:?}"),
             },
             Delivery::Lagged { .. } => panic!("lagged"),

@@ -207,8 +207,9 @@ impl RealtimeSubscription {
         })
     }
 
-    /// Mail flow counters, one message per second (per node when `nodeId` is given, else for
-    /// the whole cluster).
+    /// Mail flow counters, one message per second in which mail events were committed
+    /// (of the node when `nodeId` is given, else of the whole cluster); seconds without
+    /// events send nothing.
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn mail_flow(
         &self,
@@ -223,9 +224,7 @@ impl RealtimeSubscription {
             })
             .transpose()?;
         filtered(ctx, after, move |published| match &published.event {
-            Event::MailFlowTick(tick) if tick.node_id == node => {
-                Some(MailFlowSecond::new(published.sequence, tick))
-            }
+            Event::MailFlowTick(tick) => MailFlowSecond::new(published.sequence, tick, node),
             _ => None,
         })
     }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     audit::types::AuditEntry,
+    mailflow::types::MailCounts,
     nodes::{status::NodeStatus, types::Label},
 };
 
@@ -206,30 +207,24 @@ pub struct MailFlowSecond {
     pub second: DateTime<Utc>,
     /// The node counted; `null` for the whole cluster.
     pub node_id: Option<ID>,
-    /// Messages accepted.
-    pub received: i64,
-    /// Messages delivered.
-    pub delivered: i64,
-    /// Delivery attempts deferred for a retry.
-    pub deferred: i64,
-    /// Messages bounced.
-    pub bounced: i64,
-    /// Messages rejected at SMTP time.
-    pub rejected: i64,
+    /// The events committed in that second, by status.
+    pub counts: MailCounts,
 }
 
 impl MailFlowSecond {
-    pub fn new(sequence: u64, tick: &MailFlowTick) -> Self {
-        MailFlowSecond {
+    /// The second's counts for the cluster (`node` is `None`) or one node; `None` when
+    /// that node committed nothing in it.
+    pub fn new(sequence: u64, tick: &MailFlowTick, node: Option<uuid::Uuid>) -> Option<Self> {
+        let counts = match node {
+            None => tick.counts,
+            Some(node) => tick.nodes.iter().find(|(id, _)| *id == node)?.1,
+        };
+        Some(MailFlowSecond {
             sequence: sequence as i64,
             second: tick.second,
-            node_id: tick.node_id.map(id),
-            received: tick.received,
-            delivered: tick.delivered,
-            deferred: tick.deferred,
-            bounced: tick.bounced,
-            rejected: tick.rejected,
-        }
+            node_id: node.map(id),
+            counts,
+        })
     }
 }
 

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::{SinkExt as _, StreamExt as _};
-use mailops::realtime::{Event, MailFlowTick};
+use mailops::{
+    mailflow::types::MailCounts,
+    realtime::{Event, MailFlowTick},
+};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
@@ -147,20 +150,19 @@ fn bearer(token: &str) -> Option<String> {
     Some(format!("Bearer {token}"))
 }
 
-fn tick(received: i64) -> Event {
+fn tick(queued: i64) -> Event {
     Event::MailFlowTick(MailFlowTick {
         second: Utc::now(),
-        node_id: None,
-        received,
-        delivered: 0,
-        deferred: 0,
-        bounced: 0,
-        rejected: 0,
+        counts: MailCounts {
+            queued,
+            ..MailCounts::default()
+        },
+        nodes: Vec::new(),
     })
 }
 
 const MAIL_FLOW: &str =
-    "subscription($after: Int) { mailFlow(after: $after) { sequence received } }";
+    "subscription($after: Int) { mailFlow(after: $after) { sequence counts { queued } } }";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_ingesting_on_one_instance_reaches_a_dashboard_on_another() {
@@ -439,7 +441,7 @@ async fn the_legacy_graphql_ws_protocol_runs_operations_too() {
     );
 
     socket
-        .send(json!({ "id": "2", "type": "start", "payload": { "query": "subscription { mailFlow { received } }" } }))
+        .send(json!({ "id": "2", "type": "start", "payload": { "query": "subscription { mailFlow { counts { queued } } }" } }))
         .await;
     // The server starts operations in order, so once the query after it has answered the
     // subscription is listening.
@@ -455,7 +457,7 @@ async fn the_legacy_graphql_ws_protocol_runs_operations_too() {
     let data = socket.next_json().await;
     assert_eq!(
         data,
-        json!({ "id": "2", "type": "data", "payload": { "data": { "mailFlow": { "received": 7 } } } })
+        json!({ "id": "2", "type": "data", "payload": { "data": { "mailFlow": { "counts": { "queued": 7 } } } } })
     );
     socket.send(json!({ "id": "2", "type": "stop" })).await;
     assert_eq!(
@@ -492,11 +494,11 @@ on_both_backends! {
             replayed.push(resumed.next_json().await["payload"]["data"]["mailFlow"].clone());
         }
         assert_eq!(replayed, vec![
-            json!({ "sequence": sequences[1], "received": 2 }),
-            json!({ "sequence": sequences[2], "received": 3 }),
+            json!({ "sequence": sequences[1], "counts": { "queued": 2 } }),
+            json!({ "sequence": sequences[2], "counts": { "queued": 3 } }),
         ]);
         app.state.events.publish(tick(4));
-        assert_eq!(resumed.next_json().await["payload"]["data"]["mailFlow"]["received"], 4);
+        assert_eq!(resumed.next_json().await["payload"]["data"]["mailFlow"]["counts"]["queued"], 4);
     }
 }
 
@@ -590,7 +592,11 @@ async fn dashboards_with_the_same_subscription_each_receive_every_event() {
     for token in [&viewer, &viewer, &admin] {
         let mut socket = WsClient::ready(app.addr, bearer(token)).await;
         socket
-            .subscribe("f", "subscription { mailFlow { received } }", json!({}))
+            .subscribe(
+                "f",
+                "subscription { mailFlow { counts { queued } } }",
+                json!({}),
+            )
             .await;
         socket.barrier().await;
         sockets.push(socket);
@@ -607,7 +613,7 @@ async fn dashboards_with_the_same_subscription_each_receive_every_event() {
         for received in [1, 2] {
             assert_eq!(
                 socket.next_json().await,
-                json!({ "id": "f", "type": "next", "payload": { "data": { "mailFlow": { "received": received } } } })
+                json!({ "id": "f", "type": "next", "payload": { "data": { "mailFlow": { "counts": { "queued": received } } } } })
             );
         }
     }

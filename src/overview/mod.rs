@@ -1,0 +1,10 @@
+//! The dashboard's first screen: one answer that says whether the cluster is healthy,
+//! how mail is flowing and what needs attention. Computing it reads several tables, so
+//! one computed answer is served to every caller for a short time.
+
+pub mod cache;
+pub mod resolvers;
+pub mod service;
+pub mod types;
+
+pub use cache::OverviewCache;
