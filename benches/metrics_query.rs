@@ -138,6 +138,7 @@ async fn main() {
                 nodes: NODES,
                 days: DAYS,
                 concurrency: 2,
+                mail_per_minute: 0,
             },
         )
         .await

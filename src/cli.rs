@@ -58,8 +58,9 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum DevAction {
-    /// Register outbound mail nodes and fill their metrics for the last days, through
-    /// the same ingestion agents use. Running it again adds only the hours not yet stored.
+    /// Register outbound mail nodes and fill their metrics and mail events for the last
+    /// days, through the same ingestion agents use. Running it again adds only the hours
+    /// (and minutes) not yet stored.
     Seed {
         #[arg(long, default_value_t = 15)]
         nodes: usize,
@@ -68,6 +69,9 @@ pub enum DevAction {
         /// Batches stored at once.
         #[arg(long, default_value_t = 2)]
         concurrency: usize,
+        /// Mail events each node sends per minute (0 for none).
+        #[arg(long, default_value_t = 10)]
+        mail_per_minute: u32,
     },
 }
 
@@ -188,6 +192,7 @@ pub async fn dev(config: Config, action: DevAction) -> anyhow::Result<()> {
             nodes,
             days,
             concurrency,
+            mail_per_minute,
         } => {
             let state = crate::app::build_state(config).await?;
             let report = crate::seed::run(
@@ -196,16 +201,21 @@ pub async fn dev(config: Config, action: DevAction) -> anyhow::Result<()> {
                     nodes,
                     days,
                     concurrency,
+                    mail_per_minute,
                 },
             )
             .await
             .map_err(|e| anyhow::anyhow!(e.client_message()))?;
             println!(
-                "seeded {} nodes: {} hourly batches ({} already stored), {} samples in {:.0} s",
+                "seeded {} nodes: {} hourly metric batches ({} already stored), {} samples; \
+                 {} mail batches ({} already stored), {} mail events; in {:.0} s",
                 report.nodes,
                 report.batches,
                 report.duplicate_batches,
                 report.samples,
+                report.mail.batches,
+                report.mail.duplicate_batches,
+                report.mail.events,
                 report.seconds
             );
         }

@@ -14,6 +14,8 @@ use futures_util::{StreamExt as _, stream};
 use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QuerySelect as _};
 use uuid::Uuid;
 
+pub mod mail;
+
 use crate::{
     audit::{Actor, AuditContext},
     error::{AppError, AppResult},
@@ -47,6 +49,8 @@ pub struct SeedOptions {
     pub days: u32,
     /// Batches stored at once.
     pub concurrency: usize,
+    /// Mail events each node sends per minute; 0 seeds no mail.
+    pub mail_per_minute: u32,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +59,7 @@ pub struct SeedReport {
     pub batches: usize,
     pub duplicate_batches: usize,
     pub samples: u64,
+    pub mail: mail::MailSeedReport,
     pub seconds: f64,
 }
 
@@ -84,6 +89,11 @@ pub async fn run(state: &AppState, options: SeedOptions) -> AppResult<SeedReport
         .await?
         .into_iter()
         .map(|node| Arc::new(node.agent))
+        .collect();
+    let senders: Vec<(Arc<AgentNode>, Vec<String>)> = agents
+        .iter()
+        .enumerate()
+        .map(|(index, agent)| (agent.clone(), registration(index).ip_addresses))
         .collect();
 
     // Whole hours up to now, then the hour under way up to its latest step: its id names
@@ -155,6 +165,14 @@ pub async fn run(state: &AppState, options: SeedOptions) -> AppResult<SeedReport
             );
         }
     }
+    report.mail = mail::run(
+        state,
+        &senders,
+        options.days,
+        options.mail_per_minute,
+        options.concurrency,
+    )
+    .await?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

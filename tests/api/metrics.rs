@@ -329,7 +329,7 @@ on_both_backends! {
 on_both_backends! {
     async fn seeding_fills_rollups_beyond_raw_retention_and_repeats_only_the_hour_under_way(backend) {
         let app = TestApp::spawn_with(backend, &[("MAILOPS_METRICS_RAW_RETENTION", "6h")]).await;
-        let options = mailops::seed::SeedOptions { nodes: 2, days: 1, concurrency: 2 };
+        let options = mailops::seed::SeedOptions { nodes: 2, days: 1, concurrency: 2, mail_per_minute: 2 };
         let first = mailops::seed::run(&app.state, options).await.unwrap();
         assert_eq!(first.nodes, 2);
         assert_eq!(first.duplicate_batches, 0);
@@ -361,5 +361,14 @@ on_both_backends! {
         let raw = count(&app, &format!("SELECT COUNT(*) FROM metric_samples WHERE ts >= {since}")).await;
         let rolled = count(&app, &format!("SELECT CAST(SUM(count) AS BIGINT) FROM metric_rollups_1h WHERE bucket >= {since}")).await;
         assert_eq!(raw, rolled);
+
+        // Mail: a day of whole hours, then the minutes of the hour under way; a second run
+        // adds only minutes not yet stored, and every event is counted once.
+        assert!(first.mail.events >= 2 * 24 * 60 * 2, "{first:?}");
+        let seeded = (first.mail.events + again.mail.events) as i64;
+        let sums = "CAST(SUM(queued + delivered + deferred + bounced + rejected + dropped) AS BIGINT)";
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM mail_events").await, seeded);
+        assert_eq!(count(&app, &format!("SELECT {sums} FROM mail_flow_1h")).await, seeded);
+        assert_eq!(count(&app, &format!("SELECT {sums} FROM mail_flow_1m")).await, seeded);
     }
 }
