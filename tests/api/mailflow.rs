@@ -419,3 +419,33 @@ async fn the_mail_flow_subscription_counts_each_second_of_the_whole_cluster() {
         "{cluster_messages} messages for two batches"
     );
 }
+
+on_both_backends! {
+    async fn raw_events_go_after_their_retention_and_the_counters_stay(backend) {
+        let app = TestApp::spawn_with(backend, &[("MAILOPS_MAIL_EVENTS_RETENTION", "2s")]).await;
+        let enrollment = app.enrollment_key(None).await;
+        let (_, key) = app.register_node(&enrollment, "mta1.example.com", &["192.0.2.10"]).await;
+        let now = Utc::now().to_rfc3339();
+        let body = ingest(&app, &key, "b-1", events(4, &now, "DELIVERED", Some("192.0.2.10"), Some("gmail.com"))).await;
+        assert_eq!(body["data"]["ingestMailEvents"]["accepted"], 4, "{body}");
+        let raw = || async {
+            use sea_orm::ConnectionTrait as _;
+            let db = &app.state.db;
+            db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT COUNT(*) FROM mail_events"))
+                .await.unwrap().unwrap().try_get_by_index::<i64>(0).unwrap()
+        };
+        assert_eq!(mailops::mailflow::retention::sweep(&app.state).await.unwrap(), 0);
+        assert_eq!(raw().await, 4);
+
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+        // The events and the batch record go; the counters stay.
+        assert_eq!(mailops::mailflow::retention::sweep(&app.state).await.unwrap(), 5);
+        assert_eq!(raw().await, 0);
+        let admin = app.admin_token().await;
+        let flow = app.gql(Some(&admin), "{ mailFlow(range: H1) { totals { delivered } } }", json!({})).await;
+        assert_eq!(flow["data"]["mailFlow"]["totals"]["delivered"], 4, "{flow}");
+        // Too old to be stored now.
+        let late = ingest(&app, &key, "b-2", events(1, &now, "DELIVERED", None, None)).await;
+        assert_eq!(late["errors"][0]["extensions"]["field"], "batch.events[0].ts", "{late}");
+    }
+}
