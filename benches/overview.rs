@@ -6,6 +6,7 @@
 //! one with the default 30 s cache, one computing every answer. Both are measured with the
 //! same closed-loop load, next to a trivial query as the baseline of the HTTP and GraphQL
 //! path itself.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! they feed, and the queries over those counters.
 
 pub mod config;
+pub mod events;
 pub mod ingest;
 pub mod query;
 pub mod resolvers;

@@ -1,19 +1,22 @@
-use async_graphql::{Context, ID, Object};
+use async_graphql::{Context, ID, Object, connection::Connection};
 use chrono::{DateTime, Utc};
 
 use crate::{
     auth::Role,
     graphql::{
-        pagination::parse_id,
+        pagination::{self, ConnectionTotal, Page, connection, parse_id, wants_total},
         principal::{AgentGuard, RoleGuard, app, principal},
     },
     metrics::types::TimeRange,
 };
 
 use super::{
-    ingest,
+    events, ingest,
     query::{self, FlowQuery},
-    types::{MailEventBatchInput, MailFlow, MailFlowGroupBy, MailIngestResult},
+    types::{
+        MailEvent, MailEventBatchInput, MailEventFilter, MailFlow, MailFlowGroupBy,
+        MailIngestResult,
+    },
 };
 
 #[derive(Default)]
@@ -64,6 +67,28 @@ impl MailFlowQuery {
         )
         .await?;
         Ok(flow)
+    }
+
+    /// Raw mail events (kept for `MAILOPS_MAIL_EVENTS_RETENTION`, 7 days by default),
+    /// newest arrival first: what happened to one message, or the latest events of a
+    /// node or sending IP.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "pagination::list_complexity(first, child_complexity)"
+    )]
+    async fn mail_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] filter: MailEventFilter,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, MailEvent, ConnectionTotal>> {
+        let page = Page::new(first, after)?;
+        let (rows, has_next, total) =
+            events::list(&app(ctx)?.db, &filter, &page, wants_total(ctx)).await?;
+        Ok(connection(&page, rows, has_next, total, |row| {
+            row.id.to_string()
+        }))
     }
 }
 

@@ -206,9 +206,19 @@ mod tests {
     #[test]
     fn an_hour_batch_holds_every_minute_and_only_attempts_name_an_ip() {
         let ips = vec!["198.18.0.1".to_string(), "2001:db8:1::25".to_string()];
-        let hour = batch(0, "mta01.fra1.seed.mailops.test", &ips, 1_700_000_000 / 3600 * 3600, 60, 10);
+        let hour = batch(
+            0,
+            "mta01.fra1.seed.mailops.test",
+            &ips,
+            1_700_000_000 / 3600 * 3600,
+            60,
+            10,
+        );
         assert_eq!(hour.events.len(), 600);
-        assert_eq!(hour.batch_id, format!("seed-mta01-{}", 1_700_000_000 / 3600 * 3600));
+        assert_eq!(
+            hour.batch_id,
+            format!("seed-mta01-{}", 1_700_000_000 / 3600 * 3600)
+        );
         for event in &hour.events {
             let attempt = matches!(
                 event.status,
@@ -216,10 +226,24 @@ mod tests {
             );
             assert_eq!(event.sending_ip.is_some(), attempt);
         }
-        let again = batch(0, "mta01.fra1.seed.mailops.test", &ips, 1_700_000_000 / 3600 * 3600, 60, 10);
+        let again = batch(
+            0,
+            "mta01.fra1.seed.mailops.test",
+            &ips,
+            1_700_000_000 / 3600 * 3600,
+            60,
+            10,
+        );
         assert_eq!(
-            hour.events.iter().map(|e| &e.message_id).collect::<Vec<_>>(),
-            again.events.iter().map(|e| &e.message_id).collect::<Vec<_>>()
+            hour.events
+                .iter()
+                .map(|e| &e.message_id)
+                .collect::<Vec<_>>(),
+            again
+                .events
+                .iter()
+                .map(|e| &e.message_id)
+                .collect::<Vec<_>>()
         );
     }
 }

@@ -449,3 +449,48 @@ on_both_backends! {
         assert_eq!(late["errors"][0]["extensions"]["field"], "batch.events[0].ts", "{late}");
     }
 }
+
+on_both_backends! {
+    async fn a_messages_events_can_be_looked_up(backend) {
+        let app = TestApp::spawn(backend).await;
+        let enrollment = app.enrollment_key(None).await;
+        let (node_id, key) = app.register_node(&enrollment, "mta1.example.com", &["192.0.2.10"]).await;
+        let step = |status: &str, seconds: i64, code: Option<i32>| json!({
+            "ts": at(base(), seconds), "messageId": "18c0f3a2b4e.001", "status": status,
+            "sendingIp": if status == "QUEUED" { None } else { Some("192.0.2.10") },
+            "recipientDomain": "Example.ORG", "zone": "default", "smtpCode": code,
+            "response": code.map(|c| format!("{c} see you later")),
+        });
+        ingest(&app, &key, "b-1", vec![step("QUEUED", 0, None), step("DEFERRED", 10, Some(451))]).await;
+        ingest(&app, &key, "b-2", vec![step("DELIVERED", 70, Some(250))]).await;
+        ingest(&app, &key, "b-3", events(3, &at(base(), 80), "DELIVERED", Some("192.0.2.10"), Some("gmail.com"))).await;
+
+        let (_, viewer) = app.user_with_role("vera", "VIEWER").await;
+        let query = "query($f: MailEventFilter, $first: Int, $after: String) { mailEvents(filter: $f, first: $first, after: $after) {
+            totalCount pageInfo { hasNextPage endCursor }
+            nodes { messageId status sendingIp recipientDomain provider smtpCode response node { id hostname } } } }";
+        let history = app.gql(Some(&viewer), query, json!({ "f": { "messageId": "18c0f3a2b4e.001" } })).await;
+        let list = &history["data"]["mailEvents"];
+        assert_eq!(list["totalCount"], 3, "{history}");
+        let statuses: Vec<&str> = list["nodes"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+        assert_eq!(statuses, ["DELIVERED", "DEFERRED", "QUEUED"], "newest arrival first");
+        assert_eq!(list["nodes"][1], json!({
+            "messageId": "18c0f3a2b4e.001", "status": "DEFERRED", "sendingIp": "192.0.2.10",
+            "recipientDomain": "example.org", "provider": "other", "smtpCode": 451,
+            "response": "451 see you later", "node": { "id": node_id, "hostname": "mta1.example.com" },
+        }));
+        assert_eq!(list["nodes"][2]["sendingIp"], Value::Null);
+
+        let first = app.gql(Some(&viewer), query, json!({ "f": { "statuses": ["DELIVERED"], "sendingIp": "192.0.2.10" }, "first": 3 })).await;
+        let page = &first["data"]["mailEvents"];
+        assert_eq!(page["totalCount"], 4, "{first}");
+        assert_eq!(page["pageInfo"]["hasNextPage"], true);
+        let rest = app.gql(Some(&viewer), query, json!({ "f": { "statuses": ["DELIVERED"] }, "first": 3, "after": page["pageInfo"]["endCursor"] })).await;
+        assert_eq!(rest["data"]["mailEvents"]["nodes"].as_array().unwrap().len(), 1, "{rest}");
+        assert_eq!(rest["data"]["mailEvents"]["nodes"][0]["messageId"], "18c0f3a2b4e.001");
+
+        let bad = app.gql(Some(&viewer), query, json!({ "f": { "sendingIp": "not an ip" } })).await;
+        assert_eq!(error_code(&bad), "BAD_USER_INPUT");
+        assert_eq!(bad["errors"][0]["extensions"]["field"], "filter.sendingIp");
+    }
+}

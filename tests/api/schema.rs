@@ -60,6 +60,7 @@ fn decisions() -> Vec<(&'static str, Access, String)> {
         ("Query.metricCatalog", AtLeastOrAgent(Viewer), "{ metricCatalog { name } }".into()),
         ("Query.ips", AtLeast(Viewer), "{ ips(first: 1) { totalCount } }".into()),
         ("Query.mailFlow", AtLeast(Viewer), "{ mailFlow(range: H1) { step } }".into()),
+        ("Query.mailEvents", AtLeast(Viewer), "{ mailEvents(first: 1) { totalCount } }".into()),
         ("Query.overview", AtLeast(Viewer), "{ overview { health } }".into()),
         ("Query.ip", AtLeast(Viewer), "{ ip(address: \"192.0.2.1\") { id } }".into()),
         ("Query.blacklistedIps", AtLeast(Viewer), "{ blacklistedIps(first: 1) { totalCount } }".into()),

@@ -1,0 +1,75 @@
+//! Looking up raw mail events: what happened to one message, or the latest events of a
+//! node or sending IP.
+
+use entity::mail_event;
+use sea_orm::{
+    ColumnTrait as _, ConnectionTrait, EntityTrait as _, PaginatorTrait as _, QueryFilter as _,
+    QueryOrder as _,
+};
+use uuid::Uuid;
+
+use crate::{
+    error::{AppError, AppResult},
+    graphql::pagination::{Page, fetch_page},
+};
+
+use super::types::MailEventFilter;
+
+const MAX_NODES: usize = 500;
+
+/// One page of the events matching `filter`, newest arrival first, and the total when
+/// `count_total`.
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    filter: &MailEventFilter,
+    page: &Page,
+    count_total: bool,
+) -> AppResult<(Vec<mail_event::Model>, bool, u64)> {
+    let mut query = mail_event::Entity::find();
+    if let Some(message_id) = &filter.message_id {
+        query = query.filter(mail_event::Column::MessageId.eq(message_id.as_str()));
+    }
+    if let Some(nodes) = &filter.node_ids {
+        if nodes.is_empty() || nodes.len() > MAX_NODES {
+            return Err(AppError::bad_input(
+                "filter.nodeIds",
+                format!("give 1 to {MAX_NODES} nodes, or leave it out"),
+            ));
+        }
+        let ids = nodes
+            .iter()
+            .map(|id| crate::graphql::pagination::parse_id("filter.nodeIds", id))
+            .collect::<AppResult<Vec<_>>>()?;
+        query = query.filter(mail_event::Column::NodeId.is_in(ids));
+    }
+    if let Some(ip) = &filter.sending_ip {
+        let ip = crate::ips::address::parse("filter.sendingIp", ip)?;
+        query = query.filter(mail_event::Column::SendingIp.eq(ip.text));
+    }
+    if let Some(domain) = &filter.recipient_domain {
+        query = query
+            .filter(mail_event::Column::RecipientDomain.eq(domain.trim().to_ascii_lowercase()));
+    }
+    if let Some(statuses) = &filter.statuses {
+        query = query.filter(mail_event::Column::Status.is_in(statuses.iter().map(|s| s.as_str())));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(mail_event::Column::Ts.gte(since.timestamp_millis()));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(mail_event::Column::Ts.lt(until.timestamp_millis()));
+    }
+    let total = if count_total {
+        query.clone().count(conn).await?
+    } else {
+        0
+    };
+    if let Some(after) = &page.after {
+        let after = Uuid::parse_str(after)
+            .map_err(|_| AppError::bad_input("after", "is not a cursor returned by this list"))?;
+        query = query.filter(mail_event::Column::Id.lt(after));
+    }
+    let (rows, has_next) =
+        fetch_page(conn, query.order_by_desc(mail_event::Column::Id), page).await?;
+    Ok((rows, has_next, total))
+}
