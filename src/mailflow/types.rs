@@ -48,6 +48,7 @@ pub struct MailEventInput {
     pub ts: DateTime<Utc>,
     /// The message's id in the MTA's queue: 1 to 255 printable characters.
     pub message_id: String,
+    /// What happened.
     pub status: MailEventStatus,
     /// The local address the MTA sent from, if any.
     pub sending_ip: Option<String>,
@@ -87,11 +88,17 @@ pub struct MailIngestResult {
 #[derive(SimpleObject, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[graphql(complex)]
 pub struct MailCounts {
+    /// QUEUED events: messages accepted into a queue.
     pub queued: i64,
+    /// DELIVERED events.
     pub delivered: i64,
+    /// DEFERRED events: attempts to be retried.
     pub deferred: i64,
+    /// BOUNCED events.
     pub bounced: i64,
+    /// REJECTED events: refused at SMTP time.
     pub rejected: i64,
+    /// DROPPED events: discarded by policy.
     pub dropped: i64,
 }
 
@@ -215,6 +222,7 @@ pub struct MailFlow {
     pub to: DateTime<Utc>,
     /// The step, in seconds.
     pub step: i64,
+    /// How the counts are split.
     pub group_by: MailFlowGroupBy,
     /// The whole cluster's counts over the range (of the nodes asked for).
     pub totals: MailCounts,
@@ -231,8 +239,11 @@ pub struct MailEventFilter {
     pub message_id: Option<String>,
     /// At most 500 nodes.
     pub node_ids: Option<Vec<async_graphql::ID>>,
+    /// The address the MTA sent from.
     pub sending_ip: Option<String>,
+    /// The recipient's domain (any case).
     pub recipient_domain: Option<String>,
+    /// Any of these statuses.
     pub statuses: Option<Vec<MailEventStatus>>,
     /// Events at or after this time.
     pub since: Option<DateTime<Utc>>,
@@ -244,17 +255,25 @@ pub struct MailEventFilter {
 #[derive(SimpleObject, Debug, Clone)]
 #[graphql(complex)]
 pub struct MailEvent {
+    /// The event's id.
     pub id: async_graphql::ID,
     /// When it happened.
     pub ts: DateTime<Utc>,
+    /// The message's id in the MTA's queue.
     pub message_id: String,
+    /// What happened.
     pub status: MailEventStatus,
+    /// The address the MTA sent from, if the event names one.
     pub sending_ip: Option<String>,
+    /// The recipient's domain, lower-case, if the event names one.
     pub recipient_domain: Option<String>,
     /// The recipient's provider group, as decided when the event arrived.
     pub provider: String,
+    /// The ZoneMTA sending zone.
     pub zone: Option<String>,
+    /// The SMTP reply code.
     pub smtp_code: Option<i32>,
+    /// The remote server's reply text.
     pub response: Option<String>,
     #[graphql(skip)]
     pub node_id: uuid::Uuid,

@@ -34,10 +34,15 @@ pub struct HealthReason {
 #[derive(SimpleObject, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeCounts {
+    /// Every node not retired.
     pub total: i64,
+    /// Reporting on time.
     pub online: i64,
+    /// Late by two push intervals.
     pub stale: i64,
+    /// Silent past the DOWN threshold.
     pub down: i64,
+    /// In a maintenance window.
     pub maintenance: i64,
 }
 
@@ -57,8 +62,11 @@ pub struct QueueSize {
 #[derive(SimpleObject, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertCounts {
+    /// Firing WARNING alerts.
     pub warning: i64,
+    /// Firing CRITICAL alerts.
     pub critical: i64,
+    /// Both.
     pub total: i64,
 }
 
@@ -70,13 +78,16 @@ pub struct Overview {
     pub health: ClusterHealth,
     /// Why the cluster is not healthy, worst first.
     pub reasons: Vec<HealthReason>,
+    /// Nodes by status.
     pub nodes: NodeCounts,
     /// Mail events of the last hour (every minute it touches), with the delivery rates;
     /// `lastHour.sent` is the emails sent.
     pub last_hour: MailCounts,
+    /// Messages waiting in the ZoneMTA queues.
     pub queue: QueueSize,
     /// Sending IPs listed on at least one DNSBL zone.
     pub blacklisted_ips: i64,
+    /// Firing alerts no silence covers, by severity.
     pub active_alerts: AlertCounts,
     /// When this answer was computed; it is served to every caller until the cache time
     /// (30 s by default) has passed.
