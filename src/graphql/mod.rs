@@ -14,6 +14,7 @@ use async_graphql::{
 };
 
 use crate::{
+    alerts::resolvers::{AlertsMutation, AlertsQuery},
     audit::resolvers::AuditQuery,
     auth::resolvers::{AuthMutation, AuthQuery},
     config::Config,
@@ -33,6 +34,7 @@ pub struct Query(
     NodesQuery,
     MetricsQuery,
     IpsQuery,
+    AlertsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -42,6 +44,7 @@ pub struct Mutation(
     NodesMutation,
     MetricsMutation,
     IpsMutation,
+    AlertsMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -84,12 +87,19 @@ fn with_data(state: AppState, config: &Config) -> SchemaBuilder<Query, Mutation,
         },
         tokio::spawn,
     );
+    let rules_by_id = DataLoader::new(
+        crate::alerts::types::RulesById {
+            db: state.db.clone(),
+        },
+        tokio::spawn,
+    );
     let mut builder = builder()
         .data(state)
         .data(ips_by_node)
         .data(latest_by_node)
         .data(dnsbl_results)
-        .data(nodes_of_ips);
+        .data(nodes_of_ips)
+        .data(rules_by_id);
     if !config.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

@@ -19,6 +19,7 @@ pub mod lock {
     pub const DNSBL_CHECKS: i64 = 0x6d61_696c_0003;
     /// Held while a DNSBL check's results are stored, so stores of two instances queue.
     pub const DNSBL_RESULTS: i64 = 0x6d61_696c_0004;
+    pub const ALERT_EVALUATION: i64 = 0x6d61_696c_0005;
 }
 
 /// Begins a transaction holding the job's lock, or `None` when another instance holds it.
@@ -107,5 +108,21 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
             },
         )
     };
-    vec![node_status, metrics_retention, dnsbl_checks]
+    let alert_evaluation = {
+        let state = state.clone();
+        every(
+            "alert-evaluation",
+            state.config.alert_evaluation_interval,
+            move || {
+                let state = state.clone();
+                async move { crate::alerts::evaluate_once(&state).await.map(|_| ()) }
+            },
+        )
+    };
+    vec![
+        node_status,
+        metrics_retention,
+        dnsbl_checks,
+        alert_evaluation,
+    ]
 }
