@@ -908,6 +908,159 @@ mod tests {
         assert_eq!(aggregate(AlertAggregate::Max, &[]), None);
     }
 
+    fn bounce_rule(enabled: bool) -> alert_rule::Model {
+        let now = Utc::now();
+        alert_rule::Model {
+            id: Uuid::now_v7(),
+            name: "Bounce rate high".into(),
+            description: None,
+            condition: "BOUNCE_RATE".into(),
+            metric: None,
+            metric_labels: serde_json::json!({}),
+            aggregate: None,
+            comparison: "GT".into(),
+            threshold: 0.05,
+            resolve_threshold: None,
+            for_seconds: 0,
+            window_seconds: Some(900),
+            severity: "WARNING".into(),
+            enabled,
+            selector_roles: serde_json::json!(["MTA"]),
+            selector_labels: serde_json::json!({ "dc": "fra1" }),
+            selector_node_ids: serde_json::json!([]),
+            created_at: now,
+            updated_at: now,
+            updated_by: None,
+        }
+    }
+
+    const NODE: Uuid = Uuid::from_u128(0x0193a000_0000_7000_8000_0000000000aa);
+
+    fn inputs(rule: alert_rule::Model, bounced: i64, open: Vec<alert::Model>) -> (Inputs, Uuid) {
+        let node = NODE;
+        let mut nodes = HashMap::new();
+        nodes.insert(
+            node,
+            NodeFacts {
+                id: node,
+                hostname: "mta-01".into(),
+                roles_mask: crate::nodes::types::NodeRole::Mta.bit(),
+                labels: serde_json::json!({ "dc": "fra1" }),
+                down: false,
+                maintenance: false,
+            },
+        );
+        let attempts = HashMap::from([(
+            900,
+            HashMap::from([(
+                node,
+                Attempts {
+                    sent: 400,
+                    deferred: 0,
+                    bounced,
+                },
+            )]),
+        )]);
+        let inputs = Inputs {
+            rules: vec![rule],
+            nodes,
+            readings: HashMap::new(),
+            attempts,
+            listed: HashMap::new(),
+            open,
+            silences: Vec::new(),
+        };
+        (inputs, node)
+    }
+
+    fn only(changes: Vec<Change>) -> (alert::Model, Option<AlertState>, bool) {
+        assert_eq!(changes.len(), 1);
+        match changes.into_iter().next() {
+            Some(Change::New(a)) => (a, None, true),
+            Some(Change::Update { alert, previous }) => (alert, previous, false),
+            None => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_bounce_rate_over_the_threshold_fires_and_resolves_past_the_resolve_threshold() {
+        let rule = bounce_rule(true);
+        let now = Utc::now();
+        let (high, _) = inputs(rule.clone(), 30, Vec::new());
+        let (alert, _, new) = only(decide(&high, now).0);
+        assert!(new);
+        assert_eq!(alert.state, "FIRING");
+        assert_eq!(alert.value, Some(0.075));
+        assert_eq!(
+            alert.message,
+            "mta-01: bounce rate 7.5% > 5% over 15 min (30 of 400 attempts bounced)"
+        );
+
+        // 4.9% is between 5% and the resolve threshold 4.75%: nothing changes but the value.
+        let (between, node) = inputs(rule.clone(), 0, vec![alert.clone()]);
+        let mut between = between;
+        between.attempts.get_mut(&900).unwrap().insert(
+            node,
+            Attempts {
+                sent: 1000,
+                deferred: 0,
+                bounced: 49,
+            },
+        );
+        let (between_changes, ..) = decide(&between, now);
+        let (kept, previous, _) = only(between_changes);
+        assert_eq!((kept.state.as_str(), previous), ("FIRING", None));
+
+        let (low, _) = inputs(rule.clone(), 10, vec![alert.clone()]);
+        let (resolved, previous, _) = only(decide(&low, now).0);
+        assert_eq!(resolved.state, "RESOLVED");
+        assert_eq!(previous, Some(AlertState::Firing));
+
+        // Too few attempts: no value, no change.
+        let (mut quiet, node) = inputs(rule, 0, vec![alert]);
+        quiet.attempts.get_mut(&900).unwrap().insert(
+            node,
+            Attempts {
+                sent: 19,
+                deferred: 0,
+                bounced: 19,
+            },
+        );
+        assert!(decide(&quiet, now).0.is_empty());
+    }
+
+    #[test]
+    fn a_disabled_rule_resolves_its_alerts_and_a_silence_covers_new_ones() {
+        let rule = bounce_rule(true);
+        let now = Utc::now();
+        let (mut high, _) = inputs(rule.clone(), 30, Vec::new());
+        let until = now + chrono::Duration::hours(1);
+        let silence = alert_silence::Model {
+            id: Uuid::now_v7(),
+            matcher: serde_json::json!({ "ruleIds": [rule.id] }),
+            starts_at: now,
+            ends_at: until,
+            reason: "test".into(),
+            created_by: "oscar".into(),
+            created_at: now,
+        };
+        high.silences = vec![(silence.clone(), Matcher::from_json(&silence.matcher))];
+        let (alert, ..) = only(decide(&high, now).0);
+        assert_eq!(alert.silence_id, Some(silence.id));
+        assert_eq!(alert.silenced_until, Some(until));
+
+        let (disabled, _) = inputs(bounce_rule(false), 30, vec![alert]);
+        let mut disabled = disabled;
+        disabled.rules[0].id = rule.id;
+        let (resolved, ..) = only(decide(&disabled, now).0);
+        assert_eq!(resolved.state, "RESOLVED");
+        assert!(
+            resolved.message.contains("disabled"),
+            "{}",
+            resolved.message
+        );
+    }
+
     #[test]
     fn numbers_read_well_in_messages() {
         assert_eq!(number(93.5), "93.5");
