@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use entity::{alert, alert_rule, alert_silence, node};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, Statement, Value,
+    QueryFilter, Statement, Value, prelude::Expr,
 };
 use uuid::Uuid;
 
@@ -545,6 +545,13 @@ enum Change {
     },
 }
 
+/// A new silence state of an open alert.
+struct Recover {
+    alert_id: Uuid,
+    silence_id: Option<Uuid>,
+    silenced_until: Option<DateTime<Utc>>,
+}
+
 fn silence_for(inputs: &Inputs, alert: &alert::Model) -> Option<(Uuid, DateTime<Utc>)> {
     inputs
         .silences
@@ -564,7 +571,7 @@ fn resolve(mut alert: alert::Model, message: String, now: DateTime<Utc>) -> Chan
 }
 
 /// Decides every change of one cycle from what was read: no database access here.
-fn decide(inputs: &Inputs, now: DateTime<Utc>) -> (Vec<Change>, usize, usize) {
+fn decide(inputs: &Inputs, now: DateTime<Utc>) -> (Vec<Change>, usize, usize, Vec<Recover>) {
     let rules: HashMap<Uuid, Rule> = inputs
         .rules
         .iter()
@@ -730,6 +737,36 @@ fn decide(inputs: &Inputs, now: DateTime<Utc>) -> (Vec<Change>, usize, usize) {
         }
     }
 
+    // An open alert is silenced exactly while an active silence matches it: a silence
+    // that ended gives way to another that still matches, or to none.
+    let mut recovered = Vec::new();
+    let updated: HashMap<Uuid, &alert::Model> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Update { alert, .. } => Some((alert.id, alert)),
+            Change::New(_) => None,
+        })
+        .collect();
+    for open in &inputs.open {
+        let current = updated.get(&open.id).copied().unwrap_or(open);
+        if current.state == AlertState::Resolved.as_str()
+            || current.silenced_until.is_some_and(|until| until > now)
+        {
+            continue;
+        }
+        let (silence_id, silenced_until) = match silence_for(inputs, current) {
+            Some((id, until)) => (Some(id), Some(until)),
+            None => (current.silence_id, None),
+        };
+        if silenced_until != current.silenced_until {
+            recovered.push(Recover {
+                alert_id: open.id,
+                silence_id,
+                silenced_until,
+            });
+        }
+    }
+
     for ((rule_id, subject), observation) in observed {
         let Some(value) = observation.value else {
             continue;
@@ -780,7 +817,7 @@ fn decide(inputs: &Inputs, now: DateTime<Utc>) -> (Vec<Change>, usize, usize) {
         }
         changes.push(Change::New(alert));
     }
-    (changes, enabled.len(), observations)
+    (changes, enabled.len(), observations, recovered)
 }
 
 /// One evaluation of every rule. Returns what it did; `ran` is false when another
@@ -801,7 +838,7 @@ pub async fn evaluate_once(state: &AppState) -> AppResult<CycleReport> {
     let inputs = read_inputs(state, &txn, now).await?;
     let read_time = started.elapsed();
 
-    let (changes, rules, observations) = decide(&inputs, now);
+    let (changes, rules, observations, recovered) = decide(&inputs, now);
     let written = Instant::now();
     let mut report = CycleReport {
         ran: true,
@@ -857,6 +894,17 @@ pub async fn evaluate_once(state: &AppState) -> AppResult<CycleReport> {
                 model.update(&txn).await?;
             }
         }
+    }
+    for recover in recovered {
+        alert::Entity::update_many()
+            .col_expr(alert::Column::SilenceId, Expr::value(recover.silence_id))
+            .col_expr(
+                alert::Column::SilencedUntil,
+                Expr::value(recover.silenced_until),
+            )
+            .filter(alert::Column::Id.eq(recover.alert_id))
+            .exec(&txn)
+            .await?;
     }
     for chunk in inserts.chunks(200) {
         alert::Entity::insert_many(chunk.to_vec())
@@ -1048,6 +1096,19 @@ mod tests {
         let (alert, ..) = only(decide(&high, now).0);
         assert_eq!(alert.silence_id, Some(silence.id));
         assert_eq!(alert.silenced_until, Some(until));
+
+        // Once the silence has ended, the alert is no longer silenced.
+        let mut ended = alert.clone();
+        ended.silenced_until = Some(now - chrono::Duration::seconds(1));
+        let (still, _) = inputs(rule.clone(), 30, vec![ended.clone()]);
+        let recovered = decide(&still, now).3;
+        assert_eq!(recovered.len(), 1);
+        assert_eq!(recovered[0].silenced_until, None);
+        assert_eq!(recovered[0].silence_id, Some(silence.id));
+        // Another silence that matches takes over.
+        let mut covered = still;
+        covered.silences = high.silences;
+        assert_eq!(decide(&covered, now).3[0].silenced_until, Some(until));
 
         let (disabled, _) = inputs(bounce_rule(false), 30, vec![alert]);
         let mut disabled = disabled;

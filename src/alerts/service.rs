@@ -317,8 +317,13 @@ pub async fn silence(
         }
         .insert(&txn)
         .await?;
-        // An alert already covered for longer keeps its silence.
-        let covered = alert::Entity::update_many()
+        let covered = alert::Entity::find()
+            .filter(alert::Column::State.is_in(open_states()))
+            .filter(matcher.condition())
+            .count(&txn)
+            .await?;
+        // An alert already covered for longer keeps that silence.
+        alert::Entity::update_many()
             .col_expr(alert::Column::SilenceId, Expr::value(id))
             .col_expr(alert::Column::SilencedUntil, Expr::value(until))
             .filter(alert::Column::State.is_in(open_states()))
@@ -329,8 +334,7 @@ pub async fn silence(
                     .add(alert::Column::SilencedUntil.lt(until)),
             )
             .exec(&txn)
-            .await?
-            .rows_affected;
+            .await?;
         let mut change = change.clone().target("alert_silence", id);
         if let Some(detail) = change.detail.as_mut().and_then(|d| d.as_object_mut()) {
             detail.insert("covered".into(), covered.into());
@@ -395,6 +399,41 @@ pub async fn expire(
             .filter(alert::Column::SilencedUntil.is_not_null())
             .exec(&txn)
             .await?;
+        // Open alerts that another active silence also matches stay silenced by it.
+        let others: Vec<(alert_silence::Model, Matcher)> = alert_silence::Entity::find()
+            .filter(alert_silence::Column::Id.ne(id))
+            .filter(alert_silence::Column::StartsAt.lte(now))
+            .filter(alert_silence::Column::EndsAt.gt(now))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|s| {
+                let matcher = Matcher::from_json(&s.matcher);
+                (s, matcher)
+            })
+            .collect();
+        if !others.is_empty() {
+            let uncovered = alert::Entity::find()
+                .filter(alert::Column::SilenceId.eq(id))
+                .filter(alert::Column::State.is_in(open_states()))
+                .all(&txn)
+                .await?;
+            for alert in uncovered {
+                let Some((other, _)) = others
+                    .iter()
+                    .filter(|(_, m)| m.matches(&alert))
+                    .max_by_key(|(s, _)| s.ends_at)
+                else {
+                    continue;
+                };
+                alert::Entity::update_many()
+                    .col_expr(alert::Column::SilenceId, Expr::value(other.id))
+                    .col_expr(alert::Column::SilencedUntil, Expr::value(other.ends_at))
+                    .filter(alert::Column::Id.eq(alert.id))
+                    .exec(&txn)
+                    .await?;
+            }
+        }
         audit::service::record(&txn, audit, change.clone()).await?;
         txn.commit().await?;
         Ok(silence)

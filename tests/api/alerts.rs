@@ -586,6 +586,25 @@ async fn operators_acknowledge_and_silence_alerts() {
         json!([{ "id": silence_id, "reason": "replacing disks" }])
     );
 
+    // A shorter silence of the first node: it matches, but the longer one stays in charge.
+    let shorter = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339();
+    let body = app
+        .gql(
+            Some(&operator),
+            silence,
+            json!({ "m": { "ruleIds": [rule["id"]], "nodeIds": [first_node] }, "u": shorter, "r": "first node only" }),
+        )
+        .await;
+    assert_eq!(body["data"]["silenceAlerts"]["covered"], 1, "{body}");
+    let shorter_id = body["data"]["silenceAlerts"]["silence"]["id"].clone();
+    let first_alert = alerts(
+        &app,
+        &operator,
+        json!({ "ruleIds": [rule["id"]], "nodeIds": [first_node] }),
+    )
+    .await;
+    assert_eq!(first_alert[0]["silenceId"], silence_id);
+
     let expire = "mutation($id: ID!) { expireSilence(id: $id) { active } }";
     assert_eq!(
         error_code(
@@ -601,6 +620,41 @@ async fn operators_acknowledge_and_silence_alerts() {
         expired["data"]["expireSilence"]["active"], false,
         "{expired}"
     );
+    // The second node's alert is no longer silenced; the first node's is, by the shorter one.
+    let loud = alerts(
+        &app,
+        &operator,
+        json!({ "ruleIds": [rule["id"]], "silenced": false }),
+    )
+    .await;
+    assert_eq!(loud.len(), 1, "{loud:?}");
+    assert_eq!(loud[0]["node"]["hostname"], "mta-02.example.com");
+    assert!(loud[0]["silencedUntil"].is_null());
+    let still = alerts(
+        &app,
+        &operator,
+        json!({ "ruleIds": [rule["id"]], "silenced": true }),
+    )
+    .await;
+    assert_eq!(
+        (still.len(), still[0]["silenceId"].clone()),
+        (1, shorter_id.clone()),
+        "{still:?}"
+    );
+    assert_eq!(time(&still[0]["silencedUntil"]), time(&json!(shorter)));
+    let active = app
+        .gql(
+            Some(&viewer),
+            "{ alertSilences(active: true) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        active["data"]["alertSilences"],
+        json!([{ "id": shorter_id }])
+    );
+    app.gql(Some(&operator), expire, json!({ "id": shorter_id }))
+        .await;
     let loud = alerts(
         &app,
         &operator,
@@ -608,7 +662,6 @@ async fn operators_acknowledge_and_silence_alerts() {
     )
     .await;
     assert_eq!(loud.len(), 2, "{loud:?}");
-    assert!(loud.iter().all(|a| a["silencedUntil"].is_null()));
     let active = app
         .gql(
             Some(&viewer),
