@@ -672,15 +672,9 @@ fn decide(inputs: &Inputs, now: DateTime<Utc>) -> (Vec<Change>, usize, usize, Ve
                     what: "listed".into(),
                     extra: String::new(),
                 };
-                let mut alert = match resolve(open.clone(), message(rule, &o, 0.0, true), now) {
-                    Change::Update { alert, .. } => alert,
-                    Change::New(alert) => alert,
-                };
+                let mut alert = open.clone();
                 alert.value = Some(0.0);
-                changes.push(Change::Update {
-                    alert,
-                    previous: AlertState::parse(&open.state),
-                });
+                changes.push(resolve(alert, message(rule, &o, 0.0, true), now));
             } else {
                 changes.push(resolve(
                     open.clone(),
