@@ -3,6 +3,7 @@
 //! [`app::Application`] builds the whole server from a [`config::Config`]; `main.rs` and
 //! the integration tests both start it that way.
 
+pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -14,6 +14,7 @@ use async_graphql::{
 };
 
 use crate::{
+    alerts::resolvers::{AlertsMutation, AlertsQuery},
     audit::resolvers::AuditQuery,
     auth::resolvers::{AuthMutation, AuthQuery},
     config::Config,
@@ -37,6 +38,7 @@ pub struct Query(
     IpsQuery,
     MailFlowQuery,
     OverviewQuery,
+    AlertsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -47,6 +49,7 @@ pub struct Mutation(
     MetricsMutation,
     IpsMutation,
     MailFlowMutation,
+    AlertsMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -96,13 +99,20 @@ fn with_data(state: AppState, config: &Config) -> SchemaBuilder<Query, Mutation,
         },
         tokio::spawn,
     );
+    let rules_by_id = DataLoader::new(
+        crate::alerts::types::RulesById {
+            db: state.db.clone(),
+        },
+        tokio::spawn,
+    );
     let mut builder = builder()
         .data(state)
         .data(ips_by_node)
         .data(latest_by_node)
         .data(dnsbl_results)
         .data(nodes_of_ips)
-        .data(sending_stats);
+        .data(sending_stats)
+        .data(rules_by_id);
     if !config.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

@@ -19,6 +19,7 @@ pub mod lock {
     pub const DNSBL_CHECKS: i64 = 0x6d61_696c_0003;
     /// Held while a DNSBL check's results are stored, so stores of two instances queue.
     pub const DNSBL_RESULTS: i64 = 0x6d61_696c_0004;
+    pub const ALERT_EVALUATION: i64 = 0x6d61_696c_0005;
     pub const MAIL_RETENTION: i64 = 0x6d61_696c_0006;
 }
 
@@ -120,11 +121,23 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
         )
     };
     let mail_flow_ticker = crate::mailflow::ticker::spawn(state);
+    let alert_evaluation = {
+        let state = state.clone();
+        every(
+            "alert-evaluation",
+            state.config.alert_evaluation_interval,
+            move || {
+                let state = state.clone();
+                async move { crate::alerts::evaluate_once(&state).await.map(|_| ()) }
+            },
+        )
+    };
     vec![
         node_status,
         metrics_retention,
         dnsbl_checks,
         mail_retention,
         mail_flow_ticker,
+        alert_evaluation,
     ]
 }

@@ -107,17 +107,27 @@ pub struct IpReputationChanged {
     pub at: DateTime<Utc>,
 }
 
-/// An alert fired, was acknowledged or resolved.
+/// An alert changed state (PENDING → FIRING → RESOLVED) or was acknowledged.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertEvent {
     pub alert_id: Uuid,
+    pub rule_id: Uuid,
+    /// The rule's name.
     pub rule: String,
-    /// `INFO`, `WARNING` or `CRITICAL`.
+    /// `WARNING` or `CRITICAL`.
     pub severity: String,
-    /// `FIRING`, `ACKNOWLEDGED` or `RESOLVED`.
+    /// `PENDING`, `FIRING` or `RESOLVED`, after the change.
     pub state: String,
+    /// The state before; `None` for a new alert. Equal to `state` for an acknowledgement.
+    pub previous_state: Option<String>,
+    pub acknowledged: bool,
+    /// Whether a silence covers the alert.
+    pub silenced: bool,
     pub node_id: Option<Uuid>,
+    pub ip: Option<String>,
+    pub value: Option<f64>,
+    pub threshold: f64,
     pub message: String,
     pub at: DateTime<Utc>,
 }

@@ -194,7 +194,7 @@ impl RealtimeSubscription {
         })
     }
 
-    /// Alerts as they fire, are acknowledged and resolve.
+    /// Alerts as they are raised (PENDING), fire, are acknowledged and resolve.
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn alert_events(
         &self,

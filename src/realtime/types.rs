@@ -162,22 +162,37 @@ impl IpReputationEvent {
     }
 }
 
-/// An alert fired, was acknowledged or resolved.
+/// An alert changed state or was acknowledged.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct AlertNotice {
     /// The event's sequence number; pass it as `after` to resume from here.
     pub sequence: i64,
-    /// The alert.
+    /// The alert; query `alert(id)` for the rest.
     pub alert_id: ID,
     /// The rule that raised it.
+    pub rule_id: ID,
+    /// The rule's name.
     pub rule: String,
-    /// `INFO`, `WARNING` or `CRITICAL`.
+    /// `WARNING` or `CRITICAL`.
     pub severity: String,
-    /// `FIRING`, `ACKNOWLEDGED` or `RESOLVED`.
+    /// `PENDING`, `FIRING` or `RESOLVED`, after the change.
     pub state: String,
+    /// The state before the change; `null` for a new alert; the same as `state` when the
+    /// change is an acknowledgement.
+    pub previous_state: Option<String>,
+    /// Whether someone acknowledged the alert.
+    pub acknowledged: bool,
+    /// Whether a silence covers the alert.
+    pub silenced: bool,
     /// The node it concerns, if one.
     pub node_id: Option<ID>,
-    /// What an operator reads.
+    /// The sending IP it concerns (IP_LISTED), if one.
+    pub ip: Option<String>,
+    /// The value evaluated.
+    pub value: Option<f64>,
+    /// The rule's threshold when the alert was raised.
+    pub threshold: f64,
+    /// What an operator reads, e.g. `mta-01: system.disk.used_percent 93.5 > 90`.
     pub message: String,
     /// When the alert changed.
     pub at: DateTime<Utc>,
@@ -188,10 +203,17 @@ impl AlertNotice {
         AlertNotice {
             sequence: sequence as i64,
             alert_id: id(event.alert_id),
+            rule_id: id(event.rule_id),
             rule: event.rule.clone(),
             severity: event.severity.clone(),
             state: event.state.clone(),
+            previous_state: event.previous_state.clone(),
+            acknowledged: event.acknowledged,
+            silenced: event.silenced,
             node_id: event.node_id.map(id),
+            ip: event.ip.clone(),
+            value: event.value,
+            threshold: event.threshold,
             message: event.message.clone(),
             at: event.at,
         }

@@ -6,6 +6,7 @@
 mod dns_server;
 mod helpers;
 
+mod alerts;
 mod audit;
 mod auth;
 mod cli;

@@ -1,0 +1,181 @@
+//! Alerting: rules that say when something is wrong, the evaluator that raises and
+//! resolves alerts from them, and acknowledging and silencing those alerts.
+//!
+//! An alert is *active* while it is FIRING and not silenced (`silenced_until` is null or
+//! past); the overview counts active alerts with that SQL, so the columns keep that meaning.
+
+pub mod evaluator;
+pub mod resolvers;
+pub mod rules;
+pub mod service;
+pub mod types;
+
+pub use evaluator::{CycleReport, evaluate_once};
+
+use async_graphql::Enum;
+
+/// What a rule watches.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AlertCondition {
+    /// The latest values of a metric's series on a node, combined by the rule's aggregate.
+    Metric,
+    /// 1 while the node is DOWN, else 0.
+    NodeDown,
+    /// The share of the node's delivery attempts that bounced over the rule's window.
+    BounceRate,
+    /// 1 while a sending IP is listed on a DNSBL zone marked critical.
+    IpListed,
+}
+
+/// How the latest values of a node's matching series combine into one.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AlertAggregate {
+    /// The largest (the fullest disk).
+    Max,
+    /// The smallest.
+    Min,
+    /// The total (all queues).
+    Sum,
+    /// The mean.
+    Avg,
+}
+
+/// How the value is compared with the threshold.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AlertComparison {
+    /// Value > threshold.
+    Gt,
+    /// Value >= threshold.
+    Gte,
+    /// Value < threshold.
+    Lt,
+    /// Value <= threshold.
+    Lte,
+}
+
+/// How urgent an alert is.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AlertSeverity {
+    /// Needs attention soon.
+    Warning,
+    /// Needs attention now.
+    Critical,
+}
+
+/// Where an alert stands.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AlertState {
+    /// The condition holds, but not yet for the rule's `for`.
+    Pending,
+    /// The condition has held for the rule's `for`.
+    Firing,
+    /// The condition cleared (past the resolve threshold), or the rule or node no longer
+    /// applies. Final: a new breach raises a new alert.
+    Resolved,
+}
+
+/// Text forms stored in the database: short SCREAMING_CASE strings.
+macro_rules! stored {
+    ($ty:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$(<$ty>::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(<$ty>::$variant => $text),+ }
+            }
+
+            /// `None` for a string no variant stores.
+            pub fn parse(text: &str) -> Option<$ty> {
+                match text { $($text => Some(<$ty>::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+stored!(AlertCondition { Metric => "METRIC", NodeDown => "NODE_DOWN", BounceRate => "BOUNCE_RATE", IpListed => "IP_LISTED" });
+stored!(AlertAggregate { Max => "MAX", Min => "MIN", Sum => "SUM", Avg => "AVG" });
+stored!(AlertComparison { Gt => "GT", Gte => "GTE", Lt => "LT", Lte => "LTE" });
+stored!(AlertSeverity { Warning => "WARNING", Critical => "CRITICAL" });
+stored!(AlertState { Pending => "PENDING", Firing => "FIRING", Resolved => "RESOLVED" });
+
+impl AlertComparison {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            AlertComparison::Gt => ">",
+            AlertComparison::Gte => ">=",
+            AlertComparison::Lt => "<",
+            AlertComparison::Lte => "<=",
+        }
+    }
+
+    /// Whether `value` breaches `threshold`.
+    pub fn breached(self, value: f64, threshold: f64) -> bool {
+        match self {
+            AlertComparison::Gt => value > threshold,
+            AlertComparison::Gte => value >= threshold,
+            AlertComparison::Lt => value < threshold,
+            AlertComparison::Lte => value <= threshold,
+        }
+    }
+
+    /// Whether a breach is a value above the threshold.
+    pub fn upward(self) -> bool {
+        matches!(self, AlertComparison::Gt | AlertComparison::Gte)
+    }
+
+    /// The resolve threshold a rule gets when it sets none: 5% of |threshold| back on
+    /// the clear side, or the threshold itself when it is 0.
+    pub fn default_resolve(self, threshold: f64) -> f64 {
+        let margin = threshold.abs() * 0.05;
+        if self.upward() {
+            threshold - margin
+        } else {
+            threshold + margin
+        }
+    }
+
+    /// Whether `value` is back past the resolve threshold: no longer a breach, and on
+    /// the far side of (or at) `resolve`. A value between the two changes nothing.
+    pub fn cleared(self, value: f64, threshold: f64, resolve: f64) -> bool {
+        if self.breached(value, threshold) {
+            return false;
+        }
+        if self.upward() {
+            value <= resolve
+        } else {
+            value >= resolve
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hysteresis_keeps_a_value_between_the_thresholds_unchanged() {
+        let gt = AlertComparison::Gt;
+        let resolve = gt.default_resolve(90.0);
+        assert_eq!(resolve, 85.5);
+        assert!(gt.breached(93.5, 90.0));
+        assert!(!gt.breached(88.0, 90.0) && !gt.cleared(88.0, 90.0, resolve));
+        assert!(gt.cleared(85.5, 90.0, resolve));
+        assert!(gt.cleared(0.0, 0.0, gt.default_resolve(0.0)));
+        assert!(!gt.cleared(1.0, 0.0, gt.default_resolve(0.0)));
+        let lt = AlertComparison::Lt;
+        assert_eq!(lt.default_resolve(-10.0), -9.5);
+        assert!(lt.cleared(-9.5, -10.0, -9.5));
+        assert!(!lt.cleared(-9.8, -10.0, -9.5));
+        assert!(AlertComparison::Gte.breached(0.0, 0.0));
+        assert!(!AlertComparison::Gte.cleared(0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn stored_names_round_trip() {
+        for c in AlertCondition::ALL {
+            assert_eq!(AlertCondition::parse(c.as_str()), Some(*c));
+        }
+        assert_eq!(AlertState::parse("FIRING"), Some(AlertState::Firing));
+        assert_eq!(AlertSeverity::parse("INFO"), None);
+    }
+}

@@ -1,0 +1,177 @@
+use async_graphql::{Context, ID, Object, connection::Connection};
+use chrono::{DateTime, Utc};
+
+use crate::{
+    auth::Role,
+    graphql::{
+        pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
+        principal::{RoleGuard, app, audit_context},
+    },
+};
+
+use super::{
+    rules, service,
+    types::{
+        Alert, AlertFilter, AlertRule, AlertSilence, CreateAlertRuleInput, SilenceAlertsResult,
+        SilenceMatcherInput, UpdateAlertRuleInput,
+    },
+};
+
+#[derive(Default)]
+pub struct AlertsQuery;
+
+#[Object]
+impl AlertsQuery {
+    /// Every alert rule, by name.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn alert_rules(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AlertRule>> {
+        Ok(rules::list(&app(ctx)?.db)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// One alert rule, `null` when there is none with that id.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn alert_rule(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<AlertRule>> {
+        let id = parse_id("id", &id)?;
+        Ok(rules::find(&app(ctx)?.db, id).await?.map(Into::into))
+    }
+
+    /// Alerts, newest first.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "crate::graphql::pagination::list_complexity(first, child_complexity)"
+    )]
+    async fn alerts(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AlertFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Alert, ConnectionTotal>> {
+        let page = Page::new(first, after)?;
+        let filter = filter.unwrap_or_default();
+        let (rows, has_next, total) =
+            service::list(&app(ctx)?.db, &filter, &page, wants_total(ctx)).await?;
+        Ok(connection(&page, rows, has_next, total, |row| {
+            row.id.to_string()
+        }))
+    }
+
+    /// One alert, `null` when there is none with that id.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn alert(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Alert>> {
+        let id = parse_id("id", &id)?;
+        Ok(service::find(&app(ctx)?.db, id).await?.map(Into::into))
+    }
+
+    /// Silences, newest first: only those in force (`active: true`), only those that
+    /// ended (`false`), or all.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn alert_silences(
+        &self,
+        ctx: &Context<'_>,
+        active: Option<bool>,
+    ) -> async_graphql::Result<Vec<AlertSilence>> {
+        Ok(service::silences(&app(ctx)?.db, active)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+}
+
+#[derive(Default)]
+pub struct AlertsMutation;
+
+#[Object]
+impl AlertsMutation {
+    /// Creates an alert rule (at most 500 in all); it is evaluated from the next cycle.
+    #[graphql(guard = "RoleGuard::new(Role::Operator)")]
+    async fn create_alert_rule(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateAlertRuleInput,
+    ) -> async_graphql::Result<AlertRule> {
+        let rule = rules::create(&app(ctx)?.db, &audit_context(ctx), input).await?;
+        Ok(rule.into())
+    }
+
+    /// Changes an alert rule; fields left out stay as they are.
+    #[graphql(guard = "RoleGuard::new(Role::Operator)")]
+    async fn update_alert_rule(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateAlertRuleInput,
+    ) -> async_graphql::Result<AlertRule> {
+        let id = parse_id("id", &id)?;
+        let rule = rules::update(&app(ctx)?.db, &audit_context(ctx), id, input).await?;
+        Ok(rule.into())
+    }
+
+    /// Deletes an alert rule and its alerts (open ones are announced as RESOLVED);
+    /// returns what was deleted.
+    #[graphql(guard = "RoleGuard::new(Role::Operator)")]
+    async fn delete_alert_rule(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<AlertRule> {
+        let id = parse_id("id", &id)?;
+        let rule = rules::delete(app(ctx)?, &audit_context(ctx), id).await?;
+        Ok(rule.into())
+    }
+
+    /// Records that you are on an open alert, with an optional note (at most 1,000
+    /// characters). Acknowledging again changes nothing; a RESOLVED alert is a CONFLICT.
+    #[graphql(guard = "RoleGuard::new(Role::Operator)")]
+    async fn acknowledge_alert(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        note: Option<String>,
+    ) -> async_graphql::Result<Alert> {
+        let id = parse_id("id", &id)?;
+        let alert =
+            service::acknowledge(app(ctx)?, &audit_context(ctx), id, note.as_deref()).await?;
+        Ok(alert.into())
+    }
+
+    /// Silences the alerts the matcher picks until `until` (at most 90 days ahead): the
+    /// open ones now and any raised before then. They still change state but do not
+    /// count as active.
+    #[graphql(guard = "RoleGuard::new(Role::Operator)")]
+    async fn silence_alerts(
+        &self,
+        ctx: &Context<'_>,
+        matcher: SilenceMatcherInput,
+        until: DateTime<Utc>,
+        reason: String,
+    ) -> async_graphql::Result<SilenceAlertsResult> {
+        let (silence, covered) =
+            service::silence(&app(ctx)?.db, &audit_context(ctx), &matcher, until, &reason).await?;
+        Ok(SilenceAlertsResult {
+            silence: silence.into(),
+            covered: covered.min(i32::MAX as u64) as i32,
+        })
+    }
+
+    /// Ends a silence now; the alerts it covered are no longer silenced.
+    #[graphql(guard = "RoleGuard::new(Role::Operator)")]
+    async fn expire_silence(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<AlertSilence> {
+        let id = parse_id("id", &id)?;
+        let silence = service::expire(&app(ctx)?.db, &audit_context(ctx), id).await?;
+        Ok(silence.into())
+    }
+}

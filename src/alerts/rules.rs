@@ -1,0 +1,572 @@
+//! Alert rules: listing, and creating, changing and deleting them with validation.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use entity::{alert, alert_rule};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+};
+use uuid::Uuid;
+
+use crate::{
+    audit::{self, AuditContext, Change},
+    error::{AppError, AppResult},
+    graphql::pagination::parse_id,
+    nodes::types::{ALL_ROLES, Label, NodeRole},
+    realtime::Event,
+    state::AppState,
+};
+
+use super::{
+    AlertAggregate, AlertComparison, AlertCondition, AlertSeverity, AlertState,
+    types::{AlertSelectorInput, CreateAlertRuleInput, UpdateAlertRuleInput},
+};
+
+/// The most rules an install may hold.
+pub const MAX_RULES: u64 = 500;
+pub const MAX_NAME_CHARS: usize = 128;
+pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+pub const MAX_METRIC_LABELS: usize = 16;
+pub const MAX_SELECTOR_ENTRIES: usize = 100;
+pub const MAX_FOR_SECONDS: i32 = 86_400;
+pub const DEFAULT_WINDOW_SECONDS: i32 = 900;
+pub const MIN_WINDOW_SECONDS: i32 = 60;
+pub const MAX_WINDOW_SECONDS: i32 = 86_400;
+
+pub fn role_str(role: NodeRole) -> String {
+    format!("{role:?}").to_uppercase()
+}
+
+pub fn role_from_str(text: &str) -> Option<NodeRole> {
+    ALL_ROLES.into_iter().find(|r| role_str(*r) == text)
+}
+
+/// A rule as validated, ready to store.
+#[derive(Clone, Debug)]
+struct Spec {
+    name: String,
+    description: Option<String>,
+    condition: AlertCondition,
+    metric: Option<String>,
+    metric_labels: BTreeMap<String, String>,
+    aggregate: Option<AlertAggregate>,
+    comparison: AlertComparison,
+    threshold: f64,
+    resolve_threshold: Option<f64>,
+    for_seconds: i32,
+    window_seconds: Option<i32>,
+    severity: AlertSeverity,
+    enabled: bool,
+    roles: Vec<NodeRole>,
+    labels: BTreeMap<String, String>,
+    node_ids: Vec<Uuid>,
+}
+
+/// What the caller gave, before validation.
+struct Draft {
+    name: String,
+    description: Option<String>,
+    condition: AlertCondition,
+    metric: Option<String>,
+    metric_labels: Vec<Label>,
+    aggregate: Option<AlertAggregate>,
+    comparison: AlertComparison,
+    threshold: f64,
+    resolve_threshold: Option<f64>,
+    for_seconds: i32,
+    window_seconds: Option<i32>,
+    severity: AlertSeverity,
+    enabled: bool,
+    selector: AlertSelectorInput,
+}
+
+fn labels_map(field: &str, labels: &[Label]) -> AppResult<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for label in labels {
+        map.extend(crate::nodes::service::validate_labels(
+            field,
+            std::slice::from_ref(label),
+        )?);
+    }
+    Ok(map)
+}
+
+fn validate(draft: Draft) -> AppResult<Spec> {
+    let name = draft.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(AppError::bad_input(
+            "input.name",
+            format!("must be 1 to {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    let description = match draft.description.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => {
+            return Err(AppError::bad_input(
+                "input.description",
+                format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+            ));
+        }
+        Some(d) => Some(d.to_string()),
+    };
+    let is_metric = draft.condition == AlertCondition::Metric;
+    let condition = draft.condition.as_str();
+    let metric = match (is_metric, draft.metric.as_deref().map(str::trim)) {
+        (true, None | Some("")) => {
+            return Err(AppError::bad_input(
+                "input.metric",
+                "a METRIC rule needs a metric name",
+            ));
+        }
+        (true, Some(m)) if !crate::metrics::catalog::is_valid_name(m) => {
+            return Err(AppError::bad_input(
+                "input.metric",
+                format!(
+                    "'{}' is not a metric name (lower case letters, digits, '_' and '.', at most 128)",
+                    m.chars().take(130).collect::<String>()
+                ),
+            ));
+        }
+        (true, Some(m)) => Some(m.to_string()),
+        (false, None) => None,
+        (false, Some(_)) => {
+            return Err(AppError::bad_input(
+                "input.metric",
+                format!("only METRIC rules name a metric, not {condition}"),
+            ));
+        }
+    };
+    if draft.metric_labels.len() > MAX_METRIC_LABELS {
+        return Err(AppError::bad_input(
+            "input.metricLabels",
+            format!("at most {MAX_METRIC_LABELS} labels"),
+        ));
+    }
+    if !is_metric && !draft.metric_labels.is_empty() {
+        return Err(AppError::bad_input(
+            "input.metricLabels",
+            format!("only METRIC rules filter series by labels, not {condition}"),
+        ));
+    }
+    let metric_labels = labels_map("input.metricLabels", &draft.metric_labels)?;
+    let aggregate = match (is_metric, draft.aggregate) {
+        (true, a) => Some(a.unwrap_or(AlertAggregate::Max)),
+        (false, None) => None,
+        (false, Some(_)) => {
+            return Err(AppError::bad_input(
+                "input.aggregate",
+                format!("only METRIC rules aggregate series, not {condition}"),
+            ));
+        }
+    };
+    if !draft.threshold.is_finite() {
+        return Err(AppError::bad_input("input.threshold", "must be finite"));
+    }
+    if let Some(resolve) = draft.resolve_threshold {
+        if !resolve.is_finite() {
+            return Err(AppError::bad_input(
+                "input.resolveThreshold",
+                "must be finite",
+            ));
+        }
+        let clear_side = if draft.comparison.upward() {
+            resolve <= draft.threshold
+        } else {
+            resolve >= draft.threshold
+        };
+        if !clear_side {
+            return Err(AppError::bad_input(
+                "input.resolveThreshold",
+                format!(
+                    "must be on the clear side of the threshold ({} {})",
+                    if draft.comparison.upward() {
+                        "at most"
+                    } else {
+                        "at least"
+                    },
+                    draft.threshold
+                ),
+            ));
+        }
+    }
+    if !(0..=MAX_FOR_SECONDS).contains(&draft.for_seconds) {
+        return Err(AppError::bad_input(
+            "input.for",
+            format!("must be 0 to {MAX_FOR_SECONDS} seconds"),
+        ));
+    }
+    let window_seconds = match (draft.condition, draft.window_seconds) {
+        (AlertCondition::BounceRate, None) => Some(DEFAULT_WINDOW_SECONDS),
+        (AlertCondition::BounceRate, Some(w))
+            if (MIN_WINDOW_SECONDS..=MAX_WINDOW_SECONDS).contains(&w) =>
+        {
+            Some(w)
+        }
+        (AlertCondition::BounceRate, Some(_)) => {
+            return Err(AppError::bad_input(
+                "input.windowSeconds",
+                format!("must be {MIN_WINDOW_SECONDS} to {MAX_WINDOW_SECONDS} seconds"),
+            ));
+        }
+        (_, None) => None,
+        (_, Some(_)) => {
+            return Err(AppError::bad_input(
+                "input.windowSeconds",
+                format!("only BOUNCE_RATE rules count over a window, not {condition}"),
+            ));
+        }
+    };
+    let selector = draft.selector;
+    for (field, len) in [
+        ("input.selector.roles", selector.roles.len()),
+        ("input.selector.labels", selector.labels.len()),
+        ("input.selector.nodeIds", selector.node_ids.len()),
+    ] {
+        if len > MAX_SELECTOR_ENTRIES {
+            return Err(AppError::bad_input(
+                field,
+                format!("at most {MAX_SELECTOR_ENTRIES} entries"),
+            ));
+        }
+    }
+    let mut roles = selector.roles.clone();
+    roles.sort_by_key(|r| r.bit());
+    roles.dedup();
+    let labels = labels_map("input.selector.labels", &selector.labels)?;
+    let mut node_ids = selector
+        .node_ids
+        .iter()
+        .map(|id| parse_id("input.selector.nodeIds", id))
+        .collect::<AppResult<Vec<_>>>()?;
+    node_ids.sort();
+    node_ids.dedup();
+    Ok(Spec {
+        name,
+        description,
+        condition: draft.condition,
+        metric,
+        metric_labels,
+        aggregate,
+        comparison: draft.comparison,
+        threshold: draft.threshold,
+        resolve_threshold: draft.resolve_threshold,
+        for_seconds: draft.for_seconds,
+        window_seconds,
+        severity: draft.severity,
+        enabled: draft.enabled,
+        roles,
+        labels,
+        node_ids,
+    })
+}
+
+/// Refuses node ids that name no node, so a typo cannot make a rule that never matches.
+async fn require_nodes(conn: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<Uuid> = entity::node::Entity::find()
+        .filter(entity::node::Column::Id.is_in(ids.iter().copied()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
+        return Err(AppError::bad_input(
+            "input.selector.nodeIds",
+            format!("no node with id {missing}"),
+        ));
+    }
+    Ok(())
+}
+
+async fn require_unique_name(
+    conn: &impl ConnectionTrait,
+    name: &str,
+    except: Option<Uuid>,
+) -> AppResult<()> {
+    let mut query = alert_rule::Entity::find().filter(alert_rule::Column::Name.eq(name));
+    if let Some(id) = except {
+        query = query.filter(alert_rule::Column::Id.ne(id));
+    }
+    if query.count(conn).await? > 0 {
+        return Err(AppError::Conflict(format!(
+            "a rule named '{name}' already exists"
+        )));
+    }
+    Ok(())
+}
+
+/// A nullable field of an update: left out keeps `current`, `null` clears it.
+fn keep<T>(given: async_graphql::MaybeUndefined<T>, current: Option<T>) -> Option<T> {
+    match given {
+        async_graphql::MaybeUndefined::Undefined => current,
+        async_graphql::MaybeUndefined::Null => None,
+        async_graphql::MaybeUndefined::Value(v) => Some(v),
+    }
+}
+
+fn apply(model: &mut alert_rule::ActiveModel, spec: Spec, by: &str) {
+    let now = Utc::now();
+    model.name = Set(spec.name);
+    model.description = Set(spec.description);
+    model.condition = Set(spec.condition.as_str().into());
+    model.metric = Set(spec.metric);
+    model.metric_labels = Set(serde_json::json!(spec.metric_labels));
+    model.aggregate = Set(spec.aggregate.map(|a| a.as_str().into()));
+    model.comparison = Set(spec.comparison.as_str().into());
+    model.threshold = Set(spec.threshold);
+    model.resolve_threshold = Set(spec.resolve_threshold);
+    model.for_seconds = Set(spec.for_seconds);
+    model.window_seconds = Set(spec.window_seconds);
+    model.severity = Set(spec.severity.as_str().into());
+    model.enabled = Set(spec.enabled);
+    model.selector_roles = Set(serde_json::json!(
+        spec.roles.iter().map(|r| role_str(*r)).collect::<Vec<_>>()
+    ));
+    model.selector_labels = Set(serde_json::json!(spec.labels));
+    model.selector_node_ids = Set(serde_json::json!(
+        spec.node_ids
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+    ));
+    model.updated_at = Set(now);
+    model.updated_by = Set(Some(by.chars().take(128).collect()));
+}
+
+/// Every rule, by name.
+pub async fn list(db: &impl ConnectionTrait) -> AppResult<Vec<alert_rule::Model>> {
+    Ok(alert_rule::Entity::find()
+        .order_by_asc(alert_rule::Column::Name)
+        .all(db)
+        .await?)
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<alert_rule::Model>> {
+    Ok(alert_rule::Entity::find_by_id(id).one(db).await?)
+}
+
+async fn get(db: &impl ConnectionTrait, id: Uuid) -> AppResult<alert_rule::Model> {
+    find(db, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no alert rule with id {id}")))
+}
+
+fn change_detail(action: &'static str, name: Option<&str>) -> Change {
+    Change::new(action).detail(serde_json::json!({
+        "name": name.map(|n| n.chars().take(MAX_NAME_CHARS).collect::<String>()),
+    }))
+}
+
+/// Creates a rule.
+pub async fn create(
+    db: &DatabaseConnection,
+    audit: &AuditContext,
+    input: CreateAlertRuleInput,
+) -> AppResult<alert_rule::Model> {
+    let change = change_detail("alert_rule.create", Some(&input.name));
+    audit::service::audited(db, audit, change.clone(), async {
+        let spec = validate(Draft {
+            name: input.name,
+            description: input.description,
+            condition: input.condition,
+            metric: input.metric,
+            metric_labels: input.metric_labels,
+            aggregate: input.aggregate,
+            comparison: input.comparison,
+            threshold: input.threshold,
+            resolve_threshold: input.resolve_threshold,
+            for_seconds: input.for_seconds,
+            window_seconds: input.window_seconds,
+            severity: input.severity,
+            enabled: input.enabled,
+            selector: input.selector,
+        })?;
+        let txn = crate::ips::begin_write(db).await?;
+        if alert_rule::Entity::find().count(&txn).await? >= MAX_RULES {
+            return Err(AppError::Conflict(format!(
+                "there are already {MAX_RULES} rules, the most an install may hold; delete one first"
+            )));
+        }
+        require_unique_name(&txn, &spec.name, None).await?;
+        require_nodes(&txn, &spec.node_ids).await?;
+        let now = Utc::now();
+        let id = Uuid::now_v7();
+        let mut model = alert_rule::ActiveModel {
+            id: Set(id),
+            created_at: Set(now),
+            ..Default::default()
+        };
+        apply(&mut model, spec, &audit.actor.name);
+        let rule = model.insert(&txn).await?;
+        audit::service::record(&txn, audit, change.target("alert_rule", id)).await?;
+        txn.commit().await?;
+        Ok(rule)
+    })
+    .await
+}
+
+/// Changes a rule; the evaluator applies the change on its next cycle.
+pub async fn update(
+    db: &DatabaseConnection,
+    audit: &AuditContext,
+    id: Uuid,
+    input: UpdateAlertRuleInput,
+) -> AppResult<alert_rule::Model> {
+    let change = change_detail("alert_rule.update", input.name.as_deref()).target("alert_rule", id);
+    audit::service::audited(db, audit, change.clone(), async {
+        let txn = crate::ips::begin_write(db).await?;
+        let current: super::types::AlertRule = get(&txn, id).await?.into();
+        let selector = input.selector.unwrap_or_else(|| AlertSelectorInput {
+            roles: current.selector.roles.clone(),
+            labels: current.selector.labels.clone(),
+            node_ids: current.selector.node_ids.clone(),
+        });
+        let spec = validate(Draft {
+            name: input.name.unwrap_or(current.name),
+            description: keep(input.description, current.description),
+            condition: input.condition.unwrap_or(current.condition),
+            metric: keep(input.metric, current.metric),
+            metric_labels: input.metric_labels.unwrap_or(current.metric_labels),
+            aggregate: keep(input.aggregate, current.aggregate),
+            comparison: input.comparison.unwrap_or(current.comparison),
+            threshold: input.threshold.unwrap_or(current.threshold),
+            resolve_threshold: keep(input.resolve_threshold, current.resolve_threshold),
+            for_seconds: input.for_seconds.unwrap_or(current.for_seconds),
+            window_seconds: keep(input.window_seconds, current.window_seconds),
+            severity: input.severity.unwrap_or(current.severity),
+            enabled: input.enabled.unwrap_or(current.enabled),
+            selector,
+        })?;
+        require_unique_name(&txn, &spec.name, Some(id)).await?;
+        require_nodes(&txn, &spec.node_ids).await?;
+        let mut model: alert_rule::ActiveModel = get(&txn, id).await?.into();
+        apply(&mut model, spec, &audit.actor.name);
+        let rule = model.update(&txn).await?;
+        audit::service::record(&txn, audit, change.clone()).await?;
+        txn.commit().await?;
+        Ok(rule)
+    })
+    .await
+}
+
+/// Deletes a rule and its alerts; its open alerts are announced as RESOLVED.
+pub async fn delete(
+    state: &AppState,
+    audit: &AuditContext,
+    id: Uuid,
+) -> AppResult<alert_rule::Model> {
+    let db = &state.db;
+    let change = Change::new("alert_rule.delete").target("alert_rule", id);
+    let (rule, events) = audit::service::audited(db, audit, change.clone(), async {
+        let txn = crate::ips::begin_write(db).await?;
+        let rule = get(&txn, id).await?;
+        let open = alert::Entity::find()
+            .filter(alert::Column::RuleId.eq(id))
+            .filter(
+                alert::Column::State
+                    .is_in([AlertState::Pending.as_str(), AlertState::Firing.as_str()]),
+            )
+            .all(&txn)
+            .await?;
+        alert::Entity::delete_many()
+            .filter(alert::Column::RuleId.eq(id))
+            .exec(&txn)
+            .await?;
+        alert_rule::Entity::delete_by_id(id).exec(&txn).await?;
+        let mut change = change.clone();
+        change.detail = Some(serde_json::json!({ "name": rule.name, "openAlerts": open.len() }));
+        audit::service::record(&txn, audit, change).await?;
+        txn.commit().await?;
+        let now = Utc::now();
+        let events: Vec<Event> = open
+            .into_iter()
+            .map(|mut a| {
+                let previous = a.state.clone();
+                a.state = AlertState::Resolved.as_str().into();
+                a.resolved_at = Some(now);
+                a.message = format!("rule '{}' was deleted", rule.name);
+                super::evaluator::event(&a, &rule.name, Some(previous), now)
+            })
+            .collect();
+        Ok((rule, events))
+    })
+    .await?;
+    state.events.publish_all(events);
+    Ok(rule)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(condition: AlertCondition) -> Draft {
+        Draft {
+            name: "disk".into(),
+            description: None,
+            condition,
+            metric: None,
+            metric_labels: vec![],
+            aggregate: None,
+            comparison: AlertComparison::Gt,
+            threshold: 90.0,
+            resolve_threshold: None,
+            for_seconds: 0,
+            window_seconds: None,
+            severity: AlertSeverity::Warning,
+            enabled: true,
+            selector: AlertSelectorInput::default(),
+        }
+    }
+
+    fn field_of(result: AppResult<Spec>) -> String {
+        match result {
+            Err(AppError::BadInput { field, .. }) => field,
+            other => panic!("expected bad input, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_metric_rule_needs_a_metric_and_others_refuse_one() {
+        assert_eq!(
+            field_of(validate(draft(AlertCondition::Metric))),
+            "input.metric"
+        );
+        let mut node_down = draft(AlertCondition::NodeDown);
+        node_down.metric = Some("system.load1".into());
+        assert_eq!(field_of(validate(node_down)), "input.metric");
+        let mut metric = draft(AlertCondition::Metric);
+        metric.metric = Some("system.disk.used_percent".into());
+        let spec = validate(metric).unwrap();
+        assert_eq!(spec.aggregate, Some(AlertAggregate::Max));
+    }
+
+    #[test]
+    fn bounce_rate_rules_get_a_window_and_others_refuse_one() {
+        let spec = validate(draft(AlertCondition::BounceRate)).unwrap();
+        assert_eq!(spec.window_seconds, Some(900));
+        let mut short = draft(AlertCondition::BounceRate);
+        short.window_seconds = Some(59);
+        assert_eq!(field_of(validate(short)), "input.windowSeconds");
+        let mut ip = draft(AlertCondition::IpListed);
+        ip.window_seconds = Some(900);
+        assert_eq!(field_of(validate(ip)), "input.windowSeconds");
+    }
+
+    #[test]
+    fn a_resolve_threshold_must_be_on_the_clear_side() {
+        let mut d = draft(AlertCondition::NodeDown);
+        d.resolve_threshold = Some(95.0);
+        assert_eq!(field_of(validate(d)), "input.resolveThreshold");
+        let mut d = draft(AlertCondition::NodeDown);
+        d.threshold = f64::NAN;
+        assert_eq!(field_of(validate(d)), "input.threshold");
+        let mut d = draft(AlertCondition::NodeDown);
+        d.for_seconds = 86_401;
+        assert_eq!(field_of(validate(d)), "input.for");
+    }
+}

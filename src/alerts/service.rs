@@ -1,0 +1,442 @@
+//! Reading alerts, acknowledging them, and silencing them.
+
+use chrono::{DateTime, Utc};
+use entity::{alert, alert_rule, alert_silence};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, prelude::Expr,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    audit::{self, AuditContext, Change},
+    error::{AppError, AppResult},
+    graphql::pagination::{Page, fetch_page, parse_id},
+    state::AppState,
+};
+
+use super::{
+    AlertState,
+    types::{AlertFilter, SilenceMatcherInput},
+};
+
+pub const MAX_FILTER_IDS: usize = 100;
+pub const MAX_NOTE_CHARS: usize = 1000;
+pub const MAX_REASON_CHARS: usize = 500;
+pub const MAX_MATCHER_ENTRIES: usize = 100;
+/// The longest a silence may last.
+pub const MAX_SILENCE_DAYS: i64 = 90;
+
+/// Which alerts a silence covers, as stored: an alert matches when it matches every
+/// non-empty list.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Matcher {
+    pub rule_ids: Vec<Uuid>,
+    pub node_ids: Vec<Uuid>,
+    pub severities: Vec<String>,
+    pub ips: Vec<String>,
+}
+
+impl Matcher {
+    pub fn from_json(json: &serde_json::Value) -> Matcher {
+        serde_json::from_value(json.clone()).unwrap_or_default()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rule_ids.is_empty()
+            && self.node_ids.is_empty()
+            && self.severities.is_empty()
+            && self.ips.is_empty()
+    }
+
+    pub fn matches(&self, alert: &alert::Model) -> bool {
+        !self.is_empty()
+            && (self.rule_ids.is_empty() || self.rule_ids.contains(&alert.rule_id))
+            && (self.node_ids.is_empty()
+                || alert.node_id.is_some_and(|n| self.node_ids.contains(&n)))
+            && (self.severities.is_empty() || self.severities.contains(&alert.severity))
+            && (self.ips.is_empty() || alert.ip.as_ref().is_some_and(|ip| self.ips.contains(ip)))
+    }
+
+    /// The SQL condition of [`Matcher::matches`].
+    fn condition(&self) -> Condition {
+        let mut c = Condition::all();
+        if !self.rule_ids.is_empty() {
+            c = c.add(alert::Column::RuleId.is_in(self.rule_ids.iter().copied()));
+        }
+        if !self.node_ids.is_empty() {
+            c = c.add(alert::Column::NodeId.is_in(self.node_ids.iter().copied()));
+        }
+        if !self.severities.is_empty() {
+            c = c.add(alert::Column::Severity.is_in(self.severities.iter().cloned()));
+        }
+        if !self.ips.is_empty() {
+            c = c.add(alert::Column::Ip.is_in(self.ips.iter().cloned()));
+        }
+        c
+    }
+}
+
+fn ids(field: &str, given: &[async_graphql::ID]) -> AppResult<Vec<Uuid>> {
+    if given.len() > MAX_FILTER_IDS {
+        return Err(AppError::bad_input(
+            field,
+            format!("at most {MAX_FILTER_IDS} ids"),
+        ));
+    }
+    given.iter().map(|id| parse_id(field, id)).collect()
+}
+
+fn open_states() -> [&'static str; 2] {
+    [AlertState::Pending.as_str(), AlertState::Firing.as_str()]
+}
+
+fn filter_condition(filter: &AlertFilter, now: DateTime<Utc>) -> AppResult<Condition> {
+    let mut c = Condition::all();
+    if let Some(states) = filter.states.as_ref().filter(|s| !s.is_empty()) {
+        c = c.add(alert::Column::State.is_in(states.iter().map(|s| s.as_str())));
+    }
+    if let Some(severities) = filter.severities.as_ref().filter(|s| !s.is_empty()) {
+        c = c.add(alert::Column::Severity.is_in(severities.iter().map(|s| s.as_str())));
+    }
+    if let Some(nodes) = filter.node_ids.as_ref().filter(|n| !n.is_empty()) {
+        c = c.add(alert::Column::NodeId.is_in(ids("filter.nodeIds", nodes)?));
+    }
+    if let Some(rules) = filter.rule_ids.as_ref().filter(|r| !r.is_empty()) {
+        c = c.add(alert::Column::RuleId.is_in(ids("filter.ruleIds", rules)?));
+    }
+    match filter.silenced {
+        Some(true) => c = c.add(alert::Column::SilencedUntil.gt(now)),
+        Some(false) => {
+            c = c.add(
+                Condition::any()
+                    .add(alert::Column::SilencedUntil.is_null())
+                    .add(alert::Column::SilencedUntil.lte(now)),
+            )
+        }
+        None => {}
+    }
+    Ok(c)
+}
+
+/// Alerts newest first, `page.first` of them after the cursor (an alert id), and how
+/// many match.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &AlertFilter,
+    page: &Page,
+    count_total: bool,
+) -> AppResult<(Vec<alert::Model>, bool, u64)> {
+    let query = alert::Entity::find().filter(filter_condition(filter, Utc::now())?);
+    let total = if count_total {
+        query.clone().count(db).await?
+    } else {
+        0
+    };
+    let query = match &page.after {
+        Some(after) => {
+            let after = Uuid::parse_str(after).map_err(|_| {
+                AppError::bad_input("after", "is not a cursor returned by this list")
+            })?;
+            query.filter(alert::Column::Id.lt(after))
+        }
+        None => query,
+    };
+    let (rows, has_next) = fetch_page(db, query.order_by_desc(alert::Column::Id), page).await?;
+    Ok((rows, has_next, total))
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<alert::Model>> {
+    Ok(alert::Entity::find_by_id(id).one(db).await?)
+}
+
+async fn rule_name(db: &impl ConnectionTrait, id: Uuid) -> AppResult<String> {
+    Ok(alert_rule::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map_or_else(|| "deleted rule".into(), |r| r.name))
+}
+
+/// Records who acknowledged an open alert, when, and their note. A second
+/// acknowledgement changes nothing; a resolved alert cannot be acknowledged.
+pub async fn acknowledge(
+    state: &AppState,
+    audit: &AuditContext,
+    id: Uuid,
+    note: Option<&str>,
+) -> AppResult<alert::Model> {
+    let db = &state.db;
+    let change = Change::new("alert.acknowledge").target("alert", id);
+    let (alert, event) = audit::service::audited(db, audit, change.clone(), async {
+        let note = match note.map(str::trim) {
+            None | Some("") => None,
+            Some(n) if n.chars().count() > MAX_NOTE_CHARS => {
+                return Err(AppError::bad_input(
+                    "note",
+                    format!("must be at most {MAX_NOTE_CHARS} characters"),
+                ));
+            }
+            Some(n) => Some(n.to_string()),
+        };
+        let txn = crate::ips::begin_write(db).await?;
+        let alert = find(&txn, id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no alert with id {id}")))?;
+        if alert.state == AlertState::Resolved.as_str() {
+            return Err(AppError::Conflict(
+                "the alert is RESOLVED; only open alerts can be acknowledged".into(),
+            ));
+        }
+        if alert.acknowledged_at.is_some() {
+            txn.rollback().await?;
+            return Ok((alert, None));
+        }
+        let now = Utc::now();
+        let mut model: alert::ActiveModel = alert.into();
+        model.acknowledged_at = Set(Some(now));
+        model.acknowledged_by = Set(Some(audit.actor.name.chars().take(128).collect()));
+        model.acknowledge_note = Set(note.clone());
+        model.updated_at = Set(now);
+        let alert = model.update(&txn).await?;
+        let mut change = change.clone();
+        change.detail = Some(serde_json::json!({ "note": note }));
+        audit::service::record(&txn, audit, change).await?;
+        let name = rule_name(&txn, alert.rule_id).await?;
+        txn.commit().await?;
+        let event = super::evaluator::event(&alert, &name, Some(alert.state.clone()), now);
+        Ok((alert, Some(event)))
+    })
+    .await?;
+    if let Some(event) = event {
+        state.events.publish(event);
+    }
+    Ok(alert)
+}
+
+fn validate_matcher(input: &SilenceMatcherInput) -> AppResult<Matcher> {
+    let lists = [
+        ("matcher.ruleIds", input.rule_ids.as_ref().map(Vec::len)),
+        ("matcher.nodeIds", input.node_ids.as_ref().map(Vec::len)),
+        (
+            "matcher.severities",
+            input.severities.as_ref().map(Vec::len),
+        ),
+        ("matcher.ips", input.ips.as_ref().map(Vec::len)),
+    ];
+    if lists.iter().all(|(_, len)| len.unwrap_or(0) == 0) {
+        return Err(AppError::bad_input(
+            "matcher",
+            "name at least one of ruleIds, nodeIds, severities and ips",
+        ));
+    }
+    for (field, len) in lists {
+        if len.unwrap_or(0) > MAX_MATCHER_ENTRIES {
+            return Err(AppError::bad_input(
+                field,
+                format!("at most {MAX_MATCHER_ENTRIES} entries"),
+            ));
+        }
+    }
+    let parse = |field: &str, list: &Option<Vec<async_graphql::ID>>| -> AppResult<Vec<Uuid>> {
+        let mut ids = list
+            .iter()
+            .flatten()
+            .map(|id| parse_id(field, id))
+            .collect::<AppResult<Vec<_>>>()?;
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    };
+    let mut severities: Vec<String> = input
+        .severities
+        .iter()
+        .flatten()
+        .map(|s| s.as_str().to_string())
+        .collect();
+    severities.sort();
+    severities.dedup();
+    let mut ips = Vec::new();
+    for ip in input.ips.iter().flatten() {
+        ips.push(crate::ips::address::parse("matcher.ips", ip)?.text);
+    }
+    ips.sort();
+    ips.dedup();
+    Ok(Matcher {
+        rule_ids: parse("matcher.ruleIds", &input.rule_ids)?,
+        node_ids: parse("matcher.nodeIds", &input.node_ids)?,
+        severities,
+        ips,
+    })
+}
+
+/// Creates a silence from now until `until` and covers the open alerts it matches now;
+/// the evaluator covers the ones raised later. Returns it and how many it covered.
+pub async fn silence(
+    db: &sea_orm::DatabaseConnection,
+    audit: &AuditContext,
+    input: &SilenceMatcherInput,
+    until: DateTime<Utc>,
+    reason: &str,
+) -> AppResult<(alert_silence::Model, u64)> {
+    let change = Change::new("alert.silence").detail(serde_json::json!({
+        "until": until,
+        "reason": reason.chars().take(MAX_REASON_CHARS).collect::<String>(),
+    }));
+    audit::service::audited(db, audit, change.clone(), async {
+        let matcher = validate_matcher(input)?;
+        let now = Utc::now();
+        if until <= now {
+            return Err(AppError::bad_input("until", "must be in the future"));
+        }
+        if until > now + chrono::Duration::days(MAX_SILENCE_DAYS) {
+            return Err(AppError::bad_input(
+                "until",
+                format!("must be at most {MAX_SILENCE_DAYS} days ahead"),
+            ));
+        }
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+            return Err(AppError::bad_input(
+                "reason",
+                format!("must be 1 to {MAX_REASON_CHARS} characters"),
+            ));
+        }
+        let txn = crate::ips::begin_write(db).await?;
+        let id = Uuid::now_v7();
+        let silence = alert_silence::ActiveModel {
+            id: Set(id),
+            matcher: Set(serde_json::to_value(&matcher)
+                .map_err(|e| AppError::internal(format!("matcher: {e}")))?),
+            starts_at: Set(now),
+            ends_at: Set(until),
+            reason: Set(reason.to_string()),
+            created_by: Set(audit.actor.name.chars().take(128).collect()),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        let covered = alert::Entity::find()
+            .filter(alert::Column::State.is_in(open_states()))
+            .filter(matcher.condition())
+            .count(&txn)
+            .await?;
+        // An alert already covered for longer keeps that silence.
+        alert::Entity::update_many()
+            .col_expr(alert::Column::SilenceId, Expr::value(id))
+            .col_expr(alert::Column::SilencedUntil, Expr::value(until))
+            .filter(alert::Column::State.is_in(open_states()))
+            .filter(matcher.condition())
+            .filter(
+                Condition::any()
+                    .add(alert::Column::SilencedUntil.is_null())
+                    .add(alert::Column::SilencedUntil.lt(until)),
+            )
+            .exec(&txn)
+            .await?;
+        let mut change = change.clone().target("alert_silence", id);
+        if let Some(detail) = change.detail.as_mut().and_then(|d| d.as_object_mut()) {
+            detail.insert("covered".into(), covered.into());
+        }
+        audit::service::record(&txn, audit, change).await?;
+        txn.commit().await?;
+        Ok((silence, covered))
+    })
+    .await
+}
+
+/// Silences newest first: the active ones (`Some(true)`), the ended ones
+/// (`Some(false)`) or all.
+pub async fn silences(
+    db: &impl ConnectionTrait,
+    active: Option<bool>,
+) -> AppResult<Vec<alert_silence::Model>> {
+    let now = Utc::now();
+    let mut query = alert_silence::Entity::find();
+    match active {
+        Some(true) => {
+            query = query
+                .filter(alert_silence::Column::StartsAt.lte(now))
+                .filter(alert_silence::Column::EndsAt.gt(now))
+        }
+        Some(false) => query = query.filter(alert_silence::Column::EndsAt.lte(now)),
+        None => {}
+    }
+    Ok(query
+        .order_by_desc(alert_silence::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Ends a silence now; the alerts it covered are no longer silenced.
+pub async fn expire(
+    db: &sea_orm::DatabaseConnection,
+    audit: &AuditContext,
+    id: Uuid,
+) -> AppResult<alert_silence::Model> {
+    let change = Change::new("alert_silence.expire").target("alert_silence", id);
+    audit::service::audited(db, audit, change.clone(), async {
+        let txn = crate::ips::begin_write(db).await?;
+        let silence = alert_silence::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no silence with id {id}")))?;
+        let now = Utc::now();
+        let silence = if silence.ends_at > now {
+            let mut model: alert_silence::ActiveModel = silence.into();
+            model.ends_at = Set(now);
+            model.update(&txn).await?
+        } else {
+            silence
+        };
+        alert::Entity::update_many()
+            .col_expr(
+                alert::Column::SilencedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(alert::Column::SilenceId.eq(id))
+            .filter(alert::Column::SilencedUntil.is_not_null())
+            .exec(&txn)
+            .await?;
+        // Open alerts that another active silence also matches stay silenced by it.
+        let others: Vec<(alert_silence::Model, Matcher)> = alert_silence::Entity::find()
+            .filter(alert_silence::Column::Id.ne(id))
+            .filter(alert_silence::Column::StartsAt.lte(now))
+            .filter(alert_silence::Column::EndsAt.gt(now))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|s| {
+                let matcher = Matcher::from_json(&s.matcher);
+                (s, matcher)
+            })
+            .collect();
+        if !others.is_empty() {
+            let uncovered = alert::Entity::find()
+                .filter(alert::Column::SilenceId.eq(id))
+                .filter(alert::Column::State.is_in(open_states()))
+                .all(&txn)
+                .await?;
+            for alert in uncovered {
+                let Some((other, _)) = others
+                    .iter()
+                    .filter(|(_, m)| m.matches(&alert))
+                    .max_by_key(|(s, _)| s.ends_at)
+                else {
+                    continue;
+                };
+                alert::Entity::update_many()
+                    .col_expr(alert::Column::SilenceId, Expr::value(other.id))
+                    .col_expr(alert::Column::SilencedUntil, Expr::value(other.ends_at))
+                    .filter(alert::Column::Id.eq(alert.id))
+                    .exec(&txn)
+                    .await?;
+            }
+        }
+        audit::service::record(&txn, audit, change.clone()).await?;
+        txn.commit().await?;
+        Ok(silence)
+    })
+    .await
+}

@@ -1,0 +1,449 @@
+//! The GraphQL shape of rules, alerts and silences.
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_graphql::{
+    ComplexObject, Context, ID, InputObject, MaybeUndefined, SimpleObject, dataloader::Loader,
+};
+use chrono::{DateTime, Utc};
+use entity::{alert, alert_rule, alert_silence};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::{
+    auth::Role,
+    error::AppError,
+    graphql::principal::RoleGuard,
+    ips::loaders::NodesById,
+    nodes::types::{Label, Node, NodeRole},
+};
+
+use super::{AlertAggregate, AlertComparison, AlertCondition, AlertSeverity, AlertState};
+
+fn id(uuid: Uuid) -> ID {
+    ID(uuid.to_string())
+}
+
+/// Which nodes a rule applies to. Each non-empty list narrows it; all empty means every
+/// node.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AlertSelector {
+    /// The node must have at least one of these roles.
+    pub roles: Vec<NodeRole>,
+    /// The node must carry every one of these labels.
+    pub labels: Vec<Label>,
+    /// The node must be one of these.
+    pub node_ids: Vec<ID>,
+}
+
+/// When an alert is raised: a condition, a threshold and how long it must hold, for the
+/// nodes the selector picks.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AlertRule {
+    /// The rule's id.
+    pub id: ID,
+    /// Unique, 1 to 128 characters.
+    pub name: String,
+    /// What the rule is for, as an operator reads it.
+    pub description: Option<String>,
+    /// What the rule watches.
+    pub condition: AlertCondition,
+    /// The metric a METRIC rule watches (a catalog or custom name); null otherwise.
+    pub metric: Option<String>,
+    /// Labels a series must carry to count for a METRIC rule (e.g. `mount=/`).
+    pub metric_labels: Vec<Label>,
+    /// How a METRIC rule combines the latest values of a node's matching series.
+    pub aggregate: Option<AlertAggregate>,
+    /// How the value is compared with the threshold.
+    pub comparison: AlertComparison,
+    /// The value that is a breach (a ratio from 0 to 1 for BOUNCE_RATE; 0 for NODE_DOWN
+    /// and IP_LISTED, whose values are 0 or 1).
+    pub threshold: f64,
+    /// The value an alert must get back past to resolve, as set; null means the default.
+    pub resolve_threshold: Option<f64>,
+    /// The resolve threshold in force: as set, or 5% of |threshold| back on the clear
+    /// side (the threshold itself when it is 0).
+    pub effective_resolve_threshold: f64,
+    /// Seconds the breach must hold before the alert fires; 0 fires at once.
+    #[graphql(name = "for")]
+    pub for_seconds: i32,
+    /// The window a BOUNCE_RATE rule counts over, in seconds; null for other rules.
+    pub window_seconds: Option<i32>,
+    /// Severity of the alerts it raises.
+    pub severity: AlertSeverity,
+    /// A disabled rule raises nothing and its open alerts resolve.
+    pub enabled: bool,
+    /// Which nodes the rule applies to (for IP_LISTED: the nodes of the IPs).
+    pub selector: AlertSelector,
+    /// When the rule was created.
+    pub created_at: DateTime<Utc>,
+    /// When the rule last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Who last changed it; null for the rules a new install starts with.
+    pub updated_by: Option<String>,
+}
+
+impl From<alert_rule::Model> for AlertRule {
+    fn from(m: alert_rule::Model) -> Self {
+        let comparison = AlertComparison::parse(&m.comparison).unwrap_or(AlertComparison::Gt);
+        let roles = m
+            .selector_roles
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str().and_then(super::rules::role_from_str))
+            .collect();
+        let node_ids = m
+            .selector_node_ids
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(|s| ID(s.to_string())))
+            .collect();
+        AlertRule {
+            id: id(m.id),
+            name: m.name,
+            description: m.description,
+            condition: AlertCondition::parse(&m.condition).unwrap_or(AlertCondition::Metric),
+            metric: m.metric,
+            metric_labels: Label::from_json(&m.metric_labels),
+            aggregate: m.aggregate.as_deref().and_then(AlertAggregate::parse),
+            comparison,
+            threshold: m.threshold,
+            resolve_threshold: m.resolve_threshold,
+            effective_resolve_threshold: m
+                .resolve_threshold
+                .unwrap_or_else(|| comparison.default_resolve(m.threshold)),
+            for_seconds: m.for_seconds,
+            window_seconds: m.window_seconds,
+            severity: AlertSeverity::parse(&m.severity).unwrap_or(AlertSeverity::Warning),
+            enabled: m.enabled,
+            selector: AlertSelector {
+                roles,
+                labels: Label::from_json(&m.selector_labels),
+                node_ids,
+            },
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            updated_by: m.updated_by,
+        }
+    }
+}
+
+/// Which nodes a rule applies to; each list at most 100 entries, empty or left out
+/// means any.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct AlertSelectorInput {
+    /// The node must have at least one of these roles.
+    #[graphql(default)]
+    pub roles: Vec<NodeRole>,
+    /// The node must carry every one of these labels.
+    #[graphql(default)]
+    pub labels: Vec<Label>,
+    /// The node must be one of these.
+    #[graphql(default)]
+    pub node_ids: Vec<ID>,
+}
+
+/// A new alert rule.
+#[derive(InputObject, Clone, Debug)]
+pub struct CreateAlertRuleInput {
+    /// Unique, 1 to 128 characters.
+    pub name: String,
+    /// What the rule is for; at most 1,000 characters.
+    pub description: Option<String>,
+    /// What the rule watches.
+    pub condition: AlertCondition,
+    /// Required for METRIC (a catalog or custom metric name), refused otherwise.
+    pub metric: Option<String>,
+    /// METRIC only: labels a series must carry to count (at most 16).
+    #[graphql(default)]
+    pub metric_labels: Vec<Label>,
+    /// METRIC only: how the latest values of a node's series combine; MAX when left out.
+    pub aggregate: Option<AlertAggregate>,
+    /// How the value is compared with the threshold.
+    #[graphql(default_with = "AlertComparison::Gt")]
+    pub comparison: AlertComparison,
+    /// The value that is a breach; finite.
+    #[graphql(default)]
+    pub threshold: f64,
+    /// The value an alert must get back past to resolve; on the clear side of the
+    /// threshold. Left out: 5% of |threshold| back (the threshold itself when it is 0).
+    pub resolve_threshold: Option<f64>,
+    /// Seconds the breach must hold before the alert fires, 0 to 86,400.
+    #[graphql(name = "for", default)]
+    pub for_seconds: i32,
+    /// BOUNCE_RATE only: the window counted, 60 to 86,400 seconds; 900 when left out.
+    pub window_seconds: Option<i32>,
+    /// Severity of the alerts it raises.
+    #[graphql(default_with = "AlertSeverity::Warning")]
+    pub severity: AlertSeverity,
+    /// Whether it is evaluated.
+    #[graphql(default = true)]
+    pub enabled: bool,
+    /// Which nodes it applies to; all when left out.
+    #[graphql(default)]
+    pub selector: AlertSelectorInput,
+}
+
+/// Changes to a rule: a field left out stays as it is; `null` clears an optional one.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct UpdateAlertRuleInput {
+    /// Unique, 1 to 128 characters.
+    pub name: Option<String>,
+    /// What the rule is for; null clears it.
+    pub description: MaybeUndefined<String>,
+    /// What the rule watches.
+    pub condition: Option<AlertCondition>,
+    /// The metric of a METRIC rule; null clears it (needed when leaving METRIC).
+    pub metric: MaybeUndefined<String>,
+    /// Labels a series must carry; replaces the list.
+    pub metric_labels: Option<Vec<Label>>,
+    /// How a METRIC rule's series combine; null clears it.
+    pub aggregate: MaybeUndefined<AlertAggregate>,
+    /// How the value is compared with the threshold.
+    pub comparison: Option<AlertComparison>,
+    /// The value that is a breach.
+    pub threshold: Option<f64>,
+    /// The resolve threshold; null returns to the default.
+    pub resolve_threshold: MaybeUndefined<f64>,
+    /// Seconds the breach must hold before the alert fires.
+    #[graphql(name = "for")]
+    pub for_seconds: Option<i32>,
+    /// The window of a BOUNCE_RATE rule; null clears it.
+    pub window_seconds: MaybeUndefined<i32>,
+    /// Severity of the alerts it raises from now on.
+    pub severity: Option<AlertSeverity>,
+    /// Whether it is evaluated; disabling resolves its open alerts.
+    pub enabled: Option<bool>,
+    /// Which nodes it applies to; replaces the selector.
+    pub selector: Option<AlertSelectorInput>,
+}
+
+/// One rule's alert about one node or IP, from PENDING to RESOLVED.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
+pub struct Alert {
+    /// The alert's id.
+    pub id: ID,
+    /// The id of the rule that raised it.
+    pub rule_id: ID,
+    /// Where it stands.
+    pub state: AlertState,
+    /// The rule's severity when the alert was raised.
+    pub severity: AlertSeverity,
+    /// The node it is about (for IP_LISTED, the IP's node), if any.
+    pub node_id: Option<ID>,
+    /// The sending IP it is about (IP_LISTED), if any.
+    pub ip: Option<String>,
+    /// The value last evaluated.
+    pub value: Option<f64>,
+    /// The rule's threshold when the alert was raised.
+    pub threshold: f64,
+    /// What an operator reads, e.g. `mta-01: system.disk.used_percent 93.5 > 90`.
+    pub message: String,
+    /// When the breach was first seen.
+    pub pending_since: DateTime<Utc>,
+    /// When it fired; null while PENDING and for alerts resolved before firing.
+    pub fired_at: Option<DateTime<Utc>>,
+    /// When it resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Whether someone acknowledged it.
+    pub acknowledged: bool,
+    /// When it was acknowledged.
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// Who acknowledged it.
+    pub acknowledged_by: Option<String>,
+    /// The note left with the acknowledgement.
+    pub acknowledge_note: Option<String>,
+    /// Whether a silence covers it now.
+    pub silenced: bool,
+    /// Until when a silence covers it; null when none does.
+    pub silenced_until: Option<DateTime<Utc>>,
+    /// The silence that covers (or covered) it.
+    pub silence_id: Option<ID>,
+    #[graphql(skip)]
+    pub rule_uuid: Uuid,
+    #[graphql(skip)]
+    pub node_uuid: Option<Uuid>,
+}
+
+impl From<alert::Model> for Alert {
+    fn from(m: alert::Model) -> Self {
+        let now = Utc::now();
+        Alert {
+            id: id(m.id),
+            rule_id: id(m.rule_id),
+            state: AlertState::parse(&m.state).unwrap_or(AlertState::Resolved),
+            severity: AlertSeverity::parse(&m.severity).unwrap_or(AlertSeverity::Warning),
+            node_id: m.node_id.map(id),
+            ip: m.ip,
+            value: m.value,
+            threshold: m.threshold,
+            message: m.message,
+            pending_since: m.pending_since,
+            fired_at: m.fired_at,
+            resolved_at: m.resolved_at,
+            acknowledged: m.acknowledged_at.is_some(),
+            acknowledged_at: m.acknowledged_at,
+            acknowledged_by: m.acknowledged_by,
+            acknowledge_note: m.acknowledge_note,
+            silenced: m.silenced_until.is_some_and(|until| until > now),
+            silenced_until: m.silenced_until,
+            silence_id: m.silence_id.map(id),
+            rule_uuid: m.rule_id,
+            node_uuid: m.node_id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Alert {
+    /// The rule that raised it.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn rule(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<AlertRule>> {
+        let loader = ctx
+            .data::<async_graphql::dataloader::DataLoader<RulesById>>()
+            .map_err(|_| AppError::internal("rule loader missing"))?;
+        let rule = loader
+            .load_one(self.rule_uuid)
+            .await
+            .map_err(|e| AppError::internal(format!("loading rules: {e}")))?;
+        Ok(rule.map(Into::into))
+    }
+
+    /// The node it is about, if any.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn node(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Node>> {
+        let Some(node_id) = self.node_uuid else {
+            return Ok(None);
+        };
+        let loader = ctx
+            .data::<async_graphql::dataloader::DataLoader<NodesById>>()
+            .map_err(|_| AppError::internal("node loader missing"))?;
+        let node = loader
+            .load_one(node_id)
+            .await
+            .map_err(|e| AppError::internal(format!("loading nodes: {e}")))?;
+        Ok(node.map(Into::into))
+    }
+}
+
+/// Loads the rules of many alerts in one query.
+pub struct RulesById {
+    pub db: DatabaseConnection,
+}
+
+impl Loader<Uuid> for RulesById {
+    type Value = alert_rule::Model;
+    type Error = Arc<sea_orm::DbErr>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let rows = alert_rule::Entity::find()
+            .filter(alert_rule::Column::Id.is_in(keys.iter().copied()))
+            .all(&self.db)
+            .await
+            .map_err(Arc::new)?;
+        Ok(rows.into_iter().map(|rule| (rule.id, rule)).collect())
+    }
+}
+
+/// Which alerts to list; each list narrows, left out or empty means any.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct AlertFilter {
+    /// Only alerts in these states.
+    pub states: Option<Vec<AlertState>>,
+    /// Only alerts of these severities.
+    pub severities: Option<Vec<AlertSeverity>>,
+    /// Only alerts about these nodes (at most 100).
+    pub node_ids: Option<Vec<ID>>,
+    /// Only alerts of these rules (at most 100).
+    pub rule_ids: Option<Vec<ID>>,
+    /// Only alerts a silence covers now (true), or none covers (false).
+    pub silenced: Option<bool>,
+}
+
+/// Which alerts a silence covers: an alert matches when it matches every list given.
+/// At least one list; each at most 100 entries.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct SilenceMatcherInput {
+    /// Alerts of these rules.
+    pub rule_ids: Option<Vec<ID>>,
+    /// Alerts about these nodes.
+    pub node_ids: Option<Vec<ID>>,
+    /// Alerts of these severities.
+    pub severities: Option<Vec<AlertSeverity>>,
+    /// Alerts about these sending IPs.
+    pub ips: Option<Vec<String>>,
+}
+
+/// Which alerts a silence covers; empty lists match any.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct SilenceMatcher {
+    /// Alerts of these rules.
+    pub rule_ids: Vec<ID>,
+    /// Alerts about these nodes.
+    pub node_ids: Vec<ID>,
+    /// Alerts of these severities.
+    pub severities: Vec<AlertSeverity>,
+    /// Alerts about these sending IPs.
+    pub ips: Vec<String>,
+}
+
+/// Quiets the alerts its matcher picks, from `startsAt` until `endsAt`: they still
+/// change state, but show as silenced and do not count as active.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AlertSilence {
+    /// The silence's id.
+    pub id: ID,
+    /// Which alerts it covers.
+    pub matcher: SilenceMatcher,
+    /// When it started.
+    pub starts_at: DateTime<Utc>,
+    /// When it ends (or ended, when expired early).
+    pub ends_at: DateTime<Utc>,
+    /// Whether it is in force now.
+    pub active: bool,
+    /// Why, as the operator put it.
+    pub reason: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<alert_silence::Model> for AlertSilence {
+    fn from(m: alert_silence::Model) -> Self {
+        let matcher = super::service::Matcher::from_json(&m.matcher);
+        let now = Utc::now();
+        AlertSilence {
+            id: id(m.id),
+            matcher: SilenceMatcher {
+                rule_ids: matcher.rule_ids.into_iter().map(id).collect(),
+                node_ids: matcher.node_ids.into_iter().map(id).collect(),
+                severities: matcher
+                    .severities
+                    .iter()
+                    .filter_map(|s| AlertSeverity::parse(s))
+                    .collect(),
+                ips: matcher.ips,
+            },
+            starts_at: m.starts_at,
+            ends_at: m.ends_at,
+            active: m.starts_at <= now && now < m.ends_at,
+            reason: m.reason,
+            created_by: m.created_by,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// A new silence and how many open alerts it covered at once.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct SilenceAlertsResult {
+    /// The silence.
+    pub silence: AlertSilence,
+    /// How many open (PENDING or FIRING) alerts it covered when created; alerts raised
+    /// later are covered as they are raised.
+    pub covered: i32,
+}
