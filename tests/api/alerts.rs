@@ -699,3 +699,51 @@ async fn operators_acknowledge_and_silence_alerts() {
     assert_eq!(next["data"]["alerts"]["edges"][0]["node"]["id"], alert_id);
     assert_eq!(next["data"]["alerts"]["pageInfo"]["hasNextPage"], false);
 }
+
+on_both_backends! {
+    async fn a_high_bounce_rate_fires_from_ingested_mail_and_counts_in_the_overview(backend) {
+        let app = TestApp::spawn_with(backend, &[
+            ("MAILOPS_ALERT_EVALUATION_INTERVAL", "200ms"),
+            ("MAILOPS_OVERVIEW_CACHE_TTL", "off"),
+        ]).await;
+        let enrollment = app.enrollment_key(None).await;
+        let (node_id, key) = app.register_node(&enrollment, "mta1.example.com", &["192.0.2.10"]).await;
+        let (_, operator) = app.user_with_role("olga", "OPERATOR").await;
+        let overview = "{ overview { health reasons { level code } activeAlerts { warning critical total } } }";
+
+        // 2 of 20 attempts bounced: 10%, over the default rule's 5%.
+        let ts = chrono::Utc::now().to_rfc3339();
+        let mut mail = crate::mailflow::events(18, &ts, "DELIVERED", Some("192.0.2.10"), Some("gmail.com"));
+        mail.extend(crate::mailflow::events(2, &ts, "BOUNCED", Some("192.0.2.10"), Some("gmail.com")));
+        let body = crate::mailflow::ingest(&app, &key, "m-1", mail).await;
+        assert_eq!(body["data"]["ingestMailEvents"]["accepted"], 20, "{body}");
+        let firing = wait_for(&app, &operator, json!({ "nodeIds": [node_id] }), "the bounce alert", one_in("FIRING")).await;
+        assert_eq!(firing[0]["rule"]["name"], "Bounce rate high");
+        assert_eq!(firing[0]["severity"], "WARNING");
+        assert_eq!(firing[0]["value"], 0.1);
+
+        let body = app.gql(Some(&operator), overview, json!({})).await;
+        assert_eq!(body["data"]["overview"], json!({
+            "health": "DEGRADED",
+            "reasons": [{ "level": "DEGRADED", "code": "WARNING_ALERTS" }, { "level": "DEGRADED", "code": "BOUNCE_RATE" }],
+            "activeAlerts": { "warning": 1, "critical": 0, "total": 1 },
+        }), "{body}");
+
+        // A silenced alert no longer counts as active.
+        let until = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+        let body = app.gql(Some(&operator),
+            "mutation($m: SilenceMatcherInput!, $u: DateTime!) { silenceAlerts(matcher: $m, until: $u, reason: \"known bad list\") { covered } }",
+            json!({ "m": { "nodeIds": [node_id] }, "u": until })).await;
+        assert_eq!(body["data"]["silenceAlerts"]["covered"], 1, "{body}");
+        let body = app.gql(Some(&operator), overview, json!({})).await;
+        assert_eq!(body["data"]["overview"]["activeAlerts"]["total"], 0, "{body}");
+        assert_eq!(body["data"]["overview"]["reasons"], json!([{ "level": "DEGRADED", "code": "BOUNCE_RATE" }]));
+
+        // Enough good mail brings the rate under the resolve threshold.
+        let good = crate::mailflow::events(400, &ts, "DELIVERED", Some("192.0.2.10"), Some("gmail.com"));
+        assert_eq!(crate::mailflow::ingest(&app, &key, "m-2", good).await["data"]["ingestMailEvents"]["accepted"], 400);
+        wait_for(&app, &operator, json!({ "nodeIds": [node_id] }), "the bounce alert to resolve", one_in("RESOLVED")).await;
+        let body = app.gql(Some(&operator), overview, json!({})).await;
+        assert_eq!(body["data"]["overview"]["health"], "HEALTHY", "{body}");
+    }
+}
