@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::{
     audit::{self, AuditContext, Change},
     error::{AppError, AppResult},
-    graphql::pagination::{Page, fetch_page, parse_id},
+    graphql::pagination::{Page, newest_first, parse_id},
     state::AppState,
 };
 
@@ -130,22 +130,7 @@ pub async fn list(
     count_total: bool,
 ) -> AppResult<(Vec<alert::Model>, bool, u64)> {
     let query = alert::Entity::find().filter(filter_condition(filter, Utc::now())?);
-    let total = if count_total {
-        query.clone().count(db).await?
-    } else {
-        0
-    };
-    let query = match &page.after {
-        Some(after) => {
-            let after = Uuid::parse_str(after).map_err(|_| {
-                AppError::bad_input("after", "is not a cursor returned by this list")
-            })?;
-            query.filter(alert::Column::Id.lt(after))
-        }
-        None => query,
-    };
-    let (rows, has_next) = fetch_page(db, query.order_by_desc(alert::Column::Id), page).await?;
-    Ok((rows, has_next, total))
+    newest_first(db, query, alert::Column::Id, page, count_total).await
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<alert::Model>> {

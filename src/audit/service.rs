@@ -1,15 +1,12 @@
 use chrono::{DateTime, Utc};
 use entity::audit_log;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::{
     error::{AppError, AppResult},
     graphql::{
-        pagination::{Page, fetch_page},
+        pagination::{Page, newest_first},
         principal::{Principal, RequestId},
     },
 };
@@ -229,17 +226,5 @@ pub async fn list(
     if let Some(until) = filter.until {
         query = query.filter(audit_log::Column::OccurredAt.lt(until));
     }
-    let total = if count_total {
-        query.clone().count(conn).await?
-    } else {
-        0
-    };
-    if let Some(after) = &page.after {
-        let after = Uuid::parse_str(after)
-            .map_err(|_| AppError::bad_input("after", "is not a cursor returned by this list"))?;
-        query = query.filter(audit_log::Column::Id.lt(after));
-    }
-    let (rows, has_next) =
-        fetch_page(conn, query.order_by_desc(audit_log::Column::Id), page).await?;
-    Ok((rows, has_next, total))
+    newest_first(conn, query, audit_log::Column::Id, page, count_total).await
 }

@@ -91,6 +91,38 @@ pub async fn fetch_page<E: sea_orm::EntityTrait>(
     Ok((rows, has_next))
 }
 
+/// One page of `query` newest first by its UUID v7 `id` column, after the page's cursor
+/// (an id), with the total of `query` when `count_total`.
+pub async fn newest_first<E>(
+    db: &impl sea_orm::ConnectionTrait,
+    query: sea_orm::Select<E>,
+    id: E::Column,
+    page: &Page,
+    count_total: bool,
+) -> AppResult<(Vec<E::Model>, bool, u64)>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Sync,
+{
+    use sea_orm::{ColumnTrait as _, PaginatorTrait as _, QueryFilter as _, QueryOrder as _};
+    let total = if count_total {
+        query.clone().count(db).await?
+    } else {
+        0
+    };
+    let query = match &page.after {
+        Some(after) => {
+            let after = uuid::Uuid::parse_str(after).map_err(|_| {
+                AppError::bad_input("after", "is not a cursor returned by this list")
+            })?;
+            query.filter(id.lt(after))
+        }
+        None => query,
+    };
+    let (rows, has_next) = fetch_page(db, query.order_by_desc(id), page).await?;
+    Ok((rows, has_next, total))
+}
+
 /// Whether the selection asks for `totalCount`; counting costs a query, so it is done
 /// only when asked.
 /// The complexity of a list field: the page it may return (`first`, or the default page

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::{
     audit::{self, Actor, AuditContext, Change},
     error::{AppError, AppResult},
-    graphql::pagination::{Page, fetch_page},
+    graphql::pagination::{Page, newest_first},
     ips::address,
     jobs,
     realtime::{Event, IpReputationChanged},
@@ -535,21 +535,5 @@ pub async fn history(
     count_total: bool,
 ) -> AppResult<(Vec<dnsbl_transition::Model>, bool, u64)> {
     let query = dnsbl_transition::Entity::find().filter(dnsbl_transition::Column::IpId.eq(ip_id));
-    let total = if count_total {
-        query.clone().count(db).await?
-    } else {
-        0
-    };
-    let query = match &page.after {
-        Some(after) => {
-            let after = Uuid::parse_str(after).map_err(|_| {
-                AppError::bad_input("after", "is not a cursor returned by this list")
-            })?;
-            query.filter(dnsbl_transition::Column::Id.lt(after))
-        }
-        None => query,
-    };
-    let (rows, has_next) =
-        fetch_page(db, query.order_by_desc(dnsbl_transition::Column::Id), page).await?;
-    Ok((rows, has_next, total))
+    newest_first(db, query, dnsbl_transition::Column::Id, page, count_total).await
 }

@@ -2,15 +2,11 @@
 //! node or sending IP.
 
 use entity::mail_event;
-use sea_orm::{
-    ColumnTrait as _, ConnectionTrait, EntityTrait as _, PaginatorTrait as _, QueryFilter as _,
-    QueryOrder as _,
-};
-use uuid::Uuid;
+use sea_orm::{ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _};
 
 use crate::{
     error::{AppError, AppResult},
-    graphql::pagination::{Page, fetch_page},
+    graphql::pagination::{Page, newest_first},
 };
 
 use super::types::MailEventFilter;
@@ -59,17 +55,5 @@ pub async fn list(
     if let Some(until) = filter.until {
         query = query.filter(mail_event::Column::Ts.lt(until.timestamp_millis()));
     }
-    let total = if count_total {
-        query.clone().count(conn).await?
-    } else {
-        0
-    };
-    if let Some(after) = &page.after {
-        let after = Uuid::parse_str(after)
-            .map_err(|_| AppError::bad_input("after", "is not a cursor returned by this list"))?;
-        query = query.filter(mail_event::Column::Id.lt(after));
-    }
-    let (rows, has_next) =
-        fetch_page(conn, query.order_by_desc(mail_event::Column::Id), page).await?;
-    Ok((rows, has_next, total))
+    newest_first(conn, query, mail_event::Column::Id, page, count_total).await
 }

@@ -3,16 +3,15 @@
 use chrono::Utc;
 use entity::enrollment_key;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait, prelude::Expr,
-    sea_query::ExprTrait as _,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    TransactionTrait, prelude::Expr, sea_query::ExprTrait as _,
 };
 use uuid::Uuid;
 
 use crate::{
     audit::{self, AuditContext, Change},
     error::{AppError, AppResult},
-    graphql::pagination::{Page, fetch_page},
+    graphql::pagination::{Page, newest_first},
 };
 
 use super::keys::{self, KeyKind};
@@ -115,19 +114,7 @@ pub async fn list(
     if !include_revoked {
         query = query.filter(enrollment_key::Column::RevokedAt.is_null());
     }
-    let total = if count_total {
-        query.clone().count(db).await?
-    } else {
-        0
-    };
-    if let Some(after) = &page.after {
-        let after = Uuid::parse_str(after)
-            .map_err(|_| AppError::bad_input("after", "is not a cursor returned by this list"))?;
-        query = query.filter(enrollment_key::Column::Id.lt(after));
-    }
-    let (rows, has_next) =
-        fetch_page(db, query.order_by_desc(enrollment_key::Column::Id), page).await?;
-    Ok((rows, has_next, total))
+    newest_first(db, query, enrollment_key::Column::Id, page, count_total).await
 }
 
 pub async fn revoke(
