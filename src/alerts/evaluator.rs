@@ -213,13 +213,7 @@ pub fn event(
 }
 
 fn placeholders(backend: DbBackend, count: usize) -> String {
-    (1..=count)
-        .map(|i| match backend {
-            DbBackend::Postgres => format!("${i}"),
-            _ => "?".into(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+    crate::db::placeholders(backend, 1, count)
 }
 
 /// The latest value of every series of `names`, by node and name, in one query.

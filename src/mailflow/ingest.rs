@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{Duration as ChronoDuration, Utc};
 use entity::{mail_event, mail_event_batch};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait, Value,
+    ActiveValue::Set, ConnectionTrait, EntityTrait, Statement, TransactionTrait, Value,
     sea_query::OnConflict,
 };
 use sha2::{Digest, Sha256};
@@ -361,13 +361,10 @@ async fn add_to_counters(
                 Value::from(c.rejected),
                 Value::from(c.dropped),
             ]);
-            let placeholders: Vec<String> = (first + 1..=values.len())
-                .map(|i| match backend {
-                    DbBackend::Postgres => format!("${i}"),
-                    _ => "?".to_owned(),
-                })
-                .collect();
-            tuples.push(format!("({})", placeholders.join(",")));
+            tuples.push(format!(
+                "({})",
+                crate::db::placeholders(backend, first + 1, values.len() - first)
+            ));
         }
         let sql = format!(
             "INSERT INTO {table} (bucket, node_id, sending_ip, provider, queued, delivered, deferred, bounced, rejected, dropped) \

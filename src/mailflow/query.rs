@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use uuid::Uuid;
 
-use crate::error::{AppError, AppResult};
+use crate::{
+    db::placeholder,
+    error::{AppError, AppResult},
+};
 
 use super::types::{MailCounts, MailFlow, MailFlowGroup, MailFlowGroupBy, MailFlowPoint};
 
@@ -99,13 +102,6 @@ pub struct FlowQuery {
     pub group_by: MailFlowGroupBy,
     pub node_ids: Option<Vec<Uuid>>,
     pub top: usize,
-}
-
-fn placeholder(backend: DbBackend, index: usize) -> String {
-    match backend {
-        DbBackend::Postgres => format!("${index}"),
-        _ => "?".to_owned(),
-    }
 }
 
 /// The six status sums of a counter query, as selected by `SUMS`.

@@ -55,19 +55,14 @@ impl Loader<Uuid> for LatestByNode {
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Readings>, Self::Error> {
         let backend = self.db.get_database_backend();
-        let placeholders: Vec<String> = (1..=keys.len())
-            .map(|i| match backend {
-                sea_orm::DbBackend::Postgres => format!("${i}"),
-                _ => "?".into(),
-            })
-            .collect();
+        let placeholders = crate::db::placeholders(backend, 1, keys.len());
         // The newest 1-minute bucket of each series holds its latest sample as `last`.
         let sql = format!(
             "SELECT s.node_id, s.name, r.last, r.last_ts FROM metric_series s \
              JOIN metric_rollups_1m r ON r.series_id = s.id \
              WHERE s.node_id IN ({}) \
                AND r.bucket = (SELECT MAX(bucket) FROM metric_rollups_1m m WHERE m.series_id = s.id)",
-            placeholders.join(",")
+            placeholders
         );
         let values: Vec<Value> = keys.iter().map(|k| Value::from(*k)).collect();
         let rows = self

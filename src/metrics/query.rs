@@ -245,19 +245,8 @@ pub async fn run(
     let from_ms = query.from.timestamp_millis();
     let to_ms = query.to.timestamp_millis();
     let step_ms = step_seconds * 1000;
-    let placeholders = |start: usize, n: usize| -> String {
-        (0..n)
-            .map(|i| match backend {
-                sea_orm::DbBackend::Postgres => format!("${}", start + i),
-                _ => "?".to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let p = |i: usize| match backend {
-        sea_orm::DbBackend::Postgres => format!("${i}"),
-        _ => "?".to_string(),
-    };
+    let placeholders = |start: usize, n: usize| crate::db::placeholders(backend, start, n);
+    let p = |i: usize| crate::db::placeholder(backend, i);
     let sql = bucket_sql(
         backend,
         resolution,

@@ -1,10 +1,11 @@
 //! Computing the overview from the database.
 
 use chrono::{Duration as ChronoDuration, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, Statement, Value};
 
 use crate::{
-    error::AppResult, mailflow::query::cluster_counts, nodes::status::NodeStatus, state::AppState,
+    db::placeholder, error::AppResult, mailflow::query::cluster_counts, nodes::status::NodeStatus,
+    state::AppState,
 };
 
 use super::types::{AlertCounts, ClusterHealth, HealthReason, NodeCounts, Overview, QueueSize};
@@ -13,13 +14,6 @@ use super::types::{AlertCounts, ClusterHealth, HealthReason, NodeCounts, Overvie
 const BOUNCE_RATE_LIMIT: f64 = 0.05;
 /// Delivery attempts of the last hour below which the bounce rate says nothing.
 const BOUNCE_RATE_MIN_ATTEMPTS: i64 = 20;
-
-fn placeholder(backend: DbBackend, index: usize) -> String {
-    match backend {
-        DbBackend::Postgres => format!("${index}"),
-        _ => "?".to_owned(),
-    }
-}
 
 async fn node_counts(db: &impl ConnectionTrait) -> AppResult<NodeCounts> {
     let backend = db.get_database_backend();
