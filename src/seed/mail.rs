@@ -98,8 +98,9 @@ fn batch_id(hostname: &str, start: i64, minutes: i64) -> String {
     }
 }
 
-/// One batch of node `node`: `minutes` minutes from epoch second `start`.
-fn batch(
+/// One batch of node `node`: `minutes` minutes from epoch second `start`, `per_minute`
+/// events each.
+pub fn batch(
     node: usize,
     hostname: &str,
     ips: &[String],
