@@ -39,6 +39,8 @@ struct Lease {
     conn: ConnectionManager,
     key: String,
     holder: String,
+    /// Whether the last check reached Redis, so that an outage is logged once.
+    reachable: bool,
 }
 
 impl Lease {
@@ -52,9 +54,14 @@ impl Lease {
             .query_async(&mut self.conn)
             .await;
         match result {
-            Ok(held) => held == 1,
+            Ok(held) => {
+                self.reachable = true;
+                held == 1
+            }
             Err(error) => {
-                tracing::warn!(%error, "mail flow ticker: lease check failed");
+                if std::mem::replace(&mut self.reachable, false) {
+                    tracing::warn!(%error, "mail flow ticker: Redis unreachable; ticks pause");
+                }
                 false
             }
         }
@@ -97,6 +104,7 @@ pub fn spawn(state: &AppState) -> JoinHandle<()> {
         conn,
         key: format!("{}mailflow:ticker", state.config.redis_prefix),
         holder: Uuid::new_v4().to_string(),
+        reachable: true,
     });
     tokio::spawn(async move {
         let mut events = state.events.subscribe();
