@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{Duration as ChronoDuration, Utc};
 use entity::{mail_event, mail_event_batch};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, EntityTrait, Statement, TransactionTrait, Value,
+    ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait, Value,
     sea_query::OnConflict,
 };
 use sha2::{Digest, Sha256};
@@ -289,30 +289,26 @@ pub async fn store_batch(
     }
 
     let raw_oldest_ms = raw_oldest.timestamp_millis();
-    let rows: Vec<mail_event::ActiveModel> = batch
+    let rows: Vec<mail_event::Model> = batch
         .events
         .iter()
         .zip(checked)
         .filter(|(_, event)| event.ts >= raw_oldest_ms)
-        .map(|(input, event)| mail_event::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            node_id: Set(agent.node_id),
-            ts: Set(event.ts),
-            message_id: Set(input.message_id.clone()),
-            status: Set(event.status.as_str().to_owned()),
-            sending_ip: Set(event.sending_ip),
-            recipient_domain: Set(event.recipient_domain),
-            provider: Set(event.provider),
-            zone: Set(input.zone.clone()),
-            smtp_code: Set(input.smtp_code),
-            response: Set(input.response.clone()),
+        .map(|(input, event)| mail_event::Model {
+            id: Uuid::now_v7(),
+            node_id: agent.node_id,
+            ts: event.ts,
+            message_id: input.message_id.clone(),
+            status: event.status.as_str().to_owned(),
+            sending_ip: event.sending_ip,
+            recipient_domain: event.recipient_domain,
+            provider: event.provider,
+            zone: input.zone.clone(),
+            smtp_code: input.smtp_code,
+            response: input.response.clone(),
         })
         .collect();
-    for chunk in rows.chunks(EVENT_CHUNK) {
-        mail_event::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&txn)
-            .await?;
-    }
+    insert_events(&txn, agent.node_id, rows).await?;
     add_to_counters(&txn, "mail_flow_1m", agent.node_id, &minutes).await?;
     add_to_counters(&txn, "mail_flow_1h", agent.node_id, &hours).await?;
     let (_, status_event) =
@@ -332,6 +328,84 @@ pub async fn store_batch(
         accepted,
         duplicate: false,
     })
+}
+
+/// Writes raw events of one node. Postgres takes them as arrays through `UNNEST`: one
+/// statement and one plan whatever the batch size, and far fewer bind parameters than
+/// the portable multi-row `VALUES`, which SQLite gets in chunks.
+async fn insert_events(
+    conn: &impl ConnectionTrait,
+    node_id: Uuid,
+    rows: Vec<mail_event::Model>,
+) -> AppResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let backend = conn.get_database_backend();
+    if backend != DbBackend::Postgres {
+        for chunk in rows.chunks(EVENT_CHUNK) {
+            mail_event::Entity::insert_many(
+                chunk.iter().cloned().map(mail_event::ActiveModel::from),
+            )
+            .exec_without_returning(conn)
+            .await?;
+        }
+        return Ok(());
+    }
+    // Array elements cannot be NULL here, so absent values travel as values no event
+    // can hold (an empty zone, code 0) or with a flag (a response may be empty).
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut ts = Vec::with_capacity(rows.len());
+    let mut message_ids = Vec::with_capacity(rows.len());
+    let mut statuses = Vec::with_capacity(rows.len());
+    let mut sending_ips = Vec::with_capacity(rows.len());
+    let mut domains = Vec::with_capacity(rows.len());
+    let mut providers = Vec::with_capacity(rows.len());
+    let mut zones = Vec::with_capacity(rows.len());
+    let mut codes = Vec::with_capacity(rows.len());
+    let mut has_response = Vec::with_capacity(rows.len());
+    let mut responses = Vec::with_capacity(rows.len());
+    for row in rows {
+        ids.push(row.id);
+        ts.push(row.ts);
+        message_ids.push(row.message_id);
+        statuses.push(row.status);
+        sending_ips.push(row.sending_ip);
+        domains.push(row.recipient_domain);
+        providers.push(row.provider);
+        zones.push(row.zone.unwrap_or_default());
+        codes.push(row.smtp_code.unwrap_or(0));
+        has_response.push(row.response.is_some());
+        responses.push(row.response.unwrap_or_default());
+    }
+    let statement = Statement::from_sql_and_values(
+        backend,
+        "INSERT INTO mail_events (id, node_id, ts, message_id, status, sending_ip, \
+         recipient_domain, provider, zone, smtp_code, response) \
+         SELECT e.id, $1, e.ts, e.message_id, e.status, e.sending_ip, e.recipient_domain, \
+         e.provider, NULLIF(e.zone, ''), NULLIF(e.smtp_code, 0), \
+         CASE WHEN e.has_response THEN e.response END \
+         FROM UNNEST($2::uuid[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], \
+         $8::text[], $9::text[], $10::int4[], $11::bool[], $12::text[]) \
+         AS e(id, ts, message_id, status, sending_ip, recipient_domain, provider, zone, \
+         smtp_code, has_response, response)",
+        [
+            Value::from(node_id),
+            Value::from(ids),
+            Value::from(ts),
+            Value::from(message_ids),
+            Value::from(statuses),
+            Value::from(sending_ips),
+            Value::from(domains),
+            Value::from(providers),
+            Value::from(zones),
+            Value::from(codes),
+            Value::from(has_response),
+            Value::from(responses),
+        ],
+    );
+    conn.execute_raw(statement).await?;
+    Ok(())
 }
 
 /// Adds `counts` to the node's counter rows of `table`, creating missing rows. Rows are
