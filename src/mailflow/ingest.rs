@@ -417,6 +417,47 @@ async fn add_to_counters(
     counts: &BTreeMap<CounterKey, MailCounts>,
 ) -> AppResult<()> {
     let backend = conn.get_database_backend();
+    let add_on_conflict = format!(
+        "ON CONFLICT (bucket, node_id, sending_ip, provider) DO UPDATE SET \
+         queued = {table}.queued + excluded.queued, \
+         delivered = {table}.delivered + excluded.delivered, \
+         deferred = {table}.deferred + excluded.deferred, \
+         bounced = {table}.bounced + excluded.bounced, \
+         rejected = {table}.rejected + excluded.rejected, \
+         dropped = {table}.dropped + excluded.dropped"
+    );
+    const COLUMNS: &str = "bucket, node_id, sending_ip, provider, queued, delivered, deferred, bounced, rejected, dropped";
+    if backend == DbBackend::Postgres {
+        // One statement of arrays, as for the raw events.
+        let column =
+            |f: fn(&MailCounts) -> i64| Value::from(counts.values().map(f).collect::<Vec<_>>());
+        let statement = Statement::from_sql_and_values(
+            backend,
+            format!(
+                "INSERT INTO {table} ({COLUMNS}) \
+                 SELECT c.bucket, $1, c.sending_ip, c.provider, c.queued, c.delivered, \
+                 c.deferred, c.bounced, c.rejected, c.dropped \
+                 FROM UNNEST($2::int8[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
+                 $7::int8[], $8::int8[], $9::int8[], $10::int8[]) \
+                 AS c(bucket, sending_ip, provider, queued, delivered, deferred, bounced, \
+                 rejected, dropped) {add_on_conflict}"
+            ),
+            [
+                Value::from(node_id),
+                Value::from(counts.keys().map(|k| k.0).collect::<Vec<_>>()),
+                Value::from(counts.keys().map(|k| k.1.clone()).collect::<Vec<_>>()),
+                Value::from(counts.keys().map(|k| k.2.clone()).collect::<Vec<_>>()),
+                column(|c| c.queued),
+                column(|c| c.delivered),
+                column(|c| c.deferred),
+                column(|c| c.bounced),
+                column(|c| c.rejected),
+                column(|c| c.dropped),
+            ],
+        );
+        conn.execute_raw(statement).await?;
+        return Ok(());
+    }
     let entries: Vec<_> = counts.iter().collect();
     for chunk in entries.chunks(COUNTER_CHUNK) {
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 10);
@@ -441,14 +482,7 @@ async fn add_to_counters(
             ));
         }
         let sql = format!(
-            "INSERT INTO {table} (bucket, node_id, sending_ip, provider, queued, delivered, deferred, bounced, rejected, dropped) \
-             VALUES {} ON CONFLICT (bucket, node_id, sending_ip, provider) DO UPDATE SET \
-             queued = {table}.queued + excluded.queued, \
-             delivered = {table}.delivered + excluded.delivered, \
-             deferred = {table}.deferred + excluded.deferred, \
-             bounced = {table}.bounced + excluded.bounced, \
-             rejected = {table}.rejected + excluded.rejected, \
-             dropped = {table}.dropped + excluded.dropped",
+            "INSERT INTO {table} ({COLUMNS}) VALUES {} {add_on_conflict}",
             tuples.join(",")
         );
         conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
