@@ -372,17 +372,7 @@ async fn read_inputs(
         HashMap::new()
     };
 
-    let silences = alert_silence::Entity::find()
-        .filter(alert_silence::Column::StartsAt.lte(now))
-        .filter(alert_silence::Column::EndsAt.gt(now))
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|s| {
-            let matcher = Matcher::from_json(&s.matcher);
-            (s, matcher)
-        })
-        .collect();
+    let silences = super::service::active_silences(txn, now).await?;
     Ok(Inputs {
         rules,
         nodes,

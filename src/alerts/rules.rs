@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::{
     audit::{self, AuditContext, Change},
     error::{AppError, AppResult},
-    graphql::pagination::parse_id,
+    graphql::pagination::parse_ids,
     nodes::types::{ALL_ROLES, Label, NodeRole},
     realtime::Event,
     state::AppState,
@@ -235,11 +235,7 @@ fn validate(draft: Draft) -> AppResult<Spec> {
     roles.sort_by_key(|r| r.bit());
     roles.dedup();
     let labels = labels_map("input.selector.labels", &selector.labels)?;
-    let mut node_ids = selector
-        .node_ids
-        .iter()
-        .map(|id| parse_id("input.selector.nodeIds", id))
-        .collect::<AppResult<Vec<_>>>()?;
+    let mut node_ids = parse_ids("input.selector.nodeIds", &selector.node_ids)?;
     node_ids.sort();
     node_ids.dedup();
     Ok(Spec {

@@ -39,6 +39,24 @@ pub struct Matcher {
     pub ips: Vec<String>,
 }
 
+/// The silences in force at `now`, with their matchers.
+pub async fn active_silences(
+    conn: &impl sea_orm::ConnectionTrait,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<(alert_silence::Model, Matcher)>> {
+    Ok(alert_silence::Entity::find()
+        .filter(alert_silence::Column::StartsAt.lte(now))
+        .filter(alert_silence::Column::EndsAt.gt(now))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let matcher = Matcher::from_json(&s.matcher);
+            (s, matcher)
+        })
+        .collect())
+}
+
 impl Matcher {
     pub fn from_json(json: &serde_json::Value) -> Matcher {
         serde_json::from_value(json.clone()).unwrap_or_default()
@@ -385,18 +403,8 @@ pub async fn expire(
             .exec(&txn)
             .await?;
         // Open alerts that another active silence also matches stay silenced by it.
-        let others: Vec<(alert_silence::Model, Matcher)> = alert_silence::Entity::find()
-            .filter(alert_silence::Column::Id.ne(id))
-            .filter(alert_silence::Column::StartsAt.lte(now))
-            .filter(alert_silence::Column::EndsAt.gt(now))
-            .all(&txn)
-            .await?
-            .into_iter()
-            .map(|s| {
-                let matcher = Matcher::from_json(&s.matcher);
-                (s, matcher)
-            })
-            .collect();
+        let mut others = active_silences(&txn, now).await?;
+        others.retain(|(silence, _)| silence.id != id);
         if !others.is_empty() {
             let uncovered = alert::Entity::find()
                 .filter(alert::Column::SilenceId.eq(id))

@@ -139,3 +139,8 @@ pub fn wants_total(ctx: &async_graphql::Context<'_>) -> bool {
 pub fn parse_id(field: &str, id: &async_graphql::ID) -> AppResult<uuid::Uuid> {
     uuid::Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(field, "is not a valid id"))
 }
+
+/// Parses a list of `ID`s that name rows; the first bad one is named by `field`.
+pub fn parse_ids(field: &str, ids: &[async_graphql::ID]) -> AppResult<Vec<uuid::Uuid>> {
+    ids.iter().map(|id| parse_id(field, id)).collect()
+}

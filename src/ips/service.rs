@@ -451,10 +451,7 @@ fn filter_condition(filter: &IpFilter) -> AppResult<Condition> {
                 "at most 500 node ids",
             ));
         }
-        let ids = nodes
-            .iter()
-            .map(|id| crate::graphql::pagination::parse_id("filter.nodeIds", id))
-            .collect::<AppResult<Vec<_>>>()?;
+        let ids = crate::graphql::pagination::parse_ids("filter.nodeIds", nodes)?;
         condition = condition.add(ip_address::Column::NodeId.is_in(ids));
     }
     if let Some(pool) = &filter.pool {

@@ -32,10 +32,7 @@ pub async fn list(
                 format!("give 1 to {MAX_NODES} nodes, or leave it out"),
             ));
         }
-        let ids = nodes
-            .iter()
-            .map(|id| crate::graphql::pagination::parse_id("filter.nodeIds", id))
-            .collect::<AppResult<Vec<_>>>()?;
+        let ids = crate::graphql::pagination::parse_ids("filter.nodeIds", nodes)?;
         query = query.filter(mail_event::Column::NodeId.is_in(ids));
     }
     if let Some(ip) = &filter.sending_ip {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use crate::{
     auth::Role,
     graphql::{
-        pagination::{self, ConnectionTotal, Page, connection, parse_id, wants_total},
+        pagination::{self, ConnectionTotal, Page, connection, parse_ids, wants_total},
         principal::{AgentGuard, RoleGuard, app, principal},
     },
     metrics::types::TimeRange,
@@ -46,13 +46,7 @@ impl MailFlowQuery {
     ) -> async_graphql::Result<MailFlow> {
         let state = app(ctx)?;
         let (from, to) = TimeRange::resolve(range, from, to, Utc::now())?;
-        let node_ids = node_ids
-            .map(|ids| {
-                ids.iter()
-                    .map(|id| parse_id("nodeIds", id))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?;
+        let node_ids = node_ids.map(|ids| parse_ids("nodeIds", &ids)).transpose()?;
         let flow = query::flow(
             &state.db,
             &FlowQuery {

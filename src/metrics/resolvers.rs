@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use crate::{
     auth::Role,
     graphql::{
-        pagination::parse_id,
+        pagination::parse_ids,
         principal::{AgentGuard, RoleGuard, RoleOrAgentGuard, app, principal},
     },
     nodes::types::Label,
@@ -47,13 +47,7 @@ impl MetricsQuery {
     ) -> async_graphql::Result<MetricsResult> {
         let state = app(ctx)?;
         let (from, to) = TimeRange::resolve(range, from, to, Utc::now())?;
-        let node_ids = node_ids
-            .map(|ids| {
-                ids.iter()
-                    .map(|id| parse_id("nodeIds", id))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?;
+        let node_ids = node_ids.map(|ids| parse_ids("nodeIds", &ids)).transpose()?;
         let answer = query::run(
             &state.db,
             &query::RangeQuery {
