@@ -71,7 +71,7 @@ pub struct Config {
     pub metrics_minute_retention: Duration,
     /// How long 1-hour rollups are kept.
     pub metrics_hour_retention: Duration,
-    /// How often the retention job deletes what is due.
+    /// How often the retention jobs (metrics, mail events and counters) delete what is due.
     pub metrics_retention_interval: Duration,
     /// DNSBL look-ups of sending IPs: name server, zones, schedule.
     pub dnsbl: crate::ips::DnsblConfig,
