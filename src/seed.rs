@@ -18,10 +18,11 @@ pub mod mail;
 
 use crate::{
     audit::{Actor, AuditContext},
+    batch::Admission,
     error::{AppError, AppResult},
     graphql::principal::{AgentNode, EnrollmentCaller},
     metrics::{
-        ingest::{self, Admission},
+        ingest,
         types::{MetricBatchInput, MetricSampleInput},
     },
     nodes::{

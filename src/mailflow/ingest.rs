@@ -5,18 +5,15 @@
 use std::collections::BTreeMap;
 
 use chrono::{Duration as ChronoDuration, Utc};
-use entity::{mail_event, mail_event_batch};
-use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait, Value,
-    sea_query::OnConflict,
-};
+use entity::mail_event;
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
+    batch::{self, Admission, BatchRecord, Outcome},
     error::{AppError, AppResult},
     graphql::principal::AgentNode,
-    metrics::ingest::{Admission, check_batch_id},
     realtime::{Event, MailEventsIngested},
     state::AppState,
 };
@@ -34,12 +31,6 @@ const HOUR_MS: i64 = 3_600_000;
 const EVENT_CHUNK: usize = 1_000;
 /// Counter rows one upsert writes at most.
 const COUNTER_CHUNK: usize = 500;
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct Outcome {
-    pub accepted: i32,
-    pub duplicate: bool,
-}
 
 /// An event as it will be stored.
 struct CheckedEvent {
@@ -198,29 +189,23 @@ pub async fn store_batch(
     batch: &MailEventBatchInput,
     admission: Admission,
 ) -> AppResult<Outcome> {
-    check_batch_id(&batch.batch_id)?;
-    if batch.events.is_empty() || batch.events.len() > MAX_EVENTS {
-        return Err(AppError::bad_input(
-            "batch.events",
-            format!(
-                "holds {} events; a batch holds 1 to {MAX_EVENTS}",
-                batch.events.len()
-            ),
-        ));
-    }
+    batch::check_id(&batch.batch_id)?;
+    batch::check_size("events", batch.events.len(), MAX_EVENTS)?;
     let now = Utc::now();
-    let before_now = |retention: std::time::Duration| {
-        ChronoDuration::from_std(retention)
-            .map(|age| now - age)
-            .map_err(|e| AppError::internal(format!("retention: {e}")))
-    };
     let config = &state.config.mail;
-    let raw_oldest = before_now(config.events_retention)?;
-    let oldest = match admission {
-        Admission::Live => raw_oldest,
-        Admission::Backfill => before_now(config.hour_retention)?,
-    };
-    let minute_oldest = before_now(config.minute_retention)?.timestamp_millis();
+    let (raw_oldest, oldest) = batch::oldest_allowed(
+        now,
+        admission,
+        config.events_retention,
+        config.hour_retention,
+    )?;
+    let (minute_oldest, _) = batch::oldest_allowed(
+        now,
+        Admission::Live,
+        config.minute_retention,
+        config.minute_retention,
+    )?;
+    let minute_oldest = minute_oldest.timestamp_millis();
     let newest = now + MAX_FUTURE;
 
     let mut hash = Sha256::new();
@@ -253,39 +238,21 @@ pub async fn store_batch(
     }
 
     let txn = state.db.begin().await?;
-    let recorded = mail_event_batch::Entity::insert(mail_event_batch::ActiveModel {
-        node_id: Set(agent.node_id),
-        batch_id: Set(batch.batch_id.clone()),
-        content_hash: Set(content_hash.clone()),
-        accepted: Set(accepted),
-        received_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::columns([
-            mail_event_batch::Column::NodeId,
-            mail_event_batch::Column::BatchId,
-        ])
-        .do_nothing()
-        .to_owned(),
+    if let Some(earlier) = batch::record(
+        &txn,
+        &BatchRecord {
+            table: "mail_event_batches",
+            node_id: agent.node_id,
+            batch_id: &batch.batch_id,
+            content_hash: &content_hash,
+            accepted,
+            received_at: now,
+        },
     )
-    .exec_without_returning(&txn)
-    .await?;
-    if recorded == 0 {
-        let earlier = mail_event_batch::Entity::find_by_id((agent.node_id, batch.batch_id.clone()))
-            .one(&txn)
-            .await?
-            .ok_or_else(|| AppError::internal("a batch record vanished"))?;
+    .await?
+    {
         txn.rollback().await?;
-        if earlier.content_hash != content_hash {
-            return Err(AppError::Conflict(format!(
-                "batch '{}' was already stored with different events",
-                batch.batch_id
-            )));
-        }
-        return Ok(Outcome {
-            accepted: earlier.accepted,
-            duplicate: true,
-        });
+        return Ok(earlier);
     }
 
     let raw_oldest_ms = raw_oldest.timestamp_millis();

@@ -4,12 +4,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Duration as ChronoDuration, Utc};
-use entity::{metric_batch, metric_series};
+use entity::metric_series;
 use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait, sea_query::OnConflict};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
+    batch::{self, Admission, BatchRecord, Outcome},
     error::{AppError, AppResult},
     graphql::principal::AgentNode,
     nodes::types::Label,
@@ -31,12 +32,6 @@ const MAX_FUTURE: ChronoDuration = ChronoDuration::minutes(5);
 const MAX_EVENT_NAMES: usize = 64;
 /// Series whose newest sample the event of one batch carries at most.
 const MAX_EVENT_READINGS: usize = 256;
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct Outcome {
-    pub accepted: i32,
-    pub duplicate: bool,
-}
 
 /// A series as a batch names it.
 struct SeriesKey {
@@ -172,33 +167,6 @@ fn check_reading(
     Ok(())
 }
 
-pub(crate) fn check_batch_id(batch_id: &str) -> AppResult<()> {
-    let ok = !batch_id.is_empty()
-        && batch_id.len() <= 64
-        && batch_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(AppError::bad_input(
-            "batch.batchId",
-            "must be 1 to 64 letters, digits, '.', '_', ':' or '-'",
-        ))
-    }
-}
-
-/// Which samples a batch may carry, by age.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Admission {
-    /// What agents send: nothing older than raw retention.
-    Live,
-    /// History loaded by `mailops dev seed`: samples up to the 1-hour tier's retention.
-    /// Those older than raw retention go only into the rollups, as they would have if
-    /// they had arrived live and been pruned since.
-    Backfill,
-}
-
 /// Stores a batch for the agent's node. Nothing is written unless every sample is
 /// valid; a batch id seen before is answered from its record (or refused when its
 /// content differs); success is answered only after the commit.
@@ -216,27 +184,15 @@ pub async fn store_batch(
     batch: &MetricBatchInput,
     admission: Admission,
 ) -> AppResult<Outcome> {
-    check_batch_id(&batch.batch_id)?;
-    if batch.samples.is_empty() || batch.samples.len() > MAX_SAMPLES {
-        return Err(AppError::bad_input(
-            "batch.samples",
-            format!(
-                "holds {} samples; a batch holds 1 to {MAX_SAMPLES}",
-                batch.samples.len()
-            ),
-        ));
-    }
+    batch::check_id(&batch.batch_id)?;
+    batch::check_size("samples", batch.samples.len(), MAX_SAMPLES)?;
     let now = Utc::now();
-    let before_now = |retention: std::time::Duration| {
-        ChronoDuration::from_std(retention)
-            .map(|age| now - age)
-            .map_err(|e| AppError::internal(format!("retention: {e}")))
-    };
-    let raw_oldest = before_now(state.config.metrics_raw_retention)?;
-    let oldest = match admission {
-        Admission::Live => raw_oldest,
-        Admission::Backfill => before_now(state.config.metrics_hour_retention)?,
-    };
+    let (raw_oldest, oldest) = batch::oldest_allowed(
+        now,
+        admission,
+        state.config.metrics_raw_retention,
+        state.config.metrics_hour_retention,
+    )?;
     let newest = now + MAX_FUTURE;
 
     // A batch names few series many times over, so each (name, labels) as written is
@@ -274,36 +230,21 @@ pub async fn store_batch(
     let accepted = samples.len() as i32;
 
     let txn = state.db.begin().await?;
-    let recorded = metric_batch::Entity::insert(metric_batch::ActiveModel {
-        node_id: Set(agent.node_id),
-        batch_id: Set(batch.batch_id.clone()),
-        content_hash: Set(content_hash.clone()),
-        accepted: Set(accepted),
-        received_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::columns([metric_batch::Column::NodeId, metric_batch::Column::BatchId])
-            .do_nothing()
-            .to_owned(),
+    if let Some(earlier) = batch::record(
+        &txn,
+        &BatchRecord {
+            table: "metric_batches",
+            node_id: agent.node_id,
+            batch_id: &batch.batch_id,
+            content_hash: &content_hash,
+            accepted,
+            received_at: now,
+        },
     )
-    .exec_without_returning(&txn)
-    .await?;
-    if recorded == 0 {
-        let earlier = metric_batch::Entity::find_by_id((agent.node_id, batch.batch_id.clone()))
-            .one(&txn)
-            .await?
-            .ok_or_else(|| AppError::internal("a batch record vanished"))?;
+    .await?
+    {
         txn.rollback().await?;
-        if earlier.content_hash != content_hash {
-            return Err(AppError::Conflict(format!(
-                "batch '{}' was already stored with different samples",
-                batch.batch_id
-            )));
-        }
-        return Ok(Outcome {
-            accepted: earlier.accepted,
-            duplicate: true,
-        });
+        return Ok(earlier);
     }
 
     let mut series_rows: Vec<_> = series

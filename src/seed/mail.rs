@@ -12,13 +12,13 @@ use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QuerySelect 
 use uuid::Uuid;
 
 use crate::{
+    batch::Admission,
     error::{AppError, AppResult},
     graphql::principal::AgentNode,
     mailflow::{
         ingest,
         types::{MailEventBatchInput, MailEventInput, MailEventStatus},
     },
-    metrics::ingest::Admission,
     state::AppState,
 };
 

@@ -1,0 +1,152 @@
+//! What every batch an agent pushes shares, whatever it carries (metric samples, mail
+//! events): its id, how many items it may hold, how old they may be, and the record by
+//! which a retry is answered instead of written again.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use sea_orm::{ConnectionTrait, Statement, Value};
+use uuid::Uuid;
+
+use crate::{
+    db::placeholder,
+    error::{AppError, AppResult},
+};
+
+/// The answer to an ingestion: how many items the batch held, and whether it was stored
+/// before (and nothing was written now).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub accepted: i32,
+    pub duplicate: bool,
+}
+
+/// Which items a batch may carry, by age.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// What agents send: nothing older than the raw retention.
+    Live,
+    /// History loaded by `mailops dev seed`: items up to the longest retention. Those
+    /// older than the raw retention go only into the rollups or counters, as they would
+    /// have if they had arrived live and been pruned since.
+    Backfill,
+}
+
+/// Checks the agent's batch id: 1 to 64 letters, digits, `.`, `_`, `:` or `-`.
+pub fn check_id(batch_id: &str) -> AppResult<()> {
+    let ok = !batch_id.is_empty()
+        && batch_id.len() <= 64
+        && batch_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::bad_input(
+            "batch.batchId",
+            "must be 1 to 64 letters, digits, '.', '_', ':' or '-'",
+        ))
+    }
+}
+
+/// Checks that a batch holds 1 to `max` items; `items` names them (`samples`, `events`).
+pub fn check_size(items: &str, len: usize, max: usize) -> AppResult<()> {
+    if len == 0 || len > max {
+        return Err(AppError::bad_input(
+            format!("batch.{items}"),
+            format!("holds {len} {items}; a batch holds 1 to {max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The oldest items a batch may carry at `now`: (the raw retention's limit, the
+/// admission's limit).
+pub fn oldest_allowed(
+    now: DateTime<Utc>,
+    admission: Admission,
+    raw_retention: std::time::Duration,
+    longest_retention: std::time::Duration,
+) -> AppResult<(DateTime<Utc>, DateTime<Utc>)> {
+    let before_now = |retention: std::time::Duration| {
+        ChronoDuration::from_std(retention)
+            .map(|age| now - age)
+            .map_err(|e| AppError::internal(format!("retention: {e}")))
+    };
+    let raw = before_now(raw_retention)?;
+    let oldest = match admission {
+        Admission::Live => raw,
+        Admission::Backfill => before_now(longest_retention)?,
+    };
+    Ok((raw, oldest))
+}
+
+/// A batch about to be stored, identified by its content.
+pub struct BatchRecord<'a> {
+    /// The table of this kind of batch: `(node_id, batch_id)` keyed, with
+    /// `content_hash`, `accepted` and `received_at`.
+    pub table: &'static str,
+    pub node_id: Uuid,
+    pub batch_id: &'a str,
+    /// SHA-256 of the batch's items, to tell a retry from another batch reusing the id.
+    pub content_hash: &'a str,
+    pub accepted: i32,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Records the batch in the transaction that stores it. `None` means it is new: store it.
+/// `Some` is the answer of the earlier time the same batch was stored; the caller writes
+/// nothing more. The same id with other content is a `CONFLICT`.
+pub async fn record(
+    conn: &impl ConnectionTrait,
+    batch: &BatchRecord<'_>,
+) -> AppResult<Option<Outcome>> {
+    let backend = conn.get_database_backend();
+    let table = batch.table;
+    let p = |index| placeholder(backend, index);
+    let inserted = conn
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "INSERT INTO {table} (node_id, batch_id, content_hash, accepted, received_at) \
+                 VALUES ({}, {}, {}, {}, {}) ON CONFLICT (node_id, batch_id) DO NOTHING",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5)
+            ),
+            [
+                Value::from(batch.node_id),
+                Value::from(batch.batch_id),
+                Value::from(batch.content_hash),
+                Value::from(batch.accepted),
+                Value::from(batch.received_at),
+            ],
+        ))
+        .await?;
+    if inserted.rows_affected() > 0 {
+        return Ok(None);
+    }
+    let earlier = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT content_hash, accepted FROM {table} WHERE node_id = {} AND batch_id = {}",
+                p(1),
+                p(2)
+            ),
+            [Value::from(batch.node_id), Value::from(batch.batch_id)],
+        ))
+        .await?
+        .ok_or_else(|| AppError::internal("a batch record vanished"))?;
+    let content_hash: String = earlier.try_get_by_index(0)?;
+    if content_hash != batch.content_hash {
+        return Err(AppError::Conflict(format!(
+            "batch '{}' was already stored with other content",
+            batch.batch_id
+        )));
+    }
+    Ok(Some(Outcome {
+        accepted: earlier.try_get_by_index(1)?,
+        duplicate: true,
+    }))
+}
