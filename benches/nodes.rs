@@ -27,7 +27,7 @@ use axum::{
 use chrono::Utc;
 use common::{CONCURRENCY, WINDOW, graphql_ok};
 use entity::{ip_address, node};
-use mailops::{auth::Role, graphql::principal::Principal, state::AppState};
+use mailops::{auth::Principal, auth::Role, state::AppState};
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;

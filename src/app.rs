@@ -21,10 +21,11 @@ use tower_http::{
 };
 
 use crate::{
+    auth::RequestId,
     auth::{BackoffPolicy, LoginBackoff, Passwords, TokenKeys},
     config::{Config, GraphiqlAssets, Mode},
     db,
-    graphql::{self, AppSchema, http as gql_http, principal::RequestId},
+    graphql::{self, AppSchema, http as gql_http},
     state::AppState,
     users,
 };

@@ -13,7 +13,7 @@ use crate::{
     auth::{Passwords, Role},
     config::Config,
     db,
-    graphql::pagination::Page,
+    db::Page,
     users,
 };
 

@@ -7,7 +7,6 @@ pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod auth;
-pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod db;

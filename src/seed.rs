@@ -18,9 +18,9 @@ pub mod mail;
 
 use crate::{
     audit::{Actor, AuditContext},
-    batch::Admission,
+    auth::{AgentNode, EnrollmentCaller},
+    db::batch::Admission,
     error::{AppError, AppResult},
-    graphql::principal::{AgentNode, EnrollmentCaller},
     metrics::{
         ingest,
         types::{MetricBatchInput, MetricSampleInput},

@@ -17,7 +17,6 @@ use uuid::Uuid;
 
 use crate::{
     error::AppResult,
-    jobs,
     mailflow::query::Attempts,
     nodes::status::NodeStatus,
     realtime::{AlertEvent, Event},
@@ -213,7 +212,7 @@ pub fn event(
 }
 
 fn placeholders(backend: DbBackend, count: usize) -> String {
-    crate::db::placeholders(backend, 1, count)
+    crate::db::sql::placeholders(backend, 1, count)
 }
 
 /// The latest value of every series of `names`, by node and name, in one query.
@@ -805,9 +804,9 @@ pub async fn evaluate_once(state: &AppState) -> AppResult<CycleReport> {
     let txn = if state.db.get_database_backend() == DbBackend::Sqlite {
         // One instance only on SQLite; take the write lock up front so that the writes
         // at the end cannot fail on a lock another writer took meanwhile.
-        Some(crate::ips::begin_write(&state.db).await?)
+        Some(crate::db::begin_write(&state.db).await?)
     } else {
-        jobs::begin_exclusive(&state.db, jobs::lock::ALERT_EVALUATION).await?
+        crate::db::tx::try_lock(&state.db, crate::db::JobLock::AlertEvaluation).await?
     };
     let Some(txn) = txn else {
         return Ok(CycleReport::default());

@@ -382,7 +382,7 @@ pub async fn create(
             enabled: input.enabled,
             selector: input.selector,
         })?;
-        let txn = crate::ips::begin_write(db).await?;
+        let txn = crate::db::begin_write(db).await?;
         if alert_rule::Entity::find().count(&txn).await? >= MAX_RULES {
             return Err(AppError::Conflict(format!(
                 "there are already {MAX_RULES} rules, the most an install may hold; delete one first"
@@ -415,7 +415,7 @@ pub async fn update(
 ) -> AppResult<alert_rule::Model> {
     let change = change_detail("alert_rule.update", input.name.as_deref()).target("alert_rule", id);
     audit::service::audited(db, audit, change.clone(), async {
-        let txn = crate::ips::begin_write(db).await?;
+        let txn = crate::db::begin_write(db).await?;
         let current: super::types::AlertRule = get(&txn, id).await?.into();
         let selector = input.selector.unwrap_or_else(|| AlertSelectorInput {
             roles: current.selector.roles.clone(),
@@ -459,7 +459,7 @@ pub async fn delete(
     let db = &state.db;
     let change = Change::new("alert_rule.delete").target("alert_rule", id);
     let (rule, events) = audit::service::audited(db, audit, change.clone(), async {
-        let txn = crate::ips::begin_write(db).await?;
+        let txn = crate::db::begin_write(db).await?;
         let rule = get(&txn, id).await?;
         let open = alert::Entity::find()
             .filter(alert::Column::RuleId.eq(id))

@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use crate::{
     audit::{self, AuditContext, Change},
+    db::{Page, newest_first},
     error::{AppError, AppResult},
-    graphql::pagination::{Page, newest_first, parse_id},
+    graphql::pagination::parse_id,
     state::AppState,
 };
 
@@ -183,7 +184,7 @@ pub async fn acknowledge(
             }
             Some(n) => Some(n.to_string()),
         };
-        let txn = crate::ips::begin_write(db).await?;
+        let txn = crate::db::begin_write(db).await?;
         let alert = find(&txn, id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no alert with id {id}")))?;
@@ -306,7 +307,7 @@ pub async fn silence(
                 format!("must be 1 to {MAX_REASON_CHARS} characters"),
             ));
         }
-        let txn = crate::ips::begin_write(db).await?;
+        let txn = crate::db::begin_write(db).await?;
         let id = Uuid::now_v7();
         let silence = alert_silence::ActiveModel {
             id: Set(id),
@@ -380,7 +381,7 @@ pub async fn expire(
 ) -> AppResult<alert_silence::Model> {
     let change = Change::new("alert_silence.expire").target("alert_silence", id);
     audit::service::audited(db, audit, change.clone(), async {
-        let txn = crate::ips::begin_write(db).await?;
+        let txn = crate::db::begin_write(db).await?;
         let silence = alert_silence::Entity::find_by_id(id)
             .one(&txn)
             .await?

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::{
     auth::Role,
     error::AppError,
-    graphql::principal::RoleGuard,
+    graphql::guards::RoleGuard,
     ips::loaders::NodesById,
     nodes::types::{Label, Node, NodeRole},
 };

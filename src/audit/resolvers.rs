@@ -4,8 +4,8 @@ use crate::{
     auth::Role,
     error::{AppError, AppResult},
     graphql::{
+        guards::{RoleGuard, app},
         pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
-        principal::{RoleGuard, app},
     },
 };
 

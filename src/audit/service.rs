@@ -4,11 +4,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use uuid::Uuid;
 
 use crate::{
+    auth::{Principal, RequestId},
+    db::{Page, newest_first},
     error::{AppError, AppResult},
-    graphql::{
-        pagination::{Page, newest_first},
-        principal::{Principal, RequestId},
-    },
 };
 
 /// Who acted.

@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod password;
+pub mod principal;
 pub mod resolvers;
 pub mod role;
 pub mod service;
@@ -11,5 +12,6 @@ pub mod types;
 
 pub use backoff::{BackoffPolicy, LoginBackoff};
 pub use password::Passwords;
+pub use principal::{AgentNode, AuthUser, EnrollmentCaller, Principal, RequestId};
 pub use role::Role;
 pub use tokens::TokenKeys;

@@ -3,7 +3,7 @@ use secrecy::SecretString;
 
 use crate::{
     auth::Role,
-    graphql::principal::{PublicGuard, RoleGuard, app, audit_context, user},
+    graphql::guards::{PublicGuard, RoleGuard, app, audit_context, user},
     users::types::User,
 };
 

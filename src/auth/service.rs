@@ -9,9 +9,9 @@ use uuid::Uuid;
 
 use crate::{
     audit::{self, Actor, AuditContext, Change},
+    auth::AuthUser,
     auth::tokens::{hash_secret, new_refresh_token},
     error::{AppError, AppResult},
-    graphql::principal::AuthUser,
     state::AppState,
     users::service::{find, find_by_username, normalize_username, set_password_hash},
 };

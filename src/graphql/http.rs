@@ -12,11 +12,9 @@ use axum::{
 
 use crate::{
     app::ServerState,
+    auth::{Principal, RequestId},
     error::{code, finish_errors, server_error},
-    graphql::{
-        limits::{MAX_BATCH, MAX_BODY_BYTES},
-        principal::{Principal, RequestId},
-    },
+    graphql::limits::{MAX_BATCH, MAX_BODY_BYTES},
     realtime::ws::{self, Protocol},
 };
 

@@ -23,8 +23,6 @@ pub const MAX_ALIASES: usize = 30;
 pub const MAX_DIRECTIVES: usize = 50;
 pub const MAX_QUERY_BYTES: usize = 32 * 1024;
 pub const MAX_BATCH: usize = 10;
-/// The largest `first` a list accepts.
-pub const MAX_PAGE: usize = 500;
 /// Request bodies larger than this are refused before they are parsed.
 /// A metrics batch of 10,000 samples with labels fits.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;

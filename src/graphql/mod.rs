@@ -1,10 +1,10 @@
 //! The GraphQL schema: one merged root per operation type, composed from one object per
 //! domain, plus the limits every request is held to.
 
+pub mod guards;
 pub mod http;
 pub mod limits;
 pub mod pagination;
-pub mod principal;
 
 use std::sync::Arc;
 

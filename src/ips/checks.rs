@@ -9,17 +9,15 @@ use chrono::Utc;
 use entity::{dnsbl_check_job, dnsbl_result, dnsbl_transition, ip_address};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Statement,
-    sea_query::OnConflict,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, sea_query::OnConflict,
 };
 use uuid::Uuid;
 
 use crate::{
     audit::{self, Actor, AuditContext, Change},
+    db::{Page, newest_first},
     error::{AppError, AppResult},
-    graphql::pagination::{Page, newest_first},
     ips::address,
-    jobs,
     realtime::{Event, IpReputationChanged},
     state::AppState,
 };
@@ -78,7 +76,7 @@ pub async fn enqueue(
                 Some(parsed)
             }
         };
-        let txn = super::begin_write(db).await?;
+        let txn = crate::db::begin_write(db).await?;
         if let Some(list) = &addresses {
             let mut known = 0;
             for chunk in list.chunks(500) {
@@ -140,7 +138,8 @@ pub async fn find_job(
 /// Under the job lock: requeues abandoned jobs, queues the scheduled check when it is
 /// due, and claims the next due job.
 async fn claim(state: &AppState) -> AppResult<Option<dnsbl_check_job::Model>> {
-    let Some(txn) = jobs::begin_exclusive(&state.db, jobs::lock::DNSBL_CHECKS).await? else {
+    let Some(txn) = crate::db::tx::try_lock(&state.db, crate::db::JobLock::DnsblChecks).await?
+    else {
         return Ok(None);
     };
     let now = Utc::now();
@@ -369,17 +368,10 @@ async fn store(
         .iter()
         .filter_map(|ip| ip.address.parse().ok().map(|a| (a, ip)))
         .collect();
-    let txn = super::begin_write(&state.db).await?;
-    if txn.get_database_backend() == DbBackend::Postgres {
-        // Two instances storing checks of one IP at once would both see the same previous
-        // state and record the same transition twice; this waits for the other's commit.
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock($1)",
-            [jobs::lock::DNSBL_RESULTS.into()],
-        ))
-        .await?;
-    }
+    let txn = crate::db::begin_write(&state.db).await?;
+    // Two instances storing checks of one IP at once would both see the same previous
+    // state and record the same transition twice; this waits for the other's commit.
+    crate::db::tx::wait_for_lock(&txn, crate::db::JobLock::DnsblResults).await?;
     let mut previous: HashMap<(Uuid, String), dnsbl_result::Model> = HashMap::new();
     let ids: Vec<Uuid> = ips.iter().map(|ip| ip.id).collect();
     for chunk in ids.chunks(500) {

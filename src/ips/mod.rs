@@ -12,22 +12,6 @@ pub mod types;
 
 pub use config::DnsblConfig;
 
-use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
-};
-
-/// Begins a transaction that will write. On SQLite it takes the write lock at once: a
-/// transaction that reads first and writes later fails with "database is locked" (rather
-/// than waiting) when another write commits in between, which the check jobs make likely.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, sea_orm::DbErr> {
-    db.begin_with_options(TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..TransactionOptions::default()
-    })
-    .await
-}
-
 /// Whether an IP sends mail.
 #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IpStatus {

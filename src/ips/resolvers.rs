@@ -3,8 +3,8 @@ use async_graphql::{Context, ID, Object, connection::Connection};
 use crate::{
     auth::Role,
     graphql::{
+        guards::{RoleGuard, app, audit_context},
         pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
-        principal::{RoleGuard, app, audit_context},
     },
 };
 

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::{
     audit::{self, AuditContext, Change},
+    db::{Page, fetch_page},
     error::{AppError, AppResult},
-    graphql::pagination::{Page, fetch_page},
     ips::address::{self, ParsedAddress},
 };
 
@@ -209,7 +209,7 @@ pub async fn add(
         parsed.sort_by_key(|p| p.key);
         parsed.dedup_by(|a, b| a.key == b.key);
 
-        let txn = super::begin_write(db).await?;
+        let txn = crate::db::begin_write(db).await?;
         if let Some(node_id) = node_id {
             require_node(&txn, "input.nodeId", node_id).await?;
         }
@@ -288,7 +288,7 @@ pub async fn remove(
     let change = Change::new("ip.remove")
         .detail(serde_json::json!({ "address": text.chars().take(64).collect::<String>() }));
     audit::service::audited(db, audit, change.clone(), async {
-        let txn = super::begin_write(db).await?;
+        let txn = crate::db::begin_write(db).await?;
         let ip = get(&txn, text).await?;
         dnsbl_result::Entity::delete_many()
             .filter(dnsbl_result::Column::IpId.eq(ip.id))
@@ -317,7 +317,7 @@ pub async fn assign(
         "address": text.chars().take(64).collect::<String>(), "nodeId": node_id,
     }));
     audit::service::audited(db, audit, change.clone(), async {
-        let txn = super::begin_write(db).await?;
+        let txn = crate::db::begin_write(db).await?;
         let ip = get(&txn, text).await?;
         if let Some(node_id) = node_id {
             require_node(&txn, "nodeId", node_id).await?;
@@ -366,7 +366,7 @@ pub async fn update(
             .as_deref()
             .map(|n| bounded("input.notes", Some(n), MAX_NOTES_CHARS))
             .transpose()?;
-        let txn = super::begin_write(db).await?;
+        let txn = crate::db::begin_write(db).await?;
         let ip = get(&txn, text).await?;
         let id = ip.id;
         let mut model: ip_address::ActiveModel = ip.into();
@@ -403,7 +403,7 @@ pub async fn set_status(
     }));
     audit::service::audited(db, audit, change.clone(), async {
         let reason = bounded("reason", reason, MAX_REASON_CHARS)?;
-        let txn = super::begin_write(db).await?;
+        let txn = crate::db::begin_write(db).await?;
         let ip = get(&txn, text).await?;
         let id = ip.id;
         let ip = apply_status(&txn, ip, status, reason).await?;
@@ -540,7 +540,7 @@ pub async fn bulk_action(
     }));
     let work = async {
         let reason = bounded("input.reason", input.reason.as_deref(), MAX_REASON_CHARS)?;
-        let txn = super::begin_write(db).await?;
+        let txn = crate::db::begin_write(db).await?;
         let mut outcomes: Vec<Outcome> = Vec::new();
         let rows: Vec<ip_address::Model> = match (&input.addresses, &input.filter) {
             (Some(addresses), None) => {

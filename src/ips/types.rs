@@ -9,8 +9,8 @@ use crate::{
     auth::Role,
     error::AppError,
     graphql::{
+        guards::{RoleGuard, app},
         pagination::{ConnectionTotal, Page, connection, wants_total},
-        principal::{RoleGuard, app},
     },
     nodes::types::Node,
 };

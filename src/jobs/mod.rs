@@ -1,54 +1,13 @@
-//! Background jobs. Each tick of a job runs inside a transaction that first takes a
-//! database lock, so with several instances on one Postgres exactly one of them does the
-//! work of a tick and the others skip it; no instance needs to know about the others.
+//! Background jobs. Each tick of a job runs inside a transaction that first takes its
+//! database lock ([`crate::db::JobLock`]), so with several instances on one Postgres
+//! exactly one of them does the work of a tick and the others skip it; no instance needs
+//! to know about the others.
 
 use std::time::Duration;
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
-    TransactionTrait,
-};
 use tokio::task::JoinHandle;
 
 use crate::{error::AppResult, state::AppState};
-
-/// Advisory-lock keys, one per job.
-pub mod lock {
-    pub const NODE_STATUS: i64 = 0x6d61_696c_0001;
-    pub const METRICS_RETENTION: i64 = 0x6d61_696c_0002;
-    pub const DNSBL_CHECKS: i64 = 0x6d61_696c_0003;
-    /// Held while a DNSBL check's results are stored, so stores of two instances queue.
-    pub const DNSBL_RESULTS: i64 = 0x6d61_696c_0004;
-    pub const ALERT_EVALUATION: i64 = 0x6d61_696c_0005;
-    pub const MAIL_RETENTION: i64 = 0x6d61_696c_0006;
-}
-
-/// Begins a transaction holding the job's lock, or `None` when another instance holds it.
-pub async fn begin_exclusive(
-    db: &DatabaseConnection,
-    lock: i64,
-) -> AppResult<Option<DatabaseTransaction>> {
-    let txn = db.begin().await?;
-    if txn.get_database_backend() == DbBackend::Postgres {
-        let row = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_try_advisory_xact_lock($1) AS locked",
-                [lock.into()],
-            ))
-            .await?;
-        let locked = match row {
-            Some(row) => row.try_get::<bool>("", "locked")?,
-            None => false,
-        };
-        if !locked {
-            txn.rollback().await?;
-            return Ok(None);
-        }
-    }
-    // SQLite serves a single instance; its own write lock is enough.
-    Ok(Some(txn))
-}
 
 /// Runs `tick` every `interval` until the task is aborted. A failing tick is logged and
 /// the next one runs as usual.

@@ -5,8 +5,8 @@ use entity::mail_event;
 use sea_orm::{ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _};
 
 use crate::{
+    db::{Page, newest_first},
     error::{AppError, AppResult},
-    graphql::pagination::{Page, newest_first},
 };
 
 use super::types::MailEventFilter;

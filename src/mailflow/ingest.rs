@@ -11,9 +11,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
-    batch::{self, Admission, BatchRecord, Outcome},
+    auth::AgentNode,
+    db::batch::{self, Admission, BatchRecord, Outcome},
     error::{AppError, AppResult},
-    graphql::principal::AgentNode,
     realtime::{Event, MailEventsIngested},
     state::AppState,
 };
@@ -456,7 +456,7 @@ async fn add_to_counters(
             ]);
             tuples.push(format!(
                 "({})",
-                crate::db::placeholders(backend, first + 1, values.len() - first)
+                crate::db::sql::placeholders(backend, first + 1, values.len() - first)
             ));
         }
         let sql = format!(

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use crate::{
     auth::Role,
     graphql::{
+        guards::{AgentGuard, RoleGuard, app, principal},
         pagination::{self, ConnectionTotal, Page, connection, parse_ids, wants_total},
-        principal::{AgentGuard, RoleGuard, app, principal},
     },
     metrics::types::TimeRange,
 };

@@ -4,12 +4,13 @@
 use chrono::Utc;
 use sea_orm::Value;
 
-use crate::{error::AppResult, jobs, metrics::retention::delete_before, state::AppState};
+use crate::{db::retention::delete_before, error::AppResult, state::AppState};
 
 /// One pass, on one instance at a time: raw events, batch records, 1-minute and 1-hour
 /// counters, each by its own retention. Returns rows deleted.
 pub async fn sweep(state: &AppState) -> AppResult<u64> {
-    let Some(txn) = jobs::begin_exclusive(&state.db, jobs::lock::MAIL_RETENTION).await? else {
+    let Some(txn) = crate::db::tx::try_lock(&state.db, crate::db::JobLock::MailRetention).await?
+    else {
         return Ok(0);
     };
     let now = Utc::now();

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    auth::Role, error::AppError, graphql::principal::RoleGuard, ips::loaders::NodesById,
+    auth::Role, error::AppError, graphql::guards::RoleGuard, ips::loaders::NodesById,
     nodes::types::Node,
 };
 

@@ -10,9 +10,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
-    batch::{self, Admission, BatchRecord, Outcome},
+    auth::AgentNode,
+    db::batch::{self, Admission, BatchRecord, Outcome},
     error::{AppError, AppResult},
-    graphql::principal::AgentNode,
     nodes::types::Label,
     realtime::{Event, MetricsIngested, SeriesReading},
     state::AppState,

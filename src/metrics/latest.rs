@@ -55,7 +55,7 @@ impl Loader<Uuid> for LatestByNode {
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Readings>, Self::Error> {
         let backend = self.db.get_database_backend();
-        let placeholders = crate::db::placeholders(backend, 1, keys.len());
+        let placeholders = crate::db::sql::placeholders(backend, 1, keys.len());
         // The newest 1-minute bucket of each series holds its latest sample as `last`.
         let sql = format!(
             "SELECT s.node_id, s.name, r.last, r.last_ts FROM metric_series s \

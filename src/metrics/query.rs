@@ -245,8 +245,8 @@ pub async fn run(
     let from_ms = query.from.timestamp_millis();
     let to_ms = query.to.timestamp_millis();
     let step_ms = step_seconds * 1000;
-    let placeholders = |start: usize, n: usize| crate::db::placeholders(backend, start, n);
-    let p = |i: usize| crate::db::placeholder(backend, i);
+    let placeholders = |start: usize, n: usize| crate::db::sql::placeholders(backend, start, n);
+    let p = |i: usize| crate::db::sql::placeholder(backend, i);
     let sql = bucket_sql(
         backend,
         resolution,

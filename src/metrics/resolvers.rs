@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use crate::{
     auth::Role,
     graphql::{
+        guards::{AgentGuard, RoleGuard, RoleOrAgentGuard, app, principal},
         pagination::parse_ids,
-        principal::{AgentGuard, RoleGuard, RoleOrAgentGuard, app, principal},
     },
     nodes::types::Label,
 };

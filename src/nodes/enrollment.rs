@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::{
     audit::{self, AuditContext, Change},
+    db::{Page, newest_first},
     error::{AppError, AppResult},
-    graphql::pagination::{Page, newest_first},
 };
 
 use super::keys::{self, KeyKind};

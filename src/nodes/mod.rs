@@ -7,3 +7,7 @@ pub mod resolvers;
 pub mod service;
 pub mod status;
 pub mod types;
+
+pub use keys::{
+    KeyKind, authenticate_enrollment, authenticate_node, parse as parse_key, touch_node_key,
+};

@@ -2,14 +2,14 @@ use async_graphql::{Context, ID, Object, connection::Connection};
 use chrono::{DateTime, Utc};
 
 use crate::{
+    auth::Principal,
     auth::Role,
     error::AppError,
     graphql::{
-        pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
-        principal::{
-            AgentGuard, EnrollmentGuard, Principal, RoleGuard, RoleOrAgentGuard, app,
-            audit_context, principal,
+        guards::{
+            AgentGuard, EnrollmentGuard, RoleGuard, RoleOrAgentGuard, app, audit_context, principal,
         },
+        pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
     },
 };
 

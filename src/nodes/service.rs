@@ -14,11 +14,9 @@ use uuid::Uuid;
 
 use crate::{
     audit::{self, AuditContext, Change},
+    auth::{AgentNode, EnrollmentCaller},
+    db::{Page, fetch_page},
     error::{AppError, AppResult},
-    graphql::{
-        pagination::{Page, fetch_page},
-        principal::{AgentNode, EnrollmentCaller},
-    },
     ips::address::{self, ParsedAddress},
     realtime::{Event, NodeStatusChanged},
     state::AppState,

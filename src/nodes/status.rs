@@ -12,7 +12,6 @@ use uuid::Uuid;
 
 use crate::{
     error::AppResult,
-    jobs,
     realtime::{Event, NodeStatusChanged},
     state::AppState,
 };
@@ -135,7 +134,8 @@ pub async fn record(
 /// whose agents went quiet to STALE or DOWN. Runs on one instance at a time; returns how
 /// many nodes changed.
 pub async fn sweep(state: &AppState) -> AppResult<usize> {
-    let Some(txn) = jobs::begin_exclusive(&state.db, jobs::lock::NODE_STATUS).await? else {
+    let Some(txn) = crate::db::tx::try_lock(&state.db, crate::db::JobLock::NodeStatus).await?
+    else {
         return Ok(0);
     };
     let now = Utc::now();

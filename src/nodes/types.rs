@@ -4,7 +4,7 @@ use entity::{enrollment_key, node, node_key, node_status_change};
 
 use crate::{
     auth::Role,
-    graphql::principal::{RoleGuard, RoleOrAgentGuard, app},
+    graphql::guards::{RoleGuard, RoleOrAgentGuard, app},
 };
 
 use super::{

@@ -2,7 +2,7 @@ use async_graphql::{Context, Object};
 
 use crate::{
     auth::Role,
-    graphql::principal::{RoleGuard, app},
+    graphql::guards::{RoleGuard, app},
 };
 
 use super::types::Overview;

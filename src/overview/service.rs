@@ -4,8 +4,8 @@ use chrono::{Duration as ChronoDuration, Utc};
 use sea_orm::{ConnectionTrait, Statement, Value};
 
 use crate::{
-    db::placeholder, error::AppResult, mailflow::query::cluster_counts, nodes::status::NodeStatus,
-    state::AppState,
+    db::sql::placeholder, error::AppResult, mailflow::query::cluster_counts,
+    nodes::status::NodeStatus, state::AppState,
 };
 
 use super::types::{AlertCounts, ClusterHealth, HealthReason, NodeCounts, Overview, QueueSize};

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::{
     auth::Role,
     error::{AppError, AppResult},
-    graphql::principal::{RoleGuard, app},
+    graphql::guards::{RoleGuard, app},
 };
 
 use super::{

@@ -18,7 +18,7 @@ use async_graphql::{Request, Response, parser::types::OperationType};
 use futures_util::{FutureExt as _, Stream, StreamExt as _, stream::BoxStream};
 use tokio::sync::broadcast;
 
-use crate::graphql::{AppSchema, principal::Principal};
+use crate::{auth::Principal, graphql::AppSchema};
 
 /// One response of a group: the response, and its JSON when it holds no error (errors get
 /// the member's own request id, so those are serialized per member).

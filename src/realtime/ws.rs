@@ -20,11 +20,9 @@ use tokio_stream::StreamMap;
 use uuid::Uuid;
 
 use crate::{
+    auth::{Principal, RequestId},
     error::{code, finish_errors, server_error},
-    graphql::{
-        AppSchema,
-        principal::{Principal, RequestId},
-    },
+    graphql::AppSchema,
     state::AppState,
 };
 

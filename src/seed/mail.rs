@@ -12,9 +12,9 @@ use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QuerySelect 
 use uuid::Uuid;
 
 use crate::{
-    batch::Admission,
+    auth::AgentNode,
+    db::batch::Admission,
     error::{AppError, AppResult},
-    graphql::principal::AgentNode,
     mailflow::{
         ingest,
         types::{MailEventBatchInput, MailEventInput, MailEventStatus},

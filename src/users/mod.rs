@@ -3,3 +3,5 @@
 pub mod resolvers;
 pub mod service;
 pub mod types;
+
+pub use service::find;

@@ -4,8 +4,8 @@ use secrecy::SecretString;
 use crate::{
     auth::Role,
     graphql::{
+        guards::{RoleGuard, app, audit_context},
         pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
-        principal::{RoleGuard, app, audit_context},
     },
 };
 

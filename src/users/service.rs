@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::{
     audit::{self, AuditContext, Change},
     auth::{self, Passwords, Role, password},
+    db::{Page, fetch_page},
     error::{AppError, AppResult},
-    graphql::pagination::{Page, fetch_page},
 };
 
 pub const MAX_USERNAME_CHARS: usize = 64;

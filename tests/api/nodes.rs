@@ -387,10 +387,10 @@ async fn the_status_job_runs_on_one_instance_at_a_time() {
     )
     .await;
     let db = &first.state.db;
-    let lock = mailops::jobs::lock::NODE_STATUS;
+    let lock = mailops::db::JobLock::NodeStatus;
     let mut holder = None;
     for _ in 0..100 {
-        holder = mailops::jobs::begin_exclusive(db, lock).await.unwrap();
+        holder = mailops::db::tx::try_lock(db, lock).await.unwrap();
         if holder.is_some() {
             break;
         }
@@ -402,7 +402,7 @@ async fn the_status_job_runs_on_one_instance_at_a_time() {
         .await
         .unwrap();
     assert!(
-        mailops::jobs::begin_exclusive(&other_instance, lock)
+        mailops::db::tx::try_lock(&other_instance, lock)
             .await
             .unwrap()
             .is_none(),
@@ -410,7 +410,7 @@ async fn the_status_job_runs_on_one_instance_at_a_time() {
     );
     holder.commit().await.unwrap();
     assert!(
-        mailops::jobs::begin_exclusive(&other_instance, lock)
+        mailops::db::tx::try_lock(&other_instance, lock)
             .await
             .unwrap()
             .is_some()

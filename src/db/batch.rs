@@ -7,7 +7,7 @@ use sea_orm::{ConnectionTrait, Statement, Value};
 use uuid::Uuid;
 
 use crate::{
-    db::placeholder,
+    db::sql::placeholder,
     error::{AppError, AppResult},
 };
 

@@ -1,15 +1,15 @@
 //! Who is calling: resolved once per request (or WebSocket connection) from its
-//! `Authorization` value, then read by guards and resolvers.
+//! `Authorization` value. The GraphQL layer reads it in its guards; services take the
+//! caller they act for as an argument.
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Guard};
 use uuid::Uuid;
 
 use crate::{
     auth::Role,
     error::{AppError, AppResult},
-    nodes::keys::{self, KeyKind},
+    nodes::{self, KeyKind},
     state::AppState,
 };
 
@@ -70,19 +70,17 @@ impl Principal {
                 Ok(id) => id,
                 Err(reason) => return Ok(Principal::Refused(reason)),
             };
-            return Ok(
-                match crate::users::service::find(&state.db, user_id).await? {
-                    Some(user) if user.disabled => Principal::Refused("this account is disabled"),
-                    Some(user) => Principal::User(AuthUser {
-                        id: user.id,
-                        role: Role::parse(&user.role)
-                            .ok_or_else(|| AppError::internal("user has an unknown role"))?,
-                        username: user.username.clone(),
-                        record: Arc::new(user),
-                    }),
-                    None => Principal::Refused("this account no longer exists"),
-                },
-            );
+            return Ok(match crate::users::find(&state.db, user_id).await? {
+                Some(user) if user.disabled => Principal::Refused("this account is disabled"),
+                Some(user) => Principal::User(AuthUser {
+                    id: user.id,
+                    role: Role::parse(&user.role)
+                        .ok_or_else(|| AppError::internal("user has an unknown role"))?,
+                    username: user.username.clone(),
+                    record: Arc::new(user),
+                }),
+                None => Principal::Refused("this account no longer exists"),
+            });
         }
         if scheme.eq_ignore_ascii_case("apikey") {
             return Self::resolve_key(state, credential).await;
@@ -93,15 +91,15 @@ impl Principal {
     }
 
     async fn resolve_key(state: &AppState, credential: &str) -> AppResult<Principal> {
-        let Some(key) = keys::parse(credential) else {
+        let Some(key) = nodes::parse_key(credential) else {
             return Ok(Principal::Refused(
                 "malformed API key; expected mko_<id>_<secret> or mke_<id>_<secret>",
             ));
         };
         Ok(match key.kind {
-            KeyKind::Node => match keys::authenticate_node(&state.db, &key).await? {
+            KeyKind::Node => match nodes::authenticate_node(&state.db, &key).await? {
                 Ok((key_row, node)) => {
-                    keys::touch_node_key(&state.db, &key_row);
+                    nodes::touch_node_key(&state.db, &key_row);
                     Principal::Agent(AgentNode {
                         node_id: node.id,
                         key_id: key_row.id,
@@ -110,7 +108,7 @@ impl Principal {
                 }
                 Err(refusal) => Principal::Refused(refusal),
             },
-            KeyKind::Enrollment => match keys::authenticate_enrollment(&state.db, &key).await? {
+            KeyKind::Enrollment => match nodes::authenticate_enrollment(&state.db, &key).await? {
                 Ok(row) => Principal::Enrollment(EnrollmentCaller {
                     key_id: row.id,
                     name: row.name,
@@ -166,100 +164,6 @@ impl Principal {
     }
 }
 
-/// Lets a field through when the caller holds at least the given role.
-pub struct RoleGuard(Role);
-
-impl RoleGuard {
-    pub fn new(role: Role) -> Self {
-        RoleGuard(role)
-    }
-}
-
-impl Guard for RoleGuard {
-    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        principal(ctx).require(self.0)?;
-        Ok(())
-    }
-}
-
-/// Lets a field through for node agents (node keys).
-pub struct AgentGuard;
-
-impl Guard for AgentGuard {
-    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        principal(ctx).require_agent()?;
-        Ok(())
-    }
-}
-
-/// Lets a field through for enrollment keys.
-pub struct EnrollmentGuard;
-
-impl Guard for EnrollmentGuard {
-    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        principal(ctx).require_enrollment()?;
-        Ok(())
-    }
-}
-
-/// Lets a field through for users holding at least `role`, and for node agents (which the
-/// resolver then holds to their own node).
-pub struct RoleOrAgentGuard(Role);
-
-impl RoleOrAgentGuard {
-    pub fn new(role: Role) -> Self {
-        RoleOrAgentGuard(role)
-    }
-}
-
-impl Guard for RoleOrAgentGuard {
-    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        match principal(ctx) {
-            Principal::Agent(_) => Ok(()),
-            other => {
-                other.require(self.0)?;
-                Ok(())
-            }
-        }
-    }
-}
-
-/// Marks a field that anyone may call (its arguments are its credentials, as with
-/// `login`). Written out so that every field states a decision.
-pub struct PublicGuard;
-
-impl Guard for PublicGuard {
-    async fn check(&self, _ctx: &Context<'_>) -> async_graphql::Result<()> {
-        Ok(())
-    }
-}
-
-static ANONYMOUS: Principal = Principal::Anonymous;
-
-pub fn principal<'a>(ctx: &Context<'a>) -> &'a Principal {
-    ctx.data_opt::<Principal>().unwrap_or(&ANONYMOUS)
-}
-
-/// The caller as a user holding at least `role`. Guards have already checked this; the
-/// resolver asks again to get the user without an `unwrap`.
-pub fn user<'a>(ctx: &Context<'a>, role: Role) -> AppResult<&'a AuthUser> {
-    principal(ctx).require(role)
-}
-
-pub fn app<'a>(ctx: &Context<'a>) -> AppResult<&'a AppState> {
-    ctx.data::<AppState>()
-        .map_err(|_| AppError::internal("application state missing from the schema"))
-}
-
 /// The id of the HTTP request (or WebSocket connection) being served.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
-
-pub fn request_id(ctx: &Context<'_>) -> Option<String> {
-    ctx.data_opt::<RequestId>().map(|r| r.0.clone())
-}
-
-/// The caller and request that the audit entries of this operation are written for.
-pub fn audit_context(ctx: &Context<'_>) -> crate::audit::AuditContext {
-    crate::audit::AuditContext::new(principal(ctx), ctx.data_opt::<RequestId>())
-}

@@ -1,4 +1,16 @@
-//! Connecting to the database and bringing its schema up to date.
+//! The database layer every domain builds on: connecting and migrating, transactions and
+//! the named job locks, bind placeholders, keyset pages, chunked retention deletes and
+//! the record of agent batches. Nothing here knows a domain's tables; each domain's
+//! store passes its own.
+
+pub mod batch;
+pub mod page;
+pub mod retention;
+pub mod sql;
+pub mod tx;
+
+pub use page::{Page, fetch_page, newest_first};
+pub use tx::{JobLock, begin_write};
 
 use std::time::Duration;
 
@@ -43,8 +55,11 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     match db.get_database_backend() {
         DbBackend::Postgres => {
             let txn = db.begin().await?;
-            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7034011455221)")
-                .await?;
+            txn.execute_unprepared(&format!(
+                "SELECT pg_advisory_xact_lock({})",
+                JobLock::Migrations.id()
+            ))
+            .await?;
             Migrator::up(&txn, None).await?;
             txn.commit().await?;
         }
@@ -56,21 +71,4 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 /// Whether the database answers, for `/readyz`.
 pub async fn ping(db: &DatabaseConnection) -> bool {
     db.ping().await.is_ok()
-}
-
-/// The `index`-th (from 1) bind parameter of a raw statement: `$index` on Postgres, `?` on
-/// SQLite, which numbers its `?`s in the order they appear.
-pub fn placeholder(backend: sea_orm::DbBackend, index: usize) -> String {
-    match backend {
-        sea_orm::DbBackend::Postgres => format!("${index}"),
-        _ => "?".to_owned(),
-    }
-}
-
-/// `count` bind parameters from `first` on, comma-separated, for an `IN (…)` list.
-pub fn placeholders(backend: sea_orm::DbBackend, first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|index| placeholder(backend, index))
-        .collect::<Vec<_>>()
-        .join(",")
 }
