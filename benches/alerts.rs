@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use mailops::{
     alerts::{
-        AlertAggregate, AlertComparison, AlertCondition, AlertSeverity, evaluate_once, rules,
-        types::{AlertSelectorInput, CreateAlertRuleInput},
+        self, AlertAggregate, AlertComparison, AlertCondition, AlertSeverity, RuleDraft,
+        RuleSelector, evaluate_once,
     },
     audit::{Actor, AuditContext},
-    metrics::ingest,
-    nodes::types::{Label, NodeRole},
+    metrics,
+    nodes::{Label, NodeRole},
     seed,
     state::AppState,
 };
@@ -64,10 +64,10 @@ fn metric_rule(
     aggregate: AlertAggregate,
     comparison: AlertComparison,
     threshold: f64,
-    selector: AlertSelectorInput,
+    selector: RuleSelector,
     labels: Vec<Label>,
-) -> CreateAlertRuleInput {
-    CreateAlertRuleInput {
+) -> RuleDraft {
+    RuleDraft {
         name: name.into(),
         description: None,
         condition: AlertCondition::Metric,
@@ -126,7 +126,7 @@ async fn main() {
     for (i, node) in nodes.iter().enumerate() {
         let batch = seed::hour_batch(i, &node.agent.hostname, hour, 4);
         samples += batch.samples.len();
-        ingest::ingest(&state, &node.agent, &batch).await.unwrap();
+        metrics::ingest(&state, &node.agent, &batch).await.unwrap();
     }
     let node_ids: Vec<String> = nodes.iter().map(|n| n.agent.node_id.to_string()).collect();
 
@@ -138,18 +138,18 @@ async fn main() {
     // The five defaults and 15 METRIC rules.
     set_defaults_enabled(&state, true, "").await;
     let audit = AuditContext::with_actor(Actor::cli());
-    let any = AlertSelectorInput::default;
-    let site = |s: &str| AlertSelectorInput {
+    let any = RuleSelector::default;
+    let site = |s: &str| RuleSelector {
         labels: vec![label("site", s)],
-        ..AlertSelectorInput::default()
+        ..RuleSelector::default()
     };
-    let mta = AlertSelectorInput {
+    let mta = RuleSelector {
         roles: vec![NodeRole::Mta],
-        ..AlertSelectorInput::default()
+        ..RuleSelector::default()
     };
-    let some_nodes = AlertSelectorInput {
-        node_ids: node_ids[..10].iter().map(|id| id.clone().into()).collect(),
-        ..AlertSelectorInput::default()
+    let some_nodes = RuleSelector {
+        node_ids: node_ids[..10].to_vec(),
+        ..RuleSelector::default()
     };
     use AlertAggregate::*;
     use AlertComparison::*;
@@ -275,7 +275,7 @@ async fn main() {
         ),
     ];
     for spec in specs {
-        rules::create(&state.db, &audit, spec).await.unwrap();
+        alerts::create_rule(&state.db, &audit, spec).await.unwrap();
     }
     // The first cycle raises what breaches; later ones only look (PENDING alerts need 60 s).
     let first = Instant::now();

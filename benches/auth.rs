@@ -34,7 +34,7 @@ async fn plain_me(State(state): State<AppState>, headers: HeaderMap) -> Json<Val
     let Ok(id) = state.tokens.verify_access(token) else {
         return Json(json!({ "errors": [{ "message": "unauthenticated" }] }));
     };
-    let user = mailops::users::service::find(&state.db, id)
+    let user = mailops::users::find(&state.db, id)
         .await
         .ok()
         .flatten()

@@ -29,7 +29,7 @@ use hickory_resolver::proto::{
 };
 use mailops::{
     audit::{Actor, AuditContext},
-    ips::{DnsblConfig, checks, config::DEFAULT_ZONES, dnsbl::Checker},
+    ips::{self, Checker, DEFAULT_ZONES, DnsblConfig},
 };
 use tokio::net::UdpSocket;
 
@@ -169,25 +169,22 @@ async fn main() {
     vars.insert("MAILOPS_DNSBL_CHECK_INTERVAL", "1d".into());
     let server = common::start(vars).await;
     let audit = AuditContext::with_actor(Actor::cli());
-    let input = mailops::ips::types::AddIpsInput {
+    let input = mailops::ips::NewIps {
         addresses: Some(ips.iter().map(ToString::to_string).collect()),
         cidr: None,
-        node_id: None,
         pool: None,
     };
-    mailops::ips::service::add(&server.state.db, &audit, &input, None)
+    mailops::ips::add(&server.state.db, &audit, &input, None)
         .await
         .unwrap();
     let start = Instant::now();
-    let job = checks::enqueue(&server.state.db, &audit, None)
-        .await
-        .unwrap();
+    let job = ips::enqueue(&server.state.db, &audit, None).await.unwrap();
     let finished = loop {
-        let row = checks::find_job(&server.state.db, job.id)
+        let row = ips::find_job(&server.state.db, job.id)
             .await
             .unwrap()
             .unwrap();
-        if row.state == checks::SUCCEEDED || row.state == checks::FAILED {
+        if row.state == ips::JOB_SUCCEEDED || row.state == ips::JOB_FAILED {
             break row;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -195,7 +192,7 @@ async fn main() {
     let elapsed = start.elapsed();
     assert_eq!(
         finished.state,
-        checks::SUCCEEDED,
+        ips::JOB_SUCCEEDED,
         "{:?}",
         finished.last_error
     );

@@ -21,7 +21,7 @@ use std::{
 use chrono::{Duration as ChronoDuration, DurationRound as _, Utc};
 use futures_util::{StreamExt as _, stream};
 use mailops::{
-    metrics::types::MetricBatchInput,
+    metrics::MetricBatchInput,
     seed::{self, STEPS_PER_HOUR},
     state::AppState,
 };

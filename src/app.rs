@@ -38,7 +38,7 @@ pub struct ServerState {
     pub schema: AppSchema,
     /// What `POST /graphql` runs on.
     pub http_schema: graphql::HttpSchema,
-    pub subscriptions: crate::realtime::shared::SharedSubscriptions,
+    pub subscriptions: crate::graphql::shared::SharedSubscriptions,
 }
 
 pub struct Application {
@@ -119,7 +119,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 
     let jwt_secret = match &config.jwt_secret {
         Some(secret) => secret.clone(),
-        None => crate::auth::tokens::load_or_create_secret(&config.data_dir.join("jwt-secret"))?,
+        None => crate::auth::load_or_create_secret(&config.data_dir.join("jwt-secret"))?,
     };
     let tokens = TokenKeys::new(
         &jwt_secret,
@@ -164,7 +164,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         None => crate::realtime::EventBus::local(limits),
     };
     let passwords = Passwords::new().map_err(|_| anyhow::anyhow!("password hasher"))?;
-    users::service::ensure_initial_admin(&db, &passwords, config.admin_password.as_ref())
+    users::ensure_initial_admin(&db, &passwords, config.admin_password.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("creating the first admin: {}", e.client_message()))?;
 
@@ -189,7 +189,7 @@ pub fn router(app: AppState) -> Router {
     let schema = graphql::build(app.clone(), &app.config);
     let state = ServerState {
         http_schema: graphql::HttpSchema::new(app.clone(), &app.config),
-        subscriptions: crate::realtime::shared::SharedSubscriptions::new(
+        subscriptions: crate::graphql::shared::SharedSubscriptions::new(
             app.config.event_subscriber_buffer as usize,
         ),
         app: app.clone(),

@@ -173,7 +173,7 @@ pub async fn enrollment_key(config: &Config, action: EnrollmentKeyAction) -> any
                 }
             };
             let (row, key) =
-                crate::nodes::enrollment::create(&conn, &audit, &name, expires_at, max_uses)
+                crate::nodes::create_enrollment_key(&conn, &audit, &name, expires_at, max_uses)
                     .await
                     .map_err(|e| anyhow::anyhow!(e.client_message()))?;
             eprintln!(
@@ -252,28 +252,18 @@ pub async fn user(config: &Config, action: UserAction) -> anyhow::Result<()> {
     match action {
         UserAction::Add { username, role } => {
             let password = read_password()?;
-            let user = users::service::create(
-                &conn,
-                &passwords,
-                &audit,
-                &username,
-                &password,
-                role.into(),
-            )
-            .await
-            .map_err(fail)?;
+            let user = users::create(&conn, &passwords, &audit, &username, &password, role.into())
+                .await
+                .map_err(fail)?;
             println!("created {} ({})", user.username, user.role);
         }
         UserAction::Passwd { username } => {
-            let name = users::service::normalize_username("username", &username).map_err(fail)?;
-            let Some(user) = users::service::find_by_username(&conn, &name)
-                .await
-                .map_err(fail)?
-            else {
+            let name = users::normalize_username("username", &username).map_err(fail)?;
+            let Some(user) = users::find_by_username(&conn, &name).await.map_err(fail)? else {
                 bail!("no user named '{name}'");
             };
             let password = read_password()?;
-            users::service::reset_password(&conn, &passwords, &audit, user.id, &password)
+            users::reset_password(&conn, &passwords, &audit, user.id, &password)
                 .await
                 .map_err(fail)?;
             println!("password of {name} changed; its sessions are signed out");
@@ -282,9 +272,7 @@ pub async fn user(config: &Config, action: UserAction) -> anyhow::Result<()> {
             let mut after = None;
             loop {
                 let page = Page { first: 500, after };
-                let (rows, more, _) = users::service::list(&conn, &page, false)
-                    .await
-                    .map_err(fail)?;
+                let (rows, more, _) = users::list(&conn, &page, false).await.map_err(fail)?;
                 for user in &rows {
                     println!(
                         "{:<24} {:<9} {}",

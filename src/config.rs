@@ -241,7 +241,7 @@ impl Config {
 
         let admin_password = get("MAILOPS_ADMIN_PASSWORD");
         if let Some(pw) = &admin_password
-            && let Err(reason) = crate::auth::password::check_policy("admin", pw)
+            && let Err(reason) = crate::auth::check_policy("admin", pw)
         {
             return Err(invalid("MAILOPS_ADMIN_PASSWORD", reason));
         }

@@ -21,14 +21,8 @@ use crate::{
     auth::{AgentNode, EnrollmentCaller},
     db::batch::Admission,
     error::{AppError, AppResult},
-    metrics::{
-        ingest,
-        types::{MetricBatchInput, MetricSampleInput},
-    },
-    nodes::{
-        self, keys,
-        types::{Label, NodeRole, RegisterNodeInput},
-    },
+    metrics::{self, MetricBatchInput, MetricSampleInput},
+    nodes::{self, Label, NodeRole, RegisterNodeInput},
     state::AppState,
 };
 
@@ -146,7 +140,7 @@ pub async fn run(state: &AppState, options: SeedOptions) -> AppResult<SeedReport
         .map(|(index, agent, hour, steps)| async move {
             let batch = hour_batch(index, &agent.hostname, hour, steps);
             let samples = batch.samples.len() as u64;
-            let outcome = ingest::store_batch(state, &agent, &batch, Admission::Backfill).await?;
+            let outcome = metrics::store_batch(state, &agent, &batch, Admission::Backfill).await?;
             AppResult::Ok((outcome.duplicate, samples))
         })
         .buffer_unordered(options.concurrency.max(1));
@@ -192,7 +186,7 @@ pub async fn register_nodes(
 ) -> AppResult<Vec<SeededNode>> {
     let count = indices.len();
     let audit = AuditContext::with_actor(Actor::cli());
-    let (enrollment, _) = nodes::enrollment::create(
+    let (enrollment, _) = nodes::create_enrollment_key(
         &state.db,
         &audit,
         "mailops dev seed",
@@ -207,8 +201,8 @@ pub async fn register_nodes(
     let mut registered = Vec::with_capacity(count);
     for index in indices {
         let input = registration(index);
-        let (node, key) = nodes::service::register(state, &audit, &caller, &input).await?;
-        let key_id = keys::parse(&key)
+        let (node, key) = nodes::register(state, &audit, &caller, &input).await?;
+        let key_id = nodes::parse_key(&key)
             .map(|k| k.id)
             .ok_or_else(|| AppError::internal("a new node key did not parse"))?;
         registered.push(SeededNode {
@@ -453,7 +447,7 @@ mod tests {
         let hour = DateTime::<Utc>::from_timestamp(1_700_000_000 / 3600 * 3600, 0).unwrap();
         let batch = hour_batch(3, &hostname(3), hour, STEPS_PER_HOUR);
         assert_eq!(batch.samples.len(), SERIES_PER_NODE * 240);
-        assert!(batch.samples.len() <= ingest::MAX_SAMPLES);
+        assert!(batch.samples.len() <= metrics::MAX_SAMPLES);
         assert_eq!(batch.batch_id, format!("seed-mta04-{}", hour.timestamp()));
         let again = hour_batch(3, &hostname(3), hour, STEPS_PER_HOUR);
         assert_eq!(

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::{
     error::AppResult,
-    mailflow::query::Attempts,
-    nodes::status::NodeStatus,
+    mailflow::Attempts,
+    nodes::NodeStatus,
     realtime::{AlertEvent, Event},
     state::AppState,
 };
@@ -347,10 +347,7 @@ async fn read_inputs(
     let mut attempts = HashMap::with_capacity(windows.len());
     for window in windows {
         let since = now - chrono::Duration::seconds(i64::from(window));
-        attempts.insert(
-            window,
-            crate::mailflow::query::attempts_by_node(txn, since).await?,
-        );
+        attempts.insert(window, crate::mailflow::attempts_by_node(txn, since).await?);
     }
 
     let wants_ips = enabled
@@ -969,7 +966,7 @@ mod tests {
             NodeFacts {
                 id: node,
                 hostname: "mta-01".into(),
-                roles_mask: crate::nodes::types::NodeRole::Mta.bit(),
+                roles_mask: crate::nodes::NodeRole::Mta.bit(),
                 labels: serde_json::json!({ "dc": "fra1" }),
                 down: false,
                 maintenance: false,

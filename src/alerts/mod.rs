@@ -4,13 +4,19 @@
 //! An alert is *active* while it is FIRING and not silenced (`silenced_until` is null or
 //! past); the overview counts active alerts with that SQL, so the columns keep that meaning.
 
-pub mod evaluator;
-pub mod resolvers;
-pub mod rules;
-pub mod service;
-pub mod types;
+mod evaluator;
+mod rules;
+mod service;
 
 pub use evaluator::{CycleReport, evaluate_once};
+pub use rules::{
+    MAX_RULES, RuleDraft, RuleSelector, create as create_rule, delete as delete_rule,
+    find as find_rule, list as list_rules, update as update_rule,
+};
+pub use service::{
+    AlertQuery, Matcher, MatcherDraft, acknowledge, expire as expire_silence, find as find_alert,
+    list as list_alerts, silence, silences,
+};
 
 use async_graphql::Enum;
 

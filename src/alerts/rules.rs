@@ -13,16 +13,12 @@ use uuid::Uuid;
 use crate::{
     audit::{self, AuditContext, Change},
     error::{AppError, AppResult},
-    graphql::pagination::parse_ids,
-    nodes::types::{ALL_ROLES, Label, NodeRole},
+    nodes::{ALL_ROLES, Label, NodeRole},
     realtime::Event,
     state::AppState,
 };
 
-use super::{
-    AlertAggregate, AlertComparison, AlertCondition, AlertSeverity, AlertState,
-    types::{AlertSelectorInput, CreateAlertRuleInput, UpdateAlertRuleInput},
-};
+use super::{AlertAggregate, AlertComparison, AlertCondition, AlertSeverity, AlertState};
 
 /// The most rules an install may hold.
 pub const MAX_RULES: u64 = 500;
@@ -64,28 +60,75 @@ struct Spec {
     node_ids: Vec<Uuid>,
 }
 
-/// What the caller gave, before validation.
-struct Draft {
-    name: String,
-    description: Option<String>,
-    condition: AlertCondition,
-    metric: Option<String>,
-    metric_labels: Vec<Label>,
-    aggregate: Option<AlertAggregate>,
-    comparison: AlertComparison,
-    threshold: f64,
-    resolve_threshold: Option<f64>,
-    for_seconds: i32,
-    window_seconds: Option<i32>,
-    severity: AlertSeverity,
-    enabled: bool,
-    selector: AlertSelectorInput,
+/// A rule as the caller gave it, before validation (or as stored, for an update to
+/// change).
+#[derive(Clone, Debug)]
+pub struct RuleDraft {
+    pub name: String,
+    pub description: Option<String>,
+    pub condition: AlertCondition,
+    pub metric: Option<String>,
+    pub metric_labels: Vec<Label>,
+    pub aggregate: Option<AlertAggregate>,
+    pub comparison: AlertComparison,
+    pub threshold: f64,
+    pub resolve_threshold: Option<f64>,
+    pub for_seconds: i32,
+    pub window_seconds: Option<i32>,
+    pub severity: AlertSeverity,
+    pub enabled: bool,
+    pub selector: RuleSelector,
+}
+
+/// Which nodes a rule applies to; each non-empty list narrows it.
+#[derive(Clone, Debug, Default)]
+pub struct RuleSelector {
+    pub roles: Vec<NodeRole>,
+    pub labels: Vec<Label>,
+    /// Node ids as given; validation parses them.
+    pub node_ids: Vec<String>,
+}
+
+impl RuleDraft {
+    /// The stored rule, as a draft an update changes.
+    pub fn of(m: &alert_rule::Model) -> RuleDraft {
+        let texts = |json: &serde_json::Value| -> Vec<String> {
+            json.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        RuleDraft {
+            name: m.name.clone(),
+            description: m.description.clone(),
+            condition: AlertCondition::parse(&m.condition).unwrap_or(AlertCondition::Metric),
+            metric: m.metric.clone(),
+            metric_labels: Label::from_json(&m.metric_labels),
+            aggregate: m.aggregate.as_deref().and_then(AlertAggregate::parse),
+            comparison: AlertComparison::parse(&m.comparison).unwrap_or(AlertComparison::Gt),
+            threshold: m.threshold,
+            resolve_threshold: m.resolve_threshold,
+            for_seconds: m.for_seconds,
+            window_seconds: m.window_seconds,
+            severity: AlertSeverity::parse(&m.severity).unwrap_or(AlertSeverity::Warning),
+            enabled: m.enabled,
+            selector: RuleSelector {
+                roles: texts(&m.selector_roles)
+                    .iter()
+                    .filter_map(|r| role_from_str(r))
+                    .collect(),
+                labels: Label::from_json(&m.selector_labels),
+                node_ids: texts(&m.selector_node_ids),
+            },
+        }
+    }
 }
 
 fn labels_map(field: &str, labels: &[Label]) -> AppResult<BTreeMap<String, String>> {
     let mut map = BTreeMap::new();
     for label in labels {
-        map.extend(crate::nodes::service::validate_labels(
+        map.extend(crate::nodes::validate_labels(
             field,
             std::slice::from_ref(label),
         )?);
@@ -93,7 +136,7 @@ fn labels_map(field: &str, labels: &[Label]) -> AppResult<BTreeMap<String, Strin
     Ok(map)
 }
 
-fn validate(draft: Draft) -> AppResult<Spec> {
+fn validate(draft: RuleDraft) -> AppResult<Spec> {
     let name = draft.name.trim().to_string();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(AppError::bad_input(
@@ -120,7 +163,7 @@ fn validate(draft: Draft) -> AppResult<Spec> {
                 "a METRIC rule needs a metric name",
             ));
         }
-        (true, Some(m)) if !crate::metrics::catalog::is_valid_name(m) => {
+        (true, Some(m)) if !crate::metrics::is_valid_name(m) => {
             return Err(AppError::bad_input(
                 "input.metric",
                 format!(
@@ -235,7 +278,7 @@ fn validate(draft: Draft) -> AppResult<Spec> {
     roles.sort_by_key(|r| r.bit());
     roles.dedup();
     let labels = labels_map("input.selector.labels", &selector.labels)?;
-    let mut node_ids = parse_ids("input.selector.nodeIds", &selector.node_ids)?;
+    let mut node_ids = crate::db::parse_ids("input.selector.nodeIds", &selector.node_ids)?;
     node_ids.sort();
     node_ids.dedup();
     Ok(Spec {
@@ -296,15 +339,6 @@ async fn require_unique_name(
     Ok(())
 }
 
-/// A nullable field of an update: left out keeps `current`, `null` clears it.
-fn keep<T>(given: async_graphql::MaybeUndefined<T>, current: Option<T>) -> Option<T> {
-    match given {
-        async_graphql::MaybeUndefined::Undefined => current,
-        async_graphql::MaybeUndefined::Null => None,
-        async_graphql::MaybeUndefined::Value(v) => Some(v),
-    }
-}
-
 fn apply(model: &mut alert_rule::ActiveModel, spec: Spec, by: &str) {
     let now = Utc::now();
     model.name = Set(spec.name);
@@ -362,26 +396,11 @@ fn change_detail(action: &'static str, name: Option<&str>) -> Change {
 pub async fn create(
     db: &DatabaseConnection,
     audit: &AuditContext,
-    input: CreateAlertRuleInput,
+    draft: RuleDraft,
 ) -> AppResult<alert_rule::Model> {
-    let change = change_detail("alert_rule.create", Some(&input.name));
-    audit::service::audited(db, audit, change.clone(), async {
-        let spec = validate(Draft {
-            name: input.name,
-            description: input.description,
-            condition: input.condition,
-            metric: input.metric,
-            metric_labels: input.metric_labels,
-            aggregate: input.aggregate,
-            comparison: input.comparison,
-            threshold: input.threshold,
-            resolve_threshold: input.resolve_threshold,
-            for_seconds: input.for_seconds,
-            window_seconds: input.window_seconds,
-            severity: input.severity,
-            enabled: input.enabled,
-            selector: input.selector,
-        })?;
+    let change = change_detail("alert_rule.create", Some(&draft.name));
+    audit::audited(db, audit, change.clone(), async {
+        let spec = validate(draft)?;
         let txn = crate::db::begin_write(db).await?;
         if alert_rule::Entity::find().count(&txn).await? >= MAX_RULES {
             return Err(AppError::Conflict(format!(
@@ -399,51 +418,33 @@ pub async fn create(
         };
         apply(&mut model, spec, &audit.actor.name);
         let rule = model.insert(&txn).await?;
-        audit::service::record(&txn, audit, change.target("alert_rule", id)).await?;
+        audit::record(&txn, audit, change.target("alert_rule", id)).await?;
         txn.commit().await?;
         Ok(rule)
     })
     .await
 }
 
-/// Changes a rule; the evaluator applies the change on its next cycle.
+/// Changes a rule: `change_draft` turns the stored rule into the new one, which is
+/// validated like a new rule. The evaluator applies the change on its next cycle.
 pub async fn update(
     db: &DatabaseConnection,
     audit: &AuditContext,
     id: Uuid,
-    input: UpdateAlertRuleInput,
+    new_name: Option<&str>,
+    change_draft: impl FnOnce(RuleDraft) -> RuleDraft + Send,
 ) -> AppResult<alert_rule::Model> {
-    let change = change_detail("alert_rule.update", input.name.as_deref()).target("alert_rule", id);
-    audit::service::audited(db, audit, change.clone(), async {
+    let change = change_detail("alert_rule.update", new_name).target("alert_rule", id);
+    audit::audited(db, audit, change.clone(), async {
         let txn = crate::db::begin_write(db).await?;
-        let current: super::types::AlertRule = get(&txn, id).await?.into();
-        let selector = input.selector.unwrap_or_else(|| AlertSelectorInput {
-            roles: current.selector.roles.clone(),
-            labels: current.selector.labels.clone(),
-            node_ids: current.selector.node_ids.clone(),
-        });
-        let spec = validate(Draft {
-            name: input.name.unwrap_or(current.name),
-            description: keep(input.description, current.description),
-            condition: input.condition.unwrap_or(current.condition),
-            metric: keep(input.metric, current.metric),
-            metric_labels: input.metric_labels.unwrap_or(current.metric_labels),
-            aggregate: keep(input.aggregate, current.aggregate),
-            comparison: input.comparison.unwrap_or(current.comparison),
-            threshold: input.threshold.unwrap_or(current.threshold),
-            resolve_threshold: keep(input.resolve_threshold, current.resolve_threshold),
-            for_seconds: input.for_seconds.unwrap_or(current.for_seconds),
-            window_seconds: keep(input.window_seconds, current.window_seconds),
-            severity: input.severity.unwrap_or(current.severity),
-            enabled: input.enabled.unwrap_or(current.enabled),
-            selector,
-        })?;
+        let current = get(&txn, id).await?;
+        let spec = validate(change_draft(RuleDraft::of(&current)))?;
         require_unique_name(&txn, &spec.name, Some(id)).await?;
         require_nodes(&txn, &spec.node_ids).await?;
-        let mut model: alert_rule::ActiveModel = get(&txn, id).await?.into();
+        let mut model: alert_rule::ActiveModel = current.into();
         apply(&mut model, spec, &audit.actor.name);
         let rule = model.update(&txn).await?;
-        audit::service::record(&txn, audit, change.clone()).await?;
+        audit::record(&txn, audit, change.clone()).await?;
         txn.commit().await?;
         Ok(rule)
     })
@@ -458,7 +459,7 @@ pub async fn delete(
 ) -> AppResult<alert_rule::Model> {
     let db = &state.db;
     let change = Change::new("alert_rule.delete").target("alert_rule", id);
-    let (rule, events) = audit::service::audited(db, audit, change.clone(), async {
+    let (rule, events) = audit::audited(db, audit, change.clone(), async {
         let txn = crate::db::begin_write(db).await?;
         let rule = get(&txn, id).await?;
         let open = alert::Entity::find()
@@ -476,7 +477,7 @@ pub async fn delete(
         alert_rule::Entity::delete_by_id(id).exec(&txn).await?;
         let mut change = change.clone();
         change.detail = Some(serde_json::json!({ "name": rule.name, "openAlerts": open.len() }));
-        audit::service::record(&txn, audit, change).await?;
+        audit::record(&txn, audit, change).await?;
         txn.commit().await?;
         let now = Utc::now();
         let events: Vec<Event> = open
@@ -500,8 +501,8 @@ pub async fn delete(
 mod tests {
     use super::*;
 
-    fn draft(condition: AlertCondition) -> Draft {
-        Draft {
+    fn draft(condition: AlertCondition) -> RuleDraft {
+        RuleDraft {
             name: "disk".into(),
             description: None,
             condition,
@@ -515,7 +516,7 @@ mod tests {
             window_seconds: None,
             severity: AlertSeverity::Warning,
             enabled: true,
-            selector: AlertSelectorInput::default(),
+            selector: RuleSelector::default(),
         }
     }
 

@@ -13,14 +13,30 @@ use crate::{
     audit::{self, AuditContext, Change},
     db::{Page, newest_first},
     error::{AppError, AppResult},
-    graphql::pagination::parse_id,
     state::AppState,
 };
 
-use super::{
-    AlertState,
-    types::{AlertFilter, SilenceMatcherInput},
-};
+use super::{AlertSeverity, AlertState};
+
+/// Which alerts to list; each list narrows, left out or empty means any.
+#[derive(Clone, Debug, Default)]
+pub struct AlertQuery {
+    pub states: Option<Vec<AlertState>>,
+    pub severities: Option<Vec<AlertSeverity>>,
+    /// Node ids as given; parsed here.
+    pub node_ids: Option<Vec<String>>,
+    pub rule_ids: Option<Vec<String>>,
+    pub silenced: Option<bool>,
+}
+
+/// Which alerts a new silence covers, as the caller gave it.
+#[derive(Clone, Debug, Default)]
+pub struct MatcherDraft {
+    pub rule_ids: Option<Vec<String>>,
+    pub node_ids: Option<Vec<String>>,
+    pub severities: Option<Vec<AlertSeverity>>,
+    pub ips: Option<Vec<String>>,
+}
 
 pub const MAX_FILTER_IDS: usize = 100;
 pub const MAX_NOTE_CHARS: usize = 1000;
@@ -98,21 +114,24 @@ impl Matcher {
     }
 }
 
-fn ids(field: &str, given: &[async_graphql::ID]) -> AppResult<Vec<Uuid>> {
+fn ids(field: &str, given: &[String]) -> AppResult<Vec<Uuid>> {
     if given.len() > MAX_FILTER_IDS {
         return Err(AppError::bad_input(
             field,
             format!("at most {MAX_FILTER_IDS} ids"),
         ));
     }
-    given.iter().map(|id| parse_id(field, id)).collect()
+    given
+        .iter()
+        .map(|id| crate::db::parse_id(field, id))
+        .collect()
 }
 
 fn open_states() -> [&'static str; 2] {
     [AlertState::Pending.as_str(), AlertState::Firing.as_str()]
 }
 
-fn filter_condition(filter: &AlertFilter, now: DateTime<Utc>) -> AppResult<Condition> {
+fn filter_condition(filter: &AlertQuery, now: DateTime<Utc>) -> AppResult<Condition> {
     let mut c = Condition::all();
     if let Some(states) = filter.states.as_ref().filter(|s| !s.is_empty()) {
         c = c.add(alert::Column::State.is_in(states.iter().map(|s| s.as_str())));
@@ -144,7 +163,7 @@ fn filter_condition(filter: &AlertFilter, now: DateTime<Utc>) -> AppResult<Condi
 /// many match.
 pub async fn list(
     db: &impl ConnectionTrait,
-    filter: &AlertFilter,
+    filter: &AlertQuery,
     page: &Page,
     count_total: bool,
 ) -> AppResult<(Vec<alert::Model>, bool, u64)> {
@@ -173,7 +192,7 @@ pub async fn acknowledge(
 ) -> AppResult<alert::Model> {
     let db = &state.db;
     let change = Change::new("alert.acknowledge").target("alert", id);
-    let (alert, event) = audit::service::audited(db, audit, change.clone(), async {
+    let (alert, event) = audit::audited(db, audit, change.clone(), async {
         let note = match note.map(str::trim) {
             None | Some("") => None,
             Some(n) if n.chars().count() > MAX_NOTE_CHARS => {
@@ -206,7 +225,7 @@ pub async fn acknowledge(
         let alert = model.update(&txn).await?;
         let mut change = change.clone();
         change.detail = Some(serde_json::json!({ "note": note }));
-        audit::service::record(&txn, audit, change).await?;
+        audit::record(&txn, audit, change).await?;
         let name = rule_name(&txn, alert.rule_id).await?;
         txn.commit().await?;
         let event = super::evaluator::event(&alert, &name, Some(alert.state.clone()), now);
@@ -219,7 +238,7 @@ pub async fn acknowledge(
     Ok(alert)
 }
 
-fn validate_matcher(input: &SilenceMatcherInput) -> AppResult<Matcher> {
+fn validate_matcher(input: &MatcherDraft) -> AppResult<Matcher> {
     let lists = [
         ("matcher.ruleIds", input.rule_ids.as_ref().map(Vec::len)),
         ("matcher.nodeIds", input.node_ids.as_ref().map(Vec::len)),
@@ -243,11 +262,11 @@ fn validate_matcher(input: &SilenceMatcherInput) -> AppResult<Matcher> {
             ));
         }
     }
-    let parse = |field: &str, list: &Option<Vec<async_graphql::ID>>| -> AppResult<Vec<Uuid>> {
+    let parse = |field: &str, list: &Option<Vec<String>>| -> AppResult<Vec<Uuid>> {
         let mut ids = list
             .iter()
             .flatten()
-            .map(|id| parse_id(field, id))
+            .map(|id| crate::db::parse_id(field, id))
             .collect::<AppResult<Vec<_>>>()?;
         ids.sort();
         ids.dedup();
@@ -263,7 +282,7 @@ fn validate_matcher(input: &SilenceMatcherInput) -> AppResult<Matcher> {
     severities.dedup();
     let mut ips = Vec::new();
     for ip in input.ips.iter().flatten() {
-        ips.push(crate::ips::address::parse("matcher.ips", ip)?.text);
+        ips.push(crate::ips::parse_address("matcher.ips", ip)?.text);
     }
     ips.sort();
     ips.dedup();
@@ -280,7 +299,7 @@ fn validate_matcher(input: &SilenceMatcherInput) -> AppResult<Matcher> {
 pub async fn silence(
     db: &sea_orm::DatabaseConnection,
     audit: &AuditContext,
-    input: &SilenceMatcherInput,
+    input: &MatcherDraft,
     until: DateTime<Utc>,
     reason: &str,
 ) -> AppResult<(alert_silence::Model, u64)> {
@@ -288,7 +307,7 @@ pub async fn silence(
         "until": until,
         "reason": reason.chars().take(MAX_REASON_CHARS).collect::<String>(),
     }));
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let matcher = validate_matcher(input)?;
         let now = Utc::now();
         if until <= now {
@@ -343,7 +362,7 @@ pub async fn silence(
         if let Some(detail) = change.detail.as_mut().and_then(|d| d.as_object_mut()) {
             detail.insert("covered".into(), covered.into());
         }
-        audit::service::record(&txn, audit, change).await?;
+        audit::record(&txn, audit, change).await?;
         txn.commit().await?;
         Ok((silence, covered))
     })
@@ -380,7 +399,7 @@ pub async fn expire(
     id: Uuid,
 ) -> AppResult<alert_silence::Model> {
     let change = Change::new("alert_silence.expire").target("alert_silence", id);
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let txn = crate::db::begin_write(db).await?;
         let silence = alert_silence::Entity::find_by_id(id)
             .one(&txn)
@@ -428,7 +447,7 @@ pub async fn expire(
                     .await?;
             }
         }
-        audit::service::record(&txn, audit, change.clone()).await?;
+        audit::record(&txn, audit, change.clone()).await?;
         txn.commit().await?;
         Ok(silence)
     })

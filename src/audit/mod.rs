@@ -1,7 +1,7 @@
 //! The audit log: who changed what, when, and how it ended.
 
-pub mod resolvers;
-pub mod service;
-pub mod types;
+mod service;
 
-pub use service::{Actor, AuditContext, Change};
+pub use service::{
+    Actor, AuditContext, AuditFilter, Change, audited, list, record, record_failure,
+};

@@ -1,17 +1,16 @@
 //! Signing in: passwords, access and refresh tokens, login backoff, and the GraphQL
 //! operations that use them.
 
-pub mod backoff;
-pub mod password;
-pub mod principal;
-pub mod resolvers;
-pub mod role;
-pub mod service;
-pub mod tokens;
-pub mod types;
+mod backoff;
+mod password;
+mod principal;
+mod role;
+mod service;
+mod tokens;
 
 pub use backoff::{BackoffPolicy, LoginBackoff};
-pub use password::Passwords;
+pub use password::{Passwords, check_policy, generate as generate_password};
 pub use principal::{AgentNode, AuthUser, EnrollmentCaller, Principal, RequestId};
 pub use role::Role;
-pub use tokens::TokenKeys;
+pub use service::{Session, change_password, login, logout, refresh, revoke_user_sessions};
+pub use tokens::{TokenKeys, hash_secret, load_or_create_secret, random_token};

@@ -13,7 +13,7 @@ use crate::{
     auth::tokens::{hash_secret, new_refresh_token},
     error::{AppError, AppResult},
     state::AppState,
-    users::service::{find, find_by_username, normalize_username, set_password_hash},
+    users::{find, find_by_username, normalize_username, set_password_hash},
 };
 
 /// Refresh tokens are 43 characters; anything much longer is not one of ours.
@@ -57,8 +57,7 @@ pub async fn login(
                 request_id: audit.request_id.clone(),
             };
             let error = AppError::Unauthenticated(INVALID_LOGIN.into());
-            audit::service::record_failure(&state.db, &attempt, Change::new("auth.login"), &error)
-                .await;
+            audit::record_failure(&state.db, &attempt, Change::new("auth.login"), &error).await;
             return Err(error);
         }
     };
@@ -78,7 +77,7 @@ pub async fn login(
     model.last_login_at = Set(Some(now));
     let user = sea_orm::ActiveModelTrait::update(model, &txn).await?;
     let session = open_session(state, &txn, user, Uuid::now_v7()).await?;
-    audit::service::record(
+    audit::record(
         &txn,
         &actor,
         Change::new("auth.login").target("user", session.user.id),
@@ -183,7 +182,7 @@ pub async fn refresh(
         } else {
             AppError::Unauthenticated("refresh token has expired; sign in again".into())
         };
-        audit::service::record_failure(&txn, &actor, change, &error).await;
+        audit::record_failure(&txn, &actor, change, &error).await;
         txn.commit().await?;
         return Err(error);
     }
@@ -197,7 +196,7 @@ pub async fn refresh(
         }
     };
     let session = open_session(state, &txn, user, row.family_id).await?;
-    audit::service::record(&txn, &actor, change).await?;
+    audit::record(&txn, &actor, change).await?;
     txn.commit().await?;
     Ok(session)
 }
@@ -233,7 +232,7 @@ pub async fn logout(
         },
         None => audit.clone(),
     };
-    audit::service::record(
+    audit::record(
         &txn,
         &actor,
         Change::new("auth.logout").target("session", row.family_id),
@@ -253,7 +252,7 @@ pub async fn change_password(
     new: &SecretString,
 ) -> AppResult<()> {
     let change = Change::new("user.change_password").target("user", caller.id);
-    audit::service::audited(&state.db, audit, change.clone(), async {
+    audit::audited(&state.db, audit, change.clone(), async {
         state.login_backoff.check(&caller.username).await?;
         let user = find(&state.db, caller.id)
             .await?
@@ -274,7 +273,7 @@ pub async fn change_password(
         let hash = state.passwords.hash(new).await?;
         let txn = state.db.begin().await?;
         set_password_hash(&txn, user, hash).await?;
-        audit::service::record(&txn, audit, change).await?;
+        audit::record(&txn, audit, change).await?;
         txn.commit().await?;
         Ok(())
     })

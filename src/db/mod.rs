@@ -72,3 +72,14 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 pub async fn ping(db: &DatabaseConnection) -> bool {
     db.ping().await.is_ok()
 }
+
+/// Parses the text of an id that names a row.
+pub fn parse_id(field: &str, text: &str) -> crate::error::AppResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(text)
+        .map_err(|_| crate::error::AppError::bad_input(field, "is not a valid id"))
+}
+
+/// Parses a list of ids that name rows; the first bad one is named by `field`.
+pub fn parse_ids(field: &str, texts: &[String]) -> crate::error::AppResult<Vec<uuid::Uuid>> {
+    texts.iter().map(|text| parse_id(field, text)).collect()
+}

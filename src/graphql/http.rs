@@ -15,7 +15,7 @@ use crate::{
     auth::{Principal, RequestId},
     error::{code, finish_errors, server_error},
     graphql::limits::{MAX_BATCH, MAX_BODY_BYTES},
-    realtime::ws::{self, Protocol},
+    graphql::ws::{self, Protocol},
 };
 
 /// A single request or a batch. `BatchRequest`'s own deserializer is untagged, which

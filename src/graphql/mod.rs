@@ -5,6 +5,19 @@ pub mod guards;
 pub mod http;
 pub mod limits;
 pub mod pagination;
+pub mod shared;
+pub mod ws;
+
+pub mod alerts;
+pub mod audit;
+pub mod auth;
+pub mod ips;
+pub mod mailflow;
+pub mod metrics;
+pub mod nodes;
+pub mod overview;
+pub mod realtime;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -14,18 +27,19 @@ use async_graphql::{
 };
 
 use crate::{
-    alerts::resolvers::{AlertsMutation, AlertsQuery},
-    audit::resolvers::AuditQuery,
-    auth::resolvers::{AuthMutation, AuthQuery},
     config::Config,
-    ips::resolvers::{IpsMutation, IpsQuery},
-    mailflow::resolvers::{MailFlowMutation, MailFlowQuery},
-    metrics::resolvers::{MetricsMutation, MetricsQuery},
-    nodes::resolvers::{NodesMutation, NodesQuery},
-    overview::resolvers::OverviewQuery,
-    realtime::{after_commit::PublishAfterCommit, resolvers::RealtimeSubscription},
+    graphql::alerts::resolvers::{AlertsMutation, AlertsQuery},
+    graphql::audit::resolvers::AuditQuery,
+    graphql::auth::resolvers::{AuthMutation, AuthQuery},
+    graphql::ips::resolvers::{IpsMutation, IpsQuery},
+    graphql::mailflow::resolvers::{MailFlowMutation, MailFlowQuery},
+    graphql::metrics::resolvers::{MetricsMutation, MetricsQuery},
+    graphql::nodes::resolvers::{NodesMutation, NodesQuery},
+    graphql::overview::resolvers::OverviewQuery,
+    graphql::realtime::resolvers::RealtimeSubscription,
+    graphql::users::resolvers::{UsersMutation, UsersQuery},
+    realtime::after_commit::PublishAfterCommit,
     state::AppState,
-    users::resolvers::{UsersMutation, UsersQuery},
 };
 
 #[derive(MergedObject, Default)]
@@ -69,38 +83,38 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
 
 fn with_data(state: AppState, config: &Config) -> SchemaBuilder<Query, Mutation, Subscription> {
     let ips_by_node = DataLoader::new(
-        crate::nodes::loaders::IpsByNode {
+        crate::graphql::nodes::loaders::IpsByNode {
             db: state.db.clone(),
         },
         tokio::spawn,
     );
     let latest_by_node = DataLoader::new(
-        crate::metrics::latest::LatestByNode {
+        crate::metrics::LatestByNode {
             db: state.db.clone(),
         },
         tokio::spawn,
     );
     let dnsbl_results = DataLoader::new(
-        crate::ips::loaders::ResultsByIp {
+        crate::graphql::ips::loaders::ResultsByIp {
             db: state.db.clone(),
         },
         tokio::spawn,
     );
     let nodes_of_ips = DataLoader::new(
-        crate::ips::loaders::NodesById {
+        crate::graphql::ips::loaders::NodesById {
             db: state.db.clone(),
         },
         tokio::spawn,
     );
     let sending_stats = DataLoader::new(
-        crate::mailflow::query::SendingStatsByIp {
+        crate::mailflow::SendingStatsByIp {
             db: state.db.clone(),
             minute_retention: config.mail.minute_retention,
         },
         tokio::spawn,
     );
     let rules_by_id = DataLoader::new(
-        crate::alerts::types::RulesById {
+        crate::graphql::alerts::types::RulesById {
             db: state.db.clone(),
         },
         tokio::spawn,

@@ -5,7 +5,7 @@ use async_graphql::SimpleObject;
 pub use crate::db::Page;
 use crate::{
     db::page::{DEFAULT_PAGE, MAX_PAGE, encode_cursor},
-    error::{AppError, AppResult},
+    error::AppResult,
 };
 
 /// Extra fields of every connection.
@@ -48,10 +48,15 @@ pub fn wants_total(ctx: &async_graphql::Context<'_>) -> bool {
 
 /// Parses a GraphQL `ID` that names a row.
 pub fn parse_id(field: &str, id: &async_graphql::ID) -> AppResult<uuid::Uuid> {
-    uuid::Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(field, "is not a valid id"))
+    crate::db::parse_id(field, id.as_str())
 }
 
 /// Parses a list of `ID`s that name rows; the first bad one is named by `field`.
 pub fn parse_ids(field: &str, ids: &[async_graphql::ID]) -> AppResult<Vec<uuid::Uuid>> {
     ids.iter().map(|id| parse_id(field, id)).collect()
+}
+
+/// The text of each `ID`, for a domain that parses (and audits) them itself.
+pub fn id_texts(ids: Vec<async_graphql::ID>) -> Vec<String> {
+    ids.into_iter().map(|id| id.0).collect()
 }

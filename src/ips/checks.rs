@@ -26,7 +26,7 @@ use super::{
     IpStatus,
     config::DnsblConfig,
     dnsbl::{CheckReport, Checker, Verdict, ZoneHealth},
-    types::{IpCheckSummary, ZoneCheck, ZoneHealthState},
+    model::{IpCheckSummary, ZoneCheck, ZoneHealthState},
 };
 
 pub const QUEUED: &str = "QUEUED";
@@ -50,7 +50,7 @@ pub async fn enqueue(
 ) -> AppResult<dnsbl_check_job::Model> {
     let change = Change::new("ip.check_blacklists")
         .detail(serde_json::json!({ "addresses": addresses.map(<[String]>::len) }));
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let addresses = match addresses {
             None => None,
             Some(list) if list.len() > MAX_MANUAL => {
@@ -94,7 +94,7 @@ pub async fn enqueue(
             }
         }
         let job = insert_job(&txn, MANUAL, addresses, Some(audit.actor.name.clone())).await?;
-        audit::service::record(&txn, audit, change.target("ip_check_job", job.id)).await?;
+        audit::record(&txn, audit, change.target("ip_check_job", job.id)).await?;
         txn.commit().await?;
         Ok(job)
     })
@@ -513,7 +513,7 @@ async fn store(
         let change = Change::new("ip.auto_pause")
             .target("ip", ip.id)
             .detail(serde_json::json!({ "address": ip.address, "reason": reason }));
-        audit::service::record(&txn, &system, change).await?;
+        audit::record(&txn, &system, change).await?;
     }
     txn.commit().await?;
     Ok((transitions, events))

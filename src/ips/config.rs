@@ -96,7 +96,7 @@ pub fn parse_zones(text: &str) -> Result<Vec<ZoneSpec>, String> {
         .filter(|e| !e.is_empty())
     {
         let (name, codes) = entry.split_once('=').unwrap_or((entry, ""));
-        let name = crate::nodes::service::validate_hostname(ZONES_VAR, name.trim())
+        let name = crate::nodes::validate_hostname(ZONES_VAR, name.trim())
             .map_err(|e| e.client_message())?;
         let codes = if codes.trim().is_empty() {
             known_codes(&name)

@@ -1,16 +1,22 @@
 //! Sending IPs of the cluster: the inventory, their status, and their standing on DNS
 //! blocklists.
 
-pub mod address;
-pub mod checks;
-pub mod config;
-pub mod dnsbl;
-pub mod loaders;
-pub mod resolvers;
-pub mod service;
-pub mod types;
+mod address;
+mod checks;
+mod config;
+mod dnsbl;
+mod model;
+mod service;
 
-pub use config::DnsblConfig;
+pub use address::{ParsedAddress, parse as parse_address};
+pub use checks::{
+    FAILED as JOB_FAILED, SCHEDULED as JOB_SCHEDULED, SUCCEEDED as JOB_SUCCEEDED, enqueue,
+    find_job, history, tick as run_check_jobs,
+};
+pub use config::{DEFAULT_ZONES, DnsblConfig};
+pub use dnsbl::Checker;
+pub use model::*;
+pub use service::{add, assign, bulk_action, find, key_cursor, list, remove, set_status, update};
 
 /// Whether an IP sends mail.
 #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,10 +21,7 @@ use crate::{
 
 use super::{
     IpStatus,
-    types::{
-        AddIpsInput, BulkIpActionInput, IpAction, IpActionOutcome, IpFilter, OutcomeKind,
-        UpdateIpInput,
-    },
+    model::{BulkAction, IpAction, IpActionOutcome, IpQuery, NewIps, OutcomeKind, UpdateIpInput},
 };
 
 /// The most addresses one `addIps` may add (a /22 of IPv4, a /118 of IPv6).
@@ -141,7 +138,7 @@ fn bounded(field: &str, text: Option<&str>, max: usize) -> AppResult<Option<Stri
 }
 
 async fn require_node(conn: &impl ConnectionTrait, field: &str, node_id: Uuid) -> AppResult<()> {
-    if crate::nodes::service::find(conn, node_id).await?.is_none() {
+    if crate::nodes::find(conn, node_id).await?.is_none() {
         return Err(AppError::NotFound(format!(
             "{field}: no node with id {node_id}"
         )));
@@ -167,7 +164,7 @@ async fn get(conn: &impl ConnectionTrait, text: &str) -> AppResult<ip_address::M
 pub async fn add(
     db: &DatabaseConnection,
     audit: &AuditContext,
-    input: &AddIpsInput,
+    input: &NewIps,
     node_id: Option<Uuid>,
 ) -> AppResult<Vec<ip_address::Model>> {
     let change = Change::new("ip.add").detail(serde_json::json!({
@@ -176,7 +173,7 @@ pub async fn add(
         "nodeId": node_id,
         "pool": input.pool.as_deref().map(|p| p.chars().take(64).collect::<String>()),
     }));
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let pool = validate_pool("input.pool", input.pool.as_deref())?;
         let mut parsed: Vec<ParsedAddress> = Vec::new();
         let listed = input.addresses.as_deref().unwrap_or_default();
@@ -264,7 +261,7 @@ pub async fn add(
         if let Some(detail) = change.detail.as_mut().and_then(|d| d.as_object_mut()) {
             detail.insert("added".into(), parsed.len().into());
         }
-        audit::service::record(&txn, audit, change).await?;
+        audit::record(&txn, audit, change).await?;
         let added = ip_address::Entity::find()
             .filter(
                 ip_address::Column::Address
@@ -287,7 +284,7 @@ pub async fn remove(
 ) -> AppResult<ip_address::Model> {
     let change = Change::new("ip.remove")
         .detail(serde_json::json!({ "address": text.chars().take(64).collect::<String>() }));
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let txn = crate::db::begin_write(db).await?;
         let ip = get(&txn, text).await?;
         dnsbl_result::Entity::delete_many()
@@ -299,7 +296,7 @@ pub async fn remove(
             .exec(&txn)
             .await?;
         ip_address::Entity::delete_by_id(ip.id).exec(&txn).await?;
-        audit::service::record(&txn, audit, change.target("ip", ip.id)).await?;
+        audit::record(&txn, audit, change.target("ip", ip.id)).await?;
         txn.commit().await?;
         Ok(ip)
     })
@@ -316,7 +313,7 @@ pub async fn assign(
     let change = Change::new("ip.assign").detail(serde_json::json!({
         "address": text.chars().take(64).collect::<String>(), "nodeId": node_id,
     }));
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let txn = crate::db::begin_write(db).await?;
         let ip = get(&txn, text).await?;
         if let Some(node_id) = node_id {
@@ -327,7 +324,7 @@ pub async fn assign(
         model.node_id = Set(node_id);
         model.updated_at = Set(Utc::now());
         let ip = model.update(&txn).await?;
-        audit::service::record(&txn, audit, change.target("ip", id)).await?;
+        audit::record(&txn, audit, change.target("ip", id)).await?;
         txn.commit().await?;
         Ok(ip)
     })
@@ -347,7 +344,7 @@ pub async fn update(
         "reverseDns": input.reverse_dns.as_deref().map(|p| p.chars().take(253).collect::<String>()),
         "notesChanged": input.notes.is_some(),
     }));
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let pool = input
             .pool
             .as_deref()
@@ -356,7 +353,7 @@ pub async fn update(
         let reverse_dns = match input.reverse_dns.as_deref().map(str::trim) {
             None => None,
             Some("") => Some(None),
-            Some(name) => Some(Some(crate::nodes::service::validate_hostname(
+            Some(name) => Some(Some(crate::nodes::validate_hostname(
                 "input.reverseDns",
                 name,
             )?)),
@@ -381,7 +378,7 @@ pub async fn update(
         }
         model.updated_at = Set(Utc::now());
         let ip = model.update(&txn).await?;
-        audit::service::record(&txn, audit, change.target("ip", id)).await?;
+        audit::record(&txn, audit, change.target("ip", id)).await?;
         txn.commit().await?;
         Ok(ip)
     })
@@ -401,13 +398,13 @@ pub async fn set_status(
         "status": status.as_str(),
         "reason": reason.map(|r| r.chars().take(MAX_REASON_CHARS).collect::<String>()),
     }));
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let reason = bounded("reason", reason, MAX_REASON_CHARS)?;
         let txn = crate::db::begin_write(db).await?;
         let ip = get(&txn, text).await?;
         let id = ip.id;
         let ip = apply_status(&txn, ip, status, reason).await?;
-        audit::service::record(&txn, audit, change.target("ip", id)).await?;
+        audit::record(&txn, audit, change.target("ip", id)).await?;
         txn.commit().await?;
         Ok(ip)
     })
@@ -436,7 +433,7 @@ pub async fn apply_status(
     Ok(model.update(conn).await?)
 }
 
-fn filter_condition(filter: &IpFilter) -> AppResult<Condition> {
+fn filter_condition(filter: &IpQuery) -> AppResult<Condition> {
     let mut condition = Condition::all();
     if let Some(statuses) = filter.statuses.as_ref().filter(|s| !s.is_empty()) {
         let mut names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
@@ -451,7 +448,7 @@ fn filter_condition(filter: &IpFilter) -> AppResult<Condition> {
                 "at most 500 node ids",
             ));
         }
-        let ids = crate::graphql::pagination::parse_ids("filter.nodeIds", nodes)?;
+        let ids = crate::db::parse_ids("filter.nodeIds", nodes)?;
         condition = condition.add(ip_address::Column::NodeId.is_in(ids));
     }
     if let Some(pool) = &filter.pool {
@@ -496,7 +493,7 @@ pub fn key_cursor(key: &[u8]) -> String {
 /// IPs in address order, `page.first` of them after the cursor.
 pub async fn list(
     db: &impl ConnectionTrait,
-    filter: &IpFilter,
+    filter: &IpQuery,
     page: &Page,
     count_total: bool,
 ) -> AppResult<(Vec<ip_address::Model>, bool, u64)> {
@@ -529,7 +526,7 @@ pub struct Outcome {
 pub async fn bulk_action(
     db: &DatabaseConnection,
     audit: &AuditContext,
-    input: &BulkIpActionInput,
+    input: &BulkAction,
 ) -> AppResult<Vec<Outcome>> {
     let target = input.action.target();
     let change = Change::new("ip.bulk_action").detail(serde_json::json!({
@@ -665,7 +662,7 @@ pub async fn bulk_action(
                 .collect();
             detail.insert("changedAddresses".into(), changed.into());
         }
-        audit::service::record(&txn, audit, change).await?;
+        audit::record(&txn, audit, change).await?;
         txn.commit().await?;
         Ok(outcomes)
     };
@@ -673,7 +670,7 @@ pub async fn bulk_action(
         // A dry run changes nothing, the audit log included.
         work.await
     } else {
-        audit::service::audited(db, audit, change.clone(), work).await
+        audit::audited(db, audit, change.clone(), work).await
     }
 }
 

@@ -42,7 +42,7 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
             state.config.node_status_check_interval,
             move || {
                 let state = state.clone();
-                async move { crate::nodes::status::sweep(&state).await.map(|_| ()) }
+                async move { crate::nodes::sweep_statuses(&state).await.map(|_| ()) }
             },
         )
     };
@@ -53,7 +53,7 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
             state.config.metrics_retention_interval,
             move || {
                 let state = state.clone();
-                async move { crate::metrics::retention::sweep(&state).await.map(|_| ()) }
+                async move { crate::metrics::sweep_retention(&state).await.map(|_| ()) }
             },
         )
     };
@@ -64,7 +64,7 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
             state.config.dnsbl.job_poll_interval,
             move || {
                 let state = state.clone();
-                async move { crate::ips::checks::tick(&state).await.map(|_| ()) }
+                async move { crate::ips::run_check_jobs(&state).await.map(|_| ()) }
             },
         )
     };
@@ -75,11 +75,11 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
             state.config.metrics_retention_interval,
             move || {
                 let state = state.clone();
-                async move { crate::mailflow::retention::sweep(&state).await.map(|_| ()) }
+                async move { crate::mailflow::sweep_retention(&state).await.map(|_| ()) }
             },
         )
     };
-    let mail_flow_ticker = crate::mailflow::ticker::spawn(state);
+    let mail_flow_ticker = crate::mailflow::spawn_ticker(state);
     let alert_evaluation = {
         let state = state.clone();
         every(

@@ -9,7 +9,20 @@ use crate::{
     error::{AppError, AppResult},
 };
 
-use super::types::MailEventFilter;
+use super::model::MailEventStatus;
+
+/// Which raw events to list; every condition given must match.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub message_id: Option<String>,
+    /// As given in `filter.nodeIds`.
+    pub node_ids: Option<Vec<String>>,
+    pub sending_ip: Option<String>,
+    pub recipient_domain: Option<String>,
+    pub statuses: Option<Vec<MailEventStatus>>,
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
 
 const MAX_NODES: usize = 500;
 
@@ -17,7 +30,7 @@ const MAX_NODES: usize = 500;
 /// `count_total`.
 pub async fn list(
     conn: &impl ConnectionTrait,
-    filter: &MailEventFilter,
+    filter: &EventFilter,
     page: &Page,
     count_total: bool,
 ) -> AppResult<(Vec<mail_event::Model>, bool, u64)> {
@@ -32,11 +45,11 @@ pub async fn list(
                 format!("give 1 to {MAX_NODES} nodes, or leave it out"),
             ));
         }
-        let ids = crate::graphql::pagination::parse_ids("filter.nodeIds", nodes)?;
+        let ids = crate::db::parse_ids("filter.nodeIds", nodes)?;
         query = query.filter(mail_event::Column::NodeId.is_in(ids));
     }
     if let Some(ip) = &filter.sending_ip {
-        let ip = crate::ips::address::parse("filter.sendingIp", ip)?;
+        let ip = crate::ips::parse_address("filter.sendingIp", ip)?;
         query = query.filter(mail_event::Column::SendingIp.eq(ip.text));
     }
     if let Some(domain) = &filter.recipient_domain {

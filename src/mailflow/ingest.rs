@@ -18,7 +18,7 @@ use crate::{
     state::AppState,
 };
 
-use super::types::{MailCounts, MailEventBatchInput, MailEventInput, MailEventStatus};
+use super::model::{MailCounts, MailEventBatchInput, MailEventInput, MailEventStatus};
 
 pub const MAX_EVENTS: usize = 5_000;
 const MAX_MESSAGE_ID_BYTES: usize = 255;
@@ -289,8 +289,7 @@ pub async fn store_batch(
     insert_events(&txn, agent.node_id, rows).await?;
     add_to_counters(&txn, "mail_flow_1m", agent.node_id, &minutes).await?;
     add_to_counters(&txn, "mail_flow_1h", agent.node_id, &hours).await?;
-    let (_, status_event) =
-        crate::nodes::service::record_contact(&txn, agent.node_id, None).await?;
+    let (_, status_event) = crate::nodes::record_contact(&txn, agent.node_id, None).await?;
     txn.commit().await?;
 
     state.events.publish_all(status_event);

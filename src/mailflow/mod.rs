@@ -1,13 +1,20 @@
 //! Mail flow: delivery events pushed by agents, the per-minute and per-hour counters
 //! they feed, and the queries over those counters.
 
-pub mod config;
-pub mod events;
-pub mod ingest;
-pub mod query;
-pub mod resolvers;
-pub mod retention;
-pub mod ticker;
-pub mod types;
+mod config;
+mod events;
+mod ingest;
+mod model;
+mod query;
+mod retention;
+mod ticker;
 
 pub use config::MailFlowConfig;
+pub use events::{EventFilter, list as list_events};
+pub use ingest::{MAX_EVENTS, ingest, store_batch};
+pub use model::*;
+pub use query::{
+    Attempts, FlowQuery, IpWindow, SendingStatsByIp, attempts_by_node, cluster_counts, flow,
+};
+pub use retention::sweep as sweep_retention;
+pub use ticker::spawn as spawn_ticker;

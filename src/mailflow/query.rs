@@ -11,7 +11,7 @@ use crate::{
     error::{AppError, AppResult},
 };
 
-use super::types::{MailCounts, MailFlow, MailFlowGroup, MailFlowGroupBy, MailFlowPoint};
+use super::model::{MailCounts, MailFlow, MailFlowGroup, MailFlowGroupBy, MailFlowPoint};
 
 /// Delivery attempts of one node: every DELIVERED, DEFERRED and BOUNCED event.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

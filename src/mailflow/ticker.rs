@@ -18,7 +18,7 @@ use crate::{
     state::AppState,
 };
 
-use super::types::MailCounts;
+use super::model::MailCounts;
 
 /// How long a lease outlives its last renewal; renewals come every second.
 const LEASE: Duration = Duration::from_secs(3);

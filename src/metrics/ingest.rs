@@ -13,15 +13,15 @@ use crate::{
     auth::AgentNode,
     db::batch::{self, Admission, BatchRecord, Outcome},
     error::{AppError, AppResult},
-    nodes::types::Label,
+    nodes::Label,
     realtime::{Event, MetricsIngested, SeriesReading},
     state::AppState,
 };
 
 use super::{
     catalog,
+    model::{MetricBatchInput, MetricSampleInput},
     store::{self, Sample},
-    types::{MetricBatchInput, MetricSampleInput},
 };
 
 pub const MAX_SAMPLES: usize = 10_000;
@@ -278,8 +278,7 @@ pub async fn store_batch(
     let mut for_rollups = store::insert_samples(&txn, &raw).await?;
     for_rollups.extend(past_raw_retention);
     store::update_rollups(&txn, &for_rollups).await?;
-    let (node, status_event) =
-        crate::nodes::service::record_contact(&txn, agent.node_id, None).await?;
+    let (node, status_event) = crate::nodes::record_contact(&txn, agent.node_id, None).await?;
     txn.commit().await?;
 
     state.events.publish_all(status_event);

@@ -1,11 +1,17 @@
 //! Metrics pushed by agents: the catalog of standard names, and idempotent batch
 //! ingestion that keeps the 1-minute and 1-hour rollups current.
 
-pub mod catalog;
-pub mod ingest;
-pub mod latest;
-pub mod query;
-pub mod resolvers;
-pub mod retention;
-pub mod store;
-pub mod types;
+mod catalog;
+mod ingest;
+mod latest;
+mod model;
+mod query;
+mod retention;
+mod store;
+
+pub use catalog::{CATALOG, MetricDef, MetricKind, MetricService, is_valid_name};
+pub use ingest::{MAX_SAMPLES, ingest, store_batch};
+pub use latest::{LatestByNode, NodeLatest};
+pub use model::*;
+pub use query::{Aggregate, RangeQuery, Resolution, Retention, run as run_range_query};
+pub use retention::sweep as sweep_retention;

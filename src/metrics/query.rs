@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{AppError, AppResult},
-    nodes::types::Label,
+    nodes::Label,
 };
 
 /// Points one series may return at most.

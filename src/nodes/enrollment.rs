@@ -31,7 +31,7 @@ pub async fn create(
         "expiresAt": expires_at,
         "maxUses": max_uses,
     }));
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
             return Err(AppError::bad_input(
@@ -65,7 +65,7 @@ pub async fn create(
         })
         .exec_with_returning(&txn)
         .await?;
-        audit::service::record(&txn, audit, change.target("enrollment_key", id)).await?;
+        audit::record(&txn, audit, change.target("enrollment_key", id)).await?;
         txn.commit().await?;
         Ok((row, key))
     })
@@ -123,7 +123,7 @@ pub async fn revoke(
     id: Uuid,
 ) -> AppResult<enrollment_key::Model> {
     let change = Change::new("enrollment_key.revoke").target("enrollment_key", id);
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let txn = db.begin().await?;
         let Some(row) = enrollment_key::Entity::find_by_id(id).one(&txn).await? else {
             return Err(AppError::NotFound(format!(
@@ -137,7 +137,7 @@ pub async fn revoke(
         } else {
             row
         };
-        audit::service::record(&txn, audit, change).await?;
+        audit::record(&txn, audit, change).await?;
         txn.commit().await?;
         Ok(row)
     })

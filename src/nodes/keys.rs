@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
 use crate::{
-    auth::tokens::{hash_secret, random_token},
+    auth::{hash_secret, random_token},
     error::AppResult,
 };
 

@@ -17,7 +17,7 @@ use crate::{
     auth::{AgentNode, EnrollmentCaller},
     db::{Page, fetch_page},
     error::{AppError, AppResult},
-    ips::address::{self, ParsedAddress},
+    ips::{self, ParsedAddress},
     realtime::{Event, NodeStatusChanged},
     state::AppState,
 };
@@ -25,8 +25,8 @@ use crate::{
 use super::{
     enrollment,
     keys::{self, KeyKind},
+    model::{Label, NodeFilter, NodeRole, RegisterNodeInput, UpdateNodeInput},
     status::{self, NodeStatus},
-    types::{Label, NodeFilter, NodeRole, RegisterNodeInput, UpdateNodeInput},
 };
 
 pub const MAX_LABELS: usize = 64;
@@ -127,7 +127,7 @@ fn parse_ips(field: &str, inputs: &[String]) -> AppResult<Vec<ParsedAddress>> {
     }
     let mut parsed: Vec<ParsedAddress> = Vec::with_capacity(inputs.len());
     for input in inputs {
-        let ip = address::parse(field, input)?;
+        let ip = ips::parse_address(field, input)?;
         if !parsed.iter().any(|p| p.key == ip.key) {
             parsed.push(ip);
         }
@@ -282,7 +282,7 @@ pub async fn register(
         "enrollmentKey": caller.key_id,
     }));
     let db = &state.db;
-    let (node, key, events) = audit::service::audited(db, audit, change.clone(), async {
+    let (node, key, events) = audit::audited(db, audit, change.clone(), async {
         let hostname = validate_hostname("input.hostname", &input.hostname)?;
         let roles_mask = validate_roles("input.roles", &input.roles)?;
         let labels = validate_labels("input.labels", &input.labels)?;
@@ -351,7 +351,7 @@ pub async fn register(
         replace_labels(&txn, node.id, &labels).await?;
         attach_ips(&txn, node.id, &ips).await?;
         let (_, key) = issue_key(&txn, node.id).await?;
-        audit::service::record(&txn, audit, change.target("node", node.id)).await?;
+        audit::record(&txn, audit, change.target("node", node.id)).await?;
         txn.commit().await?;
         Ok((node, key, events))
     })
@@ -501,7 +501,7 @@ pub async fn update(
         "roles": input.roles.as_ref().map(|r| r.iter().map(|role| format!("{role:?}").to_uppercase()).collect::<Vec<_>>()),
         "description": input.description.is_some(),
     }));
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let labels = input
             .labels
             .as_deref()
@@ -532,7 +532,7 @@ pub async fn update(
         }
         model.updated_at = Set(Utc::now());
         let node = model.update(&txn).await?;
-        audit::service::record(&txn, audit, change).await?;
+        audit::record(&txn, audit, change).await?;
         txn.commit().await?;
         Ok(node)
     })
@@ -586,7 +586,7 @@ pub async fn set_maintenance(
             "until": until,
         }));
     let db = &state.db;
-    let (node, event) = audit::service::audited(db, audit, change.clone(), async {
+    let (node, event) = audit::audited(db, audit, change.clone(), async {
         let reason = bounded_text("reason", reason, MAX_REASON_CHARS)?;
         let now = Utc::now();
         if until.is_some_and(|at| at <= now) {
@@ -615,7 +615,7 @@ pub async fn set_maintenance(
             status::transition(&txn, &node, to, "maintenance ended").await?
         };
         let node = get(&txn, id).await?;
-        audit::service::record(&txn, audit, change).await?;
+        audit::record(&txn, audit, change).await?;
         txn.commit().await?;
         Ok((node, event))
     })
@@ -632,14 +632,14 @@ pub async fn decommission(
 ) -> AppResult<node::Model> {
     let change = Change::new("node.decommission").target("node", id);
     let db = &state.db;
-    let (node, event) = audit::service::audited(db, audit, change.clone(), async {
+    let (node, event) = audit::audited(db, audit, change.clone(), async {
         let txn = db.begin().await?;
         let node = get(&txn, id).await?;
         revoke_keys(&txn, id).await?;
         clear_maintenance(&txn, id, Utc::now()).await?;
         let event = status::transition(&txn, &node, NodeStatus::Retired, "decommissioned").await?;
         let node = get(&txn, id).await?;
-        audit::service::record(&txn, audit, change).await?;
+        audit::record(&txn, audit, change).await?;
         txn.commit().await?;
         Ok((node, event))
     })
@@ -655,7 +655,7 @@ pub async fn rotate_key(
     node_id: Uuid,
 ) -> AppResult<(node_key::Model, String)> {
     let change = Change::new("node.rotate_key").target("node", node_id);
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let txn = db.begin().await?;
         let node = get(&txn, node_id).await?;
         if node.status == NodeStatus::Retired.as_str() {
@@ -663,7 +663,7 @@ pub async fn rotate_key(
         }
         revoke_keys(&txn, node_id).await?;
         let issued = issue_key(&txn, node_id).await?;
-        audit::service::record(&txn, audit, change).await?;
+        audit::record(&txn, audit, change).await?;
         txn.commit().await?;
         Ok(issued)
     })
@@ -677,7 +677,7 @@ pub async fn revoke_key(
     key_id: Uuid,
 ) -> AppResult<node_key::Model> {
     let change = Change::new("node.revoke_key").target("node_key", key_id);
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let txn = db.begin().await?;
         let Some(key) = node_key::Entity::find_by_id(key_id).one(&txn).await? else {
             return Err(AppError::NotFound(format!("no node key with id {key_id}")));
@@ -689,7 +689,7 @@ pub async fn revoke_key(
         } else {
             key
         };
-        audit::service::record(&txn, audit, change).await?;
+        audit::record(&txn, audit, change).await?;
         txn.commit().await?;
         Ok(key)
     })

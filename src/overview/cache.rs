@@ -16,7 +16,7 @@ use redis::aio::ConnectionManager;
 
 use crate::{error::AppResult, state::AppState};
 
-use super::{service, types::Overview};
+use super::{model::Overview, service};
 
 /// How long another instance's computation is waited for before computing here.
 const WAIT_FOR_OTHER_INSTANCE: Duration = Duration::from_secs(5);

@@ -2,9 +2,9 @@
 //! how mail is flowing and what needs attention. Computing it reads several tables, so
 //! one computed answer is served to every caller for a short time.
 
-pub mod cache;
-pub mod resolvers;
-pub mod service;
-pub mod types;
+mod cache;
+mod model;
+mod service;
 
 pub use cache::OverviewCache;
+pub use model::*;

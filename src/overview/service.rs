@@ -4,11 +4,11 @@ use chrono::{Duration as ChronoDuration, Utc};
 use sea_orm::{ConnectionTrait, Statement, Value};
 
 use crate::{
-    db::sql::placeholder, error::AppResult, mailflow::query::cluster_counts,
-    nodes::status::NodeStatus, state::AppState,
+    db::sql::placeholder, error::AppResult, mailflow::cluster_counts, nodes::NodeStatus,
+    state::AppState,
 };
 
-use super::types::{AlertCounts, ClusterHealth, HealthReason, NodeCounts, Overview, QueueSize};
+use super::model::{AlertCounts, ClusterHealth, HealthReason, NodeCounts, Overview, QueueSize};
 
 /// Bounce rate of the last hour above which the cluster is DEGRADED.
 const BOUNCE_RATE_LIMIT: f64 = 0.05;

@@ -13,10 +13,6 @@
 
 pub mod after_commit;
 mod redis_bus;
-pub mod resolvers;
-pub mod shared;
-pub mod types;
-pub mod ws;
 
 use std::{
     collections::VecDeque,
@@ -33,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
-use crate::mailflow::types::MailCounts;
+use crate::mailflow::MailCounts;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]

@@ -15,10 +15,7 @@ use crate::{
     auth::AgentNode,
     db::batch::Admission,
     error::{AppError, AppResult},
-    mailflow::{
-        ingest,
-        types::{MailEventBatchInput, MailEventInput, MailEventStatus},
-    },
+    mailflow::{self, MailEventBatchInput, MailEventInput, MailEventStatus},
     state::AppState,
 };
 
@@ -126,10 +123,10 @@ pub async fn run(
     per_minute: u32,
     concurrency: usize,
 ) -> AppResult<MailSeedReport> {
-    if per_minute as usize * 60 > ingest::MAX_EVENTS {
+    if per_minute as usize * 60 > mailflow::MAX_EVENTS {
         return Err(AppError::bad_input(
             "--mail-per-minute",
-            format!("at most {}", ingest::MAX_EVENTS / 60),
+            format!("at most {}", mailflow::MAX_EVENTS / 60),
         ));
     }
     let mut report = MailSeedReport::default();
@@ -181,7 +178,7 @@ pub async fn run(
         .map(|(index, agent, ips, start, minutes)| async move {
             let batch = batch(index, &agent.hostname, ips, start, minutes, per_minute);
             let events = batch.events.len() as u64;
-            let outcome = ingest::store_batch(state, &agent, &batch, Admission::Backfill).await?;
+            let outcome = mailflow::store_batch(state, &agent, &batch, Admission::Backfill).await?;
             AppResult::Ok((outcome.duplicate, events))
         })
         .buffer_unordered(concurrency.max(1));

@@ -1,7 +1,8 @@
 //! Dashboard users and their roles.
 
-pub mod resolvers;
-pub mod service;
-pub mod types;
+mod service;
 
-pub use service::find;
+pub use service::{
+    create, ensure_initial_admin, find, find_by_username, list, normalize_username, reset_password,
+    set_password_hash, update,
+};

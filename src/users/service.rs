@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{
     audit::{self, AuditContext, Change},
-    auth::{self, Passwords, Role, password},
+    auth::{self, Passwords, Role},
     db::{Page, fetch_page},
     error::{AppError, AppResult},
 };
@@ -41,7 +41,7 @@ pub fn normalize_username(field: &str, input: &str) -> AppResult<String> {
 }
 
 fn check_password(field: &str, username: &str, password: &SecretString) -> AppResult<()> {
-    password::check_policy(username, password.expose_secret())
+    auth::check_policy(username, password.expose_secret())
         .map_err(|reason| AppError::bad_input(field, reason))
 }
 
@@ -76,7 +76,7 @@ pub async fn create(
 ) -> AppResult<user::Model> {
     let change = Change::new("user.create")
         .detail(serde_json::json!({ "username": username.chars().take(64).collect::<String>(), "role": role.as_str() }));
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let username = normalize_username("username", username)?;
         check_password("password", &username, password)?;
         let hash = passwords.hash(password).await?;
@@ -104,7 +104,7 @@ pub async fn create(
             }
             _ => AppError::Db(e),
         })?;
-        audit::service::record(&txn, audit, change.target("user", user.id)).await?;
+        audit::record(&txn, audit, change.target("user", user.id)).await?;
         txn.commit().await?;
         Ok(user)
     })
@@ -130,7 +130,7 @@ pub async fn update(
     let change = Change::new("user.update")
         .target("user", id)
         .detail(detail.into());
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let txn = db.begin().await?;
         lock_admins(&txn).await?;
         let current = get(&txn, id).await?;
@@ -154,9 +154,9 @@ pub async fn update(
         model.updated_at = Set(Utc::now());
         let user = model.update(&txn).await?;
         if access_changes {
-            auth::service::revoke_user_sessions(&txn, id).await?;
+            auth::revoke_user_sessions(&txn, id).await?;
         }
-        audit::service::record(&txn, audit, change).await?;
+        audit::record(&txn, audit, change).await?;
         txn.commit().await?;
         Ok(user)
     })
@@ -172,13 +172,13 @@ pub async fn reset_password(
     password: &SecretString,
 ) -> AppResult<user::Model> {
     let change = Change::new("user.reset_password").target("user", id);
-    audit::service::audited(db, audit, change.clone(), async {
+    audit::audited(db, audit, change.clone(), async {
         let current = get(db, id).await?;
         check_password("password", &current.username, password)?;
         let hash = passwords.hash(password).await?;
         let txn = db.begin().await?;
         let user = set_password_hash(&txn, current, hash).await?;
-        audit::service::record(&txn, audit, change).await?;
+        audit::record(&txn, audit, change).await?;
         txn.commit().await?;
         Ok(user)
     })
@@ -198,7 +198,7 @@ pub async fn set_password_hash(
     model.password_changed_at = Set(now);
     model.updated_at = Set(now);
     let user = model.update(conn).await?;
-    auth::service::revoke_user_sessions(conn, id).await?;
+    auth::revoke_user_sessions(conn, id).await?;
     Ok(user)
 }
 
@@ -261,7 +261,7 @@ pub async fn ensure_initial_admin(
     if user::Entity::find().count(db).await? > 0 {
         return Ok(());
     }
-    let generated = configured.is_none().then(password::generate);
+    let generated = configured.is_none().then(auth::generate_password);
     let Some(pw) = configured.or(generated.as_ref()) else {
         return Ok(());
     };

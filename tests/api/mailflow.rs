@@ -434,12 +434,12 @@ on_both_backends! {
             db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT COUNT(*) FROM mail_events"))
                 .await.unwrap().unwrap().try_get_by_index::<i64>(0).unwrap()
         };
-        assert_eq!(mailops::mailflow::retention::sweep(&app.state).await.unwrap(), 0);
+        assert_eq!(mailops::mailflow::sweep_retention(&app.state).await.unwrap(), 0);
         assert_eq!(raw().await, 4);
 
         tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
         // The events and the batch record go; the counters stay.
-        assert_eq!(mailops::mailflow::retention::sweep(&app.state).await.unwrap(), 5);
+        assert_eq!(mailops::mailflow::sweep_retention(&app.state).await.unwrap(), 5);
         assert_eq!(raw().await, 0);
         let admin = app.admin_token().await;
         let flow = app.gql(Some(&admin), "{ mailFlow(range: H1) { totals { delivered } } }", json!({})).await;

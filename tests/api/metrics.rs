@@ -287,7 +287,7 @@ on_both_backends! {
         // Long enough for the older sample to pass retention, with room to spare for the newer.
         tokio::time::sleep(std::time::Duration::from_millis(4000)).await;
 
-        let deleted = mailops::metrics::retention::sweep(&app.state).await.unwrap();
+        let deleted = mailops::metrics::sweep_retention(&app.state).await.unwrap();
         assert_eq!(deleted, 1);
         assert_eq!(count(&app, "SELECT COUNT(*) FROM metric_samples").await, 1);
         let db = &app.state.db;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use futures_util::{SinkExt as _, StreamExt as _};
 use mailops::{
-    mailflow::types::MailCounts,
+    mailflow::MailCounts,
     realtime::{Event, MailFlowTick},
 };
 use serde_json::{Value, json};

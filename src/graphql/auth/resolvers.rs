@@ -4,10 +4,11 @@ use secrecy::SecretString;
 use crate::{
     auth::Role,
     graphql::guards::{PublicGuard, RoleGuard, app, audit_context, user},
-    users::types::User,
+    graphql::users::types::User,
 };
 
-use super::{service, types::AuthPayload};
+use super::types::AuthPayload;
+use crate::auth;
 
 #[derive(Default)]
 pub struct AuthQuery;
@@ -35,7 +36,7 @@ impl AuthMutation {
         username: String,
         #[graphql(secret)] password: String,
     ) -> async_graphql::Result<AuthPayload> {
-        let session = service::login(
+        let session = auth::login(
             app(ctx)?,
             &audit_context(ctx),
             &username,
@@ -53,7 +54,7 @@ impl AuthMutation {
         ctx: &Context<'_>,
         #[graphql(secret)] refresh_token: String,
     ) -> async_graphql::Result<AuthPayload> {
-        let session = service::refresh(
+        let session = auth::refresh(
             app(ctx)?,
             &audit_context(ctx),
             &SecretString::from(refresh_token),
@@ -70,7 +71,7 @@ impl AuthMutation {
         ctx: &Context<'_>,
         #[graphql(secret)] refresh_token: String,
     ) -> async_graphql::Result<bool> {
-        Ok(service::logout(
+        Ok(auth::logout(
             app(ctx)?,
             &audit_context(ctx),
             &SecretString::from(refresh_token),
@@ -87,7 +88,7 @@ impl AuthMutation {
         #[graphql(secret)] new_password: String,
     ) -> async_graphql::Result<bool> {
         let caller = user(ctx, Role::Viewer)?;
-        service::change_password(
+        auth::change_password(
             app(ctx)?,
             &audit_context(ctx),
             caller,

@@ -1,9 +1,10 @@
-use async_graphql::{InputObject, SimpleObject};
+use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
 
-use crate::nodes::types::Label;
-
-use super::catalog::{MetricDef, MetricKind, MetricService};
+use crate::{
+    metrics::{MetricDef, MetricKind, MetricService},
+    nodes::Label,
+};
 
 /// A standard metric: what agents should call it, its unit and its labels.
 #[derive(SimpleObject, Debug, Clone)]
@@ -33,32 +34,6 @@ impl From<&MetricDef> for MetricDefinition {
             description: def.description.into(),
         }
     }
-}
-
-/// One measurement.
-#[derive(InputObject, Debug, Clone)]
-pub struct MetricSampleInput {
-    /// A catalog name (see `metricCatalog`) or a custom one matching
-    /// `^[a-z][a-z0-9_.]{0,127}$`.
-    pub name: String,
-    /// Catalog metrics carry exactly their catalog labels; custom ones up to 16, with keys
-    /// matching `^[a-z_][a-z0-9_]{0,63}$` and values of up to 128 bytes.
-    #[graphql(default)]
-    pub labels: Vec<Label>,
-    /// When it was measured: at most 5 minutes ahead, and within raw retention.
-    pub ts: DateTime<Utc>,
-    /// A finite number.
-    pub value: f64,
-}
-
-/// A batch of samples from one agent.
-#[derive(InputObject, Debug, Clone)]
-pub struct MetricBatchInput {
-    /// Chosen by the agent, unique per node: 1–64 characters of letters, digits, `.`,
-    /// `_`, `:` and `-`. Sending the same batch again is safe.
-    pub batch_id: String,
-    /// 1 to 10,000 samples.
-    pub samples: Vec<MetricSampleInput>,
 }
 
 /// The answer to `ingestMetrics`, given only after the batch is committed.
@@ -153,7 +128,7 @@ pub struct MetricsResult {
     /// The step used, in seconds: the one asked for, rounded up to the tier read.
     pub step: i64,
     /// The tier the points were read from.
-    pub resolution: super::query::Resolution,
+    pub resolution: crate::metrics::Resolution,
     /// One entry per matching series.
     pub series: Vec<MetricSeriesPoints>,
 }

@@ -5,12 +5,12 @@ use async_graphql::{ID, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::{
-    audit::types::AuditEntry,
-    mailflow::types::MailCounts,
-    nodes::{status::NodeStatus, types::Label},
+    graphql::audit::types::AuditEntry,
+    mailflow::MailCounts,
+    nodes::{Label, NodeStatus},
 };
 
-use super::{
+use crate::realtime::{
     AlertEvent, AuditRecorded, IpReputationChanged, MailFlowTick, MetricsIngested,
     NodeStatusChanged,
 };

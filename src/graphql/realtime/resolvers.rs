@@ -15,12 +15,10 @@ use crate::{
     graphql::guards::{RoleGuard, app},
 };
 
-use super::{
-    Delivery, Event, Published,
-    types::{
-        AlertNotice, AuditEvent, IpReputationEvent, MailFlowSecond, MetricsUpdate, NodeStatusEvent,
-    },
+use super::types::{
+    AlertNotice, AuditEvent, IpReputationEvent, MailFlowSecond, MetricsUpdate, NodeStatusEvent,
 };
+use crate::realtime::{Delivery, Event, Published};
 
 /// Nodes one `metricsUpdated` subscription may name at most.
 pub const MAX_NODES: usize = 500;

@@ -156,7 +156,7 @@ fn member(
                     GroupItem::End => return,
                 },
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    yield Item::Own(Box::new(super::resolvers::lag_response(last_sequence, missed)));
+                    yield Item::Own(Box::new(super::realtime::resolvers::lag_response(last_sequence, missed)));
                     return;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,

@@ -9,10 +9,8 @@ use crate::{
     },
 };
 
-use super::{
-    service,
-    types::{AuditEntry, AuditFilter},
-};
+use super::types::{AuditEntry, AuditFilter};
+use crate::audit;
 
 const MAX_FILTER_TEXT: usize = 255;
 
@@ -36,14 +34,14 @@ impl AuditQuery {
         let page = Page::new(first, after)?;
         let filter = service_filter(filter.unwrap_or_default())?;
         let (rows, has_next, total) =
-            service::list(&app(ctx)?.db, &filter, &page, wants_total(ctx)).await?;
+            audit::list(&app(ctx)?.db, &filter, &page, wants_total(ctx)).await?;
         Ok(connection(&page, rows, has_next, total, |row| {
             row.id.to_string()
         }))
     }
 }
 
-fn service_filter(filter: AuditFilter) -> AppResult<service::AuditFilter> {
+fn service_filter(filter: AuditFilter) -> AppResult<audit::AuditFilter> {
     for (field, value) in [
         ("filter.action", &filter.action),
         ("filter.targetId", &filter.target_id),
@@ -55,7 +53,7 @@ fn service_filter(filter: AuditFilter) -> AppResult<service::AuditFilter> {
             ));
         }
     }
-    Ok(service::AuditFilter {
+    Ok(audit::AuditFilter {
         action: filter.action,
         actor_id: filter
             .actor_id

@@ -3,20 +3,16 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     auth::Role,
+    graphql::metrics::types::TimeRange,
     graphql::{
         guards::{AgentGuard, RoleGuard, app, principal},
         pagination::{self, ConnectionTotal, Page, connection, parse_ids, wants_total},
     },
-    metrics::types::TimeRange,
 };
 
-use super::{
-    events, ingest,
-    query::{self, FlowQuery},
-    types::{
-        MailEvent, MailEventBatchInput, MailEventFilter, MailFlow, MailFlowGroupBy,
-        MailIngestResult,
-    },
+use super::types::{MailEvent, MailEventFilter};
+use crate::mailflow::{
+    self, FlowQuery, MailEventBatchInput, MailFlow, MailFlowGroupBy, MailIngestResult,
 };
 
 #[derive(Default)]
@@ -47,7 +43,7 @@ impl MailFlowQuery {
         let state = app(ctx)?;
         let (from, to) = TimeRange::resolve(range, from, to, Utc::now())?;
         let node_ids = node_ids.map(|ids| parse_ids("nodeIds", &ids)).transpose()?;
-        let flow = query::flow(
+        let flow = mailflow::flow(
             &state.db,
             &FlowQuery {
                 from,
@@ -79,7 +75,7 @@ impl MailFlowQuery {
     ) -> async_graphql::Result<Connection<String, MailEvent, ConnectionTotal>> {
         let page = Page::new(first, after)?;
         let (rows, has_next, total) =
-            events::list(&app(ctx)?.db, &filter, &page, wants_total(ctx)).await?;
+            mailflow::list_events(&app(ctx)?.db, &filter.into(), &page, wants_total(ctx)).await?;
         Ok(connection(&page, rows, has_next, total, |row| {
             row.id.to_string()
         }))
@@ -102,7 +98,7 @@ impl MailFlowMutation {
         batch: MailEventBatchInput,
     ) -> async_graphql::Result<MailIngestResult> {
         let agent = principal(ctx).require_agent()?;
-        let outcome = ingest::ingest(app(ctx)?, agent, &batch).await?;
+        let outcome = mailflow::ingest(app(ctx)?, agent, &batch).await?;
         Ok(MailIngestResult {
             batch_id: batch.batch_id,
             accepted: outcome.accepted,

@@ -7,18 +7,13 @@ use crate::{
         guards::{AgentGuard, RoleGuard, RoleOrAgentGuard, app, principal},
         pagination::parse_ids,
     },
-    nodes::types::Label,
+    nodes::Label,
 };
 
-use super::{
-    catalog::CATALOG,
-    ingest,
-    query::{self, Aggregate},
-    types::{
-        IngestResult, MetricBatchInput, MetricDefinition, MetricPoint, MetricSeriesPoints,
-        MetricsResult, TimeRange,
-    },
+use super::types::{
+    IngestResult, MetricDefinition, MetricPoint, MetricSeriesPoints, MetricsResult, TimeRange,
 };
+use crate::metrics::{self, Aggregate, CATALOG, MetricBatchInput};
 
 #[derive(Default)]
 pub struct MetricsQuery;
@@ -48,9 +43,9 @@ impl MetricsQuery {
         let state = app(ctx)?;
         let (from, to) = TimeRange::resolve(range, from, to, Utc::now())?;
         let node_ids = node_ids.map(|ids| parse_ids("nodeIds", &ids)).transpose()?;
-        let answer = query::run(
+        let answer = metrics::run_range_query(
             &state.db,
-            &query::RangeQuery {
+            &metrics::RangeQuery {
                 node_ids,
                 names: &names,
                 labels: &labels,
@@ -59,7 +54,7 @@ impl MetricsQuery {
                 step_seconds: step,
                 aggregate,
             },
-            query::Retention {
+            metrics::Retention {
                 raw: state.config.metrics_raw_retention,
                 minute: state.config.metrics_minute_retention,
             },
@@ -110,7 +105,7 @@ impl MetricsMutation {
         batch: MetricBatchInput,
     ) -> async_graphql::Result<IngestResult> {
         let agent = principal(ctx).require_agent()?;
-        let outcome = ingest::ingest(app(ctx)?, agent, &batch).await?;
+        let outcome = metrics::ingest(app(ctx)?, agent, &batch).await?;
         Ok(IngestResult {
             batch_id: batch.batch_id,
             accepted: outcome.accepted,

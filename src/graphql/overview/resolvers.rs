@@ -5,7 +5,7 @@ use crate::{
     graphql::guards::{RoleGuard, app},
 };
 
-use super::types::Overview;
+use crate::overview::Overview;
 
 #[derive(Default)]
 pub struct OverviewQuery;

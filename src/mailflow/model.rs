@@ -1,15 +1,9 @@
-//! GraphQL types of mail flow.
+//! The mail-flow domain's data: events as agents send them, counts, and the answer of a
+//! flow query.
 
-use async_graphql::{
-    ComplexObject, Context, Enum, InputObject, SimpleObject, dataloader::DataLoader,
-};
+use async_graphql::{ComplexObject, Enum, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-
-use crate::{
-    auth::Role, error::AppError, graphql::guards::RoleGuard, ips::loaders::NodesById,
-    nodes::types::Node,
-};
 
 /// What happened to a message at one step of its way.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -201,18 +195,6 @@ pub struct MailFlowGroup {
     pub node_id: Option<uuid::Uuid>,
 }
 
-#[ComplexObject]
-impl MailFlowGroup {
-    /// The node, when grouping by node.
-    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
-    async fn node(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Node>> {
-        match self.node_id {
-            Some(id) => load_node(ctx, id).await,
-            None => Ok(None),
-        }
-    }
-}
-
 /// The answer to `mailFlow`.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct MailFlow {
@@ -230,98 +212,4 @@ pub struct MailFlow {
     pub group_count: i32,
     /// The largest groups by events counted, largest first.
     pub groups: Vec<MailFlowGroup>,
-}
-
-/// Which raw events `mailEvents` lists; every field given must match.
-#[derive(InputObject, Debug, Clone, Default)]
-pub struct MailEventFilter {
-    /// The message's id in the MTA's queue.
-    pub message_id: Option<String>,
-    /// At most 500 nodes.
-    pub node_ids: Option<Vec<async_graphql::ID>>,
-    /// The address the MTA sent from.
-    pub sending_ip: Option<String>,
-    /// The recipient's domain (any case).
-    pub recipient_domain: Option<String>,
-    /// Any of these statuses.
-    pub statuses: Option<Vec<MailEventStatus>>,
-    /// Events at or after this time.
-    pub since: Option<DateTime<Utc>>,
-    /// Events before this time.
-    pub until: Option<DateTime<Utc>>,
-}
-
-/// One event as an MTA reported it.
-#[derive(SimpleObject, Debug, Clone)]
-#[graphql(complex)]
-pub struct MailEvent {
-    /// The event's id.
-    pub id: async_graphql::ID,
-    /// When it happened.
-    pub ts: DateTime<Utc>,
-    /// The message's id in the MTA's queue.
-    pub message_id: String,
-    /// What happened.
-    pub status: MailEventStatus,
-    /// The address the MTA sent from, if the event names one.
-    pub sending_ip: Option<String>,
-    /// The recipient's domain, lower-case, if the event names one.
-    pub recipient_domain: Option<String>,
-    /// The recipient's provider group, as decided when the event arrived.
-    pub provider: String,
-    /// The ZoneMTA sending zone.
-    pub zone: Option<String>,
-    /// The SMTP reply code.
-    pub smtp_code: Option<i32>,
-    /// The remote server's reply text.
-    pub response: Option<String>,
-    #[graphql(skip)]
-    pub node_id: uuid::Uuid,
-}
-
-impl From<entity::mail_event::Model> for MailEvent {
-    fn from(m: entity::mail_event::Model) -> Self {
-        let status = match m.status.as_str() {
-            "QUEUED" => MailEventStatus::Queued,
-            "DEFERRED" => MailEventStatus::Deferred,
-            "BOUNCED" => MailEventStatus::Bounced,
-            "REJECTED" => MailEventStatus::Rejected,
-            "DROPPED" => MailEventStatus::Dropped,
-            _ => MailEventStatus::Delivered,
-        };
-        let present = |text: String| (!text.is_empty()).then_some(text);
-        MailEvent {
-            id: async_graphql::ID(m.id.to_string()),
-            ts: DateTime::<Utc>::from_timestamp_millis(m.ts).unwrap_or_default(),
-            message_id: m.message_id,
-            status,
-            sending_ip: present(m.sending_ip),
-            recipient_domain: present(m.recipient_domain),
-            provider: m.provider,
-            zone: m.zone,
-            smtp_code: m.smtp_code,
-            response: m.response,
-            node_id: m.node_id,
-        }
-    }
-}
-
-#[ComplexObject]
-impl MailEvent {
-    /// The node whose agent reported it.
-    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
-    async fn node(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Node>> {
-        load_node(ctx, self.node_id).await
-    }
-}
-
-async fn load_node(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<Option<Node>> {
-    let loader = ctx
-        .data::<DataLoader<NodesById>>()
-        .map_err(|_| AppError::internal("node loader missing"))?;
-    let node = loader
-        .load_one(id)
-        .await
-        .map_err(|e| AppError::internal(format!("loading nodes: {e}")))?;
-    Ok(node.map(Into::into))
 }

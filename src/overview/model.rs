@@ -4,7 +4,7 @@ use async_graphql::{Enum, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::mailflow::types::MailCounts;
+use crate::mailflow::MailCounts;
 
 /// How the cluster is doing, worst first.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -9,13 +9,11 @@ use crate::{
     },
 };
 
-use super::{
-    rules, service,
-    types::{
-        Alert, AlertFilter, AlertRule, AlertSilence, CreateAlertRuleInput, SilenceAlertsResult,
-        SilenceMatcherInput, UpdateAlertRuleInput,
-    },
+use super::types::{
+    Alert, AlertFilter, AlertRule, AlertSilence, CreateAlertRuleInput, SilenceAlertsResult,
+    SilenceMatcherInput, UpdateAlertRuleInput,
 };
+use crate::alerts;
 
 #[derive(Default)]
 pub struct AlertsQuery;
@@ -25,7 +23,7 @@ impl AlertsQuery {
     /// Every alert rule, by name.
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn alert_rules(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AlertRule>> {
-        Ok(rules::list(&app(ctx)?.db)
+        Ok(alerts::list_rules(&app(ctx)?.db)
             .await?
             .into_iter()
             .map(Into::into)
@@ -40,7 +38,7 @@ impl AlertsQuery {
         id: ID,
     ) -> async_graphql::Result<Option<AlertRule>> {
         let id = parse_id("id", &id)?;
-        Ok(rules::find(&app(ctx)?.db, id).await?.map(Into::into))
+        Ok(alerts::find_rule(&app(ctx)?.db, id).await?.map(Into::into))
     }
 
     /// Alerts, newest first.
@@ -58,7 +56,7 @@ impl AlertsQuery {
         let page = Page::new(first, after)?;
         let filter = filter.unwrap_or_default();
         let (rows, has_next, total) =
-            service::list(&app(ctx)?.db, &filter, &page, wants_total(ctx)).await?;
+            alerts::list_alerts(&app(ctx)?.db, &filter.into(), &page, wants_total(ctx)).await?;
         Ok(connection(&page, rows, has_next, total, |row| {
             row.id.to_string()
         }))
@@ -68,7 +66,7 @@ impl AlertsQuery {
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn alert(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Alert>> {
         let id = parse_id("id", &id)?;
-        Ok(service::find(&app(ctx)?.db, id).await?.map(Into::into))
+        Ok(alerts::find_alert(&app(ctx)?.db, id).await?.map(Into::into))
     }
 
     /// Silences, newest first: only those in force (`active: true`), only those that
@@ -79,7 +77,7 @@ impl AlertsQuery {
         ctx: &Context<'_>,
         active: Option<bool>,
     ) -> async_graphql::Result<Vec<AlertSilence>> {
-        Ok(service::silences(&app(ctx)?.db, active)
+        Ok(alerts::silences(&app(ctx)?.db, active)
             .await?
             .into_iter()
             .map(Into::into)
@@ -99,7 +97,7 @@ impl AlertsMutation {
         ctx: &Context<'_>,
         input: CreateAlertRuleInput,
     ) -> async_graphql::Result<AlertRule> {
-        let rule = rules::create(&app(ctx)?.db, &audit_context(ctx), input).await?;
+        let rule = alerts::create_rule(&app(ctx)?.db, &audit_context(ctx), input.into()).await?;
         Ok(rule.into())
     }
 
@@ -112,7 +110,15 @@ impl AlertsMutation {
         input: UpdateAlertRuleInput,
     ) -> async_graphql::Result<AlertRule> {
         let id = parse_id("id", &id)?;
-        let rule = rules::update(&app(ctx)?.db, &audit_context(ctx), id, input).await?;
+        let new_name = input.name.clone();
+        let rule = alerts::update_rule(
+            &app(ctx)?.db,
+            &audit_context(ctx),
+            id,
+            new_name.as_deref(),
+            |current| input.apply_to(current),
+        )
+        .await?;
         Ok(rule.into())
     }
 
@@ -125,7 +131,7 @@ impl AlertsMutation {
         id: ID,
     ) -> async_graphql::Result<AlertRule> {
         let id = parse_id("id", &id)?;
-        let rule = rules::delete(app(ctx)?, &audit_context(ctx), id).await?;
+        let rule = alerts::delete_rule(app(ctx)?, &audit_context(ctx), id).await?;
         Ok(rule.into())
     }
 
@@ -140,7 +146,7 @@ impl AlertsMutation {
     ) -> async_graphql::Result<Alert> {
         let id = parse_id("id", &id)?;
         let alert =
-            service::acknowledge(app(ctx)?, &audit_context(ctx), id, note.as_deref()).await?;
+            alerts::acknowledge(app(ctx)?, &audit_context(ctx), id, note.as_deref()).await?;
         Ok(alert.into())
     }
 
@@ -155,8 +161,14 @@ impl AlertsMutation {
         until: DateTime<Utc>,
         reason: String,
     ) -> async_graphql::Result<SilenceAlertsResult> {
-        let (silence, covered) =
-            service::silence(&app(ctx)?.db, &audit_context(ctx), &matcher, until, &reason).await?;
+        let (silence, covered) = alerts::silence(
+            &app(ctx)?.db,
+            &audit_context(ctx),
+            &matcher.into(),
+            until,
+            &reason,
+        )
+        .await?;
         Ok(SilenceAlertsResult {
             silence: silence.into(),
             covered: covered.min(i32::MAX as u64) as i32,
@@ -171,7 +183,7 @@ impl AlertsMutation {
         id: ID,
     ) -> async_graphql::Result<AlertSilence> {
         let id = parse_id("id", &id)?;
-        let silence = service::expire(&app(ctx)?.db, &audit_context(ctx), id).await?;
+        let silence = alerts::expire_silence(&app(ctx)?.db, &audit_context(ctx), id).await?;
         Ok(silence.into())
     }
 }

@@ -3,7 +3,6 @@ use async_graphql::{
 };
 use chrono::{DateTime, Utc};
 use entity::{dnsbl_check_job, dnsbl_result, dnsbl_transition, ip_address};
-use serde::{Deserialize, Serialize};
 
 use crate::{
     auth::Role,
@@ -12,19 +11,14 @@ use crate::{
         guards::{RoleGuard, app},
         pagination::{ConnectionTotal, Page, connection, wants_total},
     },
-    nodes::types::Node,
-};
-
-use super::{
-    IpStatus,
-    loaders::{NodesById, ResultsByIp},
-};
-use crate::{
-    mailflow::{
-        query::{IpWindow, SendingStatsByIp},
-        types::MailCounts,
+    graphql::{
+        ips::loaders::{NodesById, ResultsByIp},
+        metrics::types::TimeRange,
+        nodes::types::Node,
+        pagination::id_texts,
     },
-    metrics::types::TimeRange,
+    ips::{BulkAction, IpAction, IpCheckSummary, IpQuery, IpStatus, NewIps},
+    mailflow::{IpWindow, MailCounts, SendingStatsByIp},
 };
 
 /// A sending IP address of the cluster.
@@ -170,7 +164,7 @@ impl Ip {
     ) -> async_graphql::Result<Connection<String, BlacklistTransition, ConnectionTotal>> {
         let page = Page::new(first, after)?;
         let (rows, has_next, total) =
-            super::checks::history(&app(ctx)?.db, self.uuid, &page, wants_total(ctx)).await?;
+            crate::ips::history(&app(ctx)?.db, self.uuid, &page, wants_total(ctx)).await?;
         Ok(connection(&page, rows, has_next, total, |row| {
             row.id.to_string()
         }))
@@ -286,6 +280,18 @@ pub struct IpFilter {
     pub listed: Option<bool>,
 }
 
+impl From<IpFilter> for IpQuery {
+    fn from(filter: IpFilter) -> IpQuery {
+        IpQuery {
+            node_ids: filter.node_ids.map(id_texts),
+            statuses: filter.statuses,
+            pool: filter.pool,
+            subnet: filter.subnet,
+            listed: filter.listed,
+        }
+    }
+}
+
 /// Addresses to add to the inventory: a list, a CIDR block (at most 1,024 addresses in
 /// all), or both.
 #[derive(InputObject, Clone, Debug)]
@@ -300,28 +306,14 @@ pub struct AddIpsInput {
     pub pool: Option<String>,
 }
 
-/// Changes to an IP's descriptive fields; a field left out stays, an empty string clears it.
-#[derive(InputObject, Clone, Debug, Default)]
-pub struct UpdateIpInput {
-    /// The pool it sends for.
-    pub pool: Option<String>,
-    /// Its reverse DNS (PTR) name.
-    pub reverse_dns: Option<String>,
-    /// Free text.
-    pub notes: Option<String>,
-}
-
-/// What a bulk action does to each IP.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IpAction {
-    /// To PAUSED.
-    Pause,
-    /// To ACTIVE.
-    Resume,
-    /// To WARMING.
-    Warm,
-    /// To RETIRED, for good.
-    Retire,
+impl From<AddIpsInput> for NewIps {
+    fn from(input: AddIpsInput) -> NewIps {
+        NewIps {
+            addresses: input.addresses,
+            cidr: input.cidr,
+            pool: input.pool,
+        }
+    }
 }
 
 /// One action on many IPs, named by address or by filter (exactly one; at most 10,000 IPs).
@@ -340,43 +332,16 @@ pub struct BulkIpActionInput {
     pub dry_run: bool,
 }
 
-/// What a bulk action did (or, in a dry run, would do) to one IP.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutcomeKind {
-    /// The status changes.
-    Changed,
-    /// The IP already had that status.
-    Unchanged,
-    /// The IP is RETIRED; its status cannot change.
-    Refused,
-    /// The address is not in the inventory.
-    NotFound,
-}
-
-/// One IP's outcome in a bulk action.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct IpActionOutcome {
-    /// The address.
-    pub address: String,
-    /// What happened (or would happen).
-    pub outcome: OutcomeKind,
-    /// Its status before.
-    pub from: Option<IpStatus>,
-    /// Its status after (or after the real run, in a dry run).
-    pub to: Option<IpStatus>,
-    /// Why it was refused or not found.
-    pub message: Option<String>,
-}
-
-/// The result of a bulk action.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct BulkIpActionResult {
-    /// True when nothing was changed.
-    pub dry_run: bool,
-    /// How many IPs change (or would change).
-    pub changed: i32,
-    /// One outcome per IP.
-    pub outcomes: Vec<IpActionOutcome>,
+impl From<BulkIpActionInput> for BulkAction {
+    fn from(input: BulkIpActionInput) -> BulkAction {
+        BulkAction {
+            filter: input.filter.map(Into::into),
+            addresses: input.addresses,
+            action: input.action,
+            reason: input.reason,
+            dry_run: input.dry_run,
+        }
+    }
 }
 
 /// Why a DNSBL check job exists.
@@ -399,48 +364,6 @@ pub enum IpCheckJobState {
     Succeeded,
     /// Given up after its last attempt; see `lastError`.
     Failed,
-}
-
-/// Whether a zone's answers were used in a check.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ZoneHealthState {
-    /// Its RFC 5782 test entries answered correctly.
-    Trusted,
-    /// Its test entries answered wrongly; its results are UNKNOWN.
-    Untrusted,
-    /// It did not answer; its results are UNKNOWN.
-    Unreachable,
-}
-
-/// One zone in a check.
-#[derive(SimpleObject, Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ZoneCheck {
-    /// The zone.
-    pub zone: String,
-    /// Whether its answers were used.
-    pub health: ZoneHealthState,
-    /// Why it was not trusted.
-    pub detail: Option<String>,
-}
-
-/// What a finished check found.
-#[derive(SimpleObject, Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IpCheckSummary {
-    /// IPs checked.
-    pub addresses: i32,
-    /// DNS queries sent.
-    pub lookups: i32,
-    /// IP × zone results that are LISTED.
-    pub listed: i32,
-    /// IP × zone results that are UNKNOWN.
-    pub unknown: i32,
-    /// New listings and delistings this check saw.
-    pub transitions: i32,
-    /// Each zone and whether it was trusted.
-    pub zones: Vec<ZoneCheck>,
 }
 
 /// A DNSBL check, queued by `checkIpBlacklists` or by the schedule.
@@ -472,7 +395,7 @@ impl From<dnsbl_check_job::Model> for IpCheckJob {
     fn from(m: dnsbl_check_job::Model) -> Self {
         IpCheckJob {
             id: ID(m.id.to_string()),
-            kind: if m.kind == super::checks::SCHEDULED {
+            kind: if m.kind == crate::ips::JOB_SCHEDULED {
                 IpCheckJobKind::Scheduled
             } else {
                 IpCheckJobKind::Manual

@@ -26,10 +26,8 @@ use crate::{
     state::AppState,
 };
 
-use super::{
-    SessionsRevoked,
-    shared::{Item, SharedSubscriptions},
-};
+use super::shared::{Item, SharedSubscriptions};
+use crate::realtime::SessionsRevoked;
 
 /// How long a client has to send `connection_init`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -492,7 +490,7 @@ fn is_lag_notice(error: &async_graphql::ServerError) -> bool {
         .extensions
         .as_ref()
         .and_then(|ext| ext.get("code"))
-        .is_some_and(|code| *code == async_graphql::Value::from(super::resolvers::LAGGED))
+        .is_some_and(|code| *code == async_graphql::Value::from(super::realtime::resolvers::LAGGED))
 }
 
 enum Step {

@@ -14,11 +14,14 @@ use crate::{
     auth::Role,
     error::AppError,
     graphql::guards::RoleGuard,
-    ips::loaders::NodesById,
-    nodes::types::{Label, Node, NodeRole},
+    graphql::{ips::loaders::NodesById, nodes::types::Node, pagination::id_texts},
+    nodes::{Label, NodeRole},
 };
 
-use super::{AlertAggregate, AlertComparison, AlertCondition, AlertSeverity, AlertState};
+use crate::alerts::{
+    AlertAggregate, AlertComparison, AlertCondition, AlertQuery, AlertSeverity, AlertState,
+    MatcherDraft, RuleDraft, RuleSelector,
+};
 
 fn id(uuid: Uuid) -> ID {
     ID(uuid.to_string())
@@ -85,43 +88,29 @@ pub struct AlertRule {
 
 impl From<alert_rule::Model> for AlertRule {
     fn from(m: alert_rule::Model) -> Self {
-        let comparison = AlertComparison::parse(&m.comparison).unwrap_or(AlertComparison::Gt);
-        let roles = m
-            .selector_roles
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r.as_str().and_then(super::rules::role_from_str))
-            .collect();
-        let node_ids = m
-            .selector_node_ids
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n.as_str().map(|s| ID(s.to_string())))
-            .collect();
+        let draft = RuleDraft::of(&m);
         AlertRule {
             id: id(m.id),
-            name: m.name,
-            description: m.description,
-            condition: AlertCondition::parse(&m.condition).unwrap_or(AlertCondition::Metric),
-            metric: m.metric,
-            metric_labels: Label::from_json(&m.metric_labels),
-            aggregate: m.aggregate.as_deref().and_then(AlertAggregate::parse),
-            comparison,
-            threshold: m.threshold,
-            resolve_threshold: m.resolve_threshold,
-            effective_resolve_threshold: m
+            effective_resolve_threshold: draft
                 .resolve_threshold
-                .unwrap_or_else(|| comparison.default_resolve(m.threshold)),
-            for_seconds: m.for_seconds,
-            window_seconds: m.window_seconds,
-            severity: AlertSeverity::parse(&m.severity).unwrap_or(AlertSeverity::Warning),
-            enabled: m.enabled,
+                .unwrap_or_else(|| draft.comparison.default_resolve(draft.threshold)),
+            name: draft.name,
+            description: draft.description,
+            condition: draft.condition,
+            metric: draft.metric,
+            metric_labels: draft.metric_labels,
+            aggregate: draft.aggregate,
+            comparison: draft.comparison,
+            threshold: draft.threshold,
+            resolve_threshold: draft.resolve_threshold,
+            for_seconds: draft.for_seconds,
+            window_seconds: draft.window_seconds,
+            severity: draft.severity,
+            enabled: draft.enabled,
             selector: AlertSelector {
-                roles,
-                labels: Label::from_json(&m.selector_labels),
-                node_ids,
+                roles: draft.selector.roles,
+                labels: draft.selector.labels,
+                node_ids: draft.selector.node_ids.into_iter().map(ID).collect(),
             },
             created_at: m.created_at,
             updated_at: m.updated_at,
@@ -218,6 +207,68 @@ pub struct UpdateAlertRuleInput {
     pub enabled: Option<bool>,
     /// Which nodes it applies to; replaces the selector.
     pub selector: Option<AlertSelectorInput>,
+}
+
+impl From<AlertSelectorInput> for RuleSelector {
+    fn from(input: AlertSelectorInput) -> RuleSelector {
+        RuleSelector {
+            roles: input.roles,
+            labels: input.labels,
+            node_ids: id_texts(input.node_ids),
+        }
+    }
+}
+
+impl From<CreateAlertRuleInput> for RuleDraft {
+    fn from(input: CreateAlertRuleInput) -> RuleDraft {
+        RuleDraft {
+            name: input.name,
+            description: input.description,
+            condition: input.condition,
+            metric: input.metric,
+            metric_labels: input.metric_labels,
+            aggregate: input.aggregate,
+            comparison: input.comparison,
+            threshold: input.threshold,
+            resolve_threshold: input.resolve_threshold,
+            for_seconds: input.for_seconds,
+            window_seconds: input.window_seconds,
+            severity: input.severity,
+            enabled: input.enabled,
+            selector: input.selector.into(),
+        }
+    }
+}
+
+/// A nullable field of an update: left out keeps `current`, `null` clears it.
+fn keep<T>(given: MaybeUndefined<T>, current: Option<T>) -> Option<T> {
+    match given {
+        MaybeUndefined::Undefined => current,
+        MaybeUndefined::Null => None,
+        MaybeUndefined::Value(v) => Some(v),
+    }
+}
+
+impl UpdateAlertRuleInput {
+    /// The stored rule with this update's fields changed.
+    pub fn apply_to(self, current: RuleDraft) -> RuleDraft {
+        RuleDraft {
+            name: self.name.unwrap_or(current.name),
+            description: keep(self.description, current.description),
+            condition: self.condition.unwrap_or(current.condition),
+            metric: keep(self.metric, current.metric),
+            metric_labels: self.metric_labels.unwrap_or(current.metric_labels),
+            aggregate: keep(self.aggregate, current.aggregate),
+            comparison: self.comparison.unwrap_or(current.comparison),
+            threshold: self.threshold.unwrap_or(current.threshold),
+            resolve_threshold: keep(self.resolve_threshold, current.resolve_threshold),
+            for_seconds: self.for_seconds.unwrap_or(current.for_seconds),
+            window_seconds: keep(self.window_seconds, current.window_seconds),
+            severity: self.severity.unwrap_or(current.severity),
+            enabled: self.enabled.unwrap_or(current.enabled),
+            selector: self.selector.map_or(current.selector, Into::into),
+        }
+    }
 }
 
 /// One rule's alert about one node or IP, from PENDING to RESOLVED.
@@ -363,6 +414,18 @@ pub struct AlertFilter {
     pub silenced: Option<bool>,
 }
 
+impl From<AlertFilter> for AlertQuery {
+    fn from(filter: AlertFilter) -> AlertQuery {
+        AlertQuery {
+            states: filter.states,
+            severities: filter.severities,
+            node_ids: filter.node_ids.map(id_texts),
+            rule_ids: filter.rule_ids.map(id_texts),
+            silenced: filter.silenced,
+        }
+    }
+}
+
 /// Which alerts a silence covers: an alert matches when it matches every list given.
 /// At least one list; each at most 100 entries.
 #[derive(InputObject, Clone, Debug, Default)]
@@ -375,6 +438,17 @@ pub struct SilenceMatcherInput {
     pub severities: Option<Vec<AlertSeverity>>,
     /// Alerts about these sending IPs.
     pub ips: Option<Vec<String>>,
+}
+
+impl From<SilenceMatcherInput> for MatcherDraft {
+    fn from(input: SilenceMatcherInput) -> MatcherDraft {
+        MatcherDraft {
+            rule_ids: input.rule_ids.map(id_texts),
+            node_ids: input.node_ids.map(id_texts),
+            severities: input.severities,
+            ips: input.ips,
+        }
+    }
 }
 
 /// Which alerts a silence covers; empty lists match any.
@@ -414,7 +488,7 @@ pub struct AlertSilence {
 
 impl From<alert_silence::Model> for AlertSilence {
     fn from(m: alert_silence::Model) -> Self {
-        let matcher = super::service::Matcher::from_json(&m.matcher);
+        let matcher = crate::alerts::Matcher::from_json(&m.matcher);
         let now = Utc::now();
         AlertSilence {
             id: id(m.id),

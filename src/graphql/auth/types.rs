@@ -2,9 +2,9 @@ use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 
-use crate::users::types::User;
+use crate::graphql::users::types::User;
 
-use super::service::Session;
+use crate::auth::Session;
 
 /// A signed-in session.
 #[derive(SimpleObject)]

@@ -14,13 +14,11 @@ use crate::{
 };
 
 use super::{
-    enrollment,
     loaders::ips_of_nodes,
-    service,
-    types::{
-        CreateEnrollmentKeyInput, EnrollmentKey, EnrollmentKeyCreated, Node, NodeFilter, NodeKey,
-        NodeKeyCreated, NodeRegistration, RegisterNodeInput, UpdateNodeInput,
-    },
+    types::{EnrollmentKey, EnrollmentKeyCreated, Node, NodeKey, NodeKeyCreated, NodeRegistration},
+};
+use crate::nodes::{
+    self, CreateEnrollmentKeyInput, NodeFilter, RegisterNodeInput, UpdateNodeInput,
 };
 
 #[derive(Default)]
@@ -44,7 +42,7 @@ impl NodesQuery {
         let page = Page::new(first, after)?;
         let filter = filter.unwrap_or_default();
         let db = &app(ctx)?.db;
-        let (rows, has_next, total) = service::list(db, &filter, &page, wants_total(ctx)).await?;
+        let (rows, has_next, total) = nodes::list(db, &filter, &page, wants_total(ctx)).await?;
         // One query for the whole page's IPs, rather than one batch per node.
         let wants_ips = ctx
             .look_ahead()
@@ -89,10 +87,10 @@ impl NodesQuery {
     ) -> async_graphql::Result<Option<Node>> {
         let db = &app(ctx)?.db;
         let found = match (id, hostname) {
-            (Some(id), None) => service::find(db, parse_id("id", &id)?).await?,
+            (Some(id), None) => nodes::find(db, parse_id("id", &id)?).await?,
             (None, Some(hostname)) => {
-                let hostname = service::validate_hostname("hostname", &hostname)?;
-                service::find_by_hostname(db, &hostname).await?
+                let hostname = nodes::validate_hostname("hostname", &hostname)?;
+                nodes::find_by_hostname(db, &hostname).await?
             }
             _ => {
                 return Err(
@@ -122,7 +120,8 @@ impl NodesQuery {
     ) -> async_graphql::Result<Connection<String, EnrollmentKey, ConnectionTotal>> {
         let page = Page::new(first, after)?;
         let (rows, has_next, total) =
-            enrollment::list(&app(ctx)?.db, &page, include_revoked, wants_total(ctx)).await?;
+            nodes::list_enrollment_keys(&app(ctx)?.db, &page, include_revoked, wants_total(ctx))
+                .await?;
         Ok(connection(&page, rows, has_next, total, |row| {
             row.id.to_string()
         }))
@@ -145,7 +144,7 @@ impl NodesMutation {
     ) -> async_graphql::Result<NodeRegistration> {
         let caller = principal(ctx).require_enrollment()?;
         let (node, api_key) =
-            service::register(app(ctx)?, &audit_context(ctx), caller, &input).await?;
+            nodes::register(app(ctx)?, &audit_context(ctx), caller, &input).await?;
         Ok(NodeRegistration {
             node: node.into(),
             api_key,
@@ -161,7 +160,7 @@ impl NodesMutation {
         agent_version: Option<String>,
     ) -> async_graphql::Result<Node> {
         let agent = principal(ctx).require_agent()?;
-        let node = service::heartbeat(app(ctx)?, agent, agent_version.as_deref()).await?;
+        let node = nodes::heartbeat(app(ctx)?, agent, agent_version.as_deref()).await?;
         Ok(node.into())
     }
 
@@ -174,7 +173,7 @@ impl NodesMutation {
         input: UpdateNodeInput,
     ) -> async_graphql::Result<Node> {
         let id = parse_id("id", &id)?;
-        let node = service::update(&app(ctx)?.db, &audit_context(ctx), id, &input).await?;
+        let node = nodes::update(&app(ctx)?.db, &audit_context(ctx), id, &input).await?;
         Ok(node.into())
     }
 
@@ -190,7 +189,7 @@ impl NodesMutation {
         until: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<Node> {
         let id = parse_id("id", &id)?;
-        let node = service::set_maintenance(
+        let node = nodes::set_maintenance(
             app(ctx)?,
             &audit_context(ctx),
             id,
@@ -206,7 +205,7 @@ impl NodesMutation {
     #[graphql(guard = "RoleGuard::new(Role::Admin)")]
     async fn decommission_node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
         let id = parse_id("id", &id)?;
-        let node = service::decommission(app(ctx)?, &audit_context(ctx), id).await?;
+        let node = nodes::decommission(app(ctx)?, &audit_context(ctx), id).await?;
         Ok(node.into())
     }
 
@@ -218,8 +217,7 @@ impl NodesMutation {
         node_id: ID,
     ) -> async_graphql::Result<NodeKeyCreated> {
         let node_id = parse_id("nodeId", &node_id)?;
-        let (row, api_key) =
-            service::rotate_key(&app(ctx)?.db, &audit_context(ctx), node_id).await?;
+        let (row, api_key) = nodes::rotate_key(&app(ctx)?.db, &audit_context(ctx), node_id).await?;
         Ok(NodeKeyCreated {
             api_key,
             node_key: row.into(),
@@ -230,7 +228,7 @@ impl NodesMutation {
     #[graphql(guard = "RoleGuard::new(Role::Admin)")]
     async fn revoke_node_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<NodeKey> {
         let id = parse_id("id", &id)?;
-        let row = service::revoke_key(&app(ctx)?.db, &audit_context(ctx), id).await?;
+        let row = nodes::revoke_key(&app(ctx)?.db, &audit_context(ctx), id).await?;
         Ok(row.into())
     }
 
@@ -241,7 +239,7 @@ impl NodesMutation {
         ctx: &Context<'_>,
         input: CreateEnrollmentKeyInput,
     ) -> async_graphql::Result<EnrollmentKeyCreated> {
-        let (row, key) = enrollment::create(
+        let (row, key) = nodes::create_enrollment_key(
             &app(ctx)?.db,
             &audit_context(ctx),
             &input.name,
@@ -263,7 +261,7 @@ impl NodesMutation {
         id: ID,
     ) -> async_graphql::Result<EnrollmentKey> {
         let id = parse_id("id", &id)?;
-        let row = enrollment::revoke(&app(ctx)?.db, &audit_context(ctx), id).await?;
+        let row = nodes::revoke_enrollment_key(&app(ctx)?.db, &audit_context(ctx), id).await?;
         Ok(row.into())
     }
 }

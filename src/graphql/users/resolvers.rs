@@ -9,10 +9,8 @@ use crate::{
     },
 };
 
-use super::{
-    service,
-    types::{CreateUserInput, UpdateUserInput, User},
-};
+use super::types::{CreateUserInput, UpdateUserInput, User};
+use crate::users;
 
 #[derive(Default)]
 pub struct UsersQuery;
@@ -31,7 +29,7 @@ impl UsersQuery {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, User, ConnectionTotal>> {
         let page = Page::new(first, after)?;
-        let (rows, has_next, total) = service::list(&app(ctx)?.db, &page, wants_total(ctx)).await?;
+        let (rows, has_next, total) = users::list(&app(ctx)?.db, &page, wants_total(ctx)).await?;
         Ok(connection(&page, rows, has_next, total, |row| {
             row.username.clone()
         }))
@@ -41,7 +39,7 @@ impl UsersQuery {
     #[graphql(guard = "RoleGuard::new(Role::Admin)")]
     async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
         let id = parse_id("id", &id)?;
-        Ok(service::find(&app(ctx)?.db, id).await?.map(Into::into))
+        Ok(users::find(&app(ctx)?.db, id).await?.map(Into::into))
     }
 }
 
@@ -59,7 +57,7 @@ impl UsersMutation {
     ) -> async_graphql::Result<User> {
         let state = app(ctx)?;
         let password = SecretString::from(input.password);
-        let user = service::create(
+        let user = users::create(
             &state.db,
             &state.passwords,
             &audit_context(ctx),
@@ -81,7 +79,7 @@ impl UsersMutation {
         input: UpdateUserInput,
     ) -> async_graphql::Result<User> {
         let id = parse_id("id", &id)?;
-        let user = service::update(
+        let user = users::update(
             &app(ctx)?.db,
             &audit_context(ctx),
             id,
@@ -102,7 +100,7 @@ impl UsersMutation {
     ) -> async_graphql::Result<User> {
         let state = app(ctx)?;
         let id = parse_id("id", &id)?;
-        let user = service::reset_password(
+        let user = users::reset_password(
             &state.db,
             &state.passwords,
             &audit_context(ctx),

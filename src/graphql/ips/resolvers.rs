@@ -8,13 +8,8 @@ use crate::{
     },
 };
 
-use super::{
-    IpStatus, checks, service,
-    types::{
-        AddIpsInput, BulkIpActionInput, BulkIpActionResult, Ip, IpActionOutcome, IpCheckJob,
-        IpFilter, OutcomeKind, UpdateIpInput,
-    },
-};
+use super::types::{AddIpsInput, BulkIpActionInput, Ip, IpCheckJob, IpFilter};
+use crate::ips::{self, BulkIpActionResult, IpActionOutcome, IpStatus, OutcomeKind, UpdateIpInput};
 
 #[derive(Default)]
 pub struct IpsQuery;
@@ -36,18 +31,16 @@ impl IpsQuery {
         let page = Page::new(first, after)?;
         let filter = filter.unwrap_or_default();
         let (rows, has_next, total) =
-            service::list(&app(ctx)?.db, &filter, &page, wants_total(ctx)).await?;
+            ips::list(&app(ctx)?.db, &filter.into(), &page, wants_total(ctx)).await?;
         Ok(connection(&page, rows, has_next, total, |row| {
-            service::key_cursor(&row.address_key)
+            ips::key_cursor(&row.address_key)
         }))
     }
 
     /// One IP by address, `null` when it is not in the inventory.
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn ip(&self, ctx: &Context<'_>, address: String) -> async_graphql::Result<Option<Ip>> {
-        Ok(service::find(&app(ctx)?.db, &address)
-            .await?
-            .map(Into::into))
+        Ok(ips::find(&app(ctx)?.db, &address).await?.map(Into::into))
     }
 
     /// IPs listed on at least one zone, in address order.
@@ -67,9 +60,9 @@ impl IpsQuery {
             ..IpFilter::default()
         };
         let (rows, has_next, total) =
-            service::list(&app(ctx)?.db, &filter, &page, wants_total(ctx)).await?;
+            ips::list(&app(ctx)?.db, &filter.into(), &page, wants_total(ctx)).await?;
         Ok(connection(&page, rows, has_next, total, |row| {
-            service::key_cursor(&row.address_key)
+            ips::key_cursor(&row.address_key)
         }))
     }
 
@@ -81,7 +74,7 @@ impl IpsQuery {
         id: ID,
     ) -> async_graphql::Result<Option<IpCheckJob>> {
         let id = parse_id("id", &id)?;
-        Ok(checks::find_job(&app(ctx)?.db, id).await?.map(Into::into))
+        Ok(ips::find_job(&app(ctx)?.db, id).await?.map(Into::into))
     }
 }
 
@@ -103,14 +96,14 @@ impl IpsMutation {
             .as_ref()
             .map(|id| parse_id("input.nodeId", id))
             .transpose()?;
-        let rows = service::add(&app(ctx)?.db, &audit_context(ctx), &input, node_id).await?;
+        let rows = ips::add(&app(ctx)?.db, &audit_context(ctx), &input.into(), node_id).await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// Removes an address and its DNSBL history from the inventory; returns what was removed.
     #[graphql(guard = "RoleGuard::new(Role::Admin)")]
     async fn remove_ip(&self, ctx: &Context<'_>, address: String) -> async_graphql::Result<Ip> {
-        let row = service::remove(&app(ctx)?.db, &audit_context(ctx), &address).await?;
+        let row = ips::remove(&app(ctx)?.db, &audit_context(ctx), &address).await?;
         Ok(row.into())
     }
 
@@ -126,7 +119,7 @@ impl IpsMutation {
             .as_ref()
             .map(|id| parse_id("nodeId", id))
             .transpose()?;
-        let row = service::assign(&app(ctx)?.db, &audit_context(ctx), &address, node_id).await?;
+        let row = ips::assign(&app(ctx)?.db, &audit_context(ctx), &address, node_id).await?;
         Ok(row.into())
     }
 
@@ -138,7 +131,7 @@ impl IpsMutation {
         address: String,
         input: UpdateIpInput,
     ) -> async_graphql::Result<Ip> {
-        let row = service::update(&app(ctx)?.db, &audit_context(ctx), &address, &input).await?;
+        let row = ips::update(&app(ctx)?.db, &audit_context(ctx), &address, &input).await?;
         Ok(row.into())
     }
 
@@ -151,7 +144,7 @@ impl IpsMutation {
         status: IpStatus,
         reason: Option<String>,
     ) -> async_graphql::Result<Ip> {
-        let row = service::set_status(
+        let row = ips::set_status(
             &app(ctx)?.db,
             &audit_context(ctx),
             &address,
@@ -170,13 +163,14 @@ impl IpsMutation {
         ctx: &Context<'_>,
         input: BulkIpActionInput,
     ) -> async_graphql::Result<BulkIpActionResult> {
-        let outcomes = service::bulk_action(&app(ctx)?.db, &audit_context(ctx), &input).await?;
+        let dry_run = input.dry_run;
+        let outcomes = ips::bulk_action(&app(ctx)?.db, &audit_context(ctx), &input.into()).await?;
         let changed = outcomes
             .iter()
             .filter(|o| o.kind == OutcomeKind::Changed)
             .count() as i32;
         Ok(BulkIpActionResult {
-            dry_run: input.dry_run,
+            dry_run,
             changed,
             outcomes: outcomes
                 .into_iter()
@@ -193,7 +187,7 @@ impl IpsMutation {
         ctx: &Context<'_>,
         addresses: Option<Vec<String>>,
     ) -> async_graphql::Result<IpCheckJob> {
-        let job = checks::enqueue(&app(ctx)?.db, &audit_context(ctx), addresses.as_deref()).await?;
+        let job = ips::enqueue(&app(ctx)?.db, &audit_context(ctx), addresses.as_deref()).await?;
         Ok(job.into())
     }
 }

@@ -1,0 +1,2 @@
+pub mod resolvers;
+pub mod types;
