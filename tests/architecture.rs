@@ -73,6 +73,9 @@ struct Rules {
     tables: HashMap<String, String>,
     /// domain → the names of its files and folders (its private modules).
     domain_modules: HashMap<String, Vec<String>>,
+    /// domain → the names its `mod.rs` exports with `pub use` (which may be spelled like
+    /// one of its modules: `mailflow::ingest` is a function).
+    domain_exports: HashMap<String, Vec<String>>,
 }
 
 impl Rules {
@@ -102,6 +105,19 @@ impl Rules {
                 }
             }
             rules.domain_modules.insert(domain.to_string(), modules);
+            let face = fs::read_to_string(root.join("src").join(domain).join("mod.rs"))
+                .expect("domain mod.rs");
+            let mut exports = Vec::new();
+            for item in syn::parse_file(&face).expect("mod.rs parses").items {
+                if let syn::Item::Use(item) = item {
+                    if matches!(item.vis, syn::Visibility::Public(_)) {
+                        let mut imports = Vec::new();
+                        flatten_use(&item.tree, &mut Vec::new(), &mut imports);
+                        exports.extend(imports.into_iter().filter_map(|(_, alias, _)| alias));
+                    }
+                }
+            }
+            rules.domain_exports.insert(domain.to_string(), exports);
         }
         rules
     }
@@ -274,7 +290,8 @@ impl<'a> Checker<'a> {
         if path.len() >= 3 && path[0] == "crate" && DOMAINS.contains(&path[1].as_str()) {
             let target = path[1].as_str();
             let inside = self.place.domain() == Some(target);
-            let is_module = self.rules.domain_modules[target].contains(&path[2]);
+            let is_module = self.rules.domain_modules[target].contains(&path[2])
+                && !self.rules.domain_exports[target].contains(&path[2]);
             if !inside && is_module {
                 self.report(
                     line,

@@ -1,7 +1,7 @@
 //! The audit log: who changed what, when, and how it ended.
 
 mod service;
+mod store;
 
-pub use service::{
-    Actor, AuditContext, AuditFilter, Change, audited, list, record, record_failure,
-};
+pub use service::{Actor, AuditContext, Change, audited, record, record_failure};
+pub use store::{AuditFilter, list};

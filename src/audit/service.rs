@@ -1,13 +1,12 @@
-use chrono::{DateTime, Utc};
-use entity::audit_log;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use crate::{
     auth::{Principal, RequestId},
-    db::{Page, newest_first},
     error::{AppError, AppResult},
 };
+
+use super::store;
 
 /// Who acted.
 #[derive(Clone, Debug)]
@@ -112,22 +111,6 @@ impl Change {
     }
 }
 
-fn entry(id: Uuid, ctx: &AuditContext, change: Change, outcome: &str) -> audit_log::ActiveModel {
-    audit_log::ActiveModel {
-        id: Set(id),
-        occurred_at: Set(Utc::now()),
-        actor_kind: Set(ctx.actor.kind.into()),
-        actor_id: Set(ctx.actor.id),
-        actor_name: Set(ctx.actor.name.chars().take(128).collect()),
-        action: Set(change.action.into()),
-        target_kind: Set(change.target_kind.map(Into::into)),
-        target_id: Set(change.target_id),
-        outcome: Set(outcome.into()),
-        detail: Set(change.detail),
-        request_id: Set(ctx.request_id.clone()),
-    }
-}
-
 /// Records a change that succeeded. Call it inside the transaction that makes the change,
 /// so the entry exists exactly when the change does.
 pub async fn record(
@@ -136,9 +119,7 @@ pub async fn record(
     change: Change,
 ) -> AppResult<()> {
     let id = Uuid::now_v7();
-    audit_log::Entity::insert(entry(id, ctx, change, "success"))
-        .exec_without_returning(conn)
-        .await?;
+    store::insert(conn, id, ctx, change, "success").await?;
     crate::realtime::after_commit::audit_written(id);
     Ok(())
 }
@@ -164,12 +145,13 @@ pub async fn record_failure(
     }
     change.detail = Some(detail);
     let id = Uuid::now_v7();
-    let insert = audit_log::Entity::insert(entry(id, ctx, change, "failure"))
-        .exec_without_returning(conn)
-        .await;
+    let insert = store::insert(conn, id, ctx, change, "failure").await;
     match insert {
         Ok(_) => crate::realtime::after_commit::audit_written(id),
-        Err(e) => tracing::error!(error = %e, "could not write a failure to the audit log"),
+        Err(e) => {
+            e.log_if_internal();
+            tracing::error!("could not write a failure to the audit log");
+        }
     }
 }
 
@@ -187,42 +169,3 @@ pub async fn audited<T>(
     result
 }
 
-#[derive(Debug, Default, Clone)]
-pub struct AuditFilter {
-    pub action: Option<String>,
-    pub actor_id: Option<Uuid>,
-    pub target_id: Option<String>,
-    pub outcome: Option<String>,
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-}
-
-/// Entries newest first, `page.first` of them after the cursor (an entry id), plus the
-/// total that match.
-pub async fn list(
-    conn: &impl ConnectionTrait,
-    filter: &AuditFilter,
-    page: &Page,
-    count_total: bool,
-) -> AppResult<(Vec<audit_log::Model>, bool, u64)> {
-    let mut query = audit_log::Entity::find();
-    if let Some(action) = &filter.action {
-        query = query.filter(audit_log::Column::Action.eq(action.as_str()));
-    }
-    if let Some(actor) = filter.actor_id {
-        query = query.filter(audit_log::Column::ActorId.eq(actor));
-    }
-    if let Some(target) = &filter.target_id {
-        query = query.filter(audit_log::Column::TargetId.eq(target.as_str()));
-    }
-    if let Some(outcome) = &filter.outcome {
-        query = query.filter(audit_log::Column::Outcome.eq(outcome.as_str()));
-    }
-    if let Some(since) = filter.since {
-        query = query.filter(audit_log::Column::OccurredAt.gte(since));
-    }
-    if let Some(until) = filter.until {
-        query = query.filter(audit_log::Column::OccurredAt.lt(until));
-    }
-    newest_first(conn, query, audit_log::Column::Id, page, count_total).await
-}

@@ -6,6 +6,7 @@ mod password;
 mod principal;
 mod role;
 mod service;
+mod store;
 mod tokens;
 
 pub use backoff::{BackoffPolicy, LoginBackoff};

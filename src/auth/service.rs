@@ -1,20 +1,21 @@
 use chrono::{DateTime, Utc};
-use entity::{refresh_token, user};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
-    prelude::Expr,
-};
+use entity::user;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::{
     audit::{self, Actor, AuditContext, Change},
-    auth::AuthUser,
-    auth::tokens::{hash_secret, new_refresh_token},
+    auth::{
+        AuthUser,
+        tokens::{hash_secret, new_refresh_token},
+    },
     error::{AppError, AppResult},
     state::AppState,
-    users::{find, find_by_username, normalize_username, set_password_hash},
+    users::{find, find_by_username, normalize_username, set_last_login, set_password_hash},
 };
+
+use super::store;
 
 /// Refresh tokens are 43 characters; anything much longer is not one of ours.
 const MAX_REFRESH_TOKEN_BYTES: usize = 256;
@@ -72,10 +73,7 @@ pub async fn login(
         request_id: audit.request_id.clone(),
     };
     let txn = state.db.begin().await?;
-    let now = Utc::now();
-    let mut model: user::ActiveModel = user.into();
-    model.last_login_at = Set(Some(now));
-    let user = sea_orm::ActiveModelTrait::update(model, &txn).await?;
+    let user = set_last_login(&txn, user, Utc::now()).await?;
     let session = open_session(state, &txn, user, Uuid::now_v7()).await?;
     audit::record(
         &txn,
@@ -98,17 +96,13 @@ async fn open_session(
     let now = Utc::now();
     let ttl = chrono::Duration::from_std(state.tokens.refresh_ttl)
         .map_err(|e| AppError::internal(format!("refresh token lifetime: {e}")))?;
-    refresh_token::Entity::insert(refresh_token::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        family_id: Set(family),
-        user_id: Set(user.id),
-        token_hash: Set(hash_secret(refresh_token.expose_secret())),
-        created_at: Set(now),
-        expires_at: Set(now + ttl),
-        used_at: Set(None),
-        revoked_at: Set(None),
-    })
-    .exec_without_returning(conn)
+    store::insert_refresh_token(
+        conn,
+        family,
+        user.id,
+        hash_secret(refresh_token.expose_secret()),
+        now + ttl,
+    )
     .await?;
     let access = state.tokens.issue_access(user.id)?;
     Ok(Session {
@@ -136,23 +130,10 @@ pub async fn refresh(
     let hash = hash_secret(token);
     let now = Utc::now();
     let txn = state.db.begin().await?;
-    // The claim is the transaction's first statement: it takes the row lock on Postgres
-    // and the write lock on SQLite, so concurrent exchanges are decided here.
-    let claimed = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
-        .filter(refresh_token::Column::TokenHash.eq(hash.as_str()))
-        .filter(refresh_token::Column::UsedAt.is_null())
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .filter(refresh_token::Column::ExpiresAt.gt(now))
-        .exec(&txn)
-        .await?
-        .rows_affected
-        == 1;
-    let Some(row) = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(hash.as_str()))
-        .one(&txn)
-        .await?
-    else {
+    // The claim is the transaction's first statement, so concurrent exchanges are
+    // decided here.
+    let claimed = store::claim(&txn, &hash, now).await?;
+    let Some(row) = store::find_by_hash(&txn, &hash).await? else {
         return Err(invalid());
     };
     let user = find(&txn, row.user_id).await?;
@@ -174,7 +155,7 @@ pub async fn refresh(
         let error = if row.revoked_at.is_some() {
             AppError::Unauthenticated("refresh token has been revoked; sign in again".into())
         } else if row.used_at.is_some() {
-            revoke_family(&txn, row.family_id).await?;
+            store::revoke_family(&txn, row.family_id).await?;
             AppError::Unauthenticated(
                 "refresh token was already used; its session has been revoked, sign in again"
                     .into(),
@@ -190,7 +171,7 @@ pub async fn refresh(
     let user = match user {
         Some(user) if !user.disabled => user,
         _ => {
-            revoke_family(&txn, row.family_id).await?;
+            store::revoke_family(&txn, row.family_id).await?;
             txn.commit().await?;
             return Err(AppError::Unauthenticated("this account is disabled".into()));
         }
@@ -212,14 +193,10 @@ pub async fn logout(
         return Ok(false);
     }
     let txn = state.db.begin().await?;
-    let Some(row) = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(hash_secret(token)))
-        .one(&txn)
-        .await?
-    else {
+    let Some(row) = store::find_by_hash(&txn, &hash_secret(token)).await? else {
         return Ok(false);
     };
-    revoke_family(&txn, row.family_id).await?;
+    store::revoke_family(&txn, row.family_id).await?;
     crate::realtime::after_commit::sessions_revoked(row.user_id, "signed out");
     let actor = match find(&txn, row.user_id).await? {
         Some(user) => AuditContext {
@@ -268,7 +245,7 @@ pub async fn change_password(
                 "is not your current password",
             ));
         }
-        crate::auth::password::check_policy(&user.username, new.expose_secret())
+        super::password::check_policy(&user.username, new.expose_secret())
             .map_err(|reason| AppError::bad_input("newPassword", reason))?;
         let hash = state.passwords.hash(new).await?;
         let txn = state.db.begin().await?;
@@ -280,24 +257,9 @@ pub async fn change_password(
     .await
 }
 
-async fn revoke_family(conn: &impl ConnectionTrait, family: Uuid) -> AppResult<()> {
-    refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(refresh_token::Column::FamilyId.eq(family))
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(conn)
-        .await?;
-    Ok(())
-}
-
 /// Revokes every refresh token of a user (password, role or disabled changes).
 pub async fn revoke_user_sessions(conn: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
-    refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(refresh_token::Column::UserId.eq(user_id))
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(conn)
-        .await?;
+    store::revoke_all_of_user(conn, user_id).await?;
     crate::realtime::after_commit::sessions_revoked(
         user_id,
         "the account's access changed; sign in again",

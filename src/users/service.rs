@@ -1,18 +1,15 @@
-use chrono::Utc;
 use entity::user;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::{
     audit::{self, AuditContext, Change},
     auth::{self, Passwords, Role},
-    db::{Page, fetch_page},
     error::{AppError, AppResult},
 };
+
+use super::store;
 
 pub const MAX_USERNAME_CHARS: usize = 64;
 
@@ -45,26 +42,6 @@ fn check_password(field: &str, username: &str, password: &SecretString) -> AppRe
         .map_err(|reason| AppError::bad_input(field, reason))
 }
 
-pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<user::Model>> {
-    Ok(user::Entity::find_by_id(id).one(db).await?)
-}
-
-pub async fn find_by_username(
-    db: &impl ConnectionTrait,
-    username: &str,
-) -> AppResult<Option<user::Model>> {
-    Ok(user::Entity::find()
-        .filter(user::Column::Username.eq(username))
-        .one(db)
-        .await?)
-}
-
-async fn get(db: &impl ConnectionTrait, id: Uuid) -> AppResult<user::Model> {
-    find(db, id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no user with id {id}")))
-}
-
 /// Creates a user; the password must already meet the policy or is refused.
 pub async fn create(
     db: &DatabaseConnection,
@@ -80,30 +57,13 @@ pub async fn create(
         let username = normalize_username("username", username)?;
         check_password("password", &username, password)?;
         let hash = passwords.hash(password).await?;
-        let now = Utc::now();
-        let model = user::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            username: Set(username.clone()),
-            password_hash: Set(hash),
-            role: Set(role.as_str().into()),
-            disabled: Set(false),
-            created_at: Set(now),
-            updated_at: Set(now),
-            password_changed_at: Set(now),
-            last_login_at: Set(None),
-        };
         let txn = db.begin().await?;
-        if find_by_username(&txn, &username).await?.is_some() {
+        if store::find_by_username(&txn, &username).await?.is_some() {
             return Err(AppError::Conflict(format!(
                 "user '{username}' already exists"
             )));
         }
-        let user = model.insert(&txn).await.map_err(|e| match e.sql_err() {
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
-                AppError::Conflict(format!("user '{username}' already exists"))
-            }
-            _ => AppError::Db(e),
-        })?;
+        let user = store::insert(&txn, &username, hash, role).await?;
         audit::record(&txn, audit, change.target("user", user.id)).await?;
         txn.commit().await?;
         Ok(user)
@@ -132,27 +92,19 @@ pub async fn update(
         .detail(detail.into());
     audit::audited(db, audit, change.clone(), async {
         let txn = db.begin().await?;
-        lock_admins(&txn).await?;
-        let current = get(&txn, id).await?;
+        store::lock_admins(&txn).await?;
+        let current = store::get(&txn, id).await?;
         let was_admin = current.role == Role::Admin.as_str() && !current.disabled;
         let stays_admin = role.map_or(current.role == Role::Admin.as_str(), |r| r == Role::Admin)
             && !disabled.unwrap_or(current.disabled);
-        if was_admin && !stays_admin && enabled_admins(&txn).await? <= 1 {
+        if was_admin && !stays_admin && store::enabled_admins(&txn).await? <= 1 {
             return Err(AppError::Conflict(
                 "this is the last enabled admin; make another user admin first".into(),
             ));
         }
         let access_changes = role.is_some_and(|r| r.as_str() != current.role)
             || disabled.is_some_and(|d| d && !current.disabled);
-        let mut model: user::ActiveModel = current.into();
-        if let Some(role) = role {
-            model.role = Set(role.as_str().into());
-        }
-        if let Some(disabled) = disabled {
-            model.disabled = Set(disabled);
-        }
-        model.updated_at = Set(Utc::now());
-        let user = model.update(&txn).await?;
+        let user = store::set_access(&txn, current, role, disabled).await?;
         if access_changes {
             auth::revoke_user_sessions(&txn, id).await?;
         }
@@ -173,7 +125,7 @@ pub async fn reset_password(
 ) -> AppResult<user::Model> {
     let change = Change::new("user.reset_password").target("user", id);
     audit::audited(db, audit, change.clone(), async {
-        let current = get(db, id).await?;
+        let current = store::get(db, id).await?;
         check_password("password", &current.username, password)?;
         let hash = passwords.hash(password).await?;
         let txn = db.begin().await?;
@@ -192,63 +144,9 @@ pub async fn set_password_hash(
     hash: String,
 ) -> AppResult<user::Model> {
     let id = user.id;
-    let now = Utc::now();
-    let mut model: user::ActiveModel = user.into();
-    model.password_hash = Set(hash);
-    model.password_changed_at = Set(now);
-    model.updated_at = Set(now);
-    let user = model.update(conn).await?;
+    let user = store::set_password_hash(conn, user, hash).await?;
     auth::revoke_user_sessions(conn, id).await?;
     Ok(user)
-}
-
-async fn enabled_admins(conn: &impl ConnectionTrait) -> AppResult<u64> {
-    Ok(user::Entity::find()
-        .filter(user::Column::Role.eq(Role::Admin.as_str()))
-        .filter(user::Column::Disabled.eq(false))
-        .count(conn)
-        .await?)
-}
-
-/// Serializes changes that could remove the last admin. Postgres locks the admin rows;
-/// SQLite has one writer, so taking the write lock first is enough.
-async fn lock_admins(conn: &impl ConnectionTrait) -> AppResult<()> {
-    match conn.get_database_backend() {
-        DbBackend::Postgres => {
-            user::Entity::find()
-                .select_only()
-                .column(user::Column::Id)
-                .filter(user::Column::Role.eq(Role::Admin.as_str()))
-                .lock_exclusive()
-                .into_tuple::<Uuid>()
-                .all(conn)
-                .await?;
-        }
-        _ => {
-            conn.execute_unprepared("UPDATE users SET role = role WHERE role = 'admin'")
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-/// Users ordered by username, `page.first` of them after the cursor (a username).
-pub async fn list(
-    db: &impl ConnectionTrait,
-    page: &Page,
-    count_total: bool,
-) -> AppResult<(Vec<user::Model>, bool, u64)> {
-    let total = if count_total {
-        user::Entity::find().count(db).await?
-    } else {
-        0
-    };
-    let mut query = user::Entity::find().order_by_asc(user::Column::Username);
-    if let Some(after) = &page.after {
-        query = query.filter(user::Column::Username.gt(after.as_str()));
-    }
-    let (rows, has_next) = fetch_page(db, query, page).await?;
-    Ok((rows, has_next, total))
 }
 
 /// On first start, with no users at all, creates `admin` with `MAILOPS_ADMIN_PASSWORD` or
@@ -258,7 +156,7 @@ pub async fn ensure_initial_admin(
     passwords: &Passwords,
     configured: Option<&SecretString>,
 ) -> AppResult<()> {
-    if user::Entity::find().count(db).await? > 0 {
+    if store::count(db).await? > 0 {
         return Ok(());
     }
     let generated = configured.is_none().then(auth::generate_password);
