@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod graphql;
+pub mod input;
 pub mod ips;
 pub mod jobs;
 pub mod mailflow;

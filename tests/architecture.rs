@@ -98,7 +98,11 @@ impl Rules {
         for domain in DOMAINS {
             let mut modules = Vec::new();
             for entry in fs::read_dir(root.join("src").join(domain)).expect("domain folder") {
-                let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+                let name = entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned();
                 let name = name.trim_end_matches(".rs").to_string();
                 if name != "mod" {
                     modules.push(name);
@@ -134,8 +138,15 @@ struct Place {
 
 impl Place {
     fn new(file: &str) -> Place {
-        let mut module: Vec<String> = file.trim_end_matches(".rs").split('/').map(String::from).collect();
-        if module.last().is_some_and(|last| last == "mod" || last == "lib" || last == "main") {
+        let mut module: Vec<String> = file
+            .trim_end_matches(".rs")
+            .split('/')
+            .map(String::from)
+            .collect();
+        if module
+            .last()
+            .is_some_and(|last| last == "mod" || last == "lib" || last == "main")
+        {
             module.pop();
         }
         Place {
@@ -160,7 +171,8 @@ impl Place {
     }
 
     fn is_store_of(&self, domain: &str) -> bool {
-        self.file == format!("{domain}/store.rs") || self.file.starts_with(&format!("{domain}/store/"))
+        self.file == format!("{domain}/store.rs")
+            || self.file.starts_with(&format!("{domain}/store/"))
     }
 }
 
@@ -182,7 +194,11 @@ fn is_cfg_test(attrs: &[syn::Attribute]) -> bool {
 }
 
 /// Every path a `use` tree imports, with the name it is known by.
-fn flatten_use(tree: &syn::UseTree, prefix: &mut Vec<String>, out: &mut Vec<(Vec<String>, Option<String>, usize)>) {
+fn flatten_use(
+    tree: &syn::UseTree,
+    prefix: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, Option<String>, usize)>,
+) {
     match tree {
         syn::UseTree::Path(path) => {
             prefix.push(path.ident.to_string());
@@ -205,7 +221,11 @@ fn flatten_use(tree: &syn::UseTree, prefix: &mut Vec<String>, out: &mut Vec<(Vec
             if rename.ident != "self" {
                 path.push(rename.ident.to_string());
             }
-            out.push((path, Some(rename.rename.to_string()), rename.ident.span().start().line));
+            out.push((
+                path,
+                Some(rename.rename.to_string()),
+                rename.ident.span().start().line,
+            ));
         }
         syn::UseTree::Glob(glob) => {
             let mut path = prefix.clone();
@@ -260,7 +280,9 @@ impl<'a> Checker<'a> {
                 path
             }
             _ => match self.aliases.get(first) {
-                Some(target) if segments.len() > 1 || target.first().is_some_and(|t| t == "crate") => {
+                Some(target)
+                    if segments.len() > 1 || target.first().is_some_and(|t| t == "crate") =>
+                {
                     let mut path = target.clone();
                     path.extend(segments[1..].iter().cloned());
                     path
@@ -281,10 +303,24 @@ impl<'a> Checker<'a> {
         let may_see_graphql = self.place.in_graphql_layer() || self.place.is_edge();
         if !may_see_graphql {
             if path.len() >= 2 && path[0] == "crate" && path[1] == "graphql" {
-                self.report(line, format!("`{shown}`: only the GraphQL layer and the edges import crate::graphql"));
+                self.report(
+                    line,
+                    format!(
+                        "`{shown}`: only the GraphQL layer and the edges import crate::graphql"
+                    ),
+                );
             }
-            if path.len() >= 2 && path[0] == "async_graphql" && GRAPHQL_ONLY.contains(&path[1].as_str()) {
-                self.report(line, format!("`{shown}`: async_graphql::{} belongs to the GraphQL layer", path[1]));
+            if path.len() >= 2
+                && path[0] == "async_graphql"
+                && GRAPHQL_ONLY.contains(&path[1].as_str())
+            {
+                self.report(
+                    line,
+                    format!(
+                        "`{shown}`: async_graphql::{} belongs to the GraphQL layer",
+                        path[1]
+                    ),
+                );
             }
         }
         if path.len() >= 3 && path[0] == "crate" && DOMAINS.contains(&path[1].as_str()) {
@@ -295,7 +331,10 @@ impl<'a> Checker<'a> {
             if !inside && is_module {
                 self.report(
                     line,
-                    format!("`{shown}` reaches into {target}/{}: use what {target}/mod.rs exports", path[2]),
+                    format!(
+                        "`{shown}` reaches into {target}/{}: use what {target}/mod.rs exports",
+                        path[2]
+                    ),
                 );
             }
         }
@@ -330,7 +369,10 @@ impl<'a> Checker<'a> {
             words.iter().enumerate().any(|(i, word)| {
                 *word == table
                     && i > 0
-                    && matches!(upper_words[i - 1], "FROM" | "INTO" | "UPDATE" | "JOIN" | "TABLE")
+                    && matches!(
+                        upper_words[i - 1],
+                        "FROM" | "INTO" | "UPDATE" | "JOIN" | "TABLE"
+                    )
             })
         };
         let mut owners: Vec<(String, String)> = self
@@ -343,7 +385,10 @@ impl<'a> Checker<'a> {
         owners.sort();
         for (table, owner) in owners {
             if !self.place.is_store_of(&owner) {
-                self.report(line, format!("SQL names the {table} table, which belongs to {owner}/store"));
+                self.report(
+                    line,
+                    format!("SQL names the {table} table, which belongs to {owner}/store"),
+                );
             }
         }
     }
@@ -353,7 +398,9 @@ impl<'a> Checker<'a> {
             match token {
                 proc_macro2::TokenTree::Literal(literal) => {
                     let line = literal.span().start().line;
-                    if let Ok(syn::Lit::Str(text)) = syn::parse_str::<syn::Lit>(&literal.to_string()) {
+                    if let Ok(syn::Lit::Str(text)) =
+                        syn::parse_str::<syn::Lit>(&literal.to_string())
+                    {
                         self.check_text(&text.value(), line);
                     }
                 }
@@ -461,7 +508,10 @@ fn sources(dir: &Path, root: &Path, out: &mut BTreeMap<String, String>) {
                 .expect("below src")
                 .to_string_lossy()
                 .replace('\\', "/");
-            out.insert(relative, fs::read_to_string(&path).expect("readable source"));
+            out.insert(
+                relative,
+                fs::read_to_string(&path).expect("readable source"),
+            );
         }
     }
 }
@@ -522,7 +572,11 @@ fn reaching_into_another_domains_file_is_reported() {
     );
     assert_eq!(found.len(), 2, "{found:?}");
     assert!(found.iter().all(|v| v.contains("reaches into nodes/")));
-    let own = check_source(&rules, "nodes/service.rs", "use crate::nodes::status::NodeStatus;\n");
+    let own = check_source(
+        &rules,
+        "nodes/service.rs",
+        "use crate::nodes::status::NodeStatus;\n",
+    );
     assert!(own.is_empty(), "{own:?}");
 }
 
@@ -541,7 +595,11 @@ fn another_domains_table_outside_its_store_is_reported() {
         "use entity::node;\nfn f() { let _ = node::Entity::find(); let _ = format!(\"UPDATE nodes SET x = 1\"); }\n",
     );
     assert!(in_store.is_empty(), "{in_store:?}");
-    let row = check_source(&rules, "graphql/nodes/types.rs", "fn f(m: entity::node::Model) {}\n");
+    let row = check_source(
+        &rules,
+        "graphql/nodes/types.rs",
+        "fn f(m: entity::node::Model) {}\n",
+    );
     assert!(row.is_empty(), "{row:?}");
 }
 
@@ -549,6 +607,10 @@ fn another_domains_table_outside_its_store_is_reported() {
 fn a_long_file_is_reported_and_its_tests_do_not_count() {
     let long = "fn f() {}\n".repeat(601);
     assert!(check_length("x.rs", &long).is_some());
-    let tested = format!("{}#[cfg(test)]\nmod tests {{}}\n{}", "fn f() {}\n".repeat(600), "// t\n".repeat(900));
+    let tested = format!(
+        "{}#[cfg(test)]\nmod tests {{}}\n{}",
+        "fn f() {}\n".repeat(600),
+        "// t\n".repeat(900)
+    );
     assert!(check_length("x.rs", &tested).is_none());
 }

@@ -168,4 +168,3 @@ pub async fn audited<T>(
     }
     result
 }
-

@@ -35,7 +35,11 @@ pub async fn insert_refresh_token(
 /// Marks the token used if it is still usable, and says whether this call did. As the
 /// first statement of a transaction it takes the row lock on Postgres and the write lock
 /// on SQLite, so of concurrent claims exactly one wins.
-pub async fn claim(conn: &impl ConnectionTrait, token_hash: &str, now: DateTime<Utc>) -> AppResult<bool> {
+pub async fn claim(
+    conn: &impl ConnectionTrait,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
     Ok(refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
         .filter(refresh_token::Column::TokenHash.eq(token_hash))

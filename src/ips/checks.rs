@@ -6,35 +6,33 @@
 use std::{collections::HashMap, net::IpAddr};
 
 use chrono::Utc;
-use entity::{dnsbl_check_job, dnsbl_result, dnsbl_transition, ip_address};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, sea_query::OnConflict,
+use entity::{
+    dnsbl_check_job::Model as JobRow, dnsbl_result::Model as ResultModel,
+    ip_address::Model as IpRow,
 };
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::{
     audit::{self, Actor, AuditContext, Change},
-    db::{Page, newest_first},
     error::{AppError, AppResult},
-    ips::address,
     realtime::{Event, IpReputationChanged},
     state::AppState,
 };
 
 use super::{
-    IpStatus,
+    IpStatus, address,
     config::DnsblConfig,
     dnsbl::{CheckReport, Checker, Verdict, ZoneHealth},
     model::{IpCheckSummary, ZoneCheck, ZoneHealthState},
+    status::apply_status,
+    store::{
+        self,
+        addresses::Selection,
+        dnsbl::{ResultRow, TransitionRow},
+        jobs::{JobEnd, MANUAL, SCHEDULED},
+    },
 };
-
-pub const QUEUED: &str = "QUEUED";
-pub const RUNNING: &str = "RUNNING";
-pub const SUCCEEDED: &str = "SUCCEEDED";
-pub const FAILED: &str = "FAILED";
-pub const MANUAL: &str = "MANUAL";
-pub const SCHEDULED: &str = "SCHEDULED";
 
 /// The most addresses one `checkIpBlacklists` names.
 pub const MAX_MANUAL: usize = 10_000;
@@ -47,7 +45,7 @@ pub async fn enqueue(
     db: &DatabaseConnection,
     audit: &AuditContext,
     addresses: Option<&[String]>,
-) -> AppResult<dnsbl_check_job::Model> {
+) -> AppResult<JobRow> {
     let change = Change::new("ip.check_blacklists")
         .detail(serde_json::json!({ "addresses": addresses.map(<[String]>::len) }));
     audit::audited(db, audit, change.clone(), async {
@@ -78,13 +76,7 @@ pub async fn enqueue(
         };
         let txn = crate::db::begin_write(db).await?;
         if let Some(list) = &addresses {
-            let mut known = 0;
-            for chunk in list.chunks(500) {
-                known += ip_address::Entity::find()
-                    .filter(ip_address::Column::Address.is_in(chunk.iter().cloned()))
-                    .count(&txn)
-                    .await? as usize;
-            }
+            let known = store::addresses::find_by_texts(&txn, list).await?.len();
             if known < list.len() {
                 return Err(AppError::NotFound(format!(
                     "addresses: {} of the {} addresses are not in the inventory",
@@ -93,7 +85,8 @@ pub async fn enqueue(
                 )));
             }
         }
-        let job = insert_job(&txn, MANUAL, addresses, Some(audit.actor.name.clone())).await?;
+        let job =
+            store::jobs::insert(&txn, MANUAL, addresses, Some(audit.actor.name.clone())).await?;
         audit::record(&txn, audit, change.target("ip_check_job", job.id)).await?;
         txn.commit().await?;
         Ok(job)
@@ -101,81 +94,26 @@ pub async fn enqueue(
     .await
 }
 
-async fn insert_job(
-    conn: &impl ConnectionTrait,
-    kind: &str,
-    addresses: Option<Vec<String>>,
-    requested_by: Option<String>,
-) -> AppResult<dnsbl_check_job::Model> {
-    let now = Utc::now();
-    Ok(
-        dnsbl_check_job::Entity::insert(dnsbl_check_job::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            kind: Set(kind.into()),
-            addresses: Set(addresses.map(|a| serde_json::json!(a))),
-            state: Set(QUEUED.into()),
-            attempts: Set(0),
-            next_run_at: Set(now),
-            last_error: Set(None),
-            result: Set(None),
-            requested_by: Set(requested_by),
-            created_at: Set(now),
-            started_at: Set(None),
-            finished_at: Set(None),
-        })
-        .exec_with_returning(conn)
-        .await?,
-    )
-}
-
-pub async fn find_job(
-    db: &impl ConnectionTrait,
-    id: Uuid,
-) -> AppResult<Option<dnsbl_check_job::Model>> {
-    Ok(dnsbl_check_job::Entity::find_by_id(id).one(db).await?)
+pub async fn find_job(db: &impl sea_orm::ConnectionTrait, id: Uuid) -> AppResult<Option<JobRow>> {
+    store::jobs::find(db, id).await
 }
 
 /// Under the job lock: requeues abandoned jobs, queues the scheduled check when it is
 /// due, and claims the next due job.
-async fn claim(state: &AppState) -> AppResult<Option<dnsbl_check_job::Model>> {
+async fn claim(state: &AppState) -> AppResult<Option<JobRow>> {
     let Some(txn) = crate::db::tx::try_lock(&state.db, crate::db::JobLock::DnsblChecks).await?
     else {
         return Ok(None);
     };
     let now = Utc::now();
-    dnsbl_check_job::Entity::update_many()
-        .col_expr(dnsbl_check_job::Column::State, QUEUED.into())
-        .filter(dnsbl_check_job::Column::State.eq(RUNNING))
-        .filter(dnsbl_check_job::Column::StartedAt.lt(now - ABANDONED_AFTER))
-        .exec(&txn)
-        .await?;
+    store::jobs::requeue_running_since(&txn, now - ABANDONED_AFTER).await?;
     let interval = chrono::Duration::from_std(state.config.dnsbl.check_interval)
         .unwrap_or(chrono::Duration::minutes(30));
-    let last_scheduled = dnsbl_check_job::Entity::find()
-        .filter(dnsbl_check_job::Column::Kind.eq(SCHEDULED))
-        .order_by_desc(dnsbl_check_job::Column::CreatedAt)
-        .one(&txn)
-        .await?;
+    let last_scheduled = store::jobs::last_scheduled(&txn).await?;
     if last_scheduled.is_none_or(|job| job.created_at <= now - interval) {
-        insert_job(&txn, SCHEDULED, None, None).await?;
+        store::jobs::insert(&txn, SCHEDULED, None, None).await?;
     }
-    let due = dnsbl_check_job::Entity::find()
-        .filter(dnsbl_check_job::Column::State.eq(QUEUED))
-        .filter(dnsbl_check_job::Column::NextRunAt.lte(now))
-        .order_by_asc(dnsbl_check_job::Column::NextRunAt)
-        .one(&txn)
-        .await?;
-    let claimed = match due {
-        None => None,
-        Some(job) => {
-            let attempts = job.attempts + 1;
-            let mut model: dnsbl_check_job::ActiveModel = job.into();
-            model.state = Set(RUNNING.into());
-            model.attempts = Set(attempts);
-            model.started_at = Set(Some(now));
-            Some(model.update(&txn).await?)
-        }
-    };
+    let claimed = store::jobs::claim_due(&txn, now).await?;
     txn.commit().await?;
     Ok(claimed)
 }
@@ -201,13 +139,8 @@ pub async fn tick(state: &AppState) -> AppResult<usize> {
         };
         match outcome {
             Ok(summary) => {
-                finish(&state.db, id, |model| {
-                    model.state = Set(SUCCEEDED.into());
-                    model.result = Set(serde_json::to_value(&summary).ok());
-                    model.last_error = Set(None);
-                    model.finished_at = Set(Some(Utc::now()));
-                })
-                .await?;
+                let result = serde_json::to_value(&summary).ok();
+                store::jobs::finish(&state.db, id, JobEnd::Succeeded(result)).await?;
             }
             Err(message) => {
                 tracing::warn!(job = %id, attempt = attempts, error = %message, "DNSBL check failed");
@@ -215,77 +148,43 @@ pub async fn tick(state: &AppState) -> AppResult<usize> {
                 let give_up = attempts as u32 >= config.max_attempts;
                 let backoff = config.retry_base
                     * 2u32.saturating_pow((attempts as u32).saturating_sub(1).min(16));
-                finish(&state.db, id, |model| {
-                    model.last_error = Set(Some(message.clone()));
-                    if give_up {
-                        model.state = Set(FAILED.into());
-                        model.finished_at = Set(Some(Utc::now()));
-                    } else {
-                        model.state = Set(QUEUED.into());
-                        model.next_run_at = Set(Utc::now()
+                let end = if give_up {
+                    JobEnd::Failed(message)
+                } else {
+                    JobEnd::Retry {
+                        error: message,
+                        next_run_at: Utc::now()
                             + chrono::Duration::from_std(backoff)
-                                .unwrap_or(chrono::Duration::hours(1)));
+                                .unwrap_or(chrono::Duration::hours(1)),
                     }
-                })
-                .await?;
+                };
+                store::jobs::finish(&state.db, id, end).await?;
             }
         }
     }
     Ok(ran)
 }
 
-async fn finish(
-    db: &DatabaseConnection,
-    id: Uuid,
-    change: impl FnOnce(&mut dnsbl_check_job::ActiveModel),
-) -> AppResult<()> {
-    let Some(job) = find_job(db, id).await? else {
-        return Ok(());
-    };
-    let mut model: dnsbl_check_job::ActiveModel = job.into();
-    change(&mut model);
-    model.update(db).await?;
-    Ok(())
-}
-
-async fn targets(
-    db: &DatabaseConnection,
-    job: &dnsbl_check_job::Model,
-) -> AppResult<Vec<ip_address::Model>> {
+async fn targets(db: &DatabaseConnection, job: &JobRow) -> AppResult<Vec<IpRow>> {
     let addresses: Option<Vec<String>> = job
         .addresses
         .clone()
         .and_then(|a| serde_json::from_value(a).ok());
     match addresses {
-        None => Ok(ip_address::Entity::find()
-            .filter(
-                ip_address::Column::Status
-                    .is_in([IpStatus::Active.as_str(), IpStatus::Warming.as_str()]),
-            )
-            .order_by_asc(ip_address::Column::AddressKey)
-            .all(db)
-            .await?),
-        Some(list) => {
-            let mut rows = Vec::with_capacity(list.len());
-            for chunk in list.chunks(500) {
-                rows.extend(
-                    ip_address::Entity::find()
-                        .filter(ip_address::Column::Address.is_in(chunk.iter().cloned()))
-                        .all(db)
-                        .await?,
-                );
-            }
-            Ok(rows)
+        None => {
+            let sending = Selection {
+                statuses: vec![IpStatus::Active, IpStatus::Warming],
+                ..Selection::default()
+            };
+            store::addresses::select_all(db, &sending).await
         }
+        Some(list) => store::addresses::find_by_texts(db, &list).await,
     }
 }
 
 /// Checks the job's IPs and stores what was found. The inner error is a failed check
 /// (worth a retry), the outer one a failure of mailops itself.
-async fn run(
-    state: &AppState,
-    job: &dnsbl_check_job::Model,
-) -> AppResult<Result<IpCheckSummary, String>> {
+async fn run(state: &AppState, job: &JobRow) -> AppResult<Result<IpCheckSummary, String>> {
     let ips = targets(&state.db, job).await?;
     if ips.is_empty() {
         // Nothing to look up: not even the zones' test entries are worth a query.
@@ -318,7 +217,7 @@ async fn run(
             "no zone answered; the name server may be down ({reason})"
         )));
     }
-    let (transitions, events) = store(state, config, &ips, &report).await?;
+    let (transitions, events) = store_results(state, config, &ips, &report).await?;
     state.events.publish_all(events);
     Ok(Ok(summary(&report, addresses.len(), transitions)))
 }
@@ -358,13 +257,13 @@ fn summary(report: &CheckReport, addresses: usize, transitions: usize) -> IpChec
 
 /// Writes the new results and the transitions in one transaction (pausing newly listed
 /// IPs on critical zones when the policy is on) and returns the events to publish.
-async fn store(
+async fn store_results(
     state: &AppState,
     config: &DnsblConfig,
-    ips: &[ip_address::Model],
+    ips: &[IpRow],
     report: &CheckReport,
 ) -> AppResult<(usize, Vec<Event>)> {
-    let by_address: HashMap<IpAddr, &ip_address::Model> = ips
+    let by_address: HashMap<IpAddr, &IpRow> = ips
         .iter()
         .filter_map(|ip| ip.address.parse().ok().map(|a| (a, ip)))
         .collect();
@@ -372,22 +271,17 @@ async fn store(
     // Two instances storing checks of one IP at once would both see the same previous
     // state and record the same transition twice; this waits for the other's commit.
     crate::db::tx::wait_for_lock(&txn, crate::db::JobLock::DnsblResults).await?;
-    let mut previous: HashMap<(Uuid, String), dnsbl_result::Model> = HashMap::new();
     let ids: Vec<Uuid> = ips.iter().map(|ip| ip.id).collect();
-    for chunk in ids.chunks(500) {
-        for row in dnsbl_result::Entity::find()
-            .filter(dnsbl_result::Column::IpId.is_in(chunk.iter().copied()))
-            .all(&txn)
-            .await?
-        {
-            previous.insert((row.ip_id, row.zone.clone()), row);
-        }
-    }
+    let previous: HashMap<(Uuid, String), ResultModel> = store::dnsbl::results_of(&txn, &ids)
+        .await?
+        .into_iter()
+        .map(|row| ((row.ip_id, row.zone.clone()), row))
+        .collect();
     let now = Utc::now();
     let mut rows = Vec::with_capacity(report.verdicts.len());
     let mut history = Vec::new();
     let mut events = Vec::new();
-    let mut to_pause: Vec<(&ip_address::Model, String)> = Vec::new();
+    let mut to_pause: Vec<(&IpRow, String)> = Vec::new();
     for (address, zone_index, verdict) in &report.verdicts {
         let Some(ip) = by_address.get(address) else {
             continue;
@@ -428,18 +322,17 @@ async fn store(
         let new_state = verdict.state();
         let state_changed = before.is_none_or(|b| b.state != new_state);
         if listed != was_listed {
-            history.push(dnsbl_transition::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                ip_id: Set(ip.id),
-                zone: Set(zone.name.clone()),
-                listed: Set(listed),
-                categories: Set(if listed {
+            history.push(TransitionRow {
+                ip_id: ip.id,
+                zone: zone.name.clone(),
+                listed,
+                categories: if listed {
                     categories.clone()
                 } else {
                     String::new()
-                }),
-                reason: Set(if listed { reason.clone() } else { None }),
-                at: Set(now),
+                },
+                reason: if listed { reason.clone() } else { None },
+                at: now,
             });
             if listed && zone.critical && config.auto_pause {
                 let status = IpStatus::parse(&ip.status);
@@ -464,52 +357,29 @@ async fn store(
                 at: now,
             }));
         }
-        rows.push(dnsbl_result::ActiveModel {
-            ip_id: Set(ip.id),
-            zone: Set(zone.name.clone()),
-            state: Set(new_state.into()),
-            listed: Set(listed),
-            listed_since: Set(listed_since),
-            return_codes: Set(codes.chars().take(255).collect()),
-            categories: Set(categories.chars().take(255).collect()),
-            reason: Set(reason),
-            detail: Set(detail),
-            checked_at: Set(now),
+        rows.push(ResultRow {
+            ip_id: ip.id,
+            zone: zone.name.clone(),
+            state: new_state.into(),
+            listed,
+            listed_since,
+            return_codes: codes,
+            categories,
+            reason,
+            detail,
+            checked_at: now,
         });
     }
-    for chunk in rows.chunks(500) {
-        dnsbl_result::Entity::insert_many(chunk.to_vec())
-            .on_conflict(
-                OnConflict::columns([dnsbl_result::Column::IpId, dnsbl_result::Column::Zone])
-                    .update_columns([
-                        dnsbl_result::Column::State,
-                        dnsbl_result::Column::Listed,
-                        dnsbl_result::Column::ListedSince,
-                        dnsbl_result::Column::ReturnCodes,
-                        dnsbl_result::Column::Categories,
-                        dnsbl_result::Column::Reason,
-                        dnsbl_result::Column::Detail,
-                        dnsbl_result::Column::CheckedAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-    }
+    store::dnsbl::upsert_results(&txn, rows).await?;
     let transitions = history.len();
-    for chunk in history.chunks(500) {
-        dnsbl_transition::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&txn)
-            .await?;
-    }
+    store::dnsbl::insert_transitions(&txn, history).await?;
     let system = AuditContext::with_actor(Actor::system());
     let mut paused = std::collections::HashSet::new();
     for (ip, reason) in to_pause {
         if !paused.insert(ip.id) {
             continue;
         }
-        super::service::apply_status(&txn, ip.clone(), IpStatus::Paused, Some(reason.clone()))
-            .await?;
+        apply_status(&txn, ip.clone(), IpStatus::Paused, Some(reason.clone())).await?;
         let change = Change::new("ip.auto_pause")
             .target("ip", ip.id)
             .detail(serde_json::json!({ "address": ip.address, "reason": reason }));
@@ -517,15 +387,4 @@ async fn store(
     }
     txn.commit().await?;
     Ok((transitions, events))
-}
-
-/// Listings and delistings of one IP, newest first.
-pub async fn history(
-    db: &impl ConnectionTrait,
-    ip_id: Uuid,
-    page: &Page,
-    count_total: bool,
-) -> AppResult<(Vec<dnsbl_transition::Model>, bool, u64)> {
-    let query = dnsbl_transition::Entity::find().filter(dnsbl_transition::Column::IpId.eq(ip_id));
-    newest_first(db, query, dnsbl_transition::Column::Id, page, count_total).await
 }

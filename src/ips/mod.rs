@@ -5,18 +5,22 @@ mod address;
 mod checks;
 mod config;
 mod dnsbl;
+mod inventory;
 mod model;
-mod service;
+mod status;
+mod store;
 
-pub use address::{ParsedAddress, parse as parse_address};
-pub use checks::{
-    FAILED as JOB_FAILED, SCHEDULED as JOB_SCHEDULED, SUCCEEDED as JOB_SUCCEEDED, enqueue,
-    find_job, history, tick as run_check_jobs,
-};
+pub use address::{Cidr, ParsedAddress, parse as parse_address, parse_cidr};
+pub use checks::{enqueue, find_job, tick as run_check_jobs};
 pub use config::{DEFAULT_ZONES, DnsblConfig};
 pub use dnsbl::Checker;
+pub use inventory::{MAX_ADD, add, assign, attach_to_node, find, key_cursor, list, remove, update};
 pub use model::*;
-pub use service::{add, assign, bulk_action, find, key_cursor, list, remove, set_status, update};
+pub use status::{MAX_BULK, Outcome, bulk_action, set_status};
+pub use store::{
+    dnsbl::{history, results_of},
+    jobs::{FAILED as JOB_FAILED, SCHEDULED as JOB_SCHEDULED, SUCCEEDED as JOB_SUCCEEDED},
+};
 
 /// Whether an IP sends mail.
 #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]

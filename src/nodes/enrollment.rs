@@ -2,19 +2,18 @@
 
 use chrono::Utc;
 use entity::enrollment_key;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    TransactionTrait, prelude::Expr, sea_query::ExprTrait as _,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use uuid::Uuid;
 
 use crate::{
     audit::{self, AuditContext, Change},
-    db::{Page, newest_first},
     error::{AppError, AppResult},
 };
 
-use super::keys::{self, KeyKind};
+use super::{
+    keys::{self, KeyKind},
+    store::{self, enrollment::NewEnrollmentKey},
+};
 
 const MAX_NAME_CHARS: usize = 128;
 
@@ -51,19 +50,17 @@ pub async fn create(
         let id = Uuid::now_v7();
         let (key, secret_hash) = keys::generate(KeyKind::Enrollment, id);
         let txn = db.begin().await?;
-        let row = enrollment_key::Entity::insert(enrollment_key::ActiveModel {
-            id: Set(id),
-            name: Set(name.to_string()),
-            secret_hash: Set(secret_hash),
-            created_by: Set(audit.actor.id),
-            created_at: Set(Utc::now()),
-            expires_at: Set(expires_at),
-            max_uses: Set(max_uses),
-            uses: Set(0),
-            revoked_at: Set(None),
-            last_used_at: Set(None),
-        })
-        .exec_with_returning(&txn)
+        let row = store::enrollment::insert(
+            &txn,
+            NewEnrollmentKey {
+                id,
+                name: name.to_string(),
+                secret_hash,
+                created_by: audit.actor.id,
+                expires_at,
+                max_uses,
+            },
+        )
         .await?;
         audit::record(&txn, audit, change.target("enrollment_key", id)).await?;
         txn.commit().await?;
@@ -75,27 +72,7 @@ pub async fn create(
 /// Counts one registration against the key, atomically: refused when the key was
 /// revoked, expired or used up since the caller was authenticated.
 pub async fn consume(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<()> {
-    let now = Utc::now();
-    let counted = enrollment_key::Entity::update_many()
-        .col_expr(
-            enrollment_key::Column::Uses,
-            Expr::col(enrollment_key::Column::Uses).add(1),
-        )
-        .col_expr(enrollment_key::Column::LastUsedAt, Expr::value(now))
-        .filter(enrollment_key::Column::Id.eq(id))
-        .filter(enrollment_key::Column::RevokedAt.is_null())
-        .filter(
-            enrollment_key::Column::ExpiresAt
-                .is_null()
-                .or(enrollment_key::Column::ExpiresAt.gt(now)),
-        )
-        .filter(enrollment_key::Column::MaxUses.is_null().or(
-            Expr::col(enrollment_key::Column::Uses).lt(Expr::col(enrollment_key::Column::MaxUses)),
-        ))
-        .exec(conn)
-        .await?
-        .rows_affected;
-    if counted == 1 {
+    if store::enrollment::count_use(conn, id, Utc::now()).await? {
         Ok(())
     } else {
         Err(AppError::Unauthenticated(
@@ -106,15 +83,11 @@ pub async fn consume(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<()> {
 
 pub async fn list(
     db: &impl ConnectionTrait,
-    page: &Page,
+    page: &crate::db::Page,
     include_revoked: bool,
     count_total: bool,
-) -> AppResult<(Vec<enrollment_key::Model>, bool, u64)> {
-    let mut query = enrollment_key::Entity::find();
-    if !include_revoked {
-        query = query.filter(enrollment_key::Column::RevokedAt.is_null());
-    }
-    newest_first(db, query, enrollment_key::Column::Id, page, count_total).await
+) -> AppResult<(Vec<entity::enrollment_key::Model>, bool, u64)> {
+    store::enrollment::list(db, page, include_revoked, count_total).await
 }
 
 pub async fn revoke(
@@ -125,15 +98,13 @@ pub async fn revoke(
     let change = Change::new("enrollment_key.revoke").target("enrollment_key", id);
     audit::audited(db, audit, change.clone(), async {
         let txn = db.begin().await?;
-        let Some(row) = enrollment_key::Entity::find_by_id(id).one(&txn).await? else {
+        let Some(row) = store::enrollment::find(&txn, id).await? else {
             return Err(AppError::NotFound(format!(
                 "no enrollment key with id {id}"
             )));
         };
         let row = if row.revoked_at.is_none() {
-            let mut model: enrollment_key::ActiveModel = row.into();
-            model.revoked_at = Set(Some(Utc::now()));
-            sea_orm::ActiveModelTrait::update(model, &txn).await?
+            store::enrollment::revoke(&txn, row).await?
         } else {
             row
         };

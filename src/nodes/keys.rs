@@ -4,7 +4,7 @@
 
 use chrono::{Duration as ChronoDuration, Utc};
 use entity::{enrollment_key, node, node_key};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, prelude::Expr};
+use sea_orm::ConnectionTrait;
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
@@ -12,6 +12,8 @@ use crate::{
     auth::{hash_secret, random_token},
     error::AppResult,
 };
+
+use super::{NodeStatus, store};
 
 /// Longer keys are refused before anything is hashed or looked up.
 pub const MAX_KEY_BYTES: usize = 128;
@@ -87,17 +89,17 @@ pub async fn authenticate_node(
     key: &PresentedKey<'_>,
 ) -> AppResult<Result<(node_key::Model, node::Model), Refusal>> {
     const UNKNOWN: Refusal = "unknown or revoked API key";
-    let Some(row) = node_key::Entity::find_by_id(key.id).one(db).await? else {
+    let Some(row) = store::keys::find(db, key.id).await? else {
         return Ok(Err(UNKNOWN));
     };
     if !secret_matches(&row.secret_hash, key.secret) {
         return Ok(Err(UNKNOWN));
     }
-    let Some(node) = node::Entity::find_by_id(row.node_id).one(db).await? else {
+    let Some(node) = store::nodes::find(db, row.node_id).await? else {
         return Ok(Err(UNKNOWN));
     };
     // Checked before revocation (retiring revokes every key) so the holder learns why.
-    if node.status == "retired" {
+    if node.status == NodeStatus::Retired.as_str() {
         return Ok(Err("this node is retired; its keys no longer work"));
     }
     if row.revoked_at.is_some() {
@@ -112,7 +114,7 @@ pub async fn authenticate_enrollment(
     key: &PresentedKey<'_>,
 ) -> AppResult<Result<enrollment_key::Model, Refusal>> {
     const UNKNOWN: Refusal = "unknown or revoked enrollment key";
-    let Some(row) = enrollment_key::Entity::find_by_id(key.id).one(db).await? else {
+    let Some(row) = store::enrollment::find(db, key.id).await? else {
         return Ok(Err(UNKNOWN));
     };
     if !secret_matches(&row.secret_hash, key.secret) || row.revoked_at.is_some() {
@@ -138,13 +140,9 @@ pub fn touch_node_key(db: &sea_orm::DatabaseConnection, key: &node_key::Model) {
     }
     let (db, id) = (db.clone(), key.id);
     tokio::spawn(async move {
-        let result = node_key::Entity::update_many()
-            .col_expr(node_key::Column::LastUsedAt, Expr::value(now))
-            .filter(node_key::Column::Id.eq(id))
-            .exec(&db)
-            .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "could not record when a node key was last used");
+        if let Err(e) = store::keys::set_last_used(&db, id, now).await {
+            e.log_if_internal();
+            tracing::warn!("could not record when a node key was last used");
         }
     });
 }

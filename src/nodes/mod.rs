@@ -2,9 +2,12 @@
 
 mod enrollment;
 mod keys;
+mod manage;
 mod model;
-mod service;
+mod register;
 mod status;
+mod store;
+mod validate;
 
 pub use enrollment::{
     create as create_enrollment_key, list as list_enrollment_keys, revoke as revoke_enrollment_key,
@@ -12,10 +15,13 @@ pub use enrollment::{
 pub use keys::{
     KeyKind, authenticate_enrollment, authenticate_node, parse as parse_key, touch_node_key,
 };
+pub use manage::{decommission, list, revoke_key, rotate_key, set_maintenance, update};
 pub use model::*;
-pub use service::{
-    decommission, find, find_by_hostname, heartbeat, keys_of, list, record_contact, register,
-    revoke_key, rotate_key, set_maintenance, status_history, update, validate_hostname,
-    validate_labels,
-};
+pub use register::{heartbeat, record_contact, register};
 pub use status::{NodeStatus, sweep as sweep_statuses};
+pub use store::{
+    keys::of_node as keys_of,
+    nodes::{find, find_by_hostname},
+    status::history as status_history,
+};
+pub use validate::{validate_hostname, validate_labels};

@@ -3,18 +3,16 @@
 
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
-use entity::{node, node_status_change};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, prelude::Expr,
-    sea_query::ExprTrait as _,
-};
-use uuid::Uuid;
+use entity::node::Model as NodeRow;
+use sea_orm::ConnectionTrait;
 
 use crate::{
     error::AppResult,
     realtime::{Event, NodeStatusChanged},
     state::AppState,
 };
+
+use super::store;
 
 /// Where a node stands.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -76,7 +74,7 @@ pub fn from_contact(
 /// Returns the event to publish once the surrounding transaction has committed.
 pub async fn transition(
     conn: &impl ConnectionTrait,
-    node: &node::Model,
+    node: &NodeRow,
     to: NodeStatus,
     reason: &str,
 ) -> AppResult<Option<Event>> {
@@ -85,19 +83,11 @@ pub async fn transition(
         return Ok(None);
     }
     let now = Utc::now();
-    let moved = node::Entity::update_many()
-        .col_expr(node::Column::Status, Expr::value(to.as_str()))
-        .col_expr(node::Column::UpdatedAt, Expr::value(now))
-        .filter(node::Column::Id.eq(node.id))
-        .filter(node::Column::Status.eq(node.status.as_str()))
-        .exec(conn)
-        .await?
-        .rows_affected;
-    if moved == 0 {
+    if !store::nodes::move_status(conn, node.id, from, to, now).await? {
         // Someone else moved it first; their change is the recorded one.
         return Ok(None);
     }
-    record(conn, node.id, Some(from), to, reason, now).await?;
+    store::status::record(conn, node.id, Some(from), to, reason, now).await?;
     Ok(Some(Event::NodeStatusChanged(NodeStatusChanged {
         node_id: node.id,
         hostname: node.hostname.clone(),
@@ -106,28 +96,6 @@ pub async fn transition(
         at: now,
         reason: reason.into(),
     })))
-}
-
-/// Adds a row to a node's status history.
-pub async fn record(
-    conn: &impl ConnectionTrait,
-    node_id: Uuid,
-    from: Option<NodeStatus>,
-    to: NodeStatus,
-    reason: &str,
-    at: DateTime<Utc>,
-) -> AppResult<()> {
-    node_status_change::Entity::insert(node_status_change::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        node_id: Set(node_id),
-        from_status: Set(from.map(|s| s.as_str().into())),
-        to_status: Set(to.as_str().into()),
-        changed_at: Set(at),
-        reason: Set(reason.chars().take(255).collect()),
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
 }
 
 /// One pass of the status job: ends maintenance windows that are over, and moves nodes
@@ -141,31 +109,15 @@ pub async fn sweep(state: &AppState) -> AppResult<usize> {
     let now = Utc::now();
     let mut events = Vec::new();
 
-    let ended = node::Entity::find()
-        .filter(node::Column::MaintenanceEnabled.eq(true))
-        .filter(node::Column::MaintenanceUntil.lte(now))
-        .all(&txn)
-        .await?;
-    for node in ended {
-        crate::nodes::service::clear_maintenance(&txn, node.id, now).await?;
+    for node in store::nodes::maintenance_ended(&txn, now).await? {
+        store::nodes::clear_maintenance(&txn, node.id, now).await?;
         let to = from_contact(state, node.last_seen_at, now);
         events.extend(transition(&txn, &node, to, "maintenance window ended").await?);
     }
 
     let stale_since =
         now - chrono::Duration::from_std(state.config.node_stale_after).unwrap_or_default();
-    let quiet = node::Entity::find()
-        .filter(
-            node::Column::Status.is_in([NodeStatus::Online.as_str(), NodeStatus::Stale.as_str()]),
-        )
-        .filter(node::Column::MaintenanceEnabled.eq(false))
-        .filter(
-            node::Column::LastSeenAt
-                .lt(stale_since)
-                .or(node::Column::LastSeenAt.is_null()),
-        )
-        .all(&txn)
-        .await?;
+    let quiet = store::nodes::quiet_since(&txn, stale_since).await?;
     for node in quiet {
         let to = from_contact(state, node.last_seen_at, now);
         let reason = match to {

@@ -1,0 +1,138 @@
+//! Rows of `dnsbl_check_jobs`: the queue of DNSBL checks.
+
+use chrono::{DateTime, Utc};
+use entity::dnsbl_check_job;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder,
+};
+use uuid::Uuid;
+
+use crate::error::AppResult;
+
+pub const QUEUED: &str = "QUEUED";
+pub const RUNNING: &str = "RUNNING";
+pub const SUCCEEDED: &str = "SUCCEEDED";
+pub const FAILED: &str = "FAILED";
+pub const MANUAL: &str = "MANUAL";
+pub const SCHEDULED: &str = "SCHEDULED";
+
+/// Queues a job, due now.
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    kind: &str,
+    addresses: Option<Vec<String>>,
+    requested_by: Option<String>,
+) -> AppResult<dnsbl_check_job::Model> {
+    let now = Utc::now();
+    Ok(
+        dnsbl_check_job::Entity::insert(dnsbl_check_job::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            kind: Set(kind.into()),
+            addresses: Set(addresses.map(|a| serde_json::json!(a))),
+            state: Set(QUEUED.into()),
+            attempts: Set(0),
+            next_run_at: Set(now),
+            last_error: Set(None),
+            result: Set(None),
+            requested_by: Set(requested_by),
+            created_at: Set(now),
+            started_at: Set(None),
+            finished_at: Set(None),
+        })
+        .exec_with_returning(conn)
+        .await?,
+    )
+}
+
+pub async fn find(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> AppResult<Option<dnsbl_check_job::Model>> {
+    Ok(dnsbl_check_job::Entity::find_by_id(id).one(db).await?)
+}
+
+/// Queues again the jobs RUNNING since before `started_before`.
+pub async fn requeue_running_since(
+    conn: &impl ConnectionTrait,
+    started_before: DateTime<Utc>,
+) -> AppResult<()> {
+    dnsbl_check_job::Entity::update_many()
+        .col_expr(dnsbl_check_job::Column::State, QUEUED.into())
+        .filter(dnsbl_check_job::Column::State.eq(RUNNING))
+        .filter(dnsbl_check_job::Column::StartedAt.lt(started_before))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// The newest job the schedule queued.
+pub async fn last_scheduled(
+    conn: &impl ConnectionTrait,
+) -> AppResult<Option<dnsbl_check_job::Model>> {
+    Ok(dnsbl_check_job::Entity::find()
+        .filter(dnsbl_check_job::Column::Kind.eq(SCHEDULED))
+        .order_by_desc(dnsbl_check_job::Column::CreatedAt)
+        .one(conn)
+        .await?)
+}
+
+/// Marks the queued job due first as RUNNING (one more attempt) and returns it.
+pub async fn claim_due(
+    conn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+) -> AppResult<Option<dnsbl_check_job::Model>> {
+    let due = dnsbl_check_job::Entity::find()
+        .filter(dnsbl_check_job::Column::State.eq(QUEUED))
+        .filter(dnsbl_check_job::Column::NextRunAt.lte(now))
+        .order_by_asc(dnsbl_check_job::Column::NextRunAt)
+        .one(conn)
+        .await?;
+    let Some(job) = due else {
+        return Ok(None);
+    };
+    let attempts = job.attempts + 1;
+    let mut model: dnsbl_check_job::ActiveModel = job.into();
+    model.state = Set(RUNNING.into());
+    model.attempts = Set(attempts);
+    model.started_at = Set(Some(now));
+    Ok(Some(model.update(conn).await?))
+}
+
+/// How an attempt at a job ended.
+pub enum JobEnd {
+    Succeeded(Option<serde_json::Value>),
+    /// Queued again for `next_run_at`.
+    Retry {
+        error: String,
+        next_run_at: DateTime<Utc>,
+    },
+    Failed(String),
+}
+
+pub async fn finish(conn: &impl ConnectionTrait, id: Uuid, end: JobEnd) -> AppResult<()> {
+    let Some(job) = find(conn, id).await? else {
+        return Ok(());
+    };
+    let mut model: dnsbl_check_job::ActiveModel = job.into();
+    match end {
+        JobEnd::Succeeded(result) => {
+            model.state = Set(SUCCEEDED.into());
+            model.result = Set(result);
+            model.last_error = Set(None);
+            model.finished_at = Set(Some(Utc::now()));
+        }
+        JobEnd::Retry { error, next_run_at } => {
+            model.last_error = Set(Some(error));
+            model.state = Set(QUEUED.into());
+            model.next_run_at = Set(next_run_at);
+        }
+        JobEnd::Failed(error) => {
+            model.last_error = Set(Some(error));
+            model.state = Set(FAILED.into());
+            model.finished_at = Set(Some(Utc::now()));
+        }
+    }
+    model.update(conn).await?;
+    Ok(())
+}

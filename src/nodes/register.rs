@@ -1,0 +1,150 @@
+//! Agents reporting their node: registration with an enrollment key, and contact.
+
+use chrono::Utc;
+use entity::{node::Model as NodeRow, node_key::Model as NodeKeyRow};
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use uuid::Uuid;
+
+use crate::{
+    audit::{self, AuditContext, Change},
+    auth::{AgentNode, EnrollmentCaller},
+    error::AppResult,
+    input, ips,
+    realtime::{Event, NodeStatusChanged},
+    state::AppState,
+};
+
+use super::{
+    enrollment,
+    keys::{self, KeyKind},
+    model::RegisterNodeInput,
+    status::{self, NodeStatus},
+    store::{self, nodes::Registration},
+    validate::{
+        MAX_AGENT_VERSION_CHARS, parse_ips, validate_hostname, validate_labels, validate_roles,
+    },
+};
+
+/// Registers a node for an enrollment key, or updates the node of that hostname, and
+/// issues its new key (revoking the old ones). Returns the node and the key.
+pub async fn register(
+    state: &AppState,
+    audit: &AuditContext,
+    caller: &EnrollmentCaller,
+    input: &RegisterNodeInput,
+) -> AppResult<(NodeRow, String)> {
+    let change = Change::new("node.register").detail(serde_json::json!({
+        "hostname": input.hostname.chars().take(253).collect::<String>(),
+        "enrollmentKey": caller.key_id,
+    }));
+    let db = &state.db;
+    let (node, key, events) = audit::audited(db, audit, change.clone(), async {
+        let hostname = validate_hostname("input.hostname", &input.hostname)?;
+        let roles_mask = validate_roles("input.roles", &input.roles)?;
+        let labels = validate_labels("input.labels", &input.labels)?;
+        let addresses = parse_ips("input.ipAddresses", &input.ip_addresses)?;
+        let agent_version = input::bounded_text(
+            "input.agentVersion",
+            input.agent_version.as_deref(),
+            MAX_AGENT_VERSION_CHARS,
+        )?;
+
+        let txn = db.begin().await?;
+        enrollment::consume(&txn, caller.key_id).await?;
+        let now = Utc::now();
+        let mut events = Vec::new();
+        let registration = Registration {
+            hostname: &hostname,
+            roles_mask,
+            labels: &labels,
+            agent_version,
+        };
+        let node = match store::nodes::find_by_hostname(&txn, &hostname).await? {
+            Some(existing) => {
+                let previous = existing.clone();
+                let updated = store::nodes::reregister(&txn, existing, registration, now).await?;
+                store::keys::revoke_all_of_node(&txn, updated.id).await?;
+                if !updated.maintenance_enabled {
+                    events.extend(
+                        status::transition(&txn, &previous, NodeStatus::Online, "agent registered")
+                            .await?,
+                    );
+                }
+                store::nodes::get(&txn, updated.id).await?
+            }
+            None => {
+                let node = store::nodes::insert(&txn, registration, now).await?;
+                store::status::record(&txn, node.id, None, NodeStatus::Online, "registered", now)
+                    .await?;
+                events.push(Event::NodeStatusChanged(NodeStatusChanged {
+                    node_id: node.id,
+                    hostname: node.hostname.clone(),
+                    from: None,
+                    to: NodeStatus::Online.as_str().into(),
+                    at: now,
+                    reason: "registered".into(),
+                }));
+                node
+            }
+        };
+        store::nodes::replace_labels(&txn, node.id, &labels).await?;
+        ips::attach_to_node(&txn, node.id, &addresses).await?;
+        let (_, key) = issue_key(&txn, node.id).await?;
+        audit::record(&txn, audit, change.target("node", node.id)).await?;
+        txn.commit().await?;
+        Ok((node, key, events))
+    })
+    .await?;
+    state.events.publish_all(events);
+    Ok((node, key))
+}
+
+/// Records agent contact: `lastSeenAt` now, and back ONLINE if the node was STALE or DOWN.
+pub async fn heartbeat(
+    state: &AppState,
+    agent: &AgentNode,
+    agent_version: Option<&str>,
+) -> AppResult<NodeRow> {
+    let agent_version =
+        input::bounded_text("agentVersion", agent_version, MAX_AGENT_VERSION_CHARS)?;
+    let txn = state.db.begin().await?;
+    let (node, event) = record_contact(&txn, agent.node_id, agent_version).await?;
+    txn.commit().await?;
+    state.events.publish_all(event);
+    Ok(node)
+}
+
+/// Records agent contact inside the caller's transaction: `lastSeenAt` now (and the
+/// agent's version, when given), and back ONLINE if the node was STALE or DOWN. Returns
+/// the node and the status event to publish after the commit.
+pub async fn record_contact(
+    conn: &impl ConnectionTrait,
+    node_id: Uuid,
+    agent_version: Option<String>,
+) -> AppResult<(NodeRow, Option<Event>)> {
+    store::nodes::touch_contact(conn, node_id, agent_version).await?;
+    let node = store::nodes::get(conn, node_id).await?;
+    let event = match NodeStatus::parse(&node.status) {
+        NodeStatus::Stale | NodeStatus::Down => {
+            status::transition(conn, &node, NodeStatus::Online, "agent reported").await?
+        }
+        _ => None,
+    };
+    let node = if event.is_some() {
+        store::nodes::get(conn, node_id).await?
+    } else {
+        node
+    };
+    Ok((node, event))
+}
+
+/// Issues a new key of the node; returns its row and the key, shown once.
+pub(super) async fn issue_key(
+    conn: &impl ConnectionTrait,
+    node_id: Uuid,
+) -> AppResult<(NodeKeyRow, String)> {
+    let id = Uuid::now_v7();
+    let (key, secret_hash) = keys::generate(KeyKind::Node, id);
+    let row = store::keys::insert(conn, id, node_id, secret_hash).await?;
+    Ok((row, key))
+}
