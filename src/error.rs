@@ -116,6 +116,31 @@ impl From<sea_orm::DbErr> for AppError {
     }
 }
 
+/// A DataLoader hands one batch's error to every field that waited on it, so loaders
+/// share it behind an `Arc`; each field gets the same answer: the client error as it
+/// was, or `INTERNAL` for an internal one (logged once, where it happened).
+impl From<std::sync::Arc<AppError>> for AppError {
+    fn from(shared: std::sync::Arc<AppError>) -> Self {
+        match shared.as_ref() {
+            AppError::Unauthenticated(m) => AppError::Unauthenticated(m.clone()),
+            AppError::Forbidden(m) => AppError::Forbidden(m.clone()),
+            AppError::BadInput { field, reason } => AppError::bad_input(field, reason),
+            AppError::NotFound(m) => AppError::NotFound(m.clone()),
+            AppError::Conflict(m) => AppError::Conflict(m.clone()),
+            AppError::RateLimited {
+                reason,
+                retry_after,
+            } => AppError::RateLimited {
+                reason: reason.clone(),
+                retry_after: *retry_after,
+            },
+            AppError::Db(_) | AppError::Redis(_) | AppError::Internal(_) => {
+                AppError::internal("a batched read failed")
+            }
+        }
+    }
+}
+
 impl From<sea_orm::TransactionError<AppError>> for AppError {
     fn from(e: sea_orm::TransactionError<AppError>) -> Self {
         match e {

@@ -11,7 +11,7 @@ mod service;
 pub use evaluator::{CycleReport, evaluate_once};
 pub use rules::{
     MAX_RULES, RuleDraft, RuleSelector, create as create_rule, delete as delete_rule,
-    find as find_rule, list as list_rules, update as update_rule,
+    find as find_rule, find_many as rules_by_ids, list as list_rules, update as update_rule,
 };
 pub use service::{
     AlertQuery, Matcher, MatcherDraft, acknowledge, expire as expire_silence, find as find_alert,

@@ -376,6 +376,17 @@ pub async fn list(db: &impl ConnectionTrait) -> AppResult<Vec<alert_rule::Model>
         .await?)
 }
 
+/// The rules of these ids that exist.
+pub async fn find_many(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> AppResult<Vec<alert_rule::Model>> {
+    Ok(alert_rule::Entity::find()
+        .filter(alert_rule::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
 pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<alert_rule::Model>> {
     Ok(alert_rule::Entity::find_by_id(id).one(db).await?)
 }

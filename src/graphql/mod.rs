@@ -4,6 +4,7 @@
 pub mod guards;
 pub mod http;
 pub mod limits;
+pub mod loaders;
 pub mod pagination;
 pub mod shared;
 pub mod ws;
@@ -82,51 +83,22 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
 }
 
 fn with_data(state: AppState, config: &Config) -> SchemaBuilder<Query, Mutation, Subscription> {
-    let ips_by_node = DataLoader::new(
-        crate::graphql::nodes::loaders::IpsByNode {
-            db: state.db.clone(),
-        },
-        tokio::spawn,
-    );
-    let latest_by_node = DataLoader::new(
-        crate::metrics::LatestByNode {
-            db: state.db.clone(),
-        },
-        tokio::spawn,
-    );
-    let dnsbl_results = DataLoader::new(
-        crate::graphql::ips::loaders::ResultsByIp {
-            db: state.db.clone(),
-        },
-        tokio::spawn,
-    );
-    let nodes_of_ips = DataLoader::new(
-        crate::graphql::ips::loaders::NodesById {
-            db: state.db.clone(),
-        },
-        tokio::spawn,
-    );
-    let sending_stats = DataLoader::new(
-        crate::mailflow::SendingStatsByIp {
-            db: state.db.clone(),
-            minute_retention: config.mail.minute_retention,
-        },
-        tokio::spawn,
-    );
-    let rules_by_id = DataLoader::new(
-        crate::graphql::alerts::types::RulesById {
-            db: state.db.clone(),
-        },
-        tokio::spawn,
-    );
+    fn loader<L: Send + Sync + 'static>(batches: L) -> DataLoader<L> {
+        DataLoader::new(batches, tokio::spawn)
+    }
+    let connection = state.db.clone();
+    let db = || connection.clone();
     let mut builder = builder()
-        .data(state)
-        .data(ips_by_node)
-        .data(latest_by_node)
-        .data(dnsbl_results)
-        .data(nodes_of_ips)
-        .data(sending_stats)
-        .data(rules_by_id);
+        .data(loader(ips::loaders::IpsByNode { db: db() }))
+        .data(loader(ips::loaders::ResultsByIp { db: db() }))
+        .data(loader(metrics::loaders::LatestByNode { db: db() }))
+        .data(loader(nodes::loaders::NodesById { db: db() }))
+        .data(loader(mailflow::loaders::SendingStatsByIp {
+            db: db(),
+            minute_retention: config.mail.minute_retention,
+        }))
+        .data(loader(alerts::loaders::RulesById { db: db() }))
+        .data(state);
     if !config.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

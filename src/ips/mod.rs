@@ -18,6 +18,7 @@ pub use inventory::{MAX_ADD, add, assign, attach_to_node, find, key_cursor, list
 pub use model::*;
 pub use status::{MAX_BULK, Outcome, bulk_action, set_status};
 pub use store::{
+    addresses::{NodeIp, ips_of_nodes},
     dnsbl::{history, results_of},
     jobs::{FAILED as JOB_FAILED, SCHEDULED as JOB_SCHEDULED, SUCCEEDED as JOB_SUCCEEDED},
 };

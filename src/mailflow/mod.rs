@@ -14,7 +14,7 @@ pub use events::{EventFilter, list as list_events};
 pub use ingest::{MAX_EVENTS, ingest, store_batch};
 pub use model::*;
 pub use query::{
-    Attempts, FlowQuery, IpWindow, SendingStatsByIp, attempts_by_node, cluster_counts, flow,
+    Attempts, FlowQuery, IpWindow, attempts_by_node, cluster_counts, flow, sending_stats,
 };
 pub use retention::sweep as sweep_retention;
 pub use ticker::spawn as spawn_ticker;

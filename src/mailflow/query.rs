@@ -380,40 +380,32 @@ pub struct IpWindow {
     pub to_ms: i64,
 }
 
-/// Loads the sending stats of many IPs in one query per distinct window.
-pub struct SendingStatsByIp {
-    pub db: sea_orm::DatabaseConnection,
-    pub minute_retention: std::time::Duration,
-}
-
-impl async_graphql::dataloader::Loader<IpWindow> for SendingStatsByIp {
-    type Value = MailCounts;
-    type Error = std::sync::Arc<AppError>;
-
-    async fn load(&self, keys: &[IpWindow]) -> Result<HashMap<IpWindow, MailCounts>, Self::Error> {
-        let mut windows: HashMap<(i64, i64), Vec<String>> = HashMap::new();
-        for key in keys {
-            windows
-                .entry((key.from_ms, key.to_ms))
-                .or_default()
-                .push(key.ip.clone());
-        }
-        let mut answer = HashMap::with_capacity(keys.len());
-        for ((from_ms, to_ms), ips) in windows {
-            let (Some(from), Some(to)) = (
-                DateTime::<Utc>::from_timestamp_millis(from_ms),
-                DateTime::<Utc>::from_timestamp_millis(to_ms),
-            ) else {
-                continue;
-            };
-            let counts = counts_by_ip(&self.db, &ips, from, to, self.minute_retention)
-                .await
-                .map_err(std::sync::Arc::new)?;
-            for ip in ips {
-                let value = counts.get(&ip).copied().unwrap_or_default();
-                answer.insert(IpWindow { ip, from_ms, to_ms }, value);
-            }
-        }
-        Ok(answer)
+/// The counts of many IPs over their windows, in one query per distinct window.
+pub async fn sending_stats(
+    db: &impl ConnectionTrait,
+    keys: &[IpWindow],
+    minute_retention: std::time::Duration,
+) -> AppResult<HashMap<IpWindow, MailCounts>> {
+    let mut windows: HashMap<(i64, i64), Vec<String>> = HashMap::new();
+    for key in keys {
+        windows
+            .entry((key.from_ms, key.to_ms))
+            .or_default()
+            .push(key.ip.clone());
     }
+    let mut answer = HashMap::with_capacity(keys.len());
+    for ((from_ms, to_ms), ips) in windows {
+        let (Some(from), Some(to)) = (
+            DateTime::<Utc>::from_timestamp_millis(from_ms),
+            DateTime::<Utc>::from_timestamp_millis(to_ms),
+        ) else {
+            continue;
+        };
+        let counts = counts_by_ip(db, &ips, from, to, minute_retention).await?;
+        for ip in ips {
+            let value = counts.get(&ip).copied().unwrap_or_default();
+            answer.insert(IpWindow { ip, from_ms, to_ms }, value);
+        }
+    }
+    Ok(answer)
 }

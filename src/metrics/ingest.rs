@@ -4,8 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Duration as ChronoDuration, Utc};
-use entity::metric_series;
-use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait, sea_query::OnConflict};
+use sea_orm::TransactionTrait;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -21,7 +20,7 @@ use crate::{
 use super::{
     catalog,
     model::{MetricBatchInput, MetricSampleInput},
-    store::{self, Sample},
+    store::{self, samples::Sample, series::NewSeries},
 };
 
 pub const MAX_SAMPLES: usize = 10_000;
@@ -233,7 +232,7 @@ pub async fn store_batch(
     if let Some(earlier) = batch::record(
         &txn,
         &BatchRecord {
-            table: "metric_batches",
+            table: store::BATCHES,
             node_id: agent.node_id,
             batch_id: &batch.batch_id,
             content_hash: &content_hash,
@@ -247,37 +246,22 @@ pub async fn store_batch(
         return Ok(earlier);
     }
 
-    let mut series_rows: Vec<_> = series
+    let new_series = series
         .iter()
-        .map(|(id, key)| metric_series::ActiveModel {
-            id: Set(*id),
-            node_id: Set(agent.node_id),
-            name: Set(key.name.clone()),
-            labels: Set(serde_json::to_value(&key.labels).unwrap_or_default()),
-            labels_key: Set(key.labels_key.clone()),
-            created_at: Set(now),
+        .map(|(id, key)| NewSeries {
+            id: *id,
+            name: key.name.clone(),
+            labels: serde_json::to_value(&key.labels).unwrap_or_default(),
+            labels_key: key.labels_key.clone(),
         })
         .collect();
-    series_rows.sort_by_key(|row| match &row.id {
-        Set(id) => *id,
-        _ => Uuid::nil(),
-    });
-    for chunk in series_rows.chunks(100) {
-        metric_series::Entity::insert_many(chunk.to_vec())
-            .on_conflict(
-                OnConflict::column(metric_series::Column::Id)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-    }
+    store::series::insert_missing(&txn, agent.node_id, new_series, now).await?;
     let raw_oldest_ms = raw_oldest.timestamp_millis();
     let (raw, past_raw_retention): (Vec<Sample>, Vec<Sample>) =
         samples.iter().copied().partition(|s| s.ts >= raw_oldest_ms);
-    let mut for_rollups = store::insert_samples(&txn, &raw).await?;
+    let mut for_rollups = store::samples::insert_samples(&txn, &raw).await?;
     for_rollups.extend(past_raw_retention);
-    store::update_rollups(&txn, &for_rollups).await?;
+    store::samples::update_rollups(&txn, &for_rollups).await?;
     let (node, status_event) = crate::nodes::record_contact(&txn, agent.node_id, None).await?;
     txn.commit().await?;
 

@@ -1,11 +1,15 @@
 //! The latest value of every series of a node, shaped per service for `node.latest`.
 
-use std::{collections::HashMap, sync::Arc};
+use std::collections::HashMap;
 
-use async_graphql::{SimpleObject, dataloader::Loader};
+use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
+
+use crate::error::AppResult;
+
+use super::store::{self, series::SeriesOf};
 
 /// A series' latest value: (value, epoch milliseconds).
 type Reading = (f64, i64);
@@ -44,50 +48,22 @@ impl Readings {
     }
 }
 
-/// Loads the latest reading of every series of many nodes in one query.
-pub struct LatestByNode {
-    pub db: DatabaseConnection,
-}
-
-impl Loader<Uuid> for LatestByNode {
-    type Value = Readings;
-    type Error = Arc<sea_orm::DbErr>;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Readings>, Self::Error> {
-        let backend = self.db.get_database_backend();
-        let placeholders = crate::db::sql::placeholders(backend, 1, keys.len());
-        // The newest 1-minute bucket of each series holds its latest sample as `last`.
-        let sql = format!(
-            "SELECT s.node_id, s.name, r.last, r.last_ts FROM metric_series s \
-             JOIN metric_rollups_1m r ON r.series_id = s.id \
-             WHERE s.node_id IN ({}) \
-               AND r.bucket = (SELECT MAX(bucket) FROM metric_rollups_1m m WHERE m.series_id = s.id)",
-            placeholders
-        );
-        let values: Vec<Value> = keys.iter().map(|k| Value::from(*k)).collect();
-        let rows = self
-            .db
-            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await
-            .map_err(Arc::new)?;
-        let mut by_node: HashMap<Uuid, Readings> = HashMap::new();
-        for row in rows {
-            let node: Uuid = row.try_get("", "node_id").map_err(Arc::new)?;
-            let name: String = row.try_get("", "name").map_err(Arc::new)?;
-            let reading = (
-                row.try_get("", "last").map_err(Arc::new)?,
-                row.try_get("", "last_ts").map_err(Arc::new)?,
-            );
-            by_node
-                .entry(node)
-                .or_default()
-                .0
-                .entry(name)
-                .or_default()
-                .push(reading);
-        }
-        Ok(by_node)
+/// The latest reading of every series of these nodes, by node, in one query.
+pub async fn latest_by_node(
+    conn: &impl ConnectionTrait,
+    nodes: &[Uuid],
+) -> AppResult<HashMap<Uuid, Readings>> {
+    let mut by_node: HashMap<Uuid, Readings> = HashMap::new();
+    for latest in store::series::latest_values(conn, SeriesOf::Nodes(nodes)).await? {
+        by_node
+            .entry(latest.node_id)
+            .or_default()
+            .0
+            .entry(latest.name)
+            .or_default()
+            .push((latest.value, latest.ts));
     }
+    Ok(by_node)
 }
 
 /// Host health from the system metrics.

@@ -11,7 +11,8 @@ mod store;
 
 pub use catalog::{CATALOG, MetricDef, MetricKind, MetricService, is_valid_name};
 pub use ingest::{MAX_SAMPLES, ingest, store_batch};
-pub use latest::{LatestByNode, NodeLatest};
+pub use latest::{NodeLatest, Readings, latest_by_node};
 pub use model::*;
 pub use query::{Aggregate, RangeQuery, Resolution, Retention, run as run_range_query};
 pub use retention::sweep as sweep_retention;
+pub use store::series::{LatestValue, SeriesOf, latest_values};

@@ -1,19 +1,19 @@
 //! Range queries: pick the finest tier that answers within the point budget, then
 //! aggregate its rows into buckets of `step` in SQL.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use entity::metric_series;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, Value,
-};
+use entity::metric_series::Model as SeriesRow;
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use crate::{
     error::{AppError, AppResult},
     nodes::Label,
 };
+
+use super::store;
 
 /// Points one series may return at most.
 pub const MAX_POINTS: i64 = 1_500;
@@ -53,24 +53,11 @@ pub enum Resolution {
 }
 
 impl Resolution {
-    fn width_ms(self) -> i64 {
+    pub(super) fn width_ms(self) -> i64 {
         match self {
             Resolution::Raw => 1_000,
             Resolution::Minute => 60_000,
             Resolution::Hour => 3_600_000,
-        }
-    }
-
-    /// The tier's table and its columns as (t, min, max, sum, count, last, last_ts).
-    fn columns(self) -> (&'static str, [&'static str; 7]) {
-        const ROLLUP: [&str; 7] = ["bucket", "min", "max", "sum", "count", "last", "last_ts"];
-        match self {
-            Resolution::Raw => (
-                "metric_samples",
-                ["ts", "value", "value", "value", "1", "value", "ts"],
-            ),
-            Resolution::Minute => ("metric_rollups_1m", ROLLUP),
-            Resolution::Hour => ("metric_rollups_1h", ROLLUP),
         }
     }
 }
@@ -86,7 +73,7 @@ pub struct RangeQuery<'a> {
 }
 
 pub struct SeriesPoints {
-    pub series: metric_series::Model,
+    pub series: SeriesRow,
     pub points: Vec<(DateTime<Utc>, Option<f64>)>,
 }
 
@@ -204,26 +191,21 @@ pub async fn run(
     let oldest_ms_ago = (now - query.from).num_milliseconds();
     let (resolution, step_seconds) = plan(span_ms, query.step_seconds, oldest_ms_ago, retention)?;
 
-    let mut select = metric_series::Entity::find()
-        .filter(metric_series::Column::Name.is_in(query.names.iter().map(String::as_str)));
-    if let Some(ids) = &query.node_ids {
-        select = select.filter(metric_series::Column::NodeId.is_in(ids.iter().copied()));
-    }
     let wanted: BTreeMap<&str, &str> = query
         .labels
         .iter()
         .map(|l| (l.key.as_str(), l.value.as_str()))
         .collect();
-    let series: Vec<metric_series::Model> = select
-        .all(db)
-        .await?
-        .into_iter()
-        .filter(|s| {
-            wanted
-                .iter()
-                .all(|(k, v)| s.labels.get(*k).and_then(|x| x.as_str()) == Some(*v))
-        })
-        .collect();
+    let series: Vec<SeriesRow> =
+        store::series::of_names(db, query.names, query.node_ids.as_deref())
+            .await?
+            .into_iter()
+            .filter(|s| {
+                wanted
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).and_then(|x| x.as_str()) == Some(*v))
+            })
+            .collect();
     if series.len() > MAX_SERIES {
         return Err(AppError::bad_input(
             "names",
@@ -241,45 +223,14 @@ pub async fn run(
         });
     }
 
-    let backend = db.get_database_backend();
     let from_ms = query.from.timestamp_millis();
     let to_ms = query.to.timestamp_millis();
     let step_ms = step_seconds * 1000;
-    let placeholders = |start: usize, n: usize| crate::db::sql::placeholders(backend, start, n);
-    let p = |i: usize| crate::db::sql::placeholder(backend, i);
-    let sql = bucket_sql(
-        backend,
-        resolution,
-        matches!(query.aggregate, Aggregate::Last | Aggregate::Rate),
-        &placeholders(1, series.len()),
-        [
-            p(series.len() + 1),
-            p(series.len() + 2),
-            p(series.len() + 3),
-            p(series.len() + 4),
-        ],
-    );
-    let mut values: Vec<Value> = series.iter().map(|s| Value::from(s.id)).collect();
-    values.extend([from_ms, to_ms, from_ms, step_ms].map(Value::from));
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
-
-    // Columns by position (series_id, b, mn, mx, sm, cnt, lst, as `bucket_sql` orders
-    // them): a long range returns tens of thousands of rows, and looking every column up
-    // by name took about a fifth of such a request.
-    let mut buckets: HashMap<Uuid, Vec<Step>> = HashMap::new();
-    for row in rows {
-        let id: Uuid = row.try_get_by_index(0)?;
-        buckets.entry(id).or_default().push(Step {
-            index: row.try_get_by_index(1)?,
-            min: row.try_get_by_index(2)?,
-            max: row.try_get_by_index(3)?,
-            sum: row.try_get_by_index(4)?,
-            count: row.try_get_by_index(5)?,
-            last: row.try_get_by_index(6)?,
-        });
-    }
+    let ids: Vec<Uuid> = series.iter().map(|s| s.id).collect();
+    let with_last = matches!(query.aggregate, Aggregate::Last | Aggregate::Rate);
+    let mut buckets =
+        store::buckets::read_steps(db, resolution, with_last, &ids, from_ms, to_ms, step_ms)
+            .await?;
     let to_time = |b: i64| {
         DateTime::<Utc>::from_timestamp_millis(from_ms + b * step_ms).unwrap_or(query.from)
     };
@@ -315,60 +266,6 @@ pub async fn run(
         step_seconds,
         series: answer,
     })
-}
-
-/// One query that folds a tier's rows into steps: min, max, sum and count per step, and
-/// when `with_last`, the value of the step's latest row (otherwise 0). Postgres picks the
-/// latest row in the same pass; SQLite joins the step's latest timestamp back to its row.
-fn bucket_sql(
-    backend: DbBackend,
-    resolution: Resolution,
-    with_last: bool,
-    ids: &str,
-    [from, to, origin, step]: [String; 4],
-) -> String {
-    let (table, [t, mn, mx, sm, cnt, lst, lts]) = resolution.columns();
-    let picked = format!(
-        "SELECT series_id, {t} AS t, {mn} AS mn, {mx} AS mx, {sm} AS sm, {cnt} AS cnt, {lst} AS lst, {lts} AS lts \
-         FROM {table} WHERE series_id IN ({ids}) AND {t} >= {from} AND {t} < {to}"
-    );
-    let aggregates = format!(
-        "series_id, (t - {origin}) / {step} AS b, MIN(mn) AS mn, MAX(mx) AS mx, SUM(sm) AS sm, \
-         CAST(SUM(cnt) AS BIGINT) AS cnt"
-    );
-    // `picked` comes first in the text so positional parameters (SQLite's `?`) bind in
-    // order; Postgres inlines it, as it is read once.
-    match (backend, with_last) {
-        (DbBackend::Postgres, true) => format!(
-            "WITH picked AS ({picked}) SELECT {aggregates}, \
-             (array_agg(lst ORDER BY lts DESC))[1] AS lst FROM picked GROUP BY 1, 2 ORDER BY 1, 2"
-        ),
-        (DbBackend::Postgres, false) => format!(
-            "WITH picked AS ({picked}) SELECT {aggregates}, CAST(0 AS DOUBLE PRECISION) AS lst \
-             FROM picked GROUP BY 1, 2 ORDER BY 1, 2"
-        ),
-        (_, true) => format!(
-            "WITH picked AS ({picked}), \
-             g AS (SELECT {aggregates}, MAX(lts) AS lts FROM picked GROUP BY 1, 2) \
-             SELECT g.series_id, g.b, g.mn, g.mx, g.sm, g.cnt, p.lst FROM g \
-             JOIN picked p ON p.series_id = g.series_id AND p.lts = g.lts ORDER BY 1, 2"
-        ),
-        (_, false) => format!(
-            "WITH picked AS ({picked}) SELECT {aggregates}, 0.0 AS lst FROM picked \
-             GROUP BY 1, 2 ORDER BY 1, 2"
-        ),
-    }
-}
-
-/// One step of one series, as the query aggregated it.
-struct Step {
-    /// Steps since `from`.
-    index: i64,
-    min: f64,
-    max: f64,
-    sum: f64,
-    count: i64,
-    last: f64,
 }
 
 /// Per-second rates from each bucket's last counter value: the increase since the

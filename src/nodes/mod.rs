@@ -21,7 +21,7 @@ pub use register::{heartbeat, record_contact, register};
 pub use status::{NodeStatus, sweep as sweep_statuses};
 pub use store::{
     keys::of_node as keys_of,
-    nodes::{find, find_by_hostname},
+    nodes::{find, find_by_hostname, find_many},
     status::history as status_history,
 };
 pub use validate::{validate_hostname, validate_labels};

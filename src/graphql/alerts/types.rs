@@ -1,20 +1,17 @@
 //! The GraphQL shape of rules, alerts and silences.
 
-use std::{collections::HashMap, sync::Arc};
-
-use async_graphql::{
-    ComplexObject, Context, ID, InputObject, MaybeUndefined, SimpleObject, dataloader::Loader,
-};
+use async_graphql::{ComplexObject, Context, ID, InputObject, MaybeUndefined, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{alert, alert_rule, alert_silence};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::{
     auth::Role,
-    error::AppError,
     graphql::guards::RoleGuard,
-    graphql::{ips::loaders::NodesById, nodes::types::Node, pagination::id_texts},
+    graphql::{
+        alerts::loaders::RulesById, loaders::load_one, nodes::loaders::NodesById,
+        nodes::types::Node, pagination::id_texts,
+    },
     nodes::{Label, NodeRole},
 };
 
@@ -353,13 +350,7 @@ impl Alert {
     /// The rule that raised it.
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn rule(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<AlertRule>> {
-        let loader = ctx
-            .data::<async_graphql::dataloader::DataLoader<RulesById>>()
-            .map_err(|_| AppError::internal("rule loader missing"))?;
-        let rule = loader
-            .load_one(self.rule_uuid)
-            .await
-            .map_err(|e| AppError::internal(format!("loading rules: {e}")))?;
+        let rule = load_one::<RulesById, _>(ctx, self.rule_uuid).await?;
         Ok(rule.map(Into::into))
     }
 
@@ -369,33 +360,8 @@ impl Alert {
         let Some(node_id) = self.node_uuid else {
             return Ok(None);
         };
-        let loader = ctx
-            .data::<async_graphql::dataloader::DataLoader<NodesById>>()
-            .map_err(|_| AppError::internal("node loader missing"))?;
-        let node = loader
-            .load_one(node_id)
-            .await
-            .map_err(|e| AppError::internal(format!("loading nodes: {e}")))?;
+        let node = load_one::<NodesById, _>(ctx, node_id).await?;
         Ok(node.map(Into::into))
-    }
-}
-
-/// Loads the rules of many alerts in one query.
-pub struct RulesById {
-    pub db: DatabaseConnection,
-}
-
-impl Loader<Uuid> for RulesById {
-    type Value = alert_rule::Model;
-    type Error = Arc<sea_orm::DbErr>;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        let rows = alert_rule::Entity::find()
-            .filter(alert_rule::Column::Id.is_in(keys.iter().copied()))
-            .all(&self.db)
-            .await
-            .map_err(Arc::new)?;
-        Ok(rows.into_iter().map(|rule| (rule.id, rule)).collect())
     }
 }
 

@@ -1,27 +1,27 @@
-use std::{collections::HashMap, sync::Arc};
+use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
-use entity::dnsbl_result;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use entity::dnsbl_result::Model as ResultRow;
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-/// Loads the current DNSBL results of many IPs in one query.
+use crate::{
+    graphql::loaders::{LoadError, batch_error},
+    ips::{self, NodeIp},
+};
+
+/// The current DNSBL results of many IPs, in one query.
 pub struct ResultsByIp {
     pub db: DatabaseConnection,
 }
 
 impl Loader<Uuid> for ResultsByIp {
-    type Value = Vec<dnsbl_result::Model>;
-    type Error = Arc<sea_orm::DbErr>;
+    type Value = Vec<ResultRow>;
+    type Error = LoadError;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        let rows = dnsbl_result::Entity::find()
-            .filter(dnsbl_result::Column::IpId.is_in(keys.iter().copied()))
-            .order_by_asc(dnsbl_result::Column::Zone)
-            .all(&self.db)
-            .await
-            .map_err(Arc::new)?;
-        let mut by_ip: HashMap<Uuid, Vec<dnsbl_result::Model>> = HashMap::with_capacity(keys.len());
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, LoadError> {
+        let rows = ips::results_of(&self.db, keys).await.map_err(batch_error)?;
+        let mut by_ip: HashMap<Uuid, Vec<ResultRow>> = HashMap::with_capacity(keys.len());
         for row in rows {
             by_ip.entry(row.ip_id).or_default().push(row);
         }
@@ -29,21 +29,17 @@ impl Loader<Uuid> for ResultsByIp {
     }
 }
 
-/// Loads the nodes of many IPs in one query.
-pub struct NodesById {
+/// The IP addresses of many nodes, in one query, for nodes resolved one by one (lists
+/// fetch theirs up front, see `NodesQuery::nodes`).
+pub struct IpsByNode {
     pub db: DatabaseConnection,
 }
 
-impl Loader<Uuid> for NodesById {
-    type Value = entity::node::Model;
-    type Error = Arc<sea_orm::DbErr>;
+impl Loader<Uuid> for IpsByNode {
+    type Value = Vec<NodeIp>;
+    type Error = LoadError;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        let rows = entity::node::Entity::find()
-            .filter(entity::node::Column::Id.is_in(keys.iter().copied()))
-            .all(&self.db)
-            .await
-            .map_err(Arc::new)?;
-        Ok(rows.into_iter().map(|node| (node.id, node)).collect())
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, LoadError> {
+        ips::ips_of_nodes(&self.db, keys).await.map_err(batch_error)
     }
 }

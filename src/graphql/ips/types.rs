@@ -12,13 +12,12 @@ use crate::{
         pagination::{ConnectionTotal, Page, connection, wants_total},
     },
     graphql::{
-        ips::loaders::{NodesById, ResultsByIp},
-        metrics::types::TimeRange,
-        nodes::types::Node,
+        ips::loaders::ResultsByIp, loaders::load_one, mailflow::loaders::SendingStatsByIp,
+        metrics::types::TimeRange, nodes::loaders::NodesById, nodes::types::Node,
         pagination::id_texts,
     },
     ips::{BulkAction, IpAction, IpCheckSummary, IpQuery, IpStatus, NewIps},
-    mailflow::{IpWindow, MailCounts, SendingStatsByIp},
+    mailflow::{IpWindow, MailCounts},
 };
 
 /// A sending IP address of the cluster.
@@ -85,13 +84,7 @@ impl Ip {
         let Some(node_id) = self.node_uuid else {
             return Ok(None);
         };
-        let loader = ctx
-            .data::<async_graphql::dataloader::DataLoader<NodesById>>()
-            .map_err(|_| AppError::internal("node loader missing"))?;
-        let node = loader
-            .load_one(node_id)
-            .await
-            .map_err(|e| AppError::internal(format!("loading nodes: {e}")))?;
+        let node = load_one::<NodesById, _>(ctx, node_id).await?;
         Ok(node.map(Into::into))
     }
 
@@ -117,30 +110,23 @@ impl Ip {
         if to <= from {
             return Err(AppError::bad_input("to", "must be after from").into());
         }
-        let loader = ctx
-            .data::<async_graphql::dataloader::DataLoader<SendingStatsByIp>>()
-            .map_err(|_| AppError::internal("sending stats loader missing"))?;
-        let counts = loader
-            .load_one(IpWindow {
+        let counts = load_one::<SendingStatsByIp, _>(
+            ctx,
+            IpWindow {
                 ip: self.address.clone(),
                 from_ms: from.timestamp_millis(),
                 to_ms: to.timestamp_millis(),
-            })
-            .await
-            .map_err(|e| AppError::internal(format!("loading sending stats: {e:?}")))?;
+            },
+        )
+        .await?;
         Ok(counts.unwrap_or_default())
     }
 
     /// The latest result on each zone checked so far, in zone order.
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn blacklist(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<DnsblResult>> {
-        let loader = ctx
-            .data::<async_graphql::dataloader::DataLoader<ResultsByIp>>()
-            .map_err(|_| AppError::internal("DNSBL result loader missing"))?;
-        let rows = loader
-            .load_one(self.uuid)
-            .await
-            .map_err(|e| AppError::internal(format!("loading DNSBL results: {e}")))?
+        let rows = load_one::<ResultsByIp, _>(ctx, self.uuid)
+            .await?
             .unwrap_or_default();
         Ok(rows.into_iter().map(Into::into).collect())
     }

@@ -1,13 +1,13 @@
 //! GraphQL types of mail flow.
 
-use async_graphql::{ComplexObject, Context, InputObject, SimpleObject, dataloader::DataLoader};
+use async_graphql::{ComplexObject, Context, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::{
     auth::Role,
-    error::AppError,
     graphql::{
-        guards::RoleGuard, ips::loaders::NodesById, nodes::types::Node, pagination::id_texts,
+        guards::RoleGuard, loaders::load_one, nodes::loaders::NodesById, nodes::types::Node,
+        pagination::id_texts,
     },
     mailflow::{EventFilter, MailEventStatus, MailFlowGroup},
 };
@@ -122,12 +122,6 @@ impl MailEvent {
 }
 
 async fn load_node(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<Option<Node>> {
-    let loader = ctx
-        .data::<DataLoader<NodesById>>()
-        .map_err(|_| AppError::internal("node loader missing"))?;
-    let node = loader
-        .load_one(id)
-        .await
-        .map_err(|e| AppError::internal(format!("loading nodes: {e}")))?;
+    let node = load_one::<NodesById, _>(ctx, id).await?;
     Ok(node.map(Into::into))
 }

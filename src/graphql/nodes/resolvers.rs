@@ -13,9 +13,8 @@ use crate::{
     },
 };
 
-use super::{
-    loaders::ips_of_nodes,
-    types::{EnrollmentKey, EnrollmentKeyCreated, Node, NodeKey, NodeKeyCreated, NodeRegistration},
+use super::types::{
+    EnrollmentKey, EnrollmentKeyCreated, Node, NodeKey, NodeKeyCreated, NodeRegistration,
 };
 use crate::nodes::{
     self, CreateEnrollmentKeyInput, NodeFilter, RegisterNodeInput, UpdateNodeInput,
@@ -52,7 +51,7 @@ impl NodesQuery {
             .exists();
         let mut ips = if wants_ips {
             let ids: Vec<_> = rows.iter().map(|row| row.id).collect();
-            ips_of_nodes(db, &ids).await.map_err(AppError::from)?
+            crate::ips::ips_of_nodes(db, &ids).await?
         } else {
             Default::default()
         };

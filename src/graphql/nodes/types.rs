@@ -7,8 +7,11 @@ use crate::{
     graphql::guards::{RoleGuard, RoleOrAgentGuard, app},
 };
 
-use super::loaders::{IpsByNode, NodeIp};
 use crate::nodes::{Label, NodeRole, NodeStatus};
+use crate::{
+    graphql::{ips::loaders::IpsByNode, loaders::load_one, metrics::loaders::LatestByNode},
+    ips::NodeIp,
+};
 
 /// Whether a node is in maintenance, and since when, why and by whom.
 #[derive(SimpleObject, Clone, Debug)]
@@ -64,13 +67,7 @@ impl Node {
         if let Some(ips) = &self.prefetched_ips {
             return Ok(ips.clone());
         }
-        let loader = ctx
-            .data::<async_graphql::dataloader::DataLoader<IpsByNode>>()
-            .map_err(|_| crate::error::AppError::internal("IP loader missing"))?;
-        let ips = loader
-            .load_one(self.uuid)
-            .await
-            .map_err(|e| crate::error::AppError::internal(format!("loading IPs: {e}")))?;
+        let ips = load_one::<IpsByNode, _>(ctx, self.uuid).await?;
         Ok(ips
             .unwrap_or_default()
             .into_iter()
@@ -95,13 +92,8 @@ impl Node {
     /// The latest reading of each service the node reports.
     #[graphql(guard = "RoleOrAgentGuard::new(Role::Viewer)")]
     async fn latest(&self, ctx: &Context<'_>) -> async_graphql::Result<crate::metrics::NodeLatest> {
-        let loader = ctx
-            .data::<async_graphql::dataloader::DataLoader<crate::metrics::LatestByNode>>()
-            .map_err(|_| crate::error::AppError::internal("latest-metrics loader missing"))?;
-        let readings = loader
-            .load_one(self.uuid)
-            .await
-            .map_err(|e| crate::error::AppError::internal(format!("loading latest metrics: {e}")))?
+        let readings = load_one::<LatestByNode, _>(ctx, self.uuid)
+            .await?
             .unwrap_or_default();
         Ok((&readings).into())
     }

@@ -1,10 +1,16 @@
 //! Rows of `ip_addresses`.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use entity::{dnsbl_result, dnsbl_transition, ip_address};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, prelude::Expr, sea_query::Query,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+    prelude::Expr,
+    sea_query::{ExprTrait as _, Query, extension::postgres::PgFunc},
 };
 use uuid::Uuid;
 
@@ -297,4 +303,54 @@ pub async fn list(
     let (rows, has_next) =
         fetch_page(db, query.order_by_asc(ip_address::Column::AddressKey), page).await?;
     Ok((rows, has_next, total))
+}
+
+/// An address as lists show it: only the columns they read.
+#[derive(Clone, Debug)]
+pub struct NodeIp {
+    pub id: Uuid,
+    pub address: String,
+}
+
+/// The IP addresses of `nodes`, in address order, in one query.
+pub async fn ips_of_nodes(
+    db: &impl ConnectionTrait,
+    nodes: &[Uuid],
+) -> AppResult<HashMap<Uuid, Vec<NodeIp>>> {
+    let rows: Vec<(Uuid, String, Option<Uuid>)> = ip_address::Entity::find()
+        .select_only()
+        .columns([
+            ip_address::Column::Id,
+            ip_address::Column::Address,
+            ip_address::Column::NodeId,
+        ])
+        .filter(node_id_in(db.get_database_backend(), nodes))
+        .order_by_asc(ip_address::Column::AddressKey)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut by_node: HashMap<Uuid, Vec<NodeIp>> = HashMap::with_capacity(nodes.len());
+    for (id, address, node) in rows {
+        if let Some(node) = node {
+            by_node
+                .entry(node)
+                .or_default()
+                .push(NodeIp { id, address });
+        }
+    }
+    Ok(by_node)
+}
+
+/// `node_id` is one of `nodes`. Postgres gets `= ANY($1)` with one array parameter: one
+/// prepared statement for any number of ids, planned in microseconds, where an `IN` list
+/// of 50 parameters is planned anew (about a millisecond) on every call. SQLite, without
+/// arrays, gets the `IN` list.
+fn node_id_in(backend: DbBackend, nodes: &[Uuid]) -> Condition {
+    let condition = match backend {
+        DbBackend::Postgres => {
+            Expr::col(ip_address::Column::NodeId).eq(PgFunc::any(Expr::val(nodes.to_vec())))
+        }
+        _ => ip_address::Column::NodeId.is_in(nodes.iter().copied()),
+    };
+    Condition::all().add(condition)
 }

@@ -24,6 +24,14 @@ pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<nod
     Ok(node::Entity::find_by_id(id).one(conn).await?)
 }
 
+/// The nodes of these ids that exist.
+pub async fn find_many(conn: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<node::Model>> {
+    Ok(node::Entity::find()
+        .filter(node::Column::Id.is_in(ids.iter().copied()))
+        .all(conn)
+        .await?)
+}
+
 pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<node::Model> {
     find(conn, id)
         .await?
