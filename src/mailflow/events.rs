@@ -1,15 +1,18 @@
 //! Looking up raw mail events: what happened to one message, or the latest events of a
 //! node or sending IP.
 
-use entity::mail_event;
-use sea_orm::{ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _};
+use entity::mail_event::Model as EventRow;
+use sea_orm::ConnectionTrait;
 
 use crate::{
-    db::{Page, newest_first},
+    db::Page,
     error::{AppError, AppResult},
 };
 
-use super::model::MailEventStatus;
+use super::{
+    model::MailEventStatus,
+    store::{self, events::EventQuery},
+};
 
 /// Which raw events to list; every condition given must match.
 #[derive(Debug, Clone, Default)]
@@ -33,11 +36,18 @@ pub async fn list(
     filter: &EventFilter,
     page: &Page,
     count_total: bool,
-) -> AppResult<(Vec<mail_event::Model>, bool, u64)> {
-    let mut query = mail_event::Entity::find();
-    if let Some(message_id) = &filter.message_id {
-        query = query.filter(mail_event::Column::MessageId.eq(message_id.as_str()));
-    }
+) -> AppResult<(Vec<EventRow>, bool, u64)> {
+    let mut query = EventQuery {
+        message_id: filter.message_id.clone(),
+        statuses: filter.statuses.clone(),
+        since: filter.since.map(|t| t.timestamp_millis()),
+        until: filter.until.map(|t| t.timestamp_millis()),
+        recipient_domain: filter
+            .recipient_domain
+            .as_deref()
+            .map(|d| d.trim().to_ascii_lowercase()),
+        ..EventQuery::default()
+    };
     if let Some(nodes) = &filter.node_ids {
         if nodes.is_empty() || nodes.len() > MAX_NODES {
             return Err(AppError::bad_input(
@@ -45,25 +55,10 @@ pub async fn list(
                 format!("give 1 to {MAX_NODES} nodes, or leave it out"),
             ));
         }
-        let ids = crate::db::parse_ids("filter.nodeIds", nodes)?;
-        query = query.filter(mail_event::Column::NodeId.is_in(ids));
+        query.node_ids = Some(crate::db::parse_ids("filter.nodeIds", nodes)?);
     }
     if let Some(ip) = &filter.sending_ip {
-        let ip = crate::ips::parse_address("filter.sendingIp", ip)?;
-        query = query.filter(mail_event::Column::SendingIp.eq(ip.text));
+        query.sending_ip = Some(crate::ips::parse_address("filter.sendingIp", ip)?.text);
     }
-    if let Some(domain) = &filter.recipient_domain {
-        query = query
-            .filter(mail_event::Column::RecipientDomain.eq(domain.trim().to_ascii_lowercase()));
-    }
-    if let Some(statuses) = &filter.statuses {
-        query = query.filter(mail_event::Column::Status.is_in(statuses.iter().map(|s| s.as_str())));
-    }
-    if let Some(since) = filter.since {
-        query = query.filter(mail_event::Column::Ts.gte(since.timestamp_millis()));
-    }
-    if let Some(until) = filter.until {
-        query = query.filter(mail_event::Column::Ts.lt(until.timestamp_millis()));
-    }
-    newest_first(conn, query, mail_event::Column::Id, page, count_total).await
+    store::events::list(conn, &query, page, count_total).await
 }

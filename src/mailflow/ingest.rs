@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{Duration as ChronoDuration, Utc};
-use entity::mail_event;
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait, Value};
+use entity::mail_event::Model as EventRow;
+use sea_orm::TransactionTrait;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -18,7 +18,13 @@ use crate::{
     state::AppState,
 };
 
-use super::model::{MailCounts, MailEventBatchInput, MailEventInput, MailEventStatus};
+use super::{
+    model::{MailCounts, MailEventBatchInput, MailEventInput, MailEventStatus},
+    store::{
+        self,
+        counters::{CounterKey, Tier},
+    },
+};
 
 pub const MAX_EVENTS: usize = 5_000;
 const MAX_MESSAGE_ID_BYTES: usize = 255;
@@ -27,10 +33,6 @@ const MAX_ZONE_BYTES: usize = 64;
 const MAX_FUTURE: ChronoDuration = ChronoDuration::minutes(5);
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
-/// Raw events one INSERT writes at most (11 values each, within both backends' limits).
-const EVENT_CHUNK: usize = 1_000;
-/// Counter rows one upsert writes at most.
-const COUNTER_CHUNK: usize = 500;
 
 /// An event as it will be stored.
 struct CheckedEvent {
@@ -42,7 +44,6 @@ struct CheckedEvent {
 }
 
 /// The counter row an event adds to: (bucket, sending IP, provider).
-type CounterKey = (i64, String, String);
 
 fn invalid(index: usize, field: &str, reason: impl Into<String>) -> AppError {
     AppError::bad_input(format!("batch.events[{index}].{field}"), reason)
@@ -252,7 +253,7 @@ pub async fn store_batch(
     if let Some(earlier) = batch::record(
         &txn,
         &BatchRecord {
-            table: "mail_event_batches",
+            table: store::BATCHES,
             node_id: agent.node_id,
             batch_id: &batch.batch_id,
             content_hash: &content_hash,
@@ -267,12 +268,12 @@ pub async fn store_batch(
     }
 
     let raw_oldest_ms = raw_oldest.timestamp_millis();
-    let rows: Vec<mail_event::Model> = batch
+    let rows: Vec<EventRow> = batch
         .events
         .iter()
         .zip(checked)
         .filter(|(_, event)| event.ts >= raw_oldest_ms)
-        .map(|(input, event)| mail_event::Model {
+        .map(|(input, event)| EventRow {
             id: Uuid::now_v7(),
             node_id: agent.node_id,
             ts: event.ts,
@@ -286,9 +287,9 @@ pub async fn store_batch(
             response: input.response.clone(),
         })
         .collect();
-    insert_events(&txn, agent.node_id, rows).await?;
-    add_to_counters(&txn, "mail_flow_1m", agent.node_id, &minutes).await?;
-    add_to_counters(&txn, "mail_flow_1h", agent.node_id, &hours).await?;
+    store::events::insert(&txn, agent.node_id, rows).await?;
+    store::counters::add(&txn, Tier::Minute, agent.node_id, &minutes).await?;
+    store::counters::add(&txn, Tier::Hour, agent.node_id, &hours).await?;
     let (_, status_event) = crate::nodes::record_contact(&txn, agent.node_id, None).await?;
     txn.commit().await?;
 
@@ -305,165 +306,4 @@ pub async fn store_batch(
         accepted,
         duplicate: false,
     })
-}
-
-/// Writes raw events of one node. Postgres takes them as arrays through `UNNEST`: one
-/// statement and one plan whatever the batch size, and far fewer bind parameters than
-/// the portable multi-row `VALUES`, which SQLite gets in chunks.
-async fn insert_events(
-    conn: &impl ConnectionTrait,
-    node_id: Uuid,
-    rows: Vec<mail_event::Model>,
-) -> AppResult<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let backend = conn.get_database_backend();
-    if backend != DbBackend::Postgres {
-        for chunk in rows.chunks(EVENT_CHUNK) {
-            mail_event::Entity::insert_many(
-                chunk.iter().cloned().map(mail_event::ActiveModel::from),
-            )
-            .exec_without_returning(conn)
-            .await?;
-        }
-        return Ok(());
-    }
-    // Array elements cannot be NULL here, so absent values travel as values no event
-    // can hold (an empty zone, code 0) or with a flag (a response may be empty).
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut ts = Vec::with_capacity(rows.len());
-    let mut message_ids = Vec::with_capacity(rows.len());
-    let mut statuses = Vec::with_capacity(rows.len());
-    let mut sending_ips = Vec::with_capacity(rows.len());
-    let mut domains = Vec::with_capacity(rows.len());
-    let mut providers = Vec::with_capacity(rows.len());
-    let mut zones = Vec::with_capacity(rows.len());
-    let mut codes = Vec::with_capacity(rows.len());
-    let mut has_response = Vec::with_capacity(rows.len());
-    let mut responses = Vec::with_capacity(rows.len());
-    for row in rows {
-        ids.push(row.id);
-        ts.push(row.ts);
-        message_ids.push(row.message_id);
-        statuses.push(row.status);
-        sending_ips.push(row.sending_ip);
-        domains.push(row.recipient_domain);
-        providers.push(row.provider);
-        zones.push(row.zone.unwrap_or_default());
-        codes.push(row.smtp_code.unwrap_or(0));
-        has_response.push(row.response.is_some());
-        responses.push(row.response.unwrap_or_default());
-    }
-    let statement = Statement::from_sql_and_values(
-        backend,
-        "INSERT INTO mail_events (id, node_id, ts, message_id, status, sending_ip, \
-         recipient_domain, provider, zone, smtp_code, response) \
-         SELECT e.id, $1, e.ts, e.message_id, e.status, e.sending_ip, e.recipient_domain, \
-         e.provider, NULLIF(e.zone, ''), NULLIF(e.smtp_code, 0), \
-         CASE WHEN e.has_response THEN e.response END \
-         FROM UNNEST($2::uuid[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], \
-         $8::text[], $9::text[], $10::int4[], $11::bool[], $12::text[]) \
-         AS e(id, ts, message_id, status, sending_ip, recipient_domain, provider, zone, \
-         smtp_code, has_response, response)",
-        [
-            Value::from(node_id),
-            Value::from(ids),
-            Value::from(ts),
-            Value::from(message_ids),
-            Value::from(statuses),
-            Value::from(sending_ips),
-            Value::from(domains),
-            Value::from(providers),
-            Value::from(zones),
-            Value::from(codes),
-            Value::from(has_response),
-            Value::from(responses),
-        ],
-    );
-    conn.execute_raw(statement).await?;
-    Ok(())
-}
-
-/// Adds `counts` to the node's counter rows of `table`, creating missing rows. Rows are
-/// written in key order, so concurrent batches lock shared rows in the same order.
-async fn add_to_counters(
-    conn: &impl ConnectionTrait,
-    table: &str,
-    node_id: Uuid,
-    counts: &BTreeMap<CounterKey, MailCounts>,
-) -> AppResult<()> {
-    let backend = conn.get_database_backend();
-    let add_on_conflict = format!(
-        "ON CONFLICT (bucket, node_id, sending_ip, provider) DO UPDATE SET \
-         queued = {table}.queued + excluded.queued, \
-         delivered = {table}.delivered + excluded.delivered, \
-         deferred = {table}.deferred + excluded.deferred, \
-         bounced = {table}.bounced + excluded.bounced, \
-         rejected = {table}.rejected + excluded.rejected, \
-         dropped = {table}.dropped + excluded.dropped"
-    );
-    const COLUMNS: &str = "bucket, node_id, sending_ip, provider, queued, delivered, deferred, bounced, rejected, dropped";
-    if backend == DbBackend::Postgres {
-        // One statement of arrays, as for the raw events.
-        let column =
-            |f: fn(&MailCounts) -> i64| Value::from(counts.values().map(f).collect::<Vec<_>>());
-        let statement = Statement::from_sql_and_values(
-            backend,
-            format!(
-                "INSERT INTO {table} ({COLUMNS}) \
-                 SELECT c.bucket, $1, c.sending_ip, c.provider, c.queued, c.delivered, \
-                 c.deferred, c.bounced, c.rejected, c.dropped \
-                 FROM UNNEST($2::int8[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
-                 $7::int8[], $8::int8[], $9::int8[], $10::int8[]) \
-                 AS c(bucket, sending_ip, provider, queued, delivered, deferred, bounced, \
-                 rejected, dropped) {add_on_conflict}"
-            ),
-            [
-                Value::from(node_id),
-                Value::from(counts.keys().map(|k| k.0).collect::<Vec<_>>()),
-                Value::from(counts.keys().map(|k| k.1.clone()).collect::<Vec<_>>()),
-                Value::from(counts.keys().map(|k| k.2.clone()).collect::<Vec<_>>()),
-                column(|c| c.queued),
-                column(|c| c.delivered),
-                column(|c| c.deferred),
-                column(|c| c.bounced),
-                column(|c| c.rejected),
-                column(|c| c.dropped),
-            ],
-        );
-        conn.execute_raw(statement).await?;
-        return Ok(());
-    }
-    let entries: Vec<_> = counts.iter().collect();
-    for chunk in entries.chunks(COUNTER_CHUNK) {
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 10);
-        let mut tuples = Vec::with_capacity(chunk.len());
-        for ((bucket, ip, provider), c) in chunk {
-            let first = values.len();
-            values.extend([
-                Value::from(*bucket),
-                Value::from(node_id),
-                Value::from(ip.clone()),
-                Value::from(provider.clone()),
-                Value::from(c.queued),
-                Value::from(c.delivered),
-                Value::from(c.deferred),
-                Value::from(c.bounced),
-                Value::from(c.rejected),
-                Value::from(c.dropped),
-            ]);
-            tuples.push(format!(
-                "({})",
-                crate::db::sql::placeholders(backend, first + 1, values.len() - first)
-            ));
-        }
-        let sql = format!(
-            "INSERT INTO {table} ({COLUMNS}) VALUES {} {add_on_conflict}",
-            tuples.join(",")
-        );
-        conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-    }
-    Ok(())
 }

@@ -3,89 +3,19 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use crate::{
-    db::sql::placeholder,
-    error::{AppError, AppResult},
+use crate::error::{AppError, AppResult};
+
+use super::{
+    model::{MailCounts, MailFlow, MailFlowGroup, MailFlowGroupBy, MailFlowPoint},
+    store::{
+        self,
+        counters::{GroupKey, StepCounts, Tier},
+    },
 };
 
-use super::model::{MailCounts, MailFlow, MailFlowGroup, MailFlowGroupBy, MailFlowPoint};
-
-/// Delivery attempts of one node: every DELIVERED, DEFERRED and BOUNCED event.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Attempts {
-    pub sent: i64,
-    pub deferred: i64,
-    pub bounced: i64,
-}
-
-/// Delivery attempts per node counted in the minutes from `since` on.
-pub async fn attempts_by_node(
-    db: &impl ConnectionTrait,
-    since: DateTime<Utc>,
-) -> AppResult<HashMap<Uuid, Attempts>> {
-    let backend = db.get_database_backend();
-    let placeholder = if backend == DbBackend::Postgres {
-        "$1"
-    } else {
-        "?"
-    };
-    let sql = format!(
-        "SELECT node_id, CAST(SUM(delivered + deferred + bounced) AS BIGINT), \
-         CAST(SUM(deferred) AS BIGINT), CAST(SUM(bounced) AS BIGINT) \
-         FROM mail_flow_1m WHERE bucket >= {placeholder} GROUP BY node_id"
-    );
-    let since_minute = since.timestamp_millis().div_euclid(60_000) * 60_000;
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [since_minute.into()],
-        ))
-        .await?;
-    let mut by_node = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let node: Uuid = row.try_get_by_index(0)?;
-        by_node.insert(
-            node,
-            Attempts {
-                sent: row.try_get_by_index::<Option<i64>>(1)?.unwrap_or(0),
-                deferred: row.try_get_by_index::<Option<i64>>(2)?.unwrap_or(0),
-                bounced: row.try_get_by_index::<Option<i64>>(3)?.unwrap_or(0),
-            },
-        );
-    }
-    Ok(by_node)
-}
-
-/// Counts are read from the 1-minute counters, or the 1-hour ones for whole-hour steps
-/// and for ranges older than the 1-minute retention.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tier {
-    Minute,
-    Hour,
-}
-
-impl Tier {
-    fn table(self) -> &'static str {
-        match self {
-            Tier::Minute => "mail_flow_1m",
-            Tier::Hour => "mail_flow_1h",
-        }
-    }
-
-    fn span_ms(self) -> i64 {
-        match self {
-            Tier::Minute => MINUTE_MS,
-            Tier::Hour => HOUR_MS,
-        }
-    }
-}
-
-const MINUTE_MS: i64 = 60_000;
-const HOUR_MS: i64 = 3_600_000;
 /// Steps `mailFlow` picks from when none is given: the smallest that gives at most
 /// `DEFAULT_MAX_POINTS` points.
 const DEFAULT_STEPS: [i64; 6] = [60, 300, 900, 3_600, 21_600, 86_400];
@@ -105,24 +35,6 @@ pub struct FlowQuery {
 }
 
 /// The six status sums of a counter query, as selected by `SUMS`.
-const SUMS: &str = "CAST(SUM(queued) AS BIGINT), CAST(SUM(delivered) AS BIGINT), \
-     CAST(SUM(deferred) AS BIGINT), CAST(SUM(bounced) AS BIGINT), \
-     CAST(SUM(rejected) AS BIGINT), CAST(SUM(dropped) AS BIGINT)";
-
-fn counts_at(row: &sea_orm::QueryResult, first: usize) -> AppResult<MailCounts> {
-    let at = |i: usize| -> AppResult<i64> {
-        Ok(row.try_get_by_index::<Option<i64>>(first + i)?.unwrap_or(0))
-    };
-    Ok(MailCounts {
-        queued: at(0)?,
-        delivered: at(1)?,
-        deferred: at(2)?,
-        bounced: at(3)?,
-        rejected: at(4)?,
-        dropped: at(5)?,
-    })
-}
-
 fn tier_for_range(from: DateTime<Utc>, minute_retention: std::time::Duration) -> Tier {
     let minute_oldest =
         Utc::now() - chrono::Duration::from_std(minute_retention).unwrap_or(chrono::Duration::MAX);
@@ -207,53 +119,29 @@ pub async fn flow(
     let last_point = (end - 1).div_euclid(step_ms) * step_ms;
     let point_count = ((last_point - first_point) / step_ms + 1) as usize;
 
-    let backend = db.get_database_backend();
-    let group_column = match query.group_by {
-        MailFlowGroupBy::None => None,
-        MailFlowGroupBy::Ip => Some("sending_ip"),
-        MailFlowGroupBy::Node => Some("node_id"),
-        MailFlowGroupBy::Provider => Some("provider"),
-    };
-    let mut values: Vec<Value> = vec![start.into(), end.into()];
-    let mut node_filter = String::new();
-    if let Some(ids) = &query.node_ids {
-        let marks: Vec<String> = ids
-            .iter()
-            .map(|id| {
-                values.push((*id).into());
-                placeholder(backend, values.len())
-            })
-            .collect();
-        node_filter = format!(" AND node_id IN ({})", marks.join(","));
-    }
-    // Both backends divide integers by truncation; buckets are never negative.
-    let sql = format!(
-        "SELECT (bucket / {step_ms}) * {step_ms}, {group}, {SUMS} FROM {table} \
-         WHERE bucket >= {p1} AND bucket < {p2}{node_filter} GROUP BY 1{group_by}",
-        group = group_column.unwrap_or("NULL"),
-        group_by = if group_column.is_some() { ", 2" } else { "" },
-        table = tier.table(),
-        p1 = placeholder(backend, 1),
-        p2 = placeholder(backend, 2),
-    );
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
+    let rows = store::counters::steps(
+        db,
+        tier,
+        step_ms,
+        start,
+        end,
+        query.group_by,
+        query.node_ids.as_deref(),
+    )
+    .await?;
 
     let mut groups: HashMap<String, (Option<Uuid>, MailCounts, Vec<MailCounts>)> = HashMap::new();
-    for row in rows {
-        let bucket: i64 = row.try_get_by_index(0)?;
-        let (key, node) = match query.group_by {
-            MailFlowGroupBy::None => ("all".to_owned(), None),
-            MailFlowGroupBy::Node => {
-                let node: Uuid = row.try_get_by_index(1)?;
-                (node.to_string(), Some(node))
-            }
-            MailFlowGroupBy::Ip | MailFlowGroupBy::Provider => {
-                (row.try_get_by_index::<String>(1)?, None)
-            }
+    for StepCounts {
+        step: bucket,
+        group,
+        counts,
+    } in rows
+    {
+        let (key, node) = match group {
+            None => ("all".to_owned(), None),
+            Some(GroupKey::Node(node)) => (node.to_string(), Some(node)),
+            Some(GroupKey::Text(key)) => (key, None),
         };
-        let counts = counts_at(&row, 2)?;
         let index = ((bucket - first_point) / step_ms) as usize;
         let group = groups.entry(key).or_insert_with(|| {
             (
@@ -316,60 +204,7 @@ pub async fn counts_by_ip(
     minute_retention: std::time::Duration,
 ) -> AppResult<HashMap<String, MailCounts>> {
     let tier = tier_for_range(from, minute_retention);
-    let start = from.timestamp_millis().div_euclid(tier.span_ms()) * tier.span_ms();
-    let backend = db.get_database_backend();
-    let mut values: Vec<Value> = Vec::with_capacity(ips.len() + 2);
-    let marks: Vec<String> = ips
-        .iter()
-        .map(|ip| {
-            values.push(ip.clone().into());
-            placeholder(backend, values.len())
-        })
-        .collect();
-    values.push(start.into());
-    values.push(to.timestamp_millis().into());
-    let sql = format!(
-        "SELECT sending_ip, {SUMS} FROM {table} WHERE sending_ip IN ({ips}) \
-         AND bucket >= {p1} AND bucket < {p2} GROUP BY sending_ip",
-        table = tier.table(),
-        ips = marks.join(","),
-        p1 = placeholder(backend, ips.len() + 1),
-        p2 = placeholder(backend, ips.len() + 2),
-    );
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
-    let mut by_ip = HashMap::with_capacity(rows.len());
-    for row in rows {
-        by_ip.insert(row.try_get_by_index::<String>(0)?, counts_at(&row, 1)?);
-    }
-    Ok(by_ip)
-}
-
-/// The whole cluster's counts over the minutes `from..to` touches.
-pub async fn cluster_counts(
-    db: &impl ConnectionTrait,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> AppResult<MailCounts> {
-    let backend = db.get_database_backend();
-    let start = from.timestamp_millis().div_euclid(MINUTE_MS) * MINUTE_MS;
-    let sql = format!(
-        "SELECT {SUMS} FROM mail_flow_1m WHERE bucket >= {} AND bucket < {}",
-        placeholder(backend, 1),
-        placeholder(backend, 2)
-    );
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [start.into(), to.timestamp_millis().into()],
-        ))
-        .await?;
-    match row {
-        Some(row) => counts_at(&row, 0),
-        None => Ok(MailCounts::default()),
-    }
+    store::counters::counts_by_ip(db, ips, from, to, tier).await
 }
 
 /// A window of `ip.sendingStats`, in epoch milliseconds.
