@@ -7,15 +7,20 @@
 mod evaluator;
 mod rules;
 mod service;
+mod store;
 
 pub use evaluator::{CycleReport, evaluate_once};
 pub use rules::{
     MAX_RULES, RuleDraft, RuleSelector, create as create_rule, delete as delete_rule,
-    find as find_rule, find_many as rules_by_ids, list as list_rules, update as update_rule,
+    list as list_rules, update as update_rule,
 };
 pub use service::{
-    AlertQuery, Matcher, MatcherDraft, acknowledge, expire as expire_silence, find as find_alert,
-    list as list_alerts, silence, silences,
+    AlertQuery, Matcher, MatcherDraft, acknowledge, expire as expire_silence, list as list_alerts,
+    silence, silences,
+};
+pub use store::{
+    alerts::{count_active_by_severity, find as find_alert},
+    rules::{find as find_rule, find_many as rules_by_ids},
 };
 
 use async_graphql::Enum;

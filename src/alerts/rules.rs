@@ -3,22 +3,25 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use entity::{alert, alert_rule};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-};
+use entity::alert_rule::Model as RuleRow;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
 
 use crate::{
     audit::{self, AuditContext, Change},
     error::{AppError, AppResult},
-    nodes::{ALL_ROLES, Label, NodeRole},
+    nodes::{Label, NodeRole},
     realtime::Event,
     state::AppState,
 };
 
-use super::{AlertAggregate, AlertComparison, AlertCondition, AlertSeverity, AlertState};
+use super::{
+    AlertAggregate, AlertComparison, AlertCondition, AlertSeverity, AlertState,
+    store::{
+        self,
+        rules::{RuleSpec, role_from_str},
+    },
+};
 
 /// The most rules an install may hold.
 pub const MAX_RULES: u64 = 500;
@@ -30,35 +33,6 @@ pub const MAX_FOR_SECONDS: i32 = 86_400;
 pub const DEFAULT_WINDOW_SECONDS: i32 = 900;
 pub const MIN_WINDOW_SECONDS: i32 = 60;
 pub const MAX_WINDOW_SECONDS: i32 = 86_400;
-
-pub fn role_str(role: NodeRole) -> String {
-    format!("{role:?}").to_uppercase()
-}
-
-pub fn role_from_str(text: &str) -> Option<NodeRole> {
-    ALL_ROLES.into_iter().find(|r| role_str(*r) == text)
-}
-
-/// A rule as validated, ready to store.
-#[derive(Clone, Debug)]
-struct Spec {
-    name: String,
-    description: Option<String>,
-    condition: AlertCondition,
-    metric: Option<String>,
-    metric_labels: BTreeMap<String, String>,
-    aggregate: Option<AlertAggregate>,
-    comparison: AlertComparison,
-    threshold: f64,
-    resolve_threshold: Option<f64>,
-    for_seconds: i32,
-    window_seconds: Option<i32>,
-    severity: AlertSeverity,
-    enabled: bool,
-    roles: Vec<NodeRole>,
-    labels: BTreeMap<String, String>,
-    node_ids: Vec<Uuid>,
-}
 
 /// A rule as the caller gave it, before validation (or as stored, for an update to
 /// change).
@@ -91,7 +65,7 @@ pub struct RuleSelector {
 
 impl RuleDraft {
     /// The stored rule, as a draft an update changes.
-    pub fn of(m: &alert_rule::Model) -> RuleDraft {
+    pub fn of(m: &RuleRow) -> RuleDraft {
         let texts = |json: &serde_json::Value| -> Vec<String> {
             json.as_array()
                 .into_iter()
@@ -136,7 +110,7 @@ fn labels_map(field: &str, labels: &[Label]) -> AppResult<BTreeMap<String, Strin
     Ok(map)
 }
 
-fn validate(draft: RuleDraft) -> AppResult<Spec> {
+fn validate(draft: RuleDraft) -> AppResult<RuleSpec> {
     let name = draft.name.trim().to_string();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(AppError::bad_input(
@@ -281,7 +255,7 @@ fn validate(draft: RuleDraft) -> AppResult<Spec> {
     let mut node_ids = crate::db::parse_ids("input.selector.nodeIds", &selector.node_ids)?;
     node_ids.sort();
     node_ids.dedup();
-    Ok(Spec {
+    Ok(RuleSpec {
         name,
         description,
         condition: draft.condition,
@@ -306,9 +280,7 @@ async fn require_nodes(conn: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<(
     if ids.is_empty() {
         return Ok(());
     }
-    let found: Vec<Uuid> = entity::node::Entity::find()
-        .filter(entity::node::Column::Id.is_in(ids.iter().copied()))
-        .all(conn)
+    let found: Vec<Uuid> = crate::nodes::find_many(conn, ids)
         .await?
         .into_iter()
         .map(|n| n.id)
@@ -327,11 +299,7 @@ async fn require_unique_name(
     name: &str,
     except: Option<Uuid>,
 ) -> AppResult<()> {
-    let mut query = alert_rule::Entity::find().filter(alert_rule::Column::Name.eq(name));
-    if let Some(id) = except {
-        query = query.filter(alert_rule::Column::Id.ne(id));
-    }
-    if query.count(conn).await? > 0 {
+    if store::rules::name_taken(conn, name, except).await? {
         return Err(AppError::Conflict(format!(
             "a rule named '{name}' already exists"
         )));
@@ -339,62 +307,9 @@ async fn require_unique_name(
     Ok(())
 }
 
-fn apply(model: &mut alert_rule::ActiveModel, spec: Spec, by: &str) {
-    let now = Utc::now();
-    model.name = Set(spec.name);
-    model.description = Set(spec.description);
-    model.condition = Set(spec.condition.as_str().into());
-    model.metric = Set(spec.metric);
-    model.metric_labels = Set(serde_json::json!(spec.metric_labels));
-    model.aggregate = Set(spec.aggregate.map(|a| a.as_str().into()));
-    model.comparison = Set(spec.comparison.as_str().into());
-    model.threshold = Set(spec.threshold);
-    model.resolve_threshold = Set(spec.resolve_threshold);
-    model.for_seconds = Set(spec.for_seconds);
-    model.window_seconds = Set(spec.window_seconds);
-    model.severity = Set(spec.severity.as_str().into());
-    model.enabled = Set(spec.enabled);
-    model.selector_roles = Set(serde_json::json!(
-        spec.roles.iter().map(|r| role_str(*r)).collect::<Vec<_>>()
-    ));
-    model.selector_labels = Set(serde_json::json!(spec.labels));
-    model.selector_node_ids = Set(serde_json::json!(
-        spec.node_ids
-            .iter()
-            .map(|n| n.to_string())
-            .collect::<Vec<_>>()
-    ));
-    model.updated_at = Set(now);
-    model.updated_by = Set(Some(by.chars().take(128).collect()));
-}
-
 /// Every rule, by name.
-pub async fn list(db: &impl ConnectionTrait) -> AppResult<Vec<alert_rule::Model>> {
-    Ok(alert_rule::Entity::find()
-        .order_by_asc(alert_rule::Column::Name)
-        .all(db)
-        .await?)
-}
-
-/// The rules of these ids that exist.
-pub async fn find_many(
-    db: &impl ConnectionTrait,
-    ids: &[Uuid],
-) -> AppResult<Vec<alert_rule::Model>> {
-    Ok(alert_rule::Entity::find()
-        .filter(alert_rule::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
-}
-
-pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<alert_rule::Model>> {
-    Ok(alert_rule::Entity::find_by_id(id).one(db).await?)
-}
-
-async fn get(db: &impl ConnectionTrait, id: Uuid) -> AppResult<alert_rule::Model> {
-    find(db, id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no alert rule with id {id}")))
+pub async fn list(db: &impl ConnectionTrait) -> AppResult<Vec<RuleRow>> {
+    store::rules::list(db).await
 }
 
 fn change_detail(action: &'static str, name: Option<&str>) -> Change {
@@ -408,27 +323,20 @@ pub async fn create(
     db: &DatabaseConnection,
     audit: &AuditContext,
     draft: RuleDraft,
-) -> AppResult<alert_rule::Model> {
+) -> AppResult<RuleRow> {
     let change = change_detail("alert_rule.create", Some(&draft.name));
     audit::audited(db, audit, change.clone(), async {
         let spec = validate(draft)?;
         let txn = crate::db::begin_write(db).await?;
-        if alert_rule::Entity::find().count(&txn).await? >= MAX_RULES {
+        if store::rules::count(&txn).await? >= MAX_RULES {
             return Err(AppError::Conflict(format!(
                 "there are already {MAX_RULES} rules, the most an install may hold; delete one first"
             )));
         }
         require_unique_name(&txn, &spec.name, None).await?;
         require_nodes(&txn, &spec.node_ids).await?;
-        let now = Utc::now();
         let id = Uuid::now_v7();
-        let mut model = alert_rule::ActiveModel {
-            id: Set(id),
-            created_at: Set(now),
-            ..Default::default()
-        };
-        apply(&mut model, spec, &audit.actor.name);
-        let rule = model.insert(&txn).await?;
+        let rule = store::rules::insert(&txn, id, spec, &audit.actor.name).await?;
         audit::record(&txn, audit, change.target("alert_rule", id)).await?;
         txn.commit().await?;
         Ok(rule)
@@ -444,17 +352,15 @@ pub async fn update(
     id: Uuid,
     new_name: Option<&str>,
     change_draft: impl FnOnce(RuleDraft) -> RuleDraft + Send,
-) -> AppResult<alert_rule::Model> {
+) -> AppResult<RuleRow> {
     let change = change_detail("alert_rule.update", new_name).target("alert_rule", id);
     audit::audited(db, audit, change.clone(), async {
         let txn = crate::db::begin_write(db).await?;
-        let current = get(&txn, id).await?;
+        let current = store::rules::get(&txn, id).await?;
         let spec = validate(change_draft(RuleDraft::of(&current)))?;
         require_unique_name(&txn, &spec.name, Some(id)).await?;
         require_nodes(&txn, &spec.node_ids).await?;
-        let mut model: alert_rule::ActiveModel = current.into();
-        apply(&mut model, spec, &audit.actor.name);
-        let rule = model.update(&txn).await?;
+        let rule = store::rules::update(&txn, current, spec, &audit.actor.name).await?;
         audit::record(&txn, audit, change.clone()).await?;
         txn.commit().await?;
         Ok(rule)
@@ -463,29 +369,15 @@ pub async fn update(
 }
 
 /// Deletes a rule and its alerts; its open alerts are announced as RESOLVED.
-pub async fn delete(
-    state: &AppState,
-    audit: &AuditContext,
-    id: Uuid,
-) -> AppResult<alert_rule::Model> {
+pub async fn delete(state: &AppState, audit: &AuditContext, id: Uuid) -> AppResult<RuleRow> {
     let db = &state.db;
     let change = Change::new("alert_rule.delete").target("alert_rule", id);
     let (rule, events) = audit::audited(db, audit, change.clone(), async {
         let txn = crate::db::begin_write(db).await?;
-        let rule = get(&txn, id).await?;
-        let open = alert::Entity::find()
-            .filter(alert::Column::RuleId.eq(id))
-            .filter(
-                alert::Column::State
-                    .is_in([AlertState::Pending.as_str(), AlertState::Firing.as_str()]),
-            )
-            .all(&txn)
-            .await?;
-        alert::Entity::delete_many()
-            .filter(alert::Column::RuleId.eq(id))
-            .exec(&txn)
-            .await?;
-        alert_rule::Entity::delete_by_id(id).exec(&txn).await?;
+        let rule = store::rules::get(&txn, id).await?;
+        let open = store::alerts::open_of_rule(&txn, id).await?;
+        store::alerts::delete_of_rule(&txn, id).await?;
+        store::rules::delete(&txn, id).await?;
         let mut change = change.clone();
         change.detail = Some(serde_json::json!({ "name": rule.name, "openAlerts": open.len() }));
         audit::record(&txn, audit, change).await?;
@@ -531,7 +423,7 @@ mod tests {
         }
     }
 
-    fn field_of(result: AppResult<Spec>) -> String {
+    fn field_of(result: AppResult<RuleSpec>) -> String {
         match result {
             Err(AppError::BadInput { field, .. }) => field,
             other => panic!("expected bad input, got {other:?}"),

@@ -1,22 +1,22 @@
 //! Reading alerts, acknowledging them, and silencing them.
 
 use chrono::{DateTime, Utc};
-use entity::{alert, alert_rule, alert_silence};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, prelude::Expr,
-};
+use entity::{alert::Model as AlertRow, alert_silence::Model as SilenceRow};
+use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
     audit::{self, AuditContext, Change},
-    db::{Page, newest_first},
+    db::Page,
     error::{AppError, AppResult},
     state::AppState,
 };
 
-use super::{AlertSeverity, AlertState};
+use super::{
+    AlertSeverity, AlertState,
+    store::{self, alerts::AlertSelection, silences::NewSilence},
+};
 
 /// Which alerts to list; each list narrows, left out or empty means any.
 #[derive(Clone, Debug, Default)]
@@ -60,11 +60,8 @@ pub struct Matcher {
 pub async fn active_silences(
     conn: &impl sea_orm::ConnectionTrait,
     now: DateTime<Utc>,
-) -> AppResult<Vec<(alert_silence::Model, Matcher)>> {
-    Ok(alert_silence::Entity::find()
-        .filter(alert_silence::Column::StartsAt.lte(now))
-        .filter(alert_silence::Column::EndsAt.gt(now))
-        .all(conn)
+) -> AppResult<Vec<(SilenceRow, Matcher)>> {
+    Ok(store::silences::active(conn, now)
         .await?
         .into_iter()
         .map(|s| {
@@ -79,38 +76,20 @@ impl Matcher {
         serde_json::from_value(json.clone()).unwrap_or_default()
     }
 
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.rule_ids.is_empty()
             && self.node_ids.is_empty()
             && self.severities.is_empty()
             && self.ips.is_empty()
     }
 
-    pub fn matches(&self, alert: &alert::Model) -> bool {
+    pub fn matches(&self, alert: &AlertRow) -> bool {
         !self.is_empty()
             && (self.rule_ids.is_empty() || self.rule_ids.contains(&alert.rule_id))
             && (self.node_ids.is_empty()
                 || alert.node_id.is_some_and(|n| self.node_ids.contains(&n)))
             && (self.severities.is_empty() || self.severities.contains(&alert.severity))
             && (self.ips.is_empty() || alert.ip.as_ref().is_some_and(|ip| self.ips.contains(ip)))
-    }
-
-    /// The SQL condition of [`Matcher::matches`].
-    fn condition(&self) -> Condition {
-        let mut c = Condition::all();
-        if !self.rule_ids.is_empty() {
-            c = c.add(alert::Column::RuleId.is_in(self.rule_ids.iter().copied()));
-        }
-        if !self.node_ids.is_empty() {
-            c = c.add(alert::Column::NodeId.is_in(self.node_ids.iter().copied()));
-        }
-        if !self.severities.is_empty() {
-            c = c.add(alert::Column::Severity.is_in(self.severities.iter().cloned()));
-        }
-        if !self.ips.is_empty() {
-            c = c.add(alert::Column::Ip.is_in(self.ips.iter().cloned()));
-        }
-        c
     }
 }
 
@@ -127,36 +106,20 @@ fn ids(field: &str, given: &[String]) -> AppResult<Vec<Uuid>> {
         .collect()
 }
 
-fn open_states() -> [&'static str; 2] {
-    [AlertState::Pending.as_str(), AlertState::Firing.as_str()]
-}
-
-fn filter_condition(filter: &AlertQuery, now: DateTime<Utc>) -> AppResult<Condition> {
-    let mut c = Condition::all();
-    if let Some(states) = filter.states.as_ref().filter(|s| !s.is_empty()) {
-        c = c.add(alert::Column::State.is_in(states.iter().map(|s| s.as_str())));
-    }
-    if let Some(severities) = filter.severities.as_ref().filter(|s| !s.is_empty()) {
-        c = c.add(alert::Column::Severity.is_in(severities.iter().map(|s| s.as_str())));
-    }
-    if let Some(nodes) = filter.node_ids.as_ref().filter(|n| !n.is_empty()) {
-        c = c.add(alert::Column::NodeId.is_in(ids("filter.nodeIds", nodes)?));
-    }
-    if let Some(rules) = filter.rule_ids.as_ref().filter(|r| !r.is_empty()) {
-        c = c.add(alert::Column::RuleId.is_in(ids("filter.ruleIds", rules)?));
-    }
-    match filter.silenced {
-        Some(true) => c = c.add(alert::Column::SilencedUntil.gt(now)),
-        Some(false) => {
-            c = c.add(
-                Condition::any()
-                    .add(alert::Column::SilencedUntil.is_null())
-                    .add(alert::Column::SilencedUntil.lte(now)),
-            )
-        }
-        None => {}
-    }
-    Ok(c)
+fn selection(filter: &AlertQuery) -> AppResult<AlertSelection> {
+    Ok(AlertSelection {
+        states: filter.states.clone().unwrap_or_default(),
+        severities: filter.severities.clone().unwrap_or_default(),
+        node_ids: ids(
+            "filter.nodeIds",
+            filter.node_ids.as_deref().unwrap_or_default(),
+        )?,
+        rule_ids: ids(
+            "filter.ruleIds",
+            filter.rule_ids.as_deref().unwrap_or_default(),
+        )?,
+        silenced: filter.silenced,
+    })
 }
 
 /// Alerts newest first, `page.first` of them after the cursor (an alert id), and how
@@ -166,20 +129,8 @@ pub async fn list(
     filter: &AlertQuery,
     page: &Page,
     count_total: bool,
-) -> AppResult<(Vec<alert::Model>, bool, u64)> {
-    let query = alert::Entity::find().filter(filter_condition(filter, Utc::now())?);
-    newest_first(db, query, alert::Column::Id, page, count_total).await
-}
-
-pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<alert::Model>> {
-    Ok(alert::Entity::find_by_id(id).one(db).await?)
-}
-
-async fn rule_name(db: &impl ConnectionTrait, id: Uuid) -> AppResult<String> {
-    Ok(alert_rule::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .map_or_else(|| "deleted rule".into(), |r| r.name))
+) -> AppResult<(Vec<AlertRow>, bool, u64)> {
+    store::alerts::list(db, &selection(filter)?, Utc::now(), page, count_total).await
 }
 
 /// Records who acknowledged an open alert, when, and their note. A second
@@ -189,7 +140,7 @@ pub async fn acknowledge(
     audit: &AuditContext,
     id: Uuid,
     note: Option<&str>,
-) -> AppResult<alert::Model> {
+) -> AppResult<AlertRow> {
     let db = &state.db;
     let change = Change::new("alert.acknowledge").target("alert", id);
     let (alert, event) = audit::audited(db, audit, change.clone(), async {
@@ -204,7 +155,7 @@ pub async fn acknowledge(
             Some(n) => Some(n.to_string()),
         };
         let txn = crate::db::begin_write(db).await?;
-        let alert = find(&txn, id)
+        let alert = store::alerts::find(&txn, id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no alert with id {id}")))?;
         if alert.state == AlertState::Resolved.as_str() {
@@ -217,16 +168,12 @@ pub async fn acknowledge(
             return Ok((alert, None));
         }
         let now = Utc::now();
-        let mut model: alert::ActiveModel = alert.into();
-        model.acknowledged_at = Set(Some(now));
-        model.acknowledged_by = Set(Some(audit.actor.name.chars().take(128).collect()));
-        model.acknowledge_note = Set(note.clone());
-        model.updated_at = Set(now);
-        let alert = model.update(&txn).await?;
+        let alert =
+            store::alerts::acknowledge(&txn, alert, &audit.actor.name, note.clone(), now).await?;
         let mut change = change.clone();
         change.detail = Some(serde_json::json!({ "note": note }));
         audit::record(&txn, audit, change).await?;
-        let name = rule_name(&txn, alert.rule_id).await?;
+        let name = store::rules::name_of(&txn, alert.rule_id).await?;
         txn.commit().await?;
         let event = super::evaluator::event(&alert, &name, Some(alert.state.clone()), now);
         Ok((alert, Some(event)))
@@ -302,7 +249,7 @@ pub async fn silence(
     input: &MatcherDraft,
     until: DateTime<Utc>,
     reason: &str,
-) -> AppResult<(alert_silence::Model, u64)> {
+) -> AppResult<(SilenceRow, u64)> {
     let change = Change::new("alert.silence").detail(serde_json::json!({
         "until": until,
         "reason": reason.chars().take(MAX_REASON_CHARS).collect::<String>(),
@@ -328,36 +275,21 @@ pub async fn silence(
         }
         let txn = crate::db::begin_write(db).await?;
         let id = Uuid::now_v7();
-        let silence = alert_silence::ActiveModel {
-            id: Set(id),
-            matcher: Set(serde_json::to_value(&matcher)
-                .map_err(|e| AppError::internal(format!("matcher: {e}")))?),
-            starts_at: Set(now),
-            ends_at: Set(until),
-            reason: Set(reason.to_string()),
-            created_by: Set(audit.actor.name.chars().take(128).collect()),
-            created_at: Set(now),
-        }
-        .insert(&txn)
+        let silence = store::silences::insert(
+            &txn,
+            NewSilence {
+                id,
+                matcher: serde_json::to_value(&matcher)
+                    .map_err(|e| AppError::internal(format!("matcher: {e}")))?,
+                starts_at: now,
+                ends_at: until,
+                reason: reason.to_string(),
+                created_by: audit.actor.name.chars().take(128).collect(),
+            },
+        )
         .await?;
-        let covered = alert::Entity::find()
-            .filter(alert::Column::State.is_in(open_states()))
-            .filter(matcher.condition())
-            .count(&txn)
-            .await?;
-        // An alert already covered for longer keeps that silence.
-        alert::Entity::update_many()
-            .col_expr(alert::Column::SilenceId, Expr::value(id))
-            .col_expr(alert::Column::SilencedUntil, Expr::value(until))
-            .filter(alert::Column::State.is_in(open_states()))
-            .filter(matcher.condition())
-            .filter(
-                Condition::any()
-                    .add(alert::Column::SilencedUntil.is_null())
-                    .add(alert::Column::SilencedUntil.lt(until)),
-            )
-            .exec(&txn)
-            .await?;
+        let covered = store::alerts::count_open_matching(&txn, &matcher).await?;
+        store::alerts::silence_open_matching(&txn, &matcher, id, until).await?;
         let mut change = change.clone().target("alert_silence", id);
         if let Some(detail) = change.detail.as_mut().and_then(|d| d.as_object_mut()) {
             detail.insert("covered".into(), covered.into());
@@ -374,22 +306,8 @@ pub async fn silence(
 pub async fn silences(
     db: &impl ConnectionTrait,
     active: Option<bool>,
-) -> AppResult<Vec<alert_silence::Model>> {
-    let now = Utc::now();
-    let mut query = alert_silence::Entity::find();
-    match active {
-        Some(true) => {
-            query = query
-                .filter(alert_silence::Column::StartsAt.lte(now))
-                .filter(alert_silence::Column::EndsAt.gt(now))
-        }
-        Some(false) => query = query.filter(alert_silence::Column::EndsAt.lte(now)),
-        None => {}
-    }
-    Ok(query
-        .order_by_desc(alert_silence::Column::Id)
-        .all(db)
-        .await?)
+) -> AppResult<Vec<SilenceRow>> {
+    store::silences::list(db, active, Utc::now()).await
 }
 
 /// Ends a silence now; the alerts it covered are no longer silenced.
@@ -397,40 +315,25 @@ pub async fn expire(
     db: &sea_orm::DatabaseConnection,
     audit: &AuditContext,
     id: Uuid,
-) -> AppResult<alert_silence::Model> {
+) -> AppResult<SilenceRow> {
     let change = Change::new("alert_silence.expire").target("alert_silence", id);
     audit::audited(db, audit, change.clone(), async {
         let txn = crate::db::begin_write(db).await?;
-        let silence = alert_silence::Entity::find_by_id(id)
-            .one(&txn)
+        let silence = store::silences::find(&txn, id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no silence with id {id}")))?;
         let now = Utc::now();
         let silence = if silence.ends_at > now {
-            let mut model: alert_silence::ActiveModel = silence.into();
-            model.ends_at = Set(now);
-            model.update(&txn).await?
+            store::silences::end(&txn, silence, now).await?
         } else {
             silence
         };
-        alert::Entity::update_many()
-            .col_expr(
-                alert::Column::SilencedUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .filter(alert::Column::SilenceId.eq(id))
-            .filter(alert::Column::SilencedUntil.is_not_null())
-            .exec(&txn)
-            .await?;
+        store::alerts::unsilence(&txn, id).await?;
         // Open alerts that another active silence also matches stay silenced by it.
         let mut others = active_silences(&txn, now).await?;
         others.retain(|(silence, _)| silence.id != id);
         if !others.is_empty() {
-            let uncovered = alert::Entity::find()
-                .filter(alert::Column::SilenceId.eq(id))
-                .filter(alert::Column::State.is_in(open_states()))
-                .all(&txn)
-                .await?;
+            let uncovered = store::alerts::open_of_silence(&txn, id).await?;
             for alert in uncovered {
                 let Some((other, _)) = others
                     .iter()
@@ -439,11 +342,7 @@ pub async fn expire(
                 else {
                     continue;
                 };
-                alert::Entity::update_many()
-                    .col_expr(alert::Column::SilenceId, Expr::value(other.id))
-                    .col_expr(alert::Column::SilencedUntil, Expr::value(other.ends_at))
-                    .filter(alert::Column::Id.eq(alert.id))
-                    .exec(&txn)
+                store::alerts::set_silence(&txn, alert.id, Some(other.id), Some(other.ends_at))
                     .await?;
             }
         }

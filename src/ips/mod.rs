@@ -19,7 +19,7 @@ pub use model::*;
 pub use status::{MAX_BULK, Outcome, bulk_action, set_status};
 pub use store::{
     addresses::{NodeIp, ips_of_nodes},
-    dnsbl::{history, results_of},
+    dnsbl::{ListedAddress, count_listed, history, listed_on, results_of},
     jobs::{FAILED as JOB_FAILED, SCHEDULED as JOB_SCHEDULED, SUCCEEDED as JOB_SUCCEEDED},
 };
 

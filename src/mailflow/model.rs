@@ -5,6 +5,10 @@ use async_graphql::{ComplexObject, Enum, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// A bounce or deferral rate is given only over at least this many delivery attempts:
+/// a handful of messages says nothing about a rate.
+pub const MIN_RATE_ATTEMPTS: i64 = 20;
+
 /// What happened to a message at one step of its way.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MailEventStatus {

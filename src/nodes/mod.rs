@@ -21,7 +21,7 @@ pub use register::{heartbeat, record_contact, register};
 pub use status::{NodeStatus, sweep as sweep_statuses};
 pub use store::{
     keys::of_node as keys_of,
-    nodes::{find, find_by_hostname, find_many},
+    nodes::{count_by_status, find, find_by_hostname, find_many, in_service},
     status::history as status_history,
 };
 pub use validate::{validate_hostname, validate_labels};

@@ -1,10 +1,18 @@
 //! Computing the overview from the database.
 
+use std::collections::HashSet;
+
 use chrono::{Duration as ChronoDuration, Utc};
-use sea_orm::{ConnectionTrait, Statement, Value};
+use sea_orm::ConnectionTrait;
+use uuid::Uuid;
 
 use crate::{
-    db::sql::placeholder, error::AppResult, mailflow::cluster_counts, nodes::NodeStatus,
+    alerts::{self, AlertSeverity},
+    error::AppResult,
+    ips,
+    mailflow::cluster_counts,
+    metrics::{self, SeriesOf},
+    nodes::{self, NodeStatus},
     state::AppState,
 };
 
@@ -12,100 +20,46 @@ use super::model::{AlertCounts, ClusterHealth, HealthReason, NodeCounts, Overvie
 
 /// Bounce rate of the last hour above which the cluster is DEGRADED.
 const BOUNCE_RATE_LIMIT: f64 = 0.05;
-/// Delivery attempts of the last hour below which the bounce rate says nothing.
-const BOUNCE_RATE_MIN_ATTEMPTS: i64 = 20;
-
 async fn node_counts(db: &impl ConnectionTrait) -> AppResult<NodeCounts> {
-    let backend = db.get_database_backend();
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            backend,
-            "SELECT status, COUNT(*) FROM nodes WHERE status <> 'retired' GROUP BY status",
-        ))
-        .await?;
     let mut counts = NodeCounts::default();
-    for row in rows {
-        let status: String = row.try_get_by_index(0)?;
-        let count: i64 = row.try_get_by_index(1)?;
-        counts.total += count;
-        match NodeStatus::parse(&status) {
+    for (status, count) in nodes::count_by_status(db).await? {
+        match status {
             NodeStatus::Online => counts.online += count,
             NodeStatus::Stale => counts.stale += count,
             NodeStatus::Down => counts.down += count,
             NodeStatus::Maintenance => counts.maintenance += count,
-            NodeStatus::Retired => {}
+            NodeStatus::Retired => continue,
         }
+        counts.total += count;
     }
     Ok(counts)
 }
 
+const QUEUE_ACTIVE: &str = "zonemta.queue.active";
+const QUEUE_DEFERRED: &str = "zonemta.queue.deferred";
+
 async fn queue_size(db: &impl ConnectionTrait) -> AppResult<QueueSize> {
-    let backend = db.get_database_backend();
-    // The newest 1-minute bucket of each series holds its latest sample as `last`.
-    let sql = "SELECT s.name, SUM(r.last) FROM metric_series s \
-         JOIN nodes n ON n.id = s.node_id \
-         JOIN metric_rollups_1m r ON r.series_id = s.id \
-         WHERE s.name IN ('zonemta.queue.active', 'zonemta.queue.deferred') \
-           AND n.status <> 'retired' \
-           AND r.bucket = (SELECT MAX(bucket) FROM metric_rollups_1m m WHERE m.series_id = s.id) \
-         GROUP BY s.name";
-    let rows = db
-        .query_all_raw(Statement::from_string(backend, sql))
-        .await?;
+    let names = [QUEUE_ACTIVE.to_owned(), QUEUE_DEFERRED.to_owned()];
+    let latest = metrics::latest_values(db, SeriesOf::Names(&names)).await?;
+    let in_service: HashSet<Uuid> = nodes::in_service(db).await?.iter().map(|n| n.id).collect();
     let mut queue = QueueSize::default();
-    for row in rows {
-        let name: String = row.try_get_by_index(0)?;
-        let sum: Option<f64> = row.try_get_by_index(1)?;
-        match name.as_str() {
-            "zonemta.queue.active" => queue.active = sum.unwrap_or(0.0),
-            _ => queue.deferred = sum.unwrap_or(0.0),
+    for value in latest.iter().filter(|v| in_service.contains(&v.node_id)) {
+        match value.name.as_str() {
+            QUEUE_ACTIVE => queue.active += value.value,
+            _ => queue.deferred += value.value,
         }
     }
     queue.total = queue.active + queue.deferred;
     Ok(queue)
 }
 
-async fn blacklisted_ips(db: &impl ConnectionTrait) -> AppResult<i64> {
-    let backend = db.get_database_backend();
-    let sql = format!(
-        "SELECT COUNT(DISTINCT ip_id) FROM dnsbl_results WHERE listed = {}",
-        placeholder(backend, 1)
-    );
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [Value::from(true)],
-        ))
-        .await?;
-    Ok(match row {
-        Some(row) => row.try_get_by_index(0)?,
-        None => 0,
-    })
-}
-
 async fn active_alerts(db: &impl ConnectionTrait) -> AppResult<AlertCounts> {
-    let backend = db.get_database_backend();
-    let sql = format!(
-        "SELECT severity, COUNT(*) FROM alerts WHERE state = 'FIRING' \
-         AND (silenced_until IS NULL OR silenced_until <= {}) GROUP BY severity",
-        placeholder(backend, 1)
-    );
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [Value::from(Utc::now())],
-        ))
-        .await?;
     let mut counts = AlertCounts::default();
-    for row in rows {
-        let severity: String = row.try_get_by_index(0)?;
-        let count: i64 = row.try_get_by_index(1)?;
+    for (severity, count) in alerts::count_active_by_severity(db, Utc::now()).await? {
         counts.total += count;
-        match severity.as_str() {
-            "CRITICAL" => counts.critical += count,
-            _ => counts.warning += count,
+        match severity {
+            AlertSeverity::Critical => counts.critical += count,
+            AlertSeverity::Warning => counts.warning += count,
         }
     }
     Ok(counts)
@@ -186,7 +140,7 @@ fn reasons(overview: &Overview) -> Vec<HealthReason> {
         );
     }
     let last_hour = &overview.last_hour;
-    if last_hour.attempts() >= BOUNCE_RATE_MIN_ATTEMPTS
+    if last_hour.attempts() >= crate::mailflow::MIN_RATE_ATTEMPTS
         && let Some(rate) = last_hour.bounced_share()
         && rate > BOUNCE_RATE_LIMIT
     {
@@ -212,7 +166,7 @@ pub async fn compute(state: &AppState) -> AppResult<Overview> {
         node_counts(db),
         cluster_counts(db, now - ChronoDuration::hours(1), now),
         queue_size(db),
-        blacklisted_ips(db),
+        ips::count_listed(db),
         active_alerts(db),
     )?;
     let mut overview = Overview {

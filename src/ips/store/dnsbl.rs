@@ -5,14 +5,19 @@ use chrono::{DateTime, Utc};
 use entity::{dnsbl_result, dnsbl_transition};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    sea_query::OnConflict,
+    Statement, Value, sea_query::OnConflict,
 };
 use uuid::Uuid;
 
 use crate::{
-    db::{Page, newest_first},
+    db::{
+        Page, newest_first,
+        sql::{placeholder, placeholders},
+    },
     error::AppResult,
 };
+
+use super::super::IpStatus;
 
 /// The current results of these IPs on every zone, ordered by IP and zone.
 pub async fn results_of(
@@ -31,6 +36,66 @@ pub async fn results_of(
         );
     }
     Ok(rows)
+}
+
+/// A sending IP listed on a zone.
+pub struct ListedAddress {
+    pub address: String,
+    pub node_id: Option<Uuid>,
+    pub zone: String,
+}
+
+/// The IPs not RETIRED that are listed on any of `zones`, one row per IP and zone.
+pub async fn listed_on(
+    conn: &impl ConnectionTrait,
+    zones: &[String],
+) -> AppResult<Vec<ListedAddress>> {
+    if zones.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = conn.get_database_backend();
+    let sql = format!(
+        "SELECT i.address, i.node_id, d.zone FROM dnsbl_results d \
+         JOIN ip_addresses i ON i.id = d.ip_id \
+         WHERE d.listed = {} AND i.status <> {} AND d.zone IN ({})",
+        placeholder(backend, 1),
+        placeholder(backend, 2),
+        placeholders(backend, 3, zones.len())
+    );
+    let mut values = vec![Value::from(true), Value::from(IpStatus::Retired.as_str())];
+    values.extend(zones.iter().map(|z| Value::from(z.clone())));
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(ListedAddress {
+                address: row.try_get_by_index(0)?,
+                node_id: row.try_get_by_index(1)?,
+                zone: row.try_get_by_index(2)?,
+            })
+        })
+        .collect()
+}
+
+/// How many IPs are listed on any zone.
+pub async fn count_listed(conn: &impl ConnectionTrait) -> AppResult<i64> {
+    let backend = conn.get_database_backend();
+    let sql = format!(
+        "SELECT COUNT(DISTINCT ip_id) FROM dnsbl_results WHERE listed = {}",
+        placeholder(backend, 1)
+    );
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [Value::from(true)],
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    })
 }
 
 /// An IP's result on one zone, as a check found it.

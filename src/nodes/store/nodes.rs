@@ -272,6 +272,31 @@ pub async fn move_status(
     Ok(moved == 1)
 }
 
+/// Every node not RETIRED.
+pub async fn in_service(conn: &impl ConnectionTrait) -> AppResult<Vec<node::Model>> {
+    Ok(node::Entity::find()
+        .filter(node::Column::Status.ne(NodeStatus::Retired.as_str()))
+        .all(conn)
+        .await?)
+}
+
+/// How many nodes have each status.
+pub async fn count_by_status(conn: &impl ConnectionTrait) -> AppResult<Vec<(NodeStatus, i64)>> {
+    use sea_orm::QuerySelect as _;
+    let rows: Vec<(String, i64)> = node::Entity::find()
+        .select_only()
+        .column(node::Column::Status)
+        .column_as(node::Column::Id.count(), "count")
+        .group_by(node::Column::Status)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(status, count)| (NodeStatus::parse(&status), count))
+        .collect())
+}
+
 /// What a node list may be narrowed by, validated.
 pub struct NodeQuery {
     /// Distinct statuses; `None` means every status but RETIRED.

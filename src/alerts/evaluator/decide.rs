@@ -1,83 +1,36 @@
-//! The evaluator: every `alert_evaluation_interval`, on one instance, reads what the rules
-//! need in a fixed number of queries, moves alerts through PENDING → FIRING → RESOLVED,
-//! writes the changes in one transaction and publishes them once committed.
+//! The decisions of one evaluation, from what was read alone: which alerts are raised,
+//! fire, resolve or change silence. No database access here.
 
-use std::{
-    collections::{BTreeSet, HashMap},
-    time::{Duration, Instant},
-};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{alert, alert_rule, alert_silence, node};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, Statement, Value, prelude::Expr,
-};
+use entity::{alert::Model as AlertRow, alert_rule::Model as RuleRow};
 use uuid::Uuid;
 
-use crate::{
-    error::AppResult,
-    mailflow::Attempts,
-    nodes::NodeStatus,
-    realtime::{AlertEvent, Event},
-    state::AppState,
-};
+use crate::mailflow::{Attempts, MIN_RATE_ATTEMPTS};
 
 use super::{
-    AlertAggregate, AlertComparison, AlertCondition, AlertSeverity, AlertState,
-    rules::role_from_str, service::Matcher,
+    super::{
+        AlertAggregate, AlertComparison, AlertCondition, AlertSeverity, AlertState,
+        rules::DEFAULT_WINDOW_SECONDS, store::rules::role_from_str,
+    },
+    inputs::{Inputs, NodeFacts},
+    messages::{message, window_text},
 };
 
-/// BOUNCE_RATE gives no value below this many attempts in the window: a handful of
-/// messages says nothing about a rate.
-pub const MIN_ATTEMPTS: i64 = 20;
-
-/// What one cycle did.
-#[derive(Clone, Debug, Default)]
-pub struct CycleReport {
-    /// False when another instance held the evaluator's lock.
-    pub ran: bool,
-    /// Enabled rules evaluated.
-    pub rules: usize,
-    /// (rule, subject) pairs that gave a value.
-    pub observations: usize,
-    /// New alerts (PENDING or straight to FIRING).
-    pub raised: usize,
-    /// Alerts that moved to FIRING.
-    pub fired: usize,
-    /// Alerts that resolved.
-    pub resolved: usize,
-    /// Time spent reading what the rules need.
-    pub read_time: Duration,
-    /// Time spent writing and committing.
-    pub write_time: Duration,
-    /// The whole cycle.
-    pub total_time: Duration,
-}
-
-/// The node facts rules look at.
-struct NodeFacts {
-    id: Uuid,
-    hostname: String,
-    roles_mask: i32,
-    labels: serde_json::Value,
-    down: bool,
-    maintenance: bool,
-}
-
 /// A rule, parsed once per cycle.
-struct Rule {
-    model: alert_rule::Model,
-    condition: AlertCondition,
-    aggregate: AlertAggregate,
-    comparison: AlertComparison,
-    resolve: f64,
-    roles_mask: i32,
-    node_ids: Vec<Uuid>,
+pub(super) struct Rule {
+    pub(super) model: RuleRow,
+    pub(super) condition: AlertCondition,
+    pub(super) aggregate: AlertAggregate,
+    pub(super) comparison: AlertComparison,
+    pub(super) resolve: f64,
+    pub(super) roles_mask: i32,
+    pub(super) node_ids: Vec<Uuid>,
 }
 
 impl Rule {
-    fn parse(model: alert_rule::Model) -> Option<Rule> {
+    fn parse(model: RuleRow) -> Option<Rule> {
         let condition = AlertCondition::parse(&model.condition)?;
         let comparison = AlertComparison::parse(&model.comparison)?;
         let aggregate = model
@@ -128,256 +81,22 @@ impl Rule {
     }
 
     fn window(&self) -> i32 {
-        self.model
-            .window_seconds
-            .unwrap_or(super::rules::DEFAULT_WINDOW_SECONDS)
+        self.model.window_seconds.unwrap_or(DEFAULT_WINDOW_SECONDS)
     }
-}
-
-/// The latest value of one series.
-struct SeriesValue {
-    labels: serde_json::Value,
-    value: f64,
-}
-
-/// A listed sending IP.
-struct ListedIp {
-    node_id: Option<Uuid>,
-    zones: BTreeSet<String>,
 }
 
 /// What a rule saw about one subject this cycle.
-struct Observation {
-    node_id: Option<Uuid>,
-    ip: Option<String>,
+pub(super) struct Observation {
+    pub(super) node_id: Option<Uuid>,
+    pub(super) ip: Option<String>,
     /// `None`: nothing to judge by (no series, too few attempts); the alert stays as it is.
-    value: Option<f64>,
+    pub(super) value: Option<f64>,
     /// Who or what the message is about, e.g. `mta-01` or `192.0.2.1 (mta-01)`.
-    who: String,
+    pub(super) who: String,
     /// What is measured, e.g. `system.disk.used_percent`.
-    what: String,
+    pub(super) what: String,
     /// Extra words for the message, e.g. `(30 of 400 attempts)`.
-    extra: String,
-}
-
-/// Everything one cycle reads.
-struct Inputs {
-    rules: Vec<alert_rule::Model>,
-    nodes: HashMap<Uuid, NodeFacts>,
-    readings: HashMap<Uuid, HashMap<String, Vec<SeriesValue>>>,
-    attempts: HashMap<i32, HashMap<Uuid, Attempts>>,
-    listed: HashMap<String, ListedIp>,
-    open: Vec<alert::Model>,
-    silences: Vec<(alert_silence::Model, Matcher)>,
-}
-
-/// Formats a value for a message: at most three decimals, no trailing zeros.
-pub fn number(value: f64) -> String {
-    let text = format!("{value:.3}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    if text == "-0" {
-        "0".into()
-    } else {
-        text.into()
-    }
-}
-
-fn percent(ratio: f64) -> String {
-    format!("{}%", number(ratio * 100.0))
-}
-
-/// The event for an alert as it now is.
-pub fn event(
-    alert: &alert::Model,
-    rule_name: &str,
-    previous_state: Option<String>,
-    at: DateTime<Utc>,
-) -> Event {
-    Event::AlertEvent(AlertEvent {
-        alert_id: alert.id,
-        rule_id: alert.rule_id,
-        rule: rule_name.to_string(),
-        severity: alert.severity.clone(),
-        state: alert.state.clone(),
-        previous_state,
-        acknowledged: alert.acknowledged_at.is_some(),
-        silenced: alert.silenced_until.is_some_and(|until| until > at),
-        node_id: alert.node_id,
-        ip: alert.ip.clone(),
-        value: alert.value,
-        threshold: alert.threshold,
-        message: alert.message.clone(),
-        at,
-    })
-}
-
-fn placeholders(backend: DbBackend, count: usize) -> String {
-    crate::db::sql::placeholders(backend, 1, count)
-}
-
-/// The latest value of every series of `names`, by node and name, in one query.
-async fn latest_readings(
-    conn: &impl ConnectionTrait,
-    names: &[String],
-) -> AppResult<HashMap<Uuid, HashMap<String, Vec<SeriesValue>>>> {
-    let mut by_node: HashMap<Uuid, HashMap<String, Vec<SeriesValue>>> = HashMap::new();
-    if names.is_empty() {
-        return Ok(by_node);
-    }
-    let backend = conn.get_database_backend();
-    // The newest 1-minute bucket of each series holds its latest sample as `last`.
-    let sql = format!(
-        "SELECT s.node_id, s.name, s.labels, r.last FROM metric_series s \
-         JOIN metric_rollups_1m r ON r.series_id = s.id \
-         WHERE s.name IN ({}) \
-           AND r.bucket = (SELECT MAX(m.bucket) FROM metric_rollups_1m m WHERE m.series_id = s.id)",
-        placeholders(backend, names.len())
-    );
-    let values: Vec<Value> = names.iter().map(|n| Value::from(n.clone())).collect();
-    let rows = conn
-        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
-    for row in rows {
-        let node: Uuid = row.try_get_by_index(0)?;
-        let name: String = row.try_get_by_index(1)?;
-        let labels: serde_json::Value = row.try_get_by_index(2)?;
-        let value: f64 = row.try_get_by_index(3)?;
-        by_node
-            .entry(node)
-            .or_default()
-            .entry(name)
-            .or_default()
-            .push(SeriesValue { labels, value });
-    }
-    Ok(by_node)
-}
-
-/// Non-retired IPs listed on a critical zone, with their node and zones, in one query.
-async fn listed_ips(
-    conn: &impl ConnectionTrait,
-    critical: &[String],
-) -> AppResult<HashMap<String, ListedIp>> {
-    let mut listed: HashMap<String, ListedIp> = HashMap::new();
-    if critical.is_empty() {
-        return Ok(listed);
-    }
-    let backend = conn.get_database_backend();
-    let sql = format!(
-        "SELECT i.address, i.node_id, d.zone FROM dnsbl_results d \
-         JOIN ip_addresses i ON i.id = d.ip_id \
-         WHERE d.listed = {} AND i.status <> 'RETIRED' AND d.zone IN ({})",
-        if backend == DbBackend::Postgres {
-            "TRUE"
-        } else {
-            "1"
-        },
-        placeholders(backend, critical.len())
-    );
-    let values: Vec<Value> = critical.iter().map(|z| Value::from(z.clone())).collect();
-    let rows = conn
-        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
-    for row in rows {
-        let address: String = row.try_get_by_index(0)?;
-        let node_id: Option<Uuid> = row.try_get_by_index(1)?;
-        let zone: String = row.try_get_by_index(2)?;
-        listed
-            .entry(address)
-            .or_insert_with(|| ListedIp {
-                node_id,
-                zones: BTreeSet::new(),
-            })
-            .zones
-            .insert(zone);
-    }
-    Ok(listed)
-}
-
-async fn read_inputs(
-    state: &AppState,
-    txn: &DatabaseTransaction,
-    now: DateTime<Utc>,
-) -> AppResult<Inputs> {
-    let rules = alert_rule::Entity::find().all(txn).await?;
-    let enabled: Vec<&alert_rule::Model> = rules.iter().filter(|r| r.enabled).collect();
-    let open = alert::Entity::find()
-        .filter(
-            alert::Column::State.is_in([AlertState::Pending.as_str(), AlertState::Firing.as_str()]),
-        )
-        .all(txn)
-        .await?;
-    let nodes = node::Entity::find()
-        .filter(node::Column::Status.ne(NodeStatus::Retired.as_str()))
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|n| {
-            let status = NodeStatus::parse(&n.status);
-            let facts = NodeFacts {
-                id: n.id,
-                hostname: n.hostname,
-                roles_mask: n.roles_mask,
-                labels: n.labels,
-                down: status == NodeStatus::Down,
-                maintenance: n.maintenance_enabled || status == NodeStatus::Maintenance,
-            };
-            (facts.id, facts)
-        })
-        .collect();
-
-    let mut names: Vec<String> = enabled
-        .iter()
-        .filter(|r| r.condition == AlertCondition::Metric.as_str())
-        .filter_map(|r| r.metric.clone())
-        .collect();
-    names.sort();
-    names.dedup();
-    let readings = latest_readings(txn, &names).await?;
-
-    let mut windows: Vec<i32> = enabled
-        .iter()
-        .filter(|r| r.condition == AlertCondition::BounceRate.as_str())
-        .map(|r| {
-            r.window_seconds
-                .unwrap_or(super::rules::DEFAULT_WINDOW_SECONDS)
-        })
-        .collect();
-    windows.sort();
-    windows.dedup();
-    let mut attempts = HashMap::with_capacity(windows.len());
-    for window in windows {
-        let since = now - chrono::Duration::seconds(i64::from(window));
-        attempts.insert(window, crate::mailflow::attempts_by_node(txn, since).await?);
-    }
-
-    let wants_ips = enabled
-        .iter()
-        .any(|r| r.condition == AlertCondition::IpListed.as_str())
-        || open.iter().any(|a| a.ip.is_some());
-    let listed = if wants_ips {
-        let critical: Vec<String> = state
-            .config
-            .dnsbl
-            .zones
-            .iter()
-            .filter(|z| z.critical)
-            .map(|z| z.name.clone())
-            .collect();
-        listed_ips(txn, &critical).await?
-    } else {
-        HashMap::new()
-    };
-
-    let silences = super::service::active_silences(txn, now).await?;
-    Ok(Inputs {
-        rules,
-        nodes,
-        readings,
-        attempts,
-        listed,
-        open,
-        silences,
-    })
+    pub(super) extra: String,
 }
 
 /// The value a rule gives for a node, and the words that go with it.
@@ -439,15 +158,7 @@ fn node_value(rule: &Rule, node: &NodeFacts, inputs: &Inputs) -> Observation {
 
 /// Bounced over sent, or `None` when there were too few attempts to say.
 pub fn bounce_rate(attempts: Attempts) -> Option<f64> {
-    (attempts.sent >= MIN_ATTEMPTS).then(|| attempts.bounced as f64 / attempts.sent as f64)
-}
-
-fn window_text(seconds: i32) -> String {
-    match seconds {
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{} min", s / 60),
-        s => format!("{s}s"),
-    }
+    (attempts.sent >= MIN_RATE_ATTEMPTS).then(|| attempts.bounced as f64 / attempts.sent as f64)
 }
 
 /// Combines the latest values of a node's series; `None` when there are none.
@@ -463,76 +174,23 @@ pub fn aggregate(how: AlertAggregate, values: &[f64]) -> Option<f64> {
     })
 }
 
-/// The message of a breach (`resolved == false`) or of a value back past the resolve
-/// threshold.
-fn message(rule: &Rule, o: &Observation, value: f64, resolved: bool) -> String {
-    let threshold = rule.model.threshold;
-    match rule.condition {
-        AlertCondition::NodeDown if resolved => format!("{} is no longer DOWN", o.who),
-        AlertCondition::NodeDown => format!("{} is DOWN: no agent contact", o.who),
-        AlertCondition::IpListed if resolved => {
-            format!("{} is no longer listed on a critical DNSBL zone", o.who)
-        }
-        AlertCondition::IpListed => format!("{} is listed on {}", o.who, o.extra),
-        AlertCondition::BounceRate => {
-            let (shown, limit) = (
-                percent(value),
-                percent(if resolved { rule.resolve } else { threshold }),
-            );
-            if resolved {
-                format!(
-                    "{}: bounce rate {shown} is back past {limit}{}",
-                    o.who, o.extra
-                )
-            } else {
-                format!(
-                    "{}: bounce rate {shown} {} {limit}{}",
-                    o.who,
-                    rule.comparison.symbol(),
-                    o.extra
-                )
-            }
-        }
-        AlertCondition::Metric if resolved => format!(
-            "{}: {} {} is back {} {}",
-            o.who,
-            o.what,
-            number(value),
-            if rule.comparison.upward() {
-                "below"
-            } else {
-                "above"
-            },
-            number(rule.resolve)
-        ),
-        AlertCondition::Metric => format!(
-            "{}: {} {} {} {}",
-            o.who,
-            o.what,
-            number(value),
-            rule.comparison.symbol(),
-            number(threshold)
-        ),
-    }
-}
-
 /// What the cycle decided for one alert.
-enum Change {
-    New(alert::Model),
+pub(super) enum Change {
+    New(AlertRow),
     Update {
-        alert: alert::Model,
+        alert: AlertRow,
         previous: Option<AlertState>,
     },
 }
 
 /// A new silence state of an open alert.
-struct Recover {
-    alert_id: Uuid,
-    silence_id: Option<Uuid>,
-    silenced_until: Option<DateTime<Utc>>,
+pub(super) struct Recover {
+    pub alert_id: Uuid,
+    pub silence_id: Option<Uuid>,
+    pub silenced_until: Option<DateTime<Utc>>,
 }
 
-fn silence_for(inputs: &Inputs, alert: &alert::Model) -> Option<(Uuid, DateTime<Utc>)> {
+fn silence_for(inputs: &Inputs, alert: &AlertRow) -> Option<(Uuid, DateTime<Utc>)> {
     inputs
         .silences
         .iter()
@@ -541,7 +199,7 @@ fn silence_for(inputs: &Inputs, alert: &alert::Model) -> Option<(Uuid, DateTime<
         .map(|(s, _)| (s.id, s.ends_at))
 }
 
-fn resolve(mut alert: alert::Model, message: String, now: DateTime<Utc>) -> Change {
+fn resolve(mut alert: AlertRow, message: String, now: DateTime<Utc>) -> Change {
     let previous = AlertState::parse(&alert.state);
     alert.state = AlertState::Resolved.as_str().into();
     alert.resolved_at = Some(now);
@@ -551,7 +209,10 @@ fn resolve(mut alert: alert::Model, message: String, now: DateTime<Utc>) -> Chan
 }
 
 /// Decides every change of one cycle from what was read: no database access here.
-fn decide(inputs: &Inputs, now: DateTime<Utc>) -> (Vec<Change>, usize, usize, Vec<Recover>) {
+pub(super) fn decide(
+    inputs: &Inputs,
+    now: DateTime<Utc>,
+) -> (Vec<Change>, usize, usize, Vec<Recover>) {
     let rules: HashMap<Uuid, Rule> = inputs
         .rules
         .iter()
@@ -714,7 +375,7 @@ fn decide(inputs: &Inputs, now: DateTime<Utc>) -> (Vec<Change>, usize, usize, Ve
     // An open alert is silenced exactly while an active silence matches it: a silence
     // that ended gives way to another that still matches, or to none.
     let mut recovered = Vec::new();
-    let updated: HashMap<Uuid, &alert::Model> = changes
+    let updated: HashMap<Uuid, &AlertRow> = changes
         .iter()
         .filter_map(|c| match c {
             Change::Update { alert, .. } => Some((alert.id, alert)),
@@ -755,7 +416,7 @@ fn decide(inputs: &Inputs, now: DateTime<Utc>) -> (Vec<Change>, usize, usize, Ve
             continue;
         }
         let fires = rule.model.for_seconds == 0;
-        let mut alert = alert::Model {
+        let mut alert = AlertRow {
             id: Uuid::now_v7(),
             rule_id,
             subject,
@@ -794,115 +455,17 @@ fn decide(inputs: &Inputs, now: DateTime<Utc>) -> (Vec<Change>, usize, usize, Ve
     (changes, enabled.len(), observations, recovered)
 }
 
-/// One evaluation of every rule. Returns what it did; `ran` is false when another
-/// instance is evaluating.
-pub async fn evaluate_once(state: &AppState) -> AppResult<CycleReport> {
-    let started = Instant::now();
-    let txn = if state.db.get_database_backend() == DbBackend::Sqlite {
-        // One instance only on SQLite; take the write lock up front so that the writes
-        // at the end cannot fail on a lock another writer took meanwhile.
-        Some(crate::db::begin_write(&state.db).await?)
-    } else {
-        crate::db::tx::try_lock(&state.db, crate::db::JobLock::AlertEvaluation).await?
-    };
-    let Some(txn) = txn else {
-        return Ok(CycleReport::default());
-    };
-    let now = Utc::now();
-    let inputs = read_inputs(state, &txn, now).await?;
-    let read_time = started.elapsed();
-
-    let (changes, rules, observations, recovered) = decide(&inputs, now);
-    let written = Instant::now();
-    let mut report = CycleReport {
-        ran: true,
-        rules,
-        observations,
-        read_time,
-        ..CycleReport::default()
-    };
-    let mut events = Vec::new();
-    let rule_names: HashMap<Uuid, &str> = inputs
-        .rules
-        .iter()
-        .map(|r| (r.id, r.name.as_str()))
-        .collect();
-    let name_of = |id: &Uuid| rule_names.get(id).copied().unwrap_or("deleted rule");
-    let mut inserts = Vec::new();
-    for change in changes {
-        match change {
-            Change::New(alert) => {
-                report.raised += 1;
-                if alert.state == AlertState::Firing.as_str() {
-                    report.fired += 1;
-                }
-                events.push(event(&alert, name_of(&alert.rule_id), None, now));
-                inserts.push(alert::ActiveModel::from(alert));
-            }
-            Change::Update { alert, previous } => {
-                let state = AlertState::parse(&alert.state);
-                if previous.is_some() && previous != state {
-                    match state {
-                        Some(AlertState::Firing) => report.fired += 1,
-                        Some(AlertState::Resolved) => report.resolved += 1,
-                        _ => {}
-                    }
-                    events.push(event(
-                        &alert,
-                        name_of(&alert.rule_id),
-                        previous.map(|p| p.as_str().to_string()),
-                        now,
-                    ));
-                }
-                let mut model: alert::ActiveModel = alert.into();
-                for column in [
-                    alert::Column::State,
-                    alert::Column::Value,
-                    alert::Column::Message,
-                    alert::Column::FiredAt,
-                    alert::Column::ResolvedAt,
-                    alert::Column::UpdatedAt,
-                ] {
-                    model.reset(column);
-                }
-                model.update(&txn).await?;
-            }
-        }
-    }
-    for recover in recovered {
-        alert::Entity::update_many()
-            .col_expr(alert::Column::SilenceId, Expr::value(recover.silence_id))
-            .col_expr(
-                alert::Column::SilencedUntil,
-                Expr::value(recover.silenced_until),
-            )
-            .filter(alert::Column::Id.eq(recover.alert_id))
-            .exec(&txn)
-            .await?;
-    }
-    for chunk in inserts.chunks(200) {
-        alert::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&txn)
-            .await?;
-    }
-    txn.commit().await?;
-    state.events.publish_all(events);
-    report.write_time = written.elapsed();
-    report.total_time = started.elapsed();
-    if report.raised + report.fired + report.resolved > 0 {
-        tracing::info!(
-            raised = report.raised,
-            fired = report.fired,
-            resolved = report.resolved,
-            "alerts evaluated"
-        );
-    }
-    Ok(report)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use entity::alert_silence;
+
+    use super::{
+        super::{
+            super::service::Matcher,
+            messages::{number, percent},
+        },
+        *,
+    };
 
     #[test]
     fn bounce_rate_needs_twenty_attempts() {
@@ -930,9 +493,9 @@ mod tests {
         assert_eq!(aggregate(AlertAggregate::Max, &[]), None);
     }
 
-    fn bounce_rule(enabled: bool) -> alert_rule::Model {
+    fn bounce_rule(enabled: bool) -> RuleRow {
         let now = Utc::now();
-        alert_rule::Model {
+        RuleRow {
             id: Uuid::now_v7(),
             name: "Bounce rate high".into(),
             description: None,
@@ -958,7 +521,7 @@ mod tests {
 
     const NODE: Uuid = Uuid::from_u128(0x0193a000_0000_7000_8000_0000000000aa);
 
-    fn inputs(rule: alert_rule::Model, bounced: i64, open: Vec<alert::Model>) -> (Inputs, Uuid) {
+    fn inputs(rule: RuleRow, bounced: i64, open: Vec<AlertRow>) -> (Inputs, Uuid) {
         let node = NODE;
         let mut nodes = HashMap::new();
         nodes.insert(
@@ -995,7 +558,7 @@ mod tests {
         (inputs, node)
     }
 
-    fn only(changes: Vec<Change>) -> (alert::Model, Option<AlertState>, bool) {
+    fn only(changes: Vec<Change>) -> (AlertRow, Option<AlertState>, bool) {
         assert_eq!(changes.len(), 1);
         match changes.into_iter().next() {
             Some(Change::New(a)) => (a, None, true),
