@@ -9,9 +9,7 @@
 use std::{collections::HashSet, f64::consts::TAU, sync::Arc, time::Instant};
 
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound as _, Utc};
-use entity::metric_batch;
 use futures_util::{StreamExt as _, stream};
-use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QuerySelect as _};
 use uuid::Uuid;
 
 pub mod mail;
@@ -101,16 +99,12 @@ pub async fn run(state: &AppState, options: SeedOptions) -> AppResult<SeedReport
     let steps_this_hour = (now - this_hour).num_seconds() / INTERVAL_SECONDS;
     let hours = i64::from(options.days) * 24;
     // Hours stored by an earlier run are skipped without being generated again.
-    let stored_before: HashSet<(Uuid, String)> = metric_batch::Entity::find()
-        .select_only()
-        .columns([metric_batch::Column::NodeId, metric_batch::Column::BatchId])
-        .filter(metric_batch::Column::NodeId.is_in(agents.iter().map(|a| a.node_id)))
-        .filter(metric_batch::Column::BatchId.starts_with("seed-"))
-        .into_tuple()
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .collect();
+    let nodes: Vec<Uuid> = agents.iter().map(|a| a.node_id).collect();
+    let stored_before: HashSet<(Uuid, String)> =
+        metrics::batch_ids_with_prefix(&state.db, &nodes, "seed-")
+            .await?
+            .into_iter()
+            .collect();
     let mut report = SeedReport {
         nodes: agents.len(),
         ..SeedReport::default()

@@ -363,7 +363,9 @@ impl<'a> Checker<'a> {
             .filter(|w| !w.is_empty())
             .collect();
         let names_table = |table: &str| {
-            if text == table {
+            // A literal that is a table's name passes it to a generic helper (`db::batch`,
+            // `db::retention`); single words ("nodes") are too often plain text to count.
+            if text == table && table.contains('_') {
                 return true;
             }
             words.iter().enumerate().any(|(i, word)| {
@@ -568,7 +570,7 @@ fn reaching_into_another_domains_file_is_reported() {
     let found = check_source(
         &rules,
         "alerts/rules.rs",
-        "use crate::nodes::{self, service::validate_labels};\nfn f() { nodes::status::sweep(); }\n",
+        "use crate::nodes::{self, validate::validate_labels};\nfn f() { nodes::status::sweep(); }\n",
     );
     assert_eq!(found.len(), 2, "{found:?}");
     assert!(found.iter().all(|v| v.contains("reaches into nodes/")));

@@ -4,4 +4,4 @@ mod service;
 mod store;
 
 pub use service::{Actor, AuditContext, Change, audited, record, record_failure};
-pub use store::{AuditFilter, list};
+pub use store::{AuditFilter, entries, list};

@@ -80,3 +80,16 @@ pub async fn list(
     }
     newest_first(conn, query, audit_log::Column::Id, page, count_total).await
 }
+
+/// These entries, in id order (those that exist).
+pub async fn entries(
+    conn: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+) -> AppResult<Vec<audit_log::Model>> {
+    use sea_orm::QueryOrder as _;
+    Ok(audit_log::Entity::find()
+        .filter(audit_log::Column::Id.is_in(ids))
+        .order_by_asc(audit_log::Column::Id)
+        .all(conn)
+        .await?)
+}

@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use entity::user;
+use entity::user::Model as UserRow;
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -26,7 +26,7 @@ pub struct Session {
     pub access_token: String,
     pub access_token_expires_at: DateTime<Utc>,
     pub refresh_token: SecretString,
-    pub user: user::Model,
+    pub user: UserRow,
 }
 
 /// Checks a username and password and opens a session. Unknown users, wrong passwords and
@@ -89,7 +89,7 @@ pub async fn login(
 async fn open_session(
     state: &AppState,
     conn: &impl ConnectionTrait,
-    user: user::Model,
+    user: UserRow,
     family: Uuid,
 ) -> AppResult<Session> {
     let refresh_token = new_refresh_token();

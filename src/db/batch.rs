@@ -150,3 +150,30 @@ pub async fn record(
         duplicate: true,
     }))
 }
+
+/// The ids of the batches of these nodes, in `table`, that start with `prefix`.
+pub async fn ids_with_prefix(
+    conn: &impl ConnectionTrait,
+    table: &str,
+    nodes: &[Uuid],
+    prefix: &str,
+) -> AppResult<Vec<(Uuid, String)>> {
+    if nodes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = conn.get_database_backend();
+    // `prefix` is ours (a seed's), never a caller's, so LIKE needs no escaping here.
+    let sql = format!(
+        "SELECT node_id, batch_id FROM {table} WHERE node_id IN ({}) AND batch_id LIKE {}",
+        crate::db::sql::placeholders(backend, 1, nodes.len()),
+        placeholder(backend, nodes.len() + 1)
+    );
+    let mut values: Vec<Value> = nodes.iter().map(|n| Value::from(*n)).collect();
+    values.push(Value::from(format!("{prefix}%")));
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    rows.into_iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect()
+}

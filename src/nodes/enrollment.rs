@@ -1,7 +1,7 @@
 //! Enrollment keys: created by admins, used by agents to register nodes.
 
 use chrono::Utc;
-use entity::enrollment_key;
+use entity::enrollment_key::Model as EnrollmentKeyRow;
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use uuid::Uuid;
 
@@ -24,7 +24,7 @@ pub async fn create(
     name: &str,
     expires_at: Option<chrono::DateTime<Utc>>,
     max_uses: Option<i32>,
-) -> AppResult<(enrollment_key::Model, String)> {
+) -> AppResult<(EnrollmentKeyRow, String)> {
     let change = Change::new("enrollment_key.create").detail(serde_json::json!({
         "name": name.chars().take(MAX_NAME_CHARS).collect::<String>(),
         "expiresAt": expires_at,
@@ -94,7 +94,7 @@ pub async fn revoke(
     db: &DatabaseConnection,
     audit: &AuditContext,
     id: Uuid,
-) -> AppResult<enrollment_key::Model> {
+) -> AppResult<EnrollmentKeyRow> {
     let change = Change::new("enrollment_key.revoke").target("enrollment_key", id);
     audit::audited(db, audit, change.clone(), async {
         let txn = db.begin().await?;

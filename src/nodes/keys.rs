@@ -3,7 +3,10 @@
 //! SHA-256 with the stored one in constant time.
 
 use chrono::{Duration as ChronoDuration, Utc};
-use entity::{enrollment_key, node, node_key};
+use entity::{
+    enrollment_key::Model as EnrollmentKeyRow, node::Model as NodeRow,
+    node_key::Model as NodeKeyRow,
+};
 use sea_orm::ConnectionTrait;
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
@@ -87,7 +90,7 @@ pub type Refusal = &'static str;
 pub async fn authenticate_node(
     db: &impl ConnectionTrait,
     key: &PresentedKey<'_>,
-) -> AppResult<Result<(node_key::Model, node::Model), Refusal>> {
+) -> AppResult<Result<(NodeKeyRow, NodeRow), Refusal>> {
     const UNKNOWN: Refusal = "unknown or revoked API key";
     let Some(row) = store::keys::find(db, key.id).await? else {
         return Ok(Err(UNKNOWN));
@@ -112,7 +115,7 @@ pub async fn authenticate_node(
 pub async fn authenticate_enrollment(
     db: &impl ConnectionTrait,
     key: &PresentedKey<'_>,
-) -> AppResult<Result<enrollment_key::Model, Refusal>> {
+) -> AppResult<Result<EnrollmentKeyRow, Refusal>> {
     const UNKNOWN: Refusal = "unknown or revoked enrollment key";
     let Some(row) = store::enrollment::find(db, key.id).await? else {
         return Ok(Err(UNKNOWN));
@@ -130,7 +133,7 @@ pub async fn authenticate_enrollment(
 }
 
 /// Records that a node key was used, at most once a minute per key, off the request path.
-pub fn touch_node_key(db: &sea_orm::DatabaseConnection, key: &node_key::Model) {
+pub fn touch_node_key(db: &sea_orm::DatabaseConnection, key: &NodeKeyRow) {
     let now = Utc::now();
     if key
         .last_used_at

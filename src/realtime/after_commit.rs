@@ -11,8 +11,6 @@ use async_graphql::{
     Response,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute},
 };
-use entity::audit_log;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use crate::state::AppState;
@@ -91,18 +89,15 @@ pub async fn publishing(state: &AppState, operation: impl Future<Output = Respon
 }
 
 async fn publish_audit(state: AppState, ids: Vec<Uuid>) {
-    let committed = audit_log::Entity::find()
-        .filter(audit_log::Column::Id.is_in(ids))
-        .order_by_asc(audit_log::Column::Id)
-        .all(&state.db)
-        .await;
+    let committed = crate::audit::entries(&state.db, ids).await;
     match committed {
         Ok(rows) => state.events.publish_all(
             rows.into_iter()
                 .map(|row| Event::AuditRecorded(AuditRecorded::from(row))),
         ),
         Err(e) => {
-            tracing::error!(error = %e, "audit entries could not be read back for publishing")
+            e.log_if_internal();
+            tracing::error!("audit entries could not be read back for publishing");
         }
     }
 }

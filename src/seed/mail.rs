@@ -6,9 +6,7 @@
 use std::{collections::HashSet, sync::Arc};
 
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound as _, Utc};
-use entity::mail_event_batch;
 use futures_util::{StreamExt as _, stream};
-use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QuerySelect as _};
 use uuid::Uuid;
 
 use crate::{
@@ -140,19 +138,12 @@ pub async fn run(
     let this_minute = now
         .duration_trunc(ChronoDuration::minutes(1))
         .map_err(|e| AppError::internal(format!("truncating now: {e}")))?;
-    let stored_before: HashSet<(Uuid, String)> = mail_event_batch::Entity::find()
-        .select_only()
-        .columns([
-            mail_event_batch::Column::NodeId,
-            mail_event_batch::Column::BatchId,
-        ])
-        .filter(mail_event_batch::Column::NodeId.is_in(agents.iter().map(|a| a.0.node_id)))
-        .filter(mail_event_batch::Column::BatchId.starts_with("seed-"))
-        .into_tuple()
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .collect();
+    let nodes: Vec<Uuid> = agents.iter().map(|a| a.0.node_id).collect();
+    let stored_before: HashSet<(Uuid, String)> =
+        mailflow::batch_ids_with_prefix(&state.db, &nodes, "seed-")
+            .await?
+            .into_iter()
+            .collect();
     let hours = i64::from(days) * 24;
     let mut jobs = Vec::new();
     for (index, (agent, ips)) in agents.iter().enumerate() {

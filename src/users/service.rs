@@ -1,4 +1,4 @@
-use entity::user;
+use entity::user::Model as UserRow;
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -50,7 +50,7 @@ pub async fn create(
     username: &str,
     password: &SecretString,
     role: Role,
-) -> AppResult<user::Model> {
+) -> AppResult<UserRow> {
     let change = Change::new("user.create")
         .detail(serde_json::json!({ "username": username.chars().take(64).collect::<String>(), "role": role.as_str() }));
     audit::audited(db, audit, change.clone(), async {
@@ -79,7 +79,7 @@ pub async fn update(
     id: Uuid,
     role: Option<Role>,
     disabled: Option<bool>,
-) -> AppResult<user::Model> {
+) -> AppResult<UserRow> {
     let mut detail = serde_json::Map::new();
     if let Some(role) = role {
         detail.insert("role".into(), role.as_str().into());
@@ -122,7 +122,7 @@ pub async fn reset_password(
     audit: &AuditContext,
     id: Uuid,
     password: &SecretString,
-) -> AppResult<user::Model> {
+) -> AppResult<UserRow> {
     let change = Change::new("user.reset_password").target("user", id);
     audit::audited(db, audit, change.clone(), async {
         let current = store::get(db, id).await?;
@@ -140,9 +140,9 @@ pub async fn reset_password(
 /// Stores a new password hash and revokes every session of the user.
 pub async fn set_password_hash(
     conn: &impl ConnectionTrait,
-    user: user::Model,
+    user: UserRow,
     hash: String,
-) -> AppResult<user::Model> {
+) -> AppResult<UserRow> {
     let id = user.id;
     let user = store::set_password_hash(conn, user, hash).await?;
     auth::revoke_user_sessions(conn, id).await?;

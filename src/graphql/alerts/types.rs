@@ -2,7 +2,10 @@
 
 use async_graphql::{ComplexObject, Context, ID, InputObject, MaybeUndefined, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{alert, alert_rule, alert_silence};
+use entity::{
+    alert::Model as AlertRow, alert_rule::Model as AlertRuleRow,
+    alert_silence::Model as AlertSilenceRow,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -83,8 +86,8 @@ pub struct AlertRule {
     pub updated_by: Option<String>,
 }
 
-impl From<alert_rule::Model> for AlertRule {
-    fn from(m: alert_rule::Model) -> Self {
+impl From<AlertRuleRow> for AlertRule {
+    fn from(m: AlertRuleRow) -> Self {
         let draft = RuleDraft::of(&m);
         AlertRule {
             id: id(m.id),
@@ -316,8 +319,8 @@ pub struct Alert {
     pub node_uuid: Option<Uuid>,
 }
 
-impl From<alert::Model> for Alert {
-    fn from(m: alert::Model) -> Self {
+impl From<AlertRow> for Alert {
+    fn from(m: AlertRow) -> Self {
         let now = Utc::now();
         Alert {
             id: id(m.id),
@@ -452,8 +455,8 @@ pub struct AlertSilence {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<alert_silence::Model> for AlertSilence {
-    fn from(m: alert_silence::Model) -> Self {
+impl From<AlertSilenceRow> for AlertSilence {
+    fn from(m: AlertSilenceRow) -> Self {
         let matcher = crate::alerts::Matcher::from_json(&m.matcher);
         let now = Utc::now();
         AlertSilence {

@@ -1,6 +1,6 @@
 use async_graphql::{Enum, ID, InputObject, Json, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::audit_log;
+use entity::audit_log::Model as AuditLogRow;
 
 /// How an audited action ended.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,8 +47,8 @@ pub struct AuditEntry {
     pub request_id: Option<String>,
 }
 
-impl From<audit_log::Model> for AuditEntry {
-    fn from(m: audit_log::Model) -> Self {
+impl From<AuditLogRow> for AuditEntry {
+    fn from(m: AuditLogRow) -> Self {
         AuditEntry {
             id: ID(m.id.to_string()),
             occurred_at: m.occurred_at,

@@ -2,7 +2,10 @@ use async_graphql::{
     ComplexObject, Context, Enum, ID, InputObject, SimpleObject, connection::Connection,
 };
 use chrono::{DateTime, Utc};
-use entity::{dnsbl_check_job, dnsbl_result, dnsbl_transition, ip_address};
+use entity::{
+    dnsbl_check_job::Model as DnsblCheckJobRow, dnsbl_result::Model as DnsblResultRow,
+    dnsbl_transition::Model as DnsblTransitionRow, ip_address::Model as IpAddressRow,
+};
 
 use crate::{
     auth::Role,
@@ -54,8 +57,8 @@ pub struct Ip {
     pub node_uuid: Option<uuid::Uuid>,
 }
 
-impl From<ip_address::Model> for Ip {
-    fn from(m: ip_address::Model) -> Self {
+impl From<IpAddressRow> for Ip {
+    fn from(m: IpAddressRow) -> Self {
         let version = if m.address.contains(':') { 6 } else { 4 };
         Ip {
             id: ID(m.id.to_string()),
@@ -208,8 +211,8 @@ fn split_list(text: &str) -> Vec<String> {
         .collect()
 }
 
-impl From<dnsbl_result::Model> for DnsblResult {
-    fn from(m: dnsbl_result::Model) -> Self {
+impl From<DnsblResultRow> for DnsblResult {
+    fn from(m: DnsblResultRow) -> Self {
         DnsblResult {
             zone: m.zone,
             state: DnsblState::parse(&m.state),
@@ -239,8 +242,8 @@ pub struct BlacklistTransition {
     pub at: DateTime<Utc>,
 }
 
-impl From<dnsbl_transition::Model> for BlacklistTransition {
-    fn from(m: dnsbl_transition::Model) -> Self {
+impl From<DnsblTransitionRow> for BlacklistTransition {
+    fn from(m: DnsblTransitionRow) -> Self {
         BlacklistTransition {
             zone: m.zone,
             listed: m.listed,
@@ -377,8 +380,8 @@ pub struct IpCheckJob {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl From<dnsbl_check_job::Model> for IpCheckJob {
-    fn from(m: dnsbl_check_job::Model) -> Self {
+impl From<DnsblCheckJobRow> for IpCheckJob {
+    fn from(m: DnsblCheckJobRow) -> Self {
         IpCheckJob {
             id: ID(m.id.to_string()),
             kind: if m.kind == crate::ips::JOB_SCHEDULED {

@@ -1,6 +1,9 @@
 use async_graphql::{ComplexObject, Context, ID, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{enrollment_key, node, node_key, node_status_change};
+use entity::{
+    enrollment_key::Model as EnrollmentKeyRow, node::Model as NodeRow,
+    node_key::Model as NodeKeyRow, node_status_change::Model as NodeStatusChangeRow,
+};
 
 use crate::{
     auth::Role,
@@ -106,8 +109,8 @@ impl Node {
     }
 }
 
-impl From<node::Model> for Node {
-    fn from(m: node::Model) -> Self {
+impl From<NodeRow> for Node {
+    fn from(m: NodeRow) -> Self {
         let labels = Label::from_json(&m.labels);
         Node {
             id: ID(m.id.to_string()),
@@ -163,8 +166,8 @@ pub struct NodeStatusChange {
     pub reason: String,
 }
 
-impl From<node_status_change::Model> for NodeStatusChange {
-    fn from(m: node_status_change::Model) -> Self {
+impl From<NodeStatusChangeRow> for NodeStatusChange {
+    fn from(m: NodeStatusChangeRow) -> Self {
         NodeStatusChange {
             from: m.from_status.as_deref().map(NodeStatus::parse),
             to: NodeStatus::parse(&m.to_status),
@@ -187,8 +190,8 @@ pub struct NodeKey {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
-impl From<node_key::Model> for NodeKey {
-    fn from(m: node_key::Model) -> Self {
+impl From<NodeKeyRow> for NodeKey {
+    fn from(m: NodeKeyRow) -> Self {
         NodeKey {
             id: ID(m.id.to_string()),
             created_at: m.created_at,
@@ -237,8 +240,8 @@ pub struct EnrollmentKey {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
-impl From<enrollment_key::Model> for EnrollmentKey {
-    fn from(m: enrollment_key::Model) -> Self {
+impl From<EnrollmentKeyRow> for EnrollmentKey {
+    fn from(m: EnrollmentKeyRow) -> Self {
         EnrollmentKey {
             id: ID(m.id.to_string()),
             name: m.name,

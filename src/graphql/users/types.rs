@@ -1,6 +1,6 @@
 use async_graphql::{ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::user;
+use entity::user::Model as UserRow;
 
 use crate::auth::Role;
 
@@ -21,8 +21,8 @@ pub struct User {
     pub last_login_at: Option<DateTime<Utc>>,
 }
 
-impl From<user::Model> for User {
-    fn from(m: user::Model) -> Self {
+impl From<UserRow> for User {
+    fn from(m: UserRow) -> Self {
         User {
             id: ID(m.id.to_string()),
             role: Role::parse(&m.role).unwrap_or(Role::Viewer),
