@@ -51,6 +51,17 @@ impl JobLock {
     }
 }
 
+impl JobLock {
+    /// The evaluator reads for a whole cycle and writes at its end. SQLite serves one
+    /// instance and needs no advisory lock, but such a transaction must take the write lock
+    /// up front there, or its writes fail on a lock another writer took meanwhile. Other
+    /// jobs write little and early, and holding the write lock for them would make
+    /// requests' transactions fail instead.
+    fn writes_after_reading(self) -> bool {
+        matches!(self, JobLock::AlertEvaluation)
+    }
+}
+
 /// Begins a transaction that will write. On SQLite it takes the write lock at once: a
 /// transaction that reads first and writes later fails with "database is locked" (rather
 /// than waiting) when another write commits in between, which the check jobs make likely.
@@ -62,12 +73,16 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     .await
 }
 
-/// Begins a writing transaction holding `lock`, or `None` when another instance holds it.
+/// Begins a transaction holding `lock`, or `None` when another instance holds it.
 pub async fn try_lock(
     db: &DatabaseConnection,
     lock: JobLock,
 ) -> AppResult<Option<DatabaseTransaction>> {
-    let txn = begin_write(db).await?;
+    let txn = if lock.writes_after_reading() {
+        begin_write(db).await?
+    } else {
+        db.begin().await?
+    };
     if txn.get_database_backend() == DbBackend::Postgres {
         let row = txn
             .query_one_raw(Statement::from_sql_and_values(
