@@ -255,7 +255,8 @@ pub async fn user(config: &Config, action: UserAction) -> anyhow::Result<()> {
             let user = users::create(&conn, &passwords, &audit, &username, &password, role.into())
                 .await
                 .map_err(fail)?;
-            println!("created {} ({})", user.username, user.role);
+            let role = Role::parse(&user.role).map_err(fail)?;
+            println!("created {} ({})", user.username, role.name());
         }
         UserAction::Passwd { username } => {
             let name = users::normalize_username("username", &username).map_err(fail)?;
@@ -274,10 +275,11 @@ pub async fn user(config: &Config, action: UserAction) -> anyhow::Result<()> {
                 let page = Page { first: 500, after };
                 let (rows, more, _) = users::list(&conn, &page, false).await.map_err(fail)?;
                 for user in &rows {
+                    let role = Role::parse(&user.role).map_err(fail)?;
                     println!(
                         "{:<24} {:<9} {}",
                         user.username,
-                        user.role,
+                        role.name(),
                         if user.disabled { "disabled" } else { "enabled" }
                     );
                 }

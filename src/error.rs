@@ -116,6 +116,13 @@ impl From<sea_orm::DbErr> for AppError {
     }
 }
 
+/// A conversion that cannot fail, so that `TryFrom` conversions of either kind take `?`.
+impl From<std::convert::Infallible> for AppError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 /// A DataLoader hands one batch's error to every field that waited on it, so loaders
 /// share it behind an `Arc`; each field gets the same answer: the client error as it
 /// was, or `INTERNAL` for an internal one (logged once, where it happened).

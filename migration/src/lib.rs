@@ -7,6 +7,7 @@ mod m20261125_000002_create_nodes_and_agent_keys;
 mod m20261125_000003_create_metrics;
 mod m20261125_000004_extend_ips_add_dnsbl;
 mod m20261125_000005_create_mail_flow_and_alerts;
+mod m20261201_000006_store_enums_in_upper_case;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_create_metrics::Migration),
             Box::new(m20261125_000004_extend_ips_add_dnsbl::Migration),
             Box::new(m20261125_000005_create_mail_flow_and_alerts::Migration),
+            Box::new(m20261201_000006_store_enums_in_upper_case::Migration),
         ]
     }
 }

@@ -85,29 +85,11 @@ pub enum AlertState {
     Resolved,
 }
 
-/// Text forms stored in the database: short SCREAMING_CASE strings.
-macro_rules! stored {
-    ($ty:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
-        impl $ty {
-            pub const ALL: &'static [$ty] = &[$(<$ty>::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $(<$ty>::$variant => $text),+ }
-            }
-
-            /// `None` for a string no variant stores.
-            pub fn parse(text: &str) -> Option<$ty> {
-                match text { $($text => Some(<$ty>::$variant),)+ _ => None }
-            }
-        }
-    };
-}
-
-stored!(AlertCondition { Metric => "METRIC", NodeDown => "NODE_DOWN", BounceRate => "BOUNCE_RATE", IpListed => "IP_LISTED" });
-stored!(AlertAggregate { Max => "MAX", Min => "MIN", Sum => "SUM", Avg => "AVG" });
-stored!(AlertComparison { Gt => "GT", Gte => "GTE", Lt => "LT", Lte => "LTE" });
-stored!(AlertSeverity { Warning => "WARNING", Critical => "CRITICAL" });
-stored!(AlertState { Pending => "PENDING", Firing => "FIRING", Resolved => "RESOLVED" });
+crate::stored_enum!(AlertCondition, "alert condition" { Metric => "METRIC", NodeDown => "NODE_DOWN", BounceRate => "BOUNCE_RATE", IpListed => "IP_LISTED" });
+crate::stored_enum!(AlertAggregate, "alert aggregate" { Max => "MAX", Min => "MIN", Sum => "SUM", Avg => "AVG" });
+crate::stored_enum!(AlertComparison, "alert comparison" { Gt => "GT", Gte => "GTE", Lt => "LT", Lte => "LTE" });
+crate::stored_enum!(AlertSeverity, "alert severity" { Warning => "WARNING", Critical => "CRITICAL" });
+crate::stored_enum!(AlertState, "alert state" { Pending => "PENDING", Firing => "FIRING", Resolved => "RESOLVED" });
 
 impl AlertComparison {
     pub fn symbol(self) -> &'static str {
@@ -184,9 +166,9 @@ mod tests {
     #[test]
     fn stored_names_round_trip() {
         for c in AlertCondition::ALL {
-            assert_eq!(AlertCondition::parse(c.as_str()), Some(*c));
+            assert_eq!(AlertCondition::parse(c.as_str()).ok(), Some(*c));
         }
-        assert_eq!(AlertState::parse("FIRING"), Some(AlertState::Firing));
-        assert_eq!(AlertSeverity::parse("INFO"), None);
+        assert_eq!(AlertState::parse("FIRING").ok(), Some(AlertState::Firing));
+        assert!(AlertSeverity::parse("INFO").is_err());
     }
 }

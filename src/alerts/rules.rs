@@ -65,7 +65,7 @@ pub struct RuleSelector {
 
 impl RuleDraft {
     /// The stored rule, as a draft an update changes.
-    pub fn of(m: &RuleRow) -> RuleDraft {
+    pub fn of(m: &RuleRow) -> AppResult<RuleDraft> {
         let texts = |json: &serde_json::Value| -> Vec<String> {
             json.as_array()
                 .into_iter()
@@ -73,19 +73,23 @@ impl RuleDraft {
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect()
         };
-        RuleDraft {
+        Ok(RuleDraft {
             name: m.name.clone(),
             description: m.description.clone(),
-            condition: AlertCondition::parse(&m.condition).unwrap_or(AlertCondition::Metric),
+            condition: AlertCondition::parse(&m.condition)?,
             metric: m.metric.clone(),
             metric_labels: Label::from_json(&m.metric_labels),
-            aggregate: m.aggregate.as_deref().and_then(AlertAggregate::parse),
-            comparison: AlertComparison::parse(&m.comparison).unwrap_or(AlertComparison::Gt),
+            aggregate: m
+                .aggregate
+                .as_deref()
+                .map(AlertAggregate::parse)
+                .transpose()?,
+            comparison: AlertComparison::parse(&m.comparison)?,
             threshold: m.threshold,
             resolve_threshold: m.resolve_threshold,
             for_seconds: m.for_seconds,
             window_seconds: m.window_seconds,
-            severity: AlertSeverity::parse(&m.severity).unwrap_or(AlertSeverity::Warning),
+            severity: AlertSeverity::parse(&m.severity)?,
             enabled: m.enabled,
             selector: RuleSelector {
                 roles: texts(&m.selector_roles)
@@ -95,7 +99,7 @@ impl RuleDraft {
                 labels: Label::from_json(&m.selector_labels),
                 node_ids: texts(&m.selector_node_ids),
             },
-        }
+        })
     }
 }
 
@@ -357,7 +361,7 @@ pub async fn update(
     audit::audited(db, audit, change.clone(), async {
         let txn = crate::db::begin_write(db).await?;
         let current = store::rules::get(&txn, id).await?;
-        let spec = validate(change_draft(RuleDraft::of(&current)))?;
+        let spec = validate(change_draft(RuleDraft::of(&current)?))?;
         require_unique_name(&txn, &spec.name, Some(id)).await?;
         require_nodes(&txn, &spec.node_ids).await?;
         let rule = store::rules::update(&txn, current, spec, &audit.actor.name).await?;

@@ -6,7 +6,7 @@ use crate::{
     error::{AppError, AppResult},
 };
 
-use super::store;
+use super::{model::AuditOutcome, store};
 
 /// Who acted.
 #[derive(Clone, Debug)]
@@ -119,7 +119,7 @@ pub async fn record(
     change: Change,
 ) -> AppResult<()> {
     let id = Uuid::now_v7();
-    store::insert(conn, id, ctx, change, "success").await?;
+    store::insert(conn, id, ctx, change, AuditOutcome::Success).await?;
     crate::realtime::after_commit::audit_written(id);
     Ok(())
 }
@@ -145,7 +145,7 @@ pub async fn record_failure(
     }
     change.detail = Some(detail);
     let id = Uuid::now_v7();
-    let insert = store::insert(conn, id, ctx, change, "failure").await;
+    let insert = store::insert(conn, id, ctx, change, AuditOutcome::Failure).await;
     match insert {
         Ok(_) => crate::realtime::after_commit::audit_written(id),
         Err(e) => {

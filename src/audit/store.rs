@@ -10,14 +10,17 @@ use crate::{
     error::AppResult,
 };
 
-use super::service::{AuditContext, Change};
+use super::{
+    model::AuditOutcome,
+    service::{AuditContext, Change},
+};
 
 pub async fn insert(
     conn: &impl ConnectionTrait,
     id: Uuid,
     ctx: &AuditContext,
     change: Change,
-    outcome: &str,
+    outcome: AuditOutcome,
 ) -> AppResult<()> {
     audit_log::Entity::insert(entry(id, ctx, change, outcome))
         .exec_without_returning(conn)
@@ -25,7 +28,12 @@ pub async fn insert(
     Ok(())
 }
 
-fn entry(id: Uuid, ctx: &AuditContext, change: Change, outcome: &str) -> audit_log::ActiveModel {
+fn entry(
+    id: Uuid,
+    ctx: &AuditContext,
+    change: Change,
+    outcome: AuditOutcome,
+) -> audit_log::ActiveModel {
     audit_log::ActiveModel {
         id: Set(id),
         occurred_at: Set(Utc::now()),
@@ -35,7 +43,7 @@ fn entry(id: Uuid, ctx: &AuditContext, change: Change, outcome: &str) -> audit_l
         action: Set(change.action.into()),
         target_kind: Set(change.target_kind.map(Into::into)),
         target_id: Set(change.target_id),
-        outcome: Set(outcome.into()),
+        outcome: Set(outcome.as_str().into()),
         detail: Set(change.detail),
         request_id: Set(ctx.request_id.clone()),
     }

@@ -74,8 +74,7 @@ impl Principal {
                 Some(user) if user.disabled => Principal::Refused("this account is disabled"),
                 Some(user) => Principal::User(AuthUser {
                     id: user.id,
-                    role: Role::parse(&user.role)
-                        .ok_or_else(|| AppError::internal("user has an unknown role"))?,
+                    role: Role::parse(&user.role)?,
                     username: user.username.clone(),
                     record: Arc::new(user),
                 }),
@@ -124,8 +123,8 @@ impl Principal {
             Principal::User(user) if user.role >= role => Ok(user),
             Principal::User(user) => Err(AppError::Forbidden(format!(
                 "this needs the {} role; you are {}",
-                role.as_str(),
-                user.role.as_str()
+                role.name(),
+                user.role.name()
             ))),
             Principal::Anonymous => Err(AppError::Unauthenticated(
                 "sign in first: send Authorization: Bearer <access token>".into(),

@@ -12,20 +12,14 @@ pub enum Role {
 }
 
 impl Role {
-    pub fn as_str(self) -> &'static str {
+    /// The role as people read it in messages: `viewer`, `operator`, `admin`.
+    pub fn name(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
             Role::Operator => "operator",
             Role::Admin => "admin",
         }
     }
-
-    pub fn parse(text: &str) -> Option<Role> {
-        match text.to_ascii_lowercase().as_str() {
-            "viewer" => Some(Role::Viewer),
-            "operator" => Some(Role::Operator),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
 }
+
+crate::stored_enum!(Role, "role" { Viewer => "VIEWER", Operator => "OPERATOR", Admin => "ADMIN" });

@@ -7,6 +7,7 @@ pub mod batch;
 pub mod page;
 pub mod retention;
 pub mod sql;
+pub mod stored;
 pub mod tx;
 
 pub use page::{Page, fetch_page, newest_first};

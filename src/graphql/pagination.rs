@@ -5,7 +5,7 @@ use async_graphql::SimpleObject;
 pub use crate::db::Page;
 use crate::{
     db::page::{DEFAULT_PAGE, MAX_PAGE, encode_cursor},
-    error::AppResult,
+    error::{AppError, AppResult},
 };
 
 /// Extra fields of every connection.
@@ -16,22 +16,40 @@ pub struct ConnectionTotal {
 }
 
 /// A connection over one page of rows: `cursor` gives each row's sort key.
-pub fn connection<R, N: From<R> + async_graphql::OutputType>(
+pub fn connection<R, N>(
     page: &Page,
     rows: Vec<R>,
     has_next: bool,
     total: u64,
     cursor: impl Fn(&R) -> String,
-) -> async_graphql::connection::Connection<String, N, ConnectionTotal> {
+) -> AppResult<async_graphql::connection::Connection<String, N, ConnectionTotal>>
+where
+    N: TryFrom<R> + async_graphql::OutputType,
+    AppError: From<N::Error>,
+{
     let mut connection = async_graphql::connection::Connection::with_additional_fields(
         page.after.is_some(),
         has_next,
         ConnectionTotal { total_count: total },
     );
-    connection.edges.extend(rows.into_iter().map(|row| {
-        async_graphql::connection::Edge::new(encode_cursor(&cursor(&row)), N::from(row))
-    }));
-    connection
+    for row in rows {
+        let key = encode_cursor(&cursor(&row));
+        connection
+            .edges
+            .push(async_graphql::connection::Edge::new(key, N::try_from(row)?));
+    }
+    Ok(connection)
+}
+
+/// Rows as GraphQL objects; a row whose stored text this build does not know is an error.
+pub fn convert_all<R, N>(rows: Vec<R>) -> AppResult<Vec<N>>
+where
+    N: TryFrom<R>,
+    AppError: From<N::Error>,
+{
+    rows.into_iter()
+        .map(|row| N::try_from(row).map_err(AppError::from))
+        .collect()
 }
 
 /// The complexity of a list field: the page it may return (`first`, or the default page

@@ -335,7 +335,7 @@ async fn store_results(
                 at: now,
             });
             if listed && zone.critical && config.auto_pause {
-                let status = IpStatus::parse(&ip.status);
+                let status = IpStatus::parse(&ip.status)?;
                 if matches!(status, IpStatus::Active | IpStatus::Warming) {
                     to_pause.push((ip, format!("listed on {} ({})", zone.name, categories)));
                 }

@@ -36,22 +36,9 @@ pub enum IpStatus {
     Retired,
 }
 
-impl IpStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IpStatus::Active => "ACTIVE",
-            IpStatus::Paused => "PAUSED",
-            IpStatus::Warming => "WARMING",
-            IpStatus::Retired => "RETIRED",
-        }
-    }
-
-    pub fn parse(text: &str) -> IpStatus {
-        match text {
-            "PAUSED" => IpStatus::Paused,
-            "WARMING" => IpStatus::Warming,
-            "RETIRED" => IpStatus::Retired,
-            _ => IpStatus::Active,
-        }
-    }
-}
+crate::stored_enum!(IpStatus, "IP status" {
+    Active => "ACTIVE",
+    Paused => "PAUSED",
+    Warming => "WARMING",
+    Retired => "RETIRED",
+});

@@ -139,3 +139,46 @@ pub struct IpCheckSummary {
     /// Each zone and whether it was trusted.
     pub zones: Vec<ZoneCheck>,
 }
+
+/// Where an IP stands on one zone.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsblState {
+    /// The zone lists the IP.
+    Listed,
+    /// The zone does not list the IP.
+    Clear,
+    /// No usable answer: the zone failed its test entries, refused, or timed out.
+    Unknown,
+}
+
+crate::stored_enum!(DnsblState, "DNSBL state" { Listed => "LISTED", Clear => "CLEAR", Unknown => "UNKNOWN" });
+
+/// Why a DNSBL check job exists.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpCheckJobKind {
+    /// Queued by `checkIpBlacklists`.
+    Manual,
+    /// Queued by the schedule.
+    Scheduled,
+}
+
+/// Where a DNSBL check job stands.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpCheckJobState {
+    /// Waiting for its turn (or for its next attempt).
+    Queued,
+    /// Being worked on.
+    Running,
+    /// Done; see `result`.
+    Succeeded,
+    /// Given up after its last attempt; see `lastError`.
+    Failed,
+}
+
+crate::stored_enum!(IpCheckJobKind, "check job kind" { Manual => "MANUAL", Scheduled => "SCHEDULED" });
+crate::stored_enum!(IpCheckJobState, "check job state" {
+    Queued => "QUEUED",
+    Running => "RUNNING",
+    Succeeded => "SUCCEEDED",
+    Failed => "FAILED",
+});

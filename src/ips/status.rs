@@ -54,7 +54,7 @@ pub async fn apply_status(
     status: IpStatus,
     reason: Option<String>,
 ) -> AppResult<IpRow> {
-    if IpStatus::parse(&ip.status) == IpStatus::Retired {
+    if IpStatus::parse(&ip.status)? == IpStatus::Retired {
         return Err(AppError::Conflict(format!(
             "{} is RETIRED; its status cannot change",
             ip.address
@@ -142,7 +142,7 @@ pub async fn bulk_action(
         };
         let mut to_change: Vec<Uuid> = Vec::new();
         for row in &rows {
-            let from = IpStatus::parse(&row.status);
+            let from = IpStatus::parse(&row.status)?;
             let (kind, message) = if from == IpStatus::Retired {
                 (
                     OutcomeKind::Refused,

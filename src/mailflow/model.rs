@@ -26,18 +26,14 @@ pub enum MailEventStatus {
     Dropped,
 }
 
-impl MailEventStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MailEventStatus::Queued => "QUEUED",
-            MailEventStatus::Delivered => "DELIVERED",
-            MailEventStatus::Deferred => "DEFERRED",
-            MailEventStatus::Bounced => "BOUNCED",
-            MailEventStatus::Rejected => "REJECTED",
-            MailEventStatus::Dropped => "DROPPED",
-        }
-    }
-}
+crate::stored_enum!(MailEventStatus, "mail event status" {
+    Queued => "QUEUED",
+    Delivered => "DELIVERED",
+    Deferred => "DEFERRED",
+    Bounced => "BOUNCED",
+    Rejected => "REJECTED",
+    Dropped => "DROPPED",
+});
 
 /// One event an MTA reports about one message.
 #[derive(InputObject, Debug, Clone)]

@@ -80,7 +80,7 @@ pub async fn register(
                     node_id: node.id,
                     hostname: node.hostname.clone(),
                     from: None,
-                    to: NodeStatus::Online.as_str().into(),
+                    to: NodeStatus::Online,
                     at: now,
                     reason: "registered".into(),
                 }));
@@ -124,7 +124,7 @@ pub async fn record_contact(
 ) -> AppResult<(NodeRow, Option<Event>)> {
     store::nodes::touch_contact(conn, node_id, agent_version).await?;
     let node = store::nodes::get(conn, node_id).await?;
-    let event = match NodeStatus::parse(&node.status) {
+    let event = match NodeStatus::parse(&node.status)? {
         NodeStatus::Stale | NodeStatus::Down => {
             status::transition(conn, &node, NodeStatus::Online, "agent reported").await?
         }

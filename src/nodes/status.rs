@@ -15,7 +15,8 @@ use crate::{
 use super::store;
 
 /// Where a node stands.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum NodeStatus {
     /// Its agent reported within the stale threshold (two push intervals by default).
     Online,
@@ -29,27 +30,13 @@ pub enum NodeStatus {
     Retired,
 }
 
-impl NodeStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeStatus::Online => "online",
-            NodeStatus::Stale => "stale",
-            NodeStatus::Down => "down",
-            NodeStatus::Maintenance => "maintenance",
-            NodeStatus::Retired => "retired",
-        }
-    }
-
-    pub fn parse(text: &str) -> NodeStatus {
-        match text {
-            "online" => NodeStatus::Online,
-            "stale" => NodeStatus::Stale,
-            "maintenance" => NodeStatus::Maintenance,
-            "retired" => NodeStatus::Retired,
-            _ => NodeStatus::Down,
-        }
-    }
-}
+crate::stored_enum!(NodeStatus, "node status" {
+    Online => "ONLINE",
+    Stale => "STALE",
+    Down => "DOWN",
+    Maintenance => "MAINTENANCE",
+    Retired => "RETIRED",
+});
 
 /// The status a node's last contact gives it, outside maintenance.
 pub fn from_contact(
@@ -78,7 +65,7 @@ pub async fn transition(
     to: NodeStatus,
     reason: &str,
 ) -> AppResult<Option<Event>> {
-    let from = NodeStatus::parse(&node.status);
+    let from = NodeStatus::parse(&node.status)?;
     if from == to {
         return Ok(None);
     }
@@ -91,8 +78,8 @@ pub async fn transition(
     Ok(Some(Event::NodeStatusChanged(NodeStatusChanged {
         node_id: node.id,
         hostname: node.hostname.clone(),
-        from: Some(from.as_str().into()),
-        to: to.as_str().into(),
+        from: Some(from),
+        to,
         at: now,
         reason: reason.into(),
     })))

@@ -79,8 +79,8 @@ pub struct NodeStatusChanged {
     pub node_id: Uuid,
     pub hostname: String,
     /// `None` for a node's first status.
-    pub from: Option<String>,
-    pub to: String,
+    pub from: Option<crate::nodes::NodeStatus>,
+    pub to: crate::nodes::NodeStatus,
     pub at: DateTime<Utc>,
     pub reason: String,
 }

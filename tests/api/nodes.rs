@@ -230,7 +230,7 @@ on_both_backends! {
             assert_eq!(json["hostname"], "quiet.example.com");
             seen.push(json["to"].as_str().unwrap().to_string());
         }
-        assert_eq!(seen[..4], ["online", "stale", "down", "online"]);
+        assert_eq!(seen[..4], ["ONLINE", "STALE", "DOWN", "ONLINE"]);
     }
 }
 

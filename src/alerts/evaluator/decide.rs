@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use entity::{alert::Model as AlertRow, alert_rule::Model as RuleRow};
 use uuid::Uuid;
 
-use crate::mailflow::{Attempts, MIN_RATE_ATTEMPTS};
+use crate::{
+    error::AppResult,
+    mailflow::{Attempts, MIN_RATE_ATTEMPTS},
+};
 
 use super::{
     super::{
@@ -30,13 +33,16 @@ pub(super) struct Rule {
 }
 
 impl Rule {
-    fn parse(model: RuleRow) -> Option<Rule> {
+    fn parse(model: RuleRow) -> AppResult<Rule> {
         let condition = AlertCondition::parse(&model.condition)?;
         let comparison = AlertComparison::parse(&model.comparison)?;
+        // Validated here so that an alert raised from the rule copies a known value.
+        AlertSeverity::parse(&model.severity)?;
         let aggregate = model
             .aggregate
             .as_deref()
-            .and_then(AlertAggregate::parse)
+            .map(AlertAggregate::parse)
+            .transpose()?
             .unwrap_or(AlertAggregate::Max);
         let roles_mask = model
             .selector_roles
@@ -55,7 +61,7 @@ impl Rule {
         let resolve = model
             .resolve_threshold
             .unwrap_or_else(|| comparison.default_resolve(model.threshold));
-        Some(Rule {
+        Ok(Rule {
             condition,
             aggregate,
             comparison,
@@ -200,7 +206,8 @@ fn silence_for(inputs: &Inputs, alert: &AlertRow) -> Option<(Uuid, DateTime<Utc>
 }
 
 fn resolve(mut alert: AlertRow, message: String, now: DateTime<Utc>) -> Change {
-    let previous = AlertState::parse(&alert.state);
+    // Open alerts' states were checked when they were read.
+    let previous = AlertState::parse(&alert.state).ok();
     alert.state = AlertState::Resolved.as_str().into();
     alert.resolved_at = Some(now);
     alert.updated_at = now;
@@ -216,7 +223,15 @@ pub(super) fn decide(
     let rules: HashMap<Uuid, Rule> = inputs
         .rules
         .iter()
-        .filter_map(|m| Rule::parse(m.clone()))
+        .filter_map(|m| match Rule::parse(m.clone()) {
+            Ok(rule) => Some(rule),
+            // A rule whose stored text this build does not know is left out, loudly,
+            // rather than evaluated as something else or stopping every other rule.
+            Err(error) => {
+                error.log_if_internal();
+                None
+            }
+        })
         .map(|r| (r.model.id, r))
         .collect();
     let enabled: Vec<&Rule> = rules.values().filter(|r| r.model.enabled).collect();
@@ -331,7 +346,7 @@ pub(super) fn decide(
         let Some(value) = observation.value else {
             continue;
         };
-        let state = AlertState::parse(&open.state);
+        let state = AlertState::parse(&open.state).ok();
         if rule
             .comparison
             .cleared(value, rule.model.threshold, rule.resolve)
@@ -429,10 +444,7 @@ pub(super) fn decide(
             }
             .as_str()
             .into(),
-            severity: AlertSeverity::parse(&rule.model.severity)
-                .unwrap_or(AlertSeverity::Warning)
-                .as_str()
-                .into(),
+            severity: rule.model.severity.clone(),
             value: Some(value),
             threshold: rule.model.threshold,
             message: message(rule, &observation, value, false),

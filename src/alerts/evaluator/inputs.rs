@@ -15,7 +15,9 @@ use crate::{
     error::AppResult, mailflow::Attempts, metrics::SeriesOf, nodes::NodeStatus, state::AppState,
 };
 
-use super::super::{AlertCondition, rules::DEFAULT_WINDOW_SECONDS, service::Matcher, store};
+use super::super::{
+    AlertCondition, AlertState, rules::DEFAULT_WINDOW_SECONDS, service::Matcher, store,
+};
 
 /// The node facts rules look at.
 pub(super) struct NodeFacts {
@@ -58,11 +60,14 @@ pub(super) async fn read_inputs(
     let rules = store::rules::list(txn).await?;
     let enabled: Vec<&RuleRow> = rules.iter().filter(|r| r.enabled).collect();
     let open = store::alerts::open(txn).await?;
+    for alert in &open {
+        AlertState::parse(&alert.state)?;
+    }
     let nodes = crate::nodes::in_service(txn)
         .await?
         .into_iter()
         .map(|n| {
-            let status = NodeStatus::parse(&n.status);
+            let status = NodeStatus::parse(&n.status)?;
             let facts = NodeFacts {
                 id: n.id,
                 hostname: n.hostname,
@@ -71,9 +76,9 @@ pub(super) async fn read_inputs(
                 down: status == NodeStatus::Down,
                 maintenance: n.maintenance_enabled || status == NodeStatus::Maintenance,
             };
-            (facts.id, facts)
+            Ok((facts.id, facts))
         })
-        .collect();
+        .collect::<AppResult<_>>()?;
 
     let mut names: Vec<String> = enabled
         .iter()

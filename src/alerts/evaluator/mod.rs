@@ -85,7 +85,7 @@ pub async fn evaluate_once(state: &AppState) -> AppResult<CycleReport> {
                 inserts.push(alert);
             }
             Change::Update { alert, previous } => {
-                let state = AlertState::parse(&alert.state);
+                let state = AlertState::parse(&alert.state).ok();
                 if previous.is_some() && previous != state {
                     match state {
                         Some(AlertState::Firing) => report.fired += 1,

@@ -253,13 +253,7 @@ pub async fn count_active_by_severity(
         .into_tuple()
         .all(conn)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(severity, count)| {
-            (
-                AlertSeverity::parse(&severity).unwrap_or(AlertSeverity::Warning),
-                count,
-            )
-        })
-        .collect())
+    rows.into_iter()
+        .map(|(severity, count)| Ok((AlertSeverity::parse(&severity)?, count)))
+        .collect()
 }

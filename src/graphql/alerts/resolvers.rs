@@ -5,7 +5,7 @@ use crate::{
     auth::Role,
     graphql::{
         guards::{RoleGuard, app, audit_context},
-        pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
+        pagination::{ConnectionTotal, Page, connection, convert_all, parse_id, wants_total},
     },
 };
 
@@ -23,11 +23,7 @@ impl AlertsQuery {
     /// Every alert rule, by name.
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn alert_rules(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AlertRule>> {
-        Ok(alerts::list_rules(&app(ctx)?.db)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(convert_all(alerts::list_rules(&app(ctx)?.db).await?)?)
     }
 
     /// One alert rule, `null` when there is none with that id.
@@ -38,7 +34,10 @@ impl AlertsQuery {
         id: ID,
     ) -> async_graphql::Result<Option<AlertRule>> {
         let id = parse_id("id", &id)?;
-        Ok(alerts::find_rule(&app(ctx)?.db, id).await?.map(Into::into))
+        Ok(alerts::find_rule(&app(ctx)?.db, id)
+            .await?
+            .map(TryInto::try_into)
+            .transpose()?)
     }
 
     /// Alerts, newest first.
@@ -59,14 +58,17 @@ impl AlertsQuery {
             alerts::list_alerts(&app(ctx)?.db, &filter.into(), &page, wants_total(ctx)).await?;
         Ok(connection(&page, rows, has_next, total, |row| {
             row.id.to_string()
-        }))
+        })?)
     }
 
     /// One alert, `null` when there is none with that id.
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn alert(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Alert>> {
         let id = parse_id("id", &id)?;
-        Ok(alerts::find_alert(&app(ctx)?.db, id).await?.map(Into::into))
+        Ok(alerts::find_alert(&app(ctx)?.db, id)
+            .await?
+            .map(TryInto::try_into)
+            .transpose()?)
     }
 
     /// Silences, newest first: only those in force (`active: true`), only those that
@@ -77,11 +79,7 @@ impl AlertsQuery {
         ctx: &Context<'_>,
         active: Option<bool>,
     ) -> async_graphql::Result<Vec<AlertSilence>> {
-        Ok(alerts::silences(&app(ctx)?.db, active)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(convert_all(alerts::silences(&app(ctx)?.db, active).await?)?)
     }
 }
 
@@ -98,7 +96,7 @@ impl AlertsMutation {
         input: CreateAlertRuleInput,
     ) -> async_graphql::Result<AlertRule> {
         let rule = alerts::create_rule(&app(ctx)?.db, &audit_context(ctx), input.into()).await?;
-        Ok(rule.into())
+        Ok(rule.try_into()?)
     }
 
     /// Changes an alert rule; fields left out stay as they are.
@@ -119,7 +117,7 @@ impl AlertsMutation {
             |current| input.apply_to(current),
         )
         .await?;
-        Ok(rule.into())
+        Ok(rule.try_into()?)
     }
 
     /// Deletes an alert rule and its alerts (open ones are announced as RESOLVED);
@@ -132,7 +130,7 @@ impl AlertsMutation {
     ) -> async_graphql::Result<AlertRule> {
         let id = parse_id("id", &id)?;
         let rule = alerts::delete_rule(app(ctx)?, &audit_context(ctx), id).await?;
-        Ok(rule.into())
+        Ok(rule.try_into()?)
     }
 
     /// Records that you are on an open alert, with an optional note (at most 1,000
@@ -147,7 +145,7 @@ impl AlertsMutation {
         let id = parse_id("id", &id)?;
         let alert =
             alerts::acknowledge(app(ctx)?, &audit_context(ctx), id, note.as_deref()).await?;
-        Ok(alert.into())
+        Ok(alert.try_into()?)
     }
 
     /// Silences the alerts the matcher picks until `until` (at most 90 days ahead): the
@@ -170,7 +168,7 @@ impl AlertsMutation {
         )
         .await?;
         Ok(SilenceAlertsResult {
-            silence: silence.into(),
+            silence: silence.try_into()?,
             covered: covered.min(i32::MAX as u64) as i32,
         })
     }
@@ -184,6 +182,6 @@ impl AlertsMutation {
     ) -> async_graphql::Result<AlertSilence> {
         let id = parse_id("id", &id)?;
         let silence = alerts::expire_silence(&app(ctx)?.db, &audit_context(ctx), id).await?;
-        Ok(silence.into())
+        Ok(silence.try_into()?)
     }
 }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::Role,
+    error::{AppError, AppResult},
     graphql::guards::RoleGuard,
     graphql::{
         alerts::loaders::RulesById, loaders::load_one, nodes::loaders::NodesById,
@@ -86,10 +87,12 @@ pub struct AlertRule {
     pub updated_by: Option<String>,
 }
 
-impl From<AlertRuleRow> for AlertRule {
-    fn from(m: AlertRuleRow) -> Self {
-        let draft = RuleDraft::of(&m);
-        AlertRule {
+impl TryFrom<AlertRuleRow> for AlertRule {
+    type Error = AppError;
+
+    fn try_from(m: AlertRuleRow) -> AppResult<Self> {
+        let draft = RuleDraft::of(&m)?;
+        Ok(AlertRule {
             id: id(m.id),
             effective_resolve_threshold: draft
                 .resolve_threshold
@@ -115,7 +118,7 @@ impl From<AlertRuleRow> for AlertRule {
             created_at: m.created_at,
             updated_at: m.updated_at,
             updated_by: m.updated_by,
-        }
+        })
     }
 }
 
@@ -319,14 +322,16 @@ pub struct Alert {
     pub node_uuid: Option<Uuid>,
 }
 
-impl From<AlertRow> for Alert {
-    fn from(m: AlertRow) -> Self {
+impl TryFrom<AlertRow> for Alert {
+    type Error = AppError;
+
+    fn try_from(m: AlertRow) -> AppResult<Self> {
         let now = Utc::now();
-        Alert {
+        Ok(Alert {
             id: id(m.id),
             rule_id: id(m.rule_id),
-            state: AlertState::parse(&m.state).unwrap_or(AlertState::Resolved),
-            severity: AlertSeverity::parse(&m.severity).unwrap_or(AlertSeverity::Warning),
+            state: AlertState::parse(&m.state)?,
+            severity: AlertSeverity::parse(&m.severity)?,
             node_id: m.node_id.map(id),
             ip: m.ip,
             value: m.value,
@@ -344,7 +349,7 @@ impl From<AlertRow> for Alert {
             silence_id: m.silence_id.map(id),
             rule_uuid: m.rule_id,
             node_uuid: m.node_id,
-        }
+        })
     }
 }
 
@@ -354,7 +359,7 @@ impl Alert {
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn rule(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<AlertRule>> {
         let rule = load_one::<RulesById, _>(ctx, self.rule_uuid).await?;
-        Ok(rule.map(Into::into))
+        Ok(rule.map(TryInto::try_into).transpose()?)
     }
 
     /// The node it is about, if any.
@@ -364,7 +369,7 @@ impl Alert {
             return Ok(None);
         };
         let node = load_one::<NodesById, _>(ctx, node_id).await?;
-        Ok(node.map(Into::into))
+        Ok(node.map(TryInto::try_into).transpose()?)
     }
 }
 
@@ -455,11 +460,13 @@ pub struct AlertSilence {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<AlertSilenceRow> for AlertSilence {
-    fn from(m: AlertSilenceRow) -> Self {
+impl TryFrom<AlertSilenceRow> for AlertSilence {
+    type Error = AppError;
+
+    fn try_from(m: AlertSilenceRow) -> AppResult<Self> {
         let matcher = crate::alerts::Matcher::from_json(&m.matcher);
         let now = Utc::now();
-        AlertSilence {
+        Ok(AlertSilence {
             id: id(m.id),
             matcher: SilenceMatcher {
                 rule_ids: matcher.rule_ids.into_iter().map(id).collect(),
@@ -467,8 +474,8 @@ impl From<AlertSilenceRow> for AlertSilence {
                 severities: matcher
                     .severities
                     .iter()
-                    .filter_map(|s| AlertSeverity::parse(s))
-                    .collect(),
+                    .map(|s| AlertSeverity::parse(s))
+                    .collect::<AppResult<_>>()?,
                 ips: matcher.ips,
             },
             starts_at: m.starts_at,
@@ -477,7 +484,7 @@ impl From<AlertSilenceRow> for AlertSilence {
             reason: m.reason,
             created_by: m.created_by,
             created_at: m.created_at,
-        }
+        })
     }
 }
 

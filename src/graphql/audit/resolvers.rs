@@ -37,7 +37,7 @@ impl AuditQuery {
             audit::list(&app(ctx)?.db, &filter, &page, wants_total(ctx)).await?;
         Ok(connection(&page, rows, has_next, total, |row| {
             row.id.to_string()
-        }))
+        })?)
     }
 }
 

@@ -1,24 +1,9 @@
-use async_graphql::{Enum, ID, InputObject, Json, SimpleObject};
+use async_graphql::{ID, InputObject, Json, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::audit_log::Model as AuditLogRow;
 
-/// How an audited action ended.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuditOutcome {
-    /// The action was carried out.
-    Success,
-    /// The action was refused; `detail` holds the code and message the caller saw.
-    Failure,
-}
-
-impl AuditOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditOutcome::Success => "success",
-            AuditOutcome::Failure => "failure",
-        }
-    }
-}
+use crate::audit::AuditOutcome;
+use crate::error::{AppError, AppResult};
 
 /// One state-changing action.
 #[derive(SimpleObject, Debug, Clone)]
@@ -47,9 +32,11 @@ pub struct AuditEntry {
     pub request_id: Option<String>,
 }
 
-impl From<AuditLogRow> for AuditEntry {
-    fn from(m: AuditLogRow) -> Self {
-        AuditEntry {
+impl TryFrom<AuditLogRow> for AuditEntry {
+    type Error = AppError;
+
+    fn try_from(m: AuditLogRow) -> AppResult<Self> {
+        Ok(AuditEntry {
             id: ID(m.id.to_string()),
             occurred_at: m.occurred_at,
             actor_kind: m.actor_kind,
@@ -58,14 +45,10 @@ impl From<AuditLogRow> for AuditEntry {
             action: m.action,
             target_kind: m.target_kind,
             target_id: m.target_id,
-            outcome: if m.outcome == "success" {
-                AuditOutcome::Success
-            } else {
-                AuditOutcome::Failure
-            },
+            outcome: AuditOutcome::parse(&m.outcome)?,
             detail: m.detail.map(Json),
             request_id: m.request_id,
-        }
+        })
     }
 }
 

@@ -18,7 +18,9 @@ impl AuthQuery {
     /// The signed-in user.
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
-        Ok(User::from(user(ctx, Role::Viewer)?.record.as_ref().clone()))
+        Ok(User::try_from(
+            user(ctx, Role::Viewer)?.record.as_ref().clone(),
+        )?)
     }
 }
 
@@ -43,7 +45,7 @@ impl AuthMutation {
             &SecretString::from(password),
         )
         .await?;
-        Ok(session.into())
+        Ok(session.try_into()?)
     }
 
     /// Exchanges a refresh token for a new session. Each refresh token works once; using
@@ -60,7 +62,7 @@ impl AuthMutation {
             &SecretString::from(refresh_token),
         )
         .await?;
-        Ok(session.into())
+        Ok(session.try_into()?)
     }
 
     /// Ends the session the refresh token belongs to. Answers false for a token that is

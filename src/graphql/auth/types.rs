@@ -19,13 +19,15 @@ pub struct AuthPayload {
     pub user: User,
 }
 
-impl From<Session> for AuthPayload {
-    fn from(s: Session) -> Self {
-        AuthPayload {
+impl TryFrom<Session> for AuthPayload {
+    type Error = crate::error::AppError;
+
+    fn try_from(s: Session) -> crate::error::AppResult<Self> {
+        Ok(AuthPayload {
             access_token: s.access_token,
             access_token_expires_at: s.access_token_expires_at,
             refresh_token: s.refresh_token.expose_secret().to_string(),
-            user: s.user.into(),
-        }
+            user: s.user.try_into()?,
+        })
     }
 }

@@ -4,7 +4,7 @@ use crate::{
     auth::Role,
     graphql::{
         guards::{RoleGuard, app, audit_context},
-        pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
+        pagination::{ConnectionTotal, Page, connection, convert_all, parse_id, wants_total},
     },
 };
 
@@ -34,13 +34,16 @@ impl IpsQuery {
             ips::list(&app(ctx)?.db, &filter.into(), &page, wants_total(ctx)).await?;
         Ok(connection(&page, rows, has_next, total, |row| {
             ips::key_cursor(&row.address_key)
-        }))
+        })?)
     }
 
     /// One IP by address, `null` when it is not in the inventory.
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn ip(&self, ctx: &Context<'_>, address: String) -> async_graphql::Result<Option<Ip>> {
-        Ok(ips::find(&app(ctx)?.db, &address).await?.map(Into::into))
+        Ok(ips::find(&app(ctx)?.db, &address)
+            .await?
+            .map(TryInto::try_into)
+            .transpose()?)
     }
 
     /// IPs listed on at least one zone, in address order.
@@ -63,7 +66,7 @@ impl IpsQuery {
             ips::list(&app(ctx)?.db, &filter.into(), &page, wants_total(ctx)).await?;
         Ok(connection(&page, rows, has_next, total, |row| {
             ips::key_cursor(&row.address_key)
-        }))
+        })?)
     }
 
     /// A DNSBL check job, `null` when there is none with that id.
@@ -74,7 +77,10 @@ impl IpsQuery {
         id: ID,
     ) -> async_graphql::Result<Option<IpCheckJob>> {
         let id = parse_id("id", &id)?;
-        Ok(ips::find_job(&app(ctx)?.db, id).await?.map(Into::into))
+        Ok(ips::find_job(&app(ctx)?.db, id)
+            .await?
+            .map(TryInto::try_into)
+            .transpose()?)
     }
 }
 
@@ -97,14 +103,14 @@ impl IpsMutation {
             .map(|id| parse_id("input.nodeId", id))
             .transpose()?;
         let rows = ips::add(&app(ctx)?.db, &audit_context(ctx), &input.into(), node_id).await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(convert_all(rows)?)
     }
 
     /// Removes an address and its DNSBL history from the inventory; returns what was removed.
     #[graphql(guard = "RoleGuard::new(Role::Admin)")]
     async fn remove_ip(&self, ctx: &Context<'_>, address: String) -> async_graphql::Result<Ip> {
         let row = ips::remove(&app(ctx)?.db, &audit_context(ctx), &address).await?;
-        Ok(row.into())
+        Ok(row.try_into()?)
     }
 
     /// Moves an IP to a node, or detaches it when `nodeId` is left out.
@@ -120,7 +126,7 @@ impl IpsMutation {
             .map(|id| parse_id("nodeId", id))
             .transpose()?;
         let row = ips::assign(&app(ctx)?.db, &audit_context(ctx), &address, node_id).await?;
-        Ok(row.into())
+        Ok(row.try_into()?)
     }
 
     /// Changes an IP's pool, reverse DNS name or notes.
@@ -132,7 +138,7 @@ impl IpsMutation {
         input: UpdateIpInput,
     ) -> async_graphql::Result<Ip> {
         let row = ips::update(&app(ctx)?.db, &audit_context(ctx), &address, &input).await?;
-        Ok(row.into())
+        Ok(row.try_into()?)
     }
 
     /// Sets an IP's status. A RETIRED IP cannot change status.
@@ -152,7 +158,7 @@ impl IpsMutation {
             reason.as_deref(),
         )
         .await?;
-        Ok(row.into())
+        Ok(row.try_into()?)
     }
 
     /// Pauses, resumes, warms or retires many IPs (at most 10,000) and says what happened
@@ -188,6 +194,6 @@ impl IpsMutation {
         addresses: Option<Vec<String>>,
     ) -> async_graphql::Result<IpCheckJob> {
         let job = ips::enqueue(&app(ctx)?.db, &audit_context(ctx), addresses.as_deref()).await?;
-        Ok(job.into())
+        Ok(job.try_into()?)
     }
 }

@@ -1,5 +1,5 @@
 use async_graphql::{
-    ComplexObject, Context, Enum, ID, InputObject, SimpleObject, connection::Connection,
+    ComplexObject, Context, ID, InputObject, SimpleObject, connection::Connection,
 };
 use chrono::{DateTime, Utc};
 use entity::{
@@ -9,17 +9,20 @@ use entity::{
 
 use crate::{
     auth::Role,
-    error::AppError,
+    error::{AppError, AppResult},
     graphql::{
         guards::{RoleGuard, app},
-        pagination::{ConnectionTotal, Page, connection, wants_total},
+        pagination::{ConnectionTotal, Page, connection, convert_all, wants_total},
     },
     graphql::{
         ips::loaders::ResultsByIp, loaders::load_one, mailflow::loaders::SendingStatsByIp,
         metrics::types::TimeRange, nodes::loaders::NodesById, nodes::types::Node,
         pagination::id_texts,
     },
-    ips::{BulkAction, IpAction, IpCheckSummary, IpQuery, IpStatus, NewIps},
+    ips::{
+        BulkAction, DnsblState, IpAction, IpCheckJobKind, IpCheckJobState, IpCheckSummary, IpQuery,
+        IpStatus, NewIps,
+    },
     mailflow::{IpWindow, MailCounts},
 };
 
@@ -57,16 +60,18 @@ pub struct Ip {
     pub node_uuid: Option<uuid::Uuid>,
 }
 
-impl From<IpAddressRow> for Ip {
-    fn from(m: IpAddressRow) -> Self {
+impl TryFrom<IpAddressRow> for Ip {
+    type Error = AppError;
+
+    fn try_from(m: IpAddressRow) -> AppResult<Self> {
         let version = if m.address.contains(':') { 6 } else { 4 };
-        Ip {
+        Ok(Ip {
             id: ID(m.id.to_string()),
             address: m.address,
             version,
             node_id: m.node_id.map(|n| ID(n.to_string())),
             pool: m.pool,
-            status: IpStatus::parse(&m.status),
+            status: IpStatus::parse(&m.status)?,
             status_reason: m.status_reason,
             status_changed_at: m.status_changed_at,
             reverse_dns: m.reverse_dns,
@@ -75,7 +80,7 @@ impl From<IpAddressRow> for Ip {
             updated_at: m.updated_at,
             uuid: m.id,
             node_uuid: m.node_id,
-        }
+        })
     }
 }
 
@@ -88,7 +93,7 @@ impl Ip {
             return Ok(None);
         };
         let node = load_one::<NodesById, _>(ctx, node_id).await?;
-        Ok(node.map(Into::into))
+        Ok(node.map(TryInto::try_into).transpose()?)
     }
 
     /// Mail sent from this address over a range (a preset `range`, or `from`/`to`): every
@@ -131,7 +136,7 @@ impl Ip {
         let rows = load_one::<ResultsByIp, _>(ctx, self.uuid)
             .await?
             .unwrap_or_default();
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(convert_all(rows)?)
     }
 
     /// Whether it is listed on any zone (an UNKNOWN result keeps the last definite answer).
@@ -156,28 +161,7 @@ impl Ip {
             crate::ips::history(&app(ctx)?.db, self.uuid, &page, wants_total(ctx)).await?;
         Ok(connection(&page, rows, has_next, total, |row| {
             row.id.to_string()
-        }))
-    }
-}
-
-/// Where an IP stands on one zone.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DnsblState {
-    /// The zone lists the IP.
-    Listed,
-    /// The zone does not list the IP.
-    Clear,
-    /// No usable answer: the zone failed its test entries, refused, or timed out.
-    Unknown,
-}
-
-impl DnsblState {
-    pub fn parse(text: &str) -> DnsblState {
-        match text {
-            "LISTED" => DnsblState::Listed,
-            "CLEAR" => DnsblState::Clear,
-            _ => DnsblState::Unknown,
-        }
+        })?)
     }
 }
 
@@ -211,11 +195,13 @@ fn split_list(text: &str) -> Vec<String> {
         .collect()
 }
 
-impl From<DnsblResultRow> for DnsblResult {
-    fn from(m: DnsblResultRow) -> Self {
-        DnsblResult {
+impl TryFrom<DnsblResultRow> for DnsblResult {
+    type Error = AppError;
+
+    fn try_from(m: DnsblResultRow) -> AppResult<Self> {
+        Ok(DnsblResult {
             zone: m.zone,
-            state: DnsblState::parse(&m.state),
+            state: DnsblState::parse(&m.state)?,
             listed: m.listed,
             listed_since: m.listed_since,
             return_codes: split_list(&m.return_codes),
@@ -223,7 +209,7 @@ impl From<DnsblResultRow> for DnsblResult {
             reason: m.reason,
             detail: m.detail,
             checked_at: m.checked_at,
-        }
+        })
     }
 }
 
@@ -333,28 +319,6 @@ impl From<BulkIpActionInput> for BulkAction {
     }
 }
 
-/// Why a DNSBL check job exists.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IpCheckJobKind {
-    /// Queued by `checkIpBlacklists`.
-    Manual,
-    /// Queued by the schedule.
-    Scheduled,
-}
-
-/// Where a DNSBL check job stands.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IpCheckJobState {
-    /// Waiting for its turn (or for its next attempt).
-    Queued,
-    /// Being worked on.
-    Running,
-    /// Done; see `result`.
-    Succeeded,
-    /// Given up after its last attempt; see `lastError`.
-    Failed,
-}
-
 /// A DNSBL check, queued by `checkIpBlacklists` or by the schedule.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct IpCheckJob {
@@ -380,21 +344,14 @@ pub struct IpCheckJob {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl From<DnsblCheckJobRow> for IpCheckJob {
-    fn from(m: DnsblCheckJobRow) -> Self {
-        IpCheckJob {
+impl TryFrom<DnsblCheckJobRow> for IpCheckJob {
+    type Error = AppError;
+
+    fn try_from(m: DnsblCheckJobRow) -> AppResult<Self> {
+        Ok(IpCheckJob {
             id: ID(m.id.to_string()),
-            kind: if m.kind == crate::ips::JOB_SCHEDULED {
-                IpCheckJobKind::Scheduled
-            } else {
-                IpCheckJobKind::Manual
-            },
-            state: match m.state.as_str() {
-                "RUNNING" => IpCheckJobState::Running,
-                "SUCCEEDED" => IpCheckJobState::Succeeded,
-                "FAILED" => IpCheckJobState::Failed,
-                _ => IpCheckJobState::Queued,
-            },
+            kind: IpCheckJobKind::parse(&m.kind)?,
+            state: IpCheckJobState::parse(&m.state)?,
             attempts: m.attempts,
             next_run_at: m.next_run_at,
             last_error: m.last_error,
@@ -402,6 +359,6 @@ impl From<DnsblCheckJobRow> for IpCheckJob {
             created_at: m.created_at,
             started_at: m.started_at,
             finished_at: m.finished_at,
-        }
+        })
     }
 }

@@ -78,7 +78,7 @@ impl MailFlowQuery {
             mailflow::list_events(&app(ctx)?.db, &filter.into(), &page, wants_total(ctx)).await?;
         Ok(connection(&page, rows, has_next, total, |row| {
             row.id.to_string()
-        }))
+        })?)
     }
 }
 

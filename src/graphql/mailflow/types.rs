@@ -123,5 +123,5 @@ impl MailEvent {
 
 async fn load_node(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<Option<Node>> {
     let node = load_one::<NodesById, _>(ctx, id).await?;
-    Ok(node.map(Into::into))
+    Ok(node.map(TryInto::try_into).transpose()?)
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use crate::{
     auth::Principal,
     auth::Role,
-    error::AppError,
+    error::{AppError, AppResult},
     graphql::{
         guards::{
             AgentGuard, EnrollmentGuard, RoleGuard, RoleOrAgentGuard, app, audit_context, principal,
@@ -57,7 +57,7 @@ impl NodesQuery {
         };
         let nodes: Vec<Node> = rows
             .into_iter()
-            .map(|row| {
+            .map(|row| -> AppResult<Node> {
                 let node_ips = wants_ips.then(|| {
                     ips.remove(&row.id)
                         .unwrap_or_default()
@@ -65,14 +65,14 @@ impl NodesQuery {
                         .map(Into::into)
                         .collect()
                 });
-                let mut node = Node::from(row);
+                let mut node = Node::try_from(row)?;
                 node.prefetched_ips = node_ips;
-                node
+                Ok(node)
             })
-            .collect();
+            .collect::<AppResult<_>>()?;
         Ok(connection(&page, nodes, has_next, total, |node| {
             node.hostname.clone()
-        }))
+        })?)
     }
 
     /// One node, by `id` or by `hostname` (exactly one of them). A node agent may read
@@ -102,7 +102,7 @@ impl NodesQuery {
         {
             return Err(AppError::Forbidden("a node key may read only its own node".into()).into());
         }
-        Ok(found.map(Into::into))
+        Ok(found.map(TryInto::try_into).transpose()?)
     }
 
     /// Enrollment keys, newest first; revoked ones only when asked for.
@@ -123,7 +123,7 @@ impl NodesQuery {
                 .await?;
         Ok(connection(&page, rows, has_next, total, |row| {
             row.id.to_string()
-        }))
+        })?)
     }
 }
 
@@ -145,7 +145,7 @@ impl NodesMutation {
         let (node, api_key) =
             nodes::register(app(ctx)?, &audit_context(ctx), caller, &input).await?;
         Ok(NodeRegistration {
-            node: node.into(),
+            node: node.try_into()?,
             api_key,
         })
     }
@@ -160,7 +160,7 @@ impl NodesMutation {
     ) -> async_graphql::Result<Node> {
         let agent = principal(ctx).require_agent()?;
         let node = nodes::heartbeat(app(ctx)?, agent, agent_version.as_deref()).await?;
-        Ok(node.into())
+        Ok(node.try_into()?)
     }
 
     /// Changes a node's labels, roles or description.
@@ -173,7 +173,7 @@ impl NodesMutation {
     ) -> async_graphql::Result<Node> {
         let id = parse_id("id", &id)?;
         let node = nodes::update(&app(ctx)?.db, &audit_context(ctx), id, &input).await?;
-        Ok(node.into())
+        Ok(node.try_into()?)
     }
 
     /// Puts a node into maintenance or takes it out. With `until`, maintenance ends by
@@ -197,7 +197,7 @@ impl NodesMutation {
             until,
         )
         .await?;
-        Ok(node.into())
+        Ok(node.try_into()?)
     }
 
     /// Retires a node: its keys stop working and lists hide it unless asked.
@@ -205,7 +205,7 @@ impl NodesMutation {
     async fn decommission_node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
         let id = parse_id("id", &id)?;
         let node = nodes::decommission(app(ctx)?, &audit_context(ctx), id).await?;
-        Ok(node.into())
+        Ok(node.try_into()?)
     }
 
     /// Revokes every key of a node and issues a new one (shown once).

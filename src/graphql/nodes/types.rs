@@ -7,12 +7,16 @@ use entity::{
 
 use crate::{
     auth::Role,
+    error::{AppError, AppResult},
     graphql::guards::{RoleGuard, RoleOrAgentGuard, app},
 };
 
 use crate::nodes::{Label, NodeRole, NodeStatus};
 use crate::{
-    graphql::{ips::loaders::IpsByNode, loaders::load_one, metrics::loaders::LatestByNode},
+    graphql::{
+        ips::loaders::IpsByNode, loaders::load_one, metrics::loaders::LatestByNode,
+        pagination::convert_all,
+    },
     ips::NodeIp,
 };
 
@@ -89,7 +93,7 @@ impl Node {
         #[graphql(default = 20, validator(minimum = 0, maximum = 100))] first: i32,
     ) -> async_graphql::Result<Vec<NodeStatusChange>> {
         let rows = crate::nodes::status_history(&app(ctx)?.db, self.uuid, first as u64).await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(convert_all(rows)?)
     }
 
     /// The latest reading of each service the node reports.
@@ -109,16 +113,18 @@ impl Node {
     }
 }
 
-impl From<NodeRow> for Node {
-    fn from(m: NodeRow) -> Self {
+impl TryFrom<NodeRow> for Node {
+    type Error = AppError;
+
+    fn try_from(m: NodeRow) -> AppResult<Self> {
         let labels = Label::from_json(&m.labels);
-        Node {
+        Ok(Node {
             id: ID(m.id.to_string()),
             uuid: m.id,
             prefetched_ips: None,
             hostname: m.hostname,
             roles: NodeRole::from_mask(m.roles_mask),
-            status: NodeStatus::parse(&m.status),
+            status: NodeStatus::parse(&m.status)?,
             last_seen_at: m.last_seen_at,
             agent_version: m.agent_version,
             labels,
@@ -131,7 +137,7 @@ impl From<NodeRow> for Node {
                 by: m.maintenance_by,
             },
             created_at: m.created_at,
-        }
+        })
     }
 }
 
@@ -166,14 +172,20 @@ pub struct NodeStatusChange {
     pub reason: String,
 }
 
-impl From<NodeStatusChangeRow> for NodeStatusChange {
-    fn from(m: NodeStatusChangeRow) -> Self {
-        NodeStatusChange {
-            from: m.from_status.as_deref().map(NodeStatus::parse),
-            to: NodeStatus::parse(&m.to_status),
+impl TryFrom<NodeStatusChangeRow> for NodeStatusChange {
+    type Error = AppError;
+
+    fn try_from(m: NodeStatusChangeRow) -> AppResult<Self> {
+        Ok(NodeStatusChange {
+            from: m
+                .from_status
+                .as_deref()
+                .map(NodeStatus::parse)
+                .transpose()?,
+            to: NodeStatus::parse(&m.to_status)?,
             at: m.changed_at,
             reason: m.reason,
-        }
+        })
     }
 }
 

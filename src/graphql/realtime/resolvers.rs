@@ -235,7 +235,15 @@ impl RealtimeSubscription {
         after: Option<i64>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<AuditEvent>> + use<>> {
         filtered(ctx, after, |published| match &published.event {
-            Event::AuditRecorded(entry) => Some(AuditEvent::new(published.sequence, entry)),
+            Event::AuditRecorded(entry) => match AuditEvent::new(published.sequence, entry) {
+                Ok(event) => Some(event),
+                // An entry whose stored text this build does not know is logged, not sent
+                // as something else.
+                Err(error) => {
+                    error.log_if_internal();
+                    None
+                }
+            },
             _ => None,
         })
     }

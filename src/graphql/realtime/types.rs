@@ -5,6 +5,7 @@ use async_graphql::{ID, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::{
+    error::AppResult,
     graphql::audit::types::AuditEntry,
     mailflow::MailCounts,
     nodes::{Label, NodeStatus},
@@ -115,8 +116,8 @@ impl NodeStatusEvent {
             sequence: sequence as i64,
             node_id: id(event.node_id),
             hostname: event.hostname.clone(),
-            from: event.from.as_deref().map(NodeStatus::parse),
-            to: NodeStatus::parse(&event.to),
+            from: event.from,
+            to: event.to,
             at: event.at,
             reason: event.reason.clone(),
         }
@@ -260,11 +261,11 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    pub fn new(sequence: u64, event: &AuditRecorded) -> Self {
+    pub fn new(sequence: u64, event: &AuditRecorded) -> AppResult<Self> {
         let e = event.clone();
-        AuditEvent {
+        Ok(AuditEvent {
             sequence: sequence as i64,
-            entry: AuditEntry::from(entity::audit_log::Model {
+            entry: AuditEntry::try_from(entity::audit_log::Model {
                 id: e.id,
                 occurred_at: e.occurred_at,
                 actor_kind: e.actor_kind,
@@ -276,7 +277,7 @@ impl AuditEvent {
                 outcome: e.outcome,
                 detail: e.detail,
                 request_id: e.request_id,
-            }),
-        }
+            })?,
+        })
     }
 }

@@ -32,14 +32,17 @@ impl UsersQuery {
         let (rows, has_next, total) = users::list(&app(ctx)?.db, &page, wants_total(ctx)).await?;
         Ok(connection(&page, rows, has_next, total, |row| {
             row.username.clone()
-        }))
+        })?)
     }
 
     /// One user by id.
     #[graphql(guard = "RoleGuard::new(Role::Admin)")]
     async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
         let id = parse_id("id", &id)?;
-        Ok(users::find(&app(ctx)?.db, id).await?.map(Into::into))
+        Ok(users::find(&app(ctx)?.db, id)
+            .await?
+            .map(TryInto::try_into)
+            .transpose()?)
     }
 }
 
@@ -66,7 +69,7 @@ impl UsersMutation {
             input.role,
         )
         .await?;
-        Ok(user.into())
+        Ok(user.try_into()?)
     }
 
     /// Changes a user's role or disables it. The last enabled admin cannot be demoted or
@@ -87,7 +90,7 @@ impl UsersMutation {
             input.disabled,
         )
         .await?;
-        Ok(user.into())
+        Ok(user.try_into()?)
     }
 
     /// Sets a user's password and signs it out everywhere.
@@ -108,6 +111,6 @@ impl UsersMutation {
             &SecretString::from(password),
         )
         .await?;
-        Ok(user.into())
+        Ok(user.try_into()?)
     }
 }

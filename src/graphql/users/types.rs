@@ -3,6 +3,7 @@ use chrono::{DateTime, Utc};
 use entity::user::Model as UserRow;
 
 use crate::auth::Role;
+use crate::error::{AppError, AppResult};
 
 /// A person who signs in to the dashboard.
 #[derive(SimpleObject, Debug, Clone)]
@@ -21,16 +22,18 @@ pub struct User {
     pub last_login_at: Option<DateTime<Utc>>,
 }
 
-impl From<UserRow> for User {
-    fn from(m: UserRow) -> Self {
-        User {
+impl TryFrom<UserRow> for User {
+    type Error = AppError;
+
+    fn try_from(m: UserRow) -> AppResult<Self> {
+        Ok(User {
             id: ID(m.id.to_string()),
-            role: Role::parse(&m.role).unwrap_or(Role::Viewer),
+            role: Role::parse(&m.role)?,
             username: m.username,
             disabled: m.disabled,
             created_at: m.created_at,
             last_login_at: m.last_login_at,
-        }
+        })
     }
 }
 

@@ -10,12 +10,14 @@ use uuid::Uuid;
 
 use crate::error::AppResult;
 
-pub const QUEUED: &str = "QUEUED";
-pub const RUNNING: &str = "RUNNING";
-pub const SUCCEEDED: &str = "SUCCEEDED";
-pub const FAILED: &str = "FAILED";
-pub const MANUAL: &str = "MANUAL";
-pub const SCHEDULED: &str = "SCHEDULED";
+use super::super::model::{IpCheckJobKind, IpCheckJobState};
+
+pub const QUEUED: &str = IpCheckJobState::Queued.as_str();
+pub const RUNNING: &str = IpCheckJobState::Running.as_str();
+pub const SUCCEEDED: &str = IpCheckJobState::Succeeded.as_str();
+pub const FAILED: &str = IpCheckJobState::Failed.as_str();
+pub const MANUAL: &str = IpCheckJobKind::Manual.as_str();
+pub const SCHEDULED: &str = IpCheckJobKind::Scheduled.as_str();
 
 /// Queues a job, due now.
 pub async fn insert(

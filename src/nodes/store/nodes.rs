@@ -291,10 +291,9 @@ pub async fn count_by_status(conn: &impl ConnectionTrait) -> AppResult<Vec<(Node
         .into_tuple()
         .all(conn)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(status, count)| (NodeStatus::parse(&status), count))
-        .collect())
+    rows.into_iter()
+        .map(|(status, count)| Ok((NodeStatus::parse(&status)?, count)))
+        .collect()
 }
 
 /// What a node list may be narrowed by, validated.
