@@ -53,9 +53,9 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let state = build_state(config).await?;
         let router = router(state.clone());
-        let listener = TcpListener::bind(state.config.bind)
+        let listener = TcpListener::bind(state.config.server.bind)
             .await
-            .with_context(|| format!("binding {} (MAILOPS_BIND)", state.config.bind))?;
+            .with_context(|| format!("binding {} (MAILOPS_BIND)", state.config.server.bind))?;
         Ok(Application {
             listener,
             router,
@@ -64,7 +64,9 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or(self.state.config.bind)
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.server.bind)
     }
 
     pub fn state(&self) -> &AppState {
@@ -77,7 +79,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let grace = self.state.config.shutdown_grace;
+        let grace = self.state.config.server.shutdown_grace;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -117,17 +119,17 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = db::connect(&config).await?;
     db::migrate(&db).await.context("applying migrations")?;
 
-    let jwt_secret = match &config.jwt_secret {
+    let jwt_secret = match &config.auth.jwt_secret {
         Some(secret) => secret.clone(),
-        None => crate::auth::load_or_create_secret(&config.data_dir.join("jwt-secret"))?,
+        None => crate::auth::load_or_create_secret(&config.server.data_dir.join("jwt-secret"))?,
     };
     let tokens = TokenKeys::new(
         &jwt_secret,
-        config.access_token_ttl,
-        config.refresh_token_ttl,
+        config.auth.access_token_ttl,
+        config.auth.refresh_token_ttl,
     );
 
-    let redis = match &config.redis_url {
+    let redis = match &config.redis.url {
         Some(url) => {
             let client = redis::Client::open(url.as_str()).context("REDIS_URL")?;
             let manager = tokio::time::timeout(
@@ -142,36 +144,36 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         None => None,
     };
     let policy = BackoffPolicy {
-        failures_before_backoff: config.login_failures_before_backoff,
-        base: config.login_backoff_base,
-        max: config.login_backoff_max,
+        failures_before_backoff: config.auth.login_failures_before_backoff,
+        base: config.auth.login_backoff_base,
+        max: config.auth.login_backoff_max,
     };
     let login_backoff = match &redis {
-        Some(conn) => LoginBackoff::redis(policy, conn.clone(), &config.redis_prefix),
+        Some(conn) => LoginBackoff::redis(policy, conn.clone(), &config.redis.prefix),
         None => LoginBackoff::local(policy),
     };
     let limits = crate::realtime::BusLimits {
-        replay_window: config.event_replay_window,
-        replay_max: config.event_replay_max as usize,
-        subscriber_buffer: config.event_subscriber_buffer as usize,
+        replay_window: config.realtime.replay_window,
+        replay_max: config.realtime.replay_max as usize,
+        subscriber_buffer: config.realtime.subscriber_buffer as usize,
     };
-    let events = match &config.redis_url {
+    let events = match &config.redis.url {
         Some(url) => crate::realtime::EventBus::redis(
             limits,
             redis::Client::open(url.as_str()).context("REDIS_URL")?,
-            &config.redis_prefix,
+            &config.redis.prefix,
         ),
         None => crate::realtime::EventBus::local(limits),
     };
     let passwords = Passwords::new().map_err(|_| anyhow::anyhow!("password hasher"))?;
-    users::ensure_initial_admin(&db, &passwords, config.admin_password.as_ref())
+    users::ensure_initial_admin(&db, &passwords, config.auth.admin_password.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("creating the first admin: {}", e.client_message()))?;
 
     let overview = crate::overview::OverviewCache::new(
-        config.overview_cache_ttl,
+        config.overview.cache_ttl,
         redis.clone(),
-        &config.redis_prefix,
+        &config.redis.prefix,
     );
     Ok(AppState {
         config: Arc::new(config),
@@ -190,7 +192,7 @@ pub fn router(app: AppState) -> Router {
     let state = ServerState {
         http_schema: graphql::HttpSchema::new(app.clone(), &app.config),
         subscriptions: crate::graphql::shared::SharedSubscriptions::new(
-            app.config.event_subscriber_buffer as usize,
+            app.config.realtime.subscriber_buffer as usize,
         ),
         app: app.clone(),
         schema,
@@ -200,8 +202,8 @@ pub fn router(app: AppState) -> Router {
         .route("/graphql/ws", get(gql_http::websocket))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz));
-    if let GraphiqlAssets::Directory(dir) = &app.config.graphiql_assets
-        && app.config.graphiql
+    if let GraphiqlAssets::Directory(dir) = &app.config.server.graphiql_assets
+        && app.config.server.graphiql
     {
         router = router.nest_service(gql_http::LOCAL_ASSETS_PATH, ServeDir::new(dir));
     }
@@ -221,8 +223,9 @@ pub fn with_middleware(router: Router, config: &Config) -> Router {
             .unwrap_or_default();
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
     }));
-    if !config.cors_origins.is_empty() {
+    if !config.server.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = config
+            .server
             .cors_origins
             .iter()
             .filter_map(|o| HeaderValue::from_str(o).ok())
@@ -287,7 +290,7 @@ async fn readyz(State(state): State<ServerState>) -> Response {
         "status": label(ready),
         "database": label(database),
         "redis": redis.map_or("not configured", label),
-        "mode": match state.app.config.mode { Mode::Embedded => "embedded", Mode::Production => "production" },
+        "mode": match state.app.config.server.mode { Mode::Embedded => "embedded", Mode::Production => "production" },
     });
     let status = if ready {
         StatusCode::OK

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    mailops::telemetry::init(config.log_format);
+    mailops::telemetry::init(config.server.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
     let address = app.local_addr();
-    if app.state().config.graphiql {
+    if app.state().config.server.graphiql {
         tracing::info!(%address, "mailops is listening; open GraphiQL at http://{address}/graphql");
     } else {
         tracing::info!(%address, "mailops is listening; GraphQL at http://{address}/graphql");

@@ -70,7 +70,7 @@ pub async fn run(state: &AppState, options: SeedOptions) -> AppResult<SeedReport
     if options.nodes == 0 || options.nodes > 1_000 {
         return Err(AppError::bad_input("--nodes", "give 1 to 1000 nodes"));
     }
-    let retention_days = state.config.metrics_hour_retention.as_secs() / 86_400;
+    let retention_days = state.config.metrics.hour_retention.as_secs() / 86_400;
     if options.days == 0 || u64::from(options.days) > retention_days {
         return Err(AppError::bad_input(
             "--days",

@@ -26,14 +26,18 @@ use crate::config::Config;
 /// Opens the pool. For the embedded SQLite file, creates its directory and turns on WAL
 /// with a busy timeout, so that readers never block the writer.
 pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    if config.database.url.is_none() {
+        std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+            format!(
+                "creating data directory {}",
+                config.server.data_dir.display()
+            )
+        })?;
     }
     let url = config.effective_database_url();
     let mut options = ConnectOptions::new(url);
     options
-        .max_connections(config.database_max_connections)
+        .max_connections(config.database.max_connections)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))

@@ -169,14 +169,14 @@ const GRAPHIQL_PAGE: &str = r#"<!doctype html>
 pub const LOCAL_ASSETS_PATH: &str = "/graphiql/assets";
 
 pub async fn graphiql(State(state): State<ServerState>) -> Response {
-    if !state.app.config.graphiql {
+    if !state.app.config.server.graphiql {
         return (
             StatusCode::NOT_FOUND,
             "GraphiQL is off; set MAILOPS_GRAPHIQL=true to serve it",
         )
             .into_response();
     }
-    let base = match &state.app.config.graphiql_assets {
+    let base = match &state.app.config.server.graphiql_assets {
         crate::config::GraphiqlAssets::Url(url) => url.as_str(),
         crate::config::GraphiqlAssets::Directory(_) => LOCAL_ASSETS_PATH,
     };
@@ -204,7 +204,7 @@ pub async fn websocket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if !origin_allowed(&headers, &state.app.config.cors_origins) {
+    if !origin_allowed(&headers, &state.app.config.server.cors_origins) {
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     let protocol = Protocol::negotiate(

@@ -99,7 +99,7 @@ fn with_data(state: AppState, config: &Config) -> SchemaBuilder<Query, Mutation,
         }))
         .data(loader(alerts::loaders::RulesById { db: db() }))
         .data(state);
-    if !config.introspection {
+    if !config.server.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }
     builder

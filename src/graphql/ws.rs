@@ -176,7 +176,7 @@ async fn until(deadline: Option<Instant>) {
 impl Connection {
     async fn run(&mut self) -> Result<(), Close> {
         let init_deadline = Instant::now() + INIT_TIMEOUT;
-        let ping_every = self.app.config.ws_ping_interval;
+        let ping_every = self.app.config.realtime.ws_ping_interval;
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         loop {
             let (expires_at, user_id) = self

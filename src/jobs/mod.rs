@@ -39,7 +39,7 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
         let state = state.clone();
         every(
             "node-status",
-            state.config.node_status_check_interval,
+            state.config.nodes.status_check_interval,
             move || {
                 let state = state.clone();
                 async move { crate::nodes::sweep_statuses(&state).await.map(|_| ()) }
@@ -50,7 +50,7 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
         let state = state.clone();
         every(
             "metrics-retention",
-            state.config.metrics_retention_interval,
+            state.config.metrics.retention_interval,
             move || {
                 let state = state.clone();
                 async move { crate::metrics::sweep_retention(&state).await.map(|_| ()) }
@@ -72,7 +72,7 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
         let state = state.clone();
         every(
             "mail-retention",
-            state.config.metrics_retention_interval,
+            state.config.metrics.retention_interval,
             move || {
                 let state = state.clone();
                 async move { crate::mailflow::sweep_retention(&state).await.map(|_| ()) }
@@ -84,7 +84,7 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
         let state = state.clone();
         every(
             "alert-evaluation",
-            state.config.alert_evaluation_interval,
+            state.config.alerts.evaluation_interval,
             move || {
                 let state = state.clone();
                 async move { crate::alerts::evaluate_once(&state).await.map(|_| ()) }

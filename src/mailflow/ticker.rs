@@ -102,7 +102,7 @@ pub fn spawn(state: &AppState) -> JoinHandle<()> {
     let state = state.clone();
     let mut lease = state.redis.clone().map(|conn| Lease {
         conn,
-        key: format!("{}mailflow:ticker", state.config.redis_prefix),
+        key: format!("{}mailflow:ticker", state.config.redis.prefix),
         holder: Uuid::new_v4().to_string(),
         reachable: true,
     });

@@ -189,8 +189,8 @@ pub async fn store_batch(
     let (raw_oldest, oldest) = batch::oldest_allowed(
         now,
         admission,
-        state.config.metrics_raw_retention,
-        state.config.metrics_hour_retention,
+        state.config.metrics.raw_retention,
+        state.config.metrics.hour_retention,
     )?;
     let newest = now + MAX_FUTURE;
 

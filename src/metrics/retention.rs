@@ -22,9 +22,9 @@ pub async fn sweep(state: &AppState) -> AppResult<u64> {
     };
     let config = &state.config;
     let cutoffs = Cutoffs {
-        raw: cutoff(config.metrics_raw_retention),
-        minute: cutoff(config.metrics_minute_retention),
-        hour: cutoff(config.metrics_hour_retention),
+        raw: cutoff(config.metrics.raw_retention),
+        minute: cutoff(config.metrics.minute_retention),
+        hour: cutoff(config.metrics.hour_retention),
     };
     let deleted = store::retention::delete_expired(&txn, &cutoffs).await?;
     txn.commit().await?;

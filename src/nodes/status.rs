@@ -48,9 +48,9 @@ pub fn from_contact(
         return NodeStatus::Down;
     };
     let quiet = (now - seen).to_std().unwrap_or_default();
-    if quiet >= state.config.node_down_after {
+    if quiet >= state.config.nodes.down_after {
         NodeStatus::Down
-    } else if quiet >= state.config.node_stale_after {
+    } else if quiet >= state.config.nodes.stale_after {
         NodeStatus::Stale
     } else {
         NodeStatus::Online
@@ -103,7 +103,7 @@ pub async fn sweep(state: &AppState) -> AppResult<usize> {
     }
 
     let stale_since =
-        now - chrono::Duration::from_std(state.config.node_stale_after).unwrap_or_default();
+        now - chrono::Duration::from_std(state.config.nodes.stale_after).unwrap_or_default();
     let quiet = store::nodes::quiet_since(&txn, stale_since).await?;
     for node in quiet {
         let to = from_contact(state, node.last_seen_at, now);

@@ -55,8 +55,8 @@ impl MetricsQuery {
                 aggregate,
             },
             metrics::Retention {
-                raw: state.config.metrics_raw_retention,
-                minute: state.config.metrics_minute_retention,
+                raw: state.config.metrics.raw_retention,
+                minute: state.config.metrics.minute_retention,
             },
         )
         .await?;

@@ -2,6 +2,10 @@
 //!
 //! Every problem is reported as one line naming the variable and what is wrong with it.
 
+mod vars;
+
+pub use vars::{bool_var, duration_var, invalid, parse_duration, u32_var};
+
 use std::{collections::HashMap, fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::SecretString;
@@ -31,64 +35,115 @@ pub enum GraphiqlAssets {
 
 #[derive(Clone, Debug)]
 pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub auth: AuthConfig,
+    pub nodes: NodesConfig,
+    pub metrics: MetricsConfig,
+    /// Mail events: retention of raw events and counters, provider groups.
+    pub mail: crate::mailflow::MailFlowConfig,
+    /// DNSBL look-ups of sending IPs: name server, zones, schedule.
+    pub dnsbl: crate::ips::DnsblConfig,
+    pub realtime: RealtimeConfig,
+    pub alerts: AlertsConfig,
+    pub overview: OverviewConfig,
+}
+
+/// The process, its HTTP server and what it serves.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
     pub mode: Mode,
     pub bind: SocketAddr,
-    /// `None` means the embedded SQLite file under `data_dir`.
-    pub database_url: Option<String>,
-    pub database_max_connections: u32,
-    pub redis_url: Option<String>,
-    /// Prefix of every Redis key mailops writes, so that several deployments (or tests) can
-    /// share one Redis.
-    pub redis_prefix: String,
+    /// The SQLite file and the generated JWT secret live here.
     pub data_dir: PathBuf,
-    /// `None` in embedded mode means: generate one and keep it in `data_dir`.
-    pub jwt_secret: Option<SecretString>,
-    pub access_token_ttl: Duration,
-    pub refresh_token_ttl: Duration,
     pub graphiql: bool,
     pub graphiql_assets: GraphiqlAssets,
     pub introspection: bool,
     pub cors_origins: Vec<String>,
-    pub admin_password: Option<SecretString>,
     pub log_format: LogFormat,
+    /// How long in-flight requests may finish after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// `None` means the embedded SQLite file under `server.data_dir`.
+    pub url: Option<String>,
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct RedisConfig {
+    pub url: Option<String>,
+    /// Prefix of every Redis key mailops writes, so that several deployments (or tests) can
+    /// share one Redis.
+    pub prefix: String,
+}
+
+/// Tokens, the first admin, and login backoff.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// `None` in embedded mode means: generate one and keep it in `server.data_dir`.
+    pub jwt_secret: Option<SecretString>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub admin_password: Option<SecretString>,
     /// Consecutive failed logins of one account before it is made to wait.
     pub login_failures_before_backoff: u32,
     /// The first wait; each further failure doubles it, up to `login_backoff_max`.
     pub login_backoff_base: Duration,
     pub login_backoff_max: Duration,
-    pub shutdown_grace: Duration,
+}
+
+/// Agent contact and node status.
+#[derive(Clone, Debug)]
+pub struct NodesConfig {
     /// How often agents are expected to push.
-    pub node_push_interval: Duration,
+    pub push_interval: Duration,
     /// A node with no agent contact for this long is STALE.
-    pub node_stale_after: Duration,
+    pub stale_after: Duration,
     /// A node with no agent contact for this long is DOWN.
-    pub node_down_after: Duration,
+    pub down_after: Duration,
     /// How often the status job looks for nodes that went quiet.
-    pub node_status_check_interval: Duration,
+    pub status_check_interval: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct MetricsConfig {
     /// How long raw metric samples are kept; older samples are refused at ingestion.
-    pub metrics_raw_retention: Duration,
+    pub raw_retention: Duration,
     /// How long 1-minute rollups are kept.
-    pub metrics_minute_retention: Duration,
+    pub minute_retention: Duration,
     /// How long 1-hour rollups are kept.
-    pub metrics_hour_retention: Duration,
+    pub hour_retention: Duration,
     /// How often the retention jobs (metrics, mail events and counters) delete what is due.
-    pub metrics_retention_interval: Duration,
-    /// DNSBL look-ups of sending IPs: name server, zones, schedule.
-    pub dnsbl: crate::ips::DnsblConfig,
+    pub retention_interval: Duration,
+}
+
+/// Subscriptions and WebSockets.
+#[derive(Clone, Debug)]
+pub struct RealtimeConfig {
     /// How far back `after:` can resume a subscription.
-    pub event_replay_window: Duration,
+    pub replay_window: Duration,
     /// Events kept for `after:` at most, whatever their age.
-    pub event_replay_max: u32,
+    pub replay_max: u32,
     /// Events a subscriber may fall behind before it is told it lagged and dropped.
-    pub event_subscriber_buffer: u32,
+    pub subscriber_buffer: u32,
     /// How often the server pings each WebSocket; one silent for two intervals is closed.
     pub ws_ping_interval: Duration,
-    /// Mail events: retention of raw events and counters, provider groups.
-    pub mail: crate::mailflow::MailFlowConfig,
-    /// How long one computed `overview` is served; `None` computes it for every request.
-    pub overview_cache_ttl: Option<Duration>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AlertsConfig {
     /// How often the alert rules are evaluated.
-    pub alert_evaluation_interval: Duration,
+    pub evaluation_interval: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct OverviewConfig {
+    /// How long one computed `overview` is served; `None` computes it for every request.
+    pub cache_ttl: Option<Duration>,
 }
 
 /// A configuration problem: the variable and why its value was refused.
@@ -356,150 +411,96 @@ impl Config {
         }
 
         Ok(Config {
-            mode,
+            server: ServerConfig {
+                mode,
+                bind,
+                data_dir: PathBuf::from(get("MAILOPS_DATA_DIR").unwrap_or_else(|| "./data".into())),
+                graphiql: bool_var(&get, "MAILOPS_GRAPHIQL", embedded)?,
+                graphiql_assets,
+                introspection: bool_var(&get, "MAILOPS_INTROSPECTION", embedded)?,
+                cors_origins,
+                log_format,
+                shutdown_grace: duration_var(
+                    &get,
+                    "MAILOPS_SHUTDOWN_GRACE",
+                    Duration::from_secs(30),
+                )?,
+            },
+            database: DatabaseConfig {
+                url: database_url,
+                max_connections: database_max_connections,
+            },
+            redis: RedisConfig {
+                url: redis_url,
+                prefix: redis_prefix,
+            },
+            auth: AuthConfig {
+                jwt_secret: jwt_secret.map(SecretString::from),
+                access_token_ttl,
+                refresh_token_ttl,
+                admin_password: admin_password.map(SecretString::from),
+                login_failures_before_backoff: u32_var(
+                    &get,
+                    "MAILOPS_LOGIN_FAILURES_BEFORE_BACKOFF",
+                    5,
+                )?,
+                login_backoff_base: duration_var(
+                    &get,
+                    "MAILOPS_LOGIN_BACKOFF_BASE",
+                    Duration::from_secs(1),
+                )?,
+                login_backoff_max: duration_var(
+                    &get,
+                    "MAILOPS_LOGIN_BACKOFF_MAX",
+                    Duration::from_secs(15 * 60),
+                )?,
+            },
+            nodes: NodesConfig {
+                push_interval: node_push_interval,
+                stale_after: node_stale_after,
+                down_after: node_down_after,
+                status_check_interval: node_status_check_interval,
+            },
+            metrics: MetricsConfig {
+                raw_retention: metrics_raw_retention,
+                minute_retention: metrics_minute_retention,
+                hour_retention: metrics_hour_retention,
+                retention_interval: metrics_retention_interval,
+            },
             mail: crate::mailflow::MailFlowConfig::from_lookup(&get)?,
-            overview_cache_ttl,
-            alert_evaluation_interval,
-            event_replay_window,
-            event_replay_max,
-            event_subscriber_buffer,
-            ws_ping_interval,
-            metrics_raw_retention,
-            metrics_minute_retention,
-            metrics_hour_retention,
-            metrics_retention_interval,
-            node_push_interval,
-            node_stale_after,
-            node_down_after,
-            node_status_check_interval,
-            bind,
-            database_url,
-            database_max_connections,
-            redis_url,
-            redis_prefix,
-            data_dir: PathBuf::from(get("MAILOPS_DATA_DIR").unwrap_or_else(|| "./data".into())),
-            jwt_secret: jwt_secret.map(SecretString::from),
-            access_token_ttl,
-            refresh_token_ttl,
-            graphiql: bool_var(&get, "MAILOPS_GRAPHIQL", embedded)?,
-            graphiql_assets,
-            introspection: bool_var(&get, "MAILOPS_INTROSPECTION", embedded)?,
-            cors_origins,
-            admin_password: admin_password.map(SecretString::from),
-            log_format,
-            login_failures_before_backoff: u32_var(
-                &get,
-                "MAILOPS_LOGIN_FAILURES_BEFORE_BACKOFF",
-                5,
-            )?,
-            login_backoff_base: duration_var(
-                &get,
-                "MAILOPS_LOGIN_BACKOFF_BASE",
-                Duration::from_secs(1),
-            )?,
-            login_backoff_max: duration_var(
-                &get,
-                "MAILOPS_LOGIN_BACKOFF_MAX",
-                Duration::from_secs(15 * 60),
-            )?,
-            shutdown_grace: duration_var(&get, "MAILOPS_SHUTDOWN_GRACE", Duration::from_secs(30))?,
             dnsbl: crate::ips::DnsblConfig::from_lookup(&get)?,
+            realtime: RealtimeConfig {
+                replay_window: event_replay_window,
+                replay_max: event_replay_max,
+                subscriber_buffer: event_subscriber_buffer,
+                ws_ping_interval,
+            },
+            alerts: AlertsConfig {
+                evaluation_interval: alert_evaluation_interval,
+            },
+            overview: OverviewConfig {
+                cache_ttl: overview_cache_ttl,
+            },
         })
     }
 
     /// The sqlx URL of the database, the embedded SQLite file when none was given.
     pub fn effective_database_url(&self) -> String {
-        match &self.database_url {
+        match &self.database.url {
             Some(url) => url.clone(),
             None => format!(
                 "sqlite://{}?mode=rwc",
-                self.data_dir.join("mailops.db").display()
+                self.server.data_dir.join("mailops.db").display()
             ),
         }
     }
 
     pub fn uses_postgres(&self) -> bool {
-        self.database_url
+        self.database
+            .url
             .as_deref()
             .is_some_and(|u| u.starts_with("postgres"))
     }
-}
-
-pub(crate) fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable,
-        problem: problem.into(),
-    }
-}
-
-pub(crate) fn bool_var(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: bool,
-) -> Result<bool, ConfigError> {
-    match get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
-        None => Ok(default),
-        Some("1" | "true" | "yes" | "on") => Ok(true),
-        Some("0" | "false" | "no" | "off") => Ok(false),
-        Some(other) => Err(invalid(name, format!("'{other}' is not true or false"))),
-    }
-}
-
-pub(crate) fn u32_var(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: u32,
-) -> Result<u32, ConfigError> {
-    match get(name) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| invalid(name, format!("'{v}' is not a whole number"))),
-    }
-}
-
-pub(crate) fn duration_var(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    match get(name) {
-        None => Ok(default),
-        Some(v) => parse_duration(&v).map_err(|problem| invalid(name, problem)),
-    }
-}
-
-/// Parses `500ms`, `30s`, `15m`, `2h` or `7d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let amount: u64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration such as 30s, 15m, 2h or 7d"))?;
-    let millis = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => {
-            return Err(format!(
-                "'{text}' has no unit; use ms, s, m, h or d (e.g. 15m)"
-            ));
-        }
-    };
-    let duration = amount
-        .checked_mul(millis)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("'{text}' is too long"))?;
-    if duration.is_zero() {
-        return Err("must be longer than zero".into());
-    }
-    Ok(duration)
 }
 
 #[cfg(test)]
@@ -517,9 +518,9 @@ mod tests {
     #[test]
     fn no_variables_means_embedded_mode_on_localhost() {
         let config = config(&[]).expect("defaults are valid");
-        assert_eq!(config.mode, Mode::Embedded);
-        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
-        assert!(config.graphiql && config.introspection);
+        assert_eq!(config.server.mode, Mode::Embedded);
+        assert_eq!(config.server.bind.to_string(), "127.0.0.1:8080");
+        assert!(config.server.graphiql && config.server.introspection);
         assert!(config.effective_database_url().starts_with("sqlite://"));
     }
 
@@ -536,8 +537,8 @@ mod tests {
             ("MAILOPS_JWT_SECRET", &"x".repeat(32)),
         ])
         .expect("valid");
-        assert_eq!(config.mode, Mode::Production);
-        assert!(!config.graphiql && !config.introspection);
+        assert_eq!(config.server.mode, Mode::Production);
+        assert!(!config.server.graphiql && !config.server.introspection);
     }
 
     #[test]
