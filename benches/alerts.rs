@@ -26,7 +26,7 @@ use mailops::{
     state::AppState,
 };
 use sea_orm::ConnectionTrait as _;
-use uuid::Uuid;
+use testkit::{Backend, TestApp};
 
 const NODES: usize = 50;
 const CYCLES: usize = 200;
@@ -112,12 +112,14 @@ fn load_average() -> String {
 #[tokio::main]
 async fn main() {
     let load_before = load_average();
-    let database = common::BenchDatabase::create().await;
-    let dir = std::env::temp_dir().join(format!("mailops-bench-{}", Uuid::now_v7()));
-    let mut vars = common::postgres_vars(&dir, database.url());
-    // The job stays out of the way; the benchmark calls the evaluator itself.
-    vars.insert("MAILOPS_ALERT_EVALUATION_INTERVAL", "1h".into());
-    let server = common::start(vars).await;
+    let mut server = TestApp::builder(Backend::Postgres)
+        .with_config(|c| {
+            testkit::for_benchmarks(c);
+            // The job stays out of the way; the benchmark calls the evaluator itself.
+            c.alerts.evaluation_interval = testkit::duration("1h");
+        })
+        .spawn()
+        .await;
     let state = server.state.clone();
 
     let nodes = seed::register_nodes(&state, 0..NODES).await.unwrap();
@@ -352,7 +354,5 @@ async fn main() {
             load_average()
         ),
     );
-    let _ = server.stop.send(());
-    database.drop_database().await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.stop().await;
 }

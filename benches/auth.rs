@@ -17,10 +17,11 @@ mod common;
 use std::time::Instant;
 
 use axum::{Json, Router, extract::State, http::HeaderMap, routing::get};
-use common::{ADMIN_PASSWORD, CONCURRENCY, WINDOW, graphql_ok, ms, percentile};
+use common::{CONCURRENCY, WINDOW, graphql_ok, ms, percentile};
 use mailops::state::AppState;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use testkit::{ADMIN_PASSWORD, Backend, TestApp};
 
 const LOGINS: usize = 30;
 
@@ -55,8 +56,11 @@ async fn serve_plain(state: AppState) -> std::net::SocketAddr {
     addr
 }
 
-async fn measure(name: &str, vars: std::collections::HashMap<&'static str, String>) -> String {
-    let server = common::start(vars).await;
+async fn measure(name: &str, backend: Backend) -> String {
+    let mut server = TestApp::builder(backend)
+        .with_config(testkit::for_benchmarks)
+        .spawn()
+        .await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()
@@ -83,7 +87,7 @@ async fn measure(name: &str, vars: std::collections::HashMap<&'static str, Strin
     let mut token = String::new();
     for _ in 0..LOGINS {
         let t = Instant::now();
-        token = common::admin_token(&client, &graphql).await;
+        token = server.admin_token().await;
         logins.push(t.elapsed());
     }
     argon.sort();
@@ -107,7 +111,7 @@ async fn measure(name: &str, vars: std::collections::HashMap<&'static str, Strin
     )
     .await;
 
-    let _ = server.stop.send(());
+    server.stop().await;
     format!(
         "| {name} | {} / {} | {} / {} | {:.2} | {:.0} | {:.0} | {:.0}% |",
         ms(percentile(&argon, 0.5)),
@@ -123,14 +127,8 @@ async fn measure(name: &str, vars: std::collections::HashMap<&'static str, Strin
 
 #[tokio::main]
 async fn main() {
-    let dir = std::env::temp_dir().join(format!("mailops-bench-{}", uuid::Uuid::now_v7()));
-    let sqlite = measure("embedded (SQLite)", common::base_vars(&dir)).await;
-
-    let database = common::BenchDatabase::create().await;
-    let vars = common::postgres_vars(&dir.join("pg"), database.url());
-    let postgres = measure("production (Postgres)", vars).await;
-    database.drop_database().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let sqlite = measure("embedded (SQLite)", Backend::Sqlite).await;
+    let postgres = measure("production (Postgres)", Backend::Postgres).await;
 
     let table = format!(
         "Machine: {}. {LOGINS} sequential logins; `me` with {CONCURRENCY} concurrent clients for {} s each, over loopback HTTP/1.1, load generator in the same process.\n\n\

@@ -12,8 +12,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[path = "../tests/api/dns_server.rs"]
-mod dns_server;
 
 use std::{
     collections::HashMap,
@@ -22,7 +20,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dns_server::DnsServer;
 use hickory_resolver::proto::{
     op::{Message, Query},
     rr::{Name, RecordType},
@@ -30,6 +27,10 @@ use hickory_resolver::proto::{
 use mailops::{
     audit::{Actor, AuditContext},
     ips::{self, Checker, DEFAULT_ZONES, DnsblConfig},
+};
+use testkit::{
+    Backend, TestApp,
+    dns_server::{self, DnsServer},
 };
 use tokio::net::UdpSocket;
 
@@ -162,12 +163,16 @@ async fn main() {
     ));
 
     // The whole job through mailops, results stored in SQLite.
-    let dir = std::env::temp_dir().join(format!("mailops-bench-{}", uuid::Uuid::now_v7()));
-    let mut vars = common::base_vars(&dir);
-    vars.insert("MAILOPS_DNSBL_NAMESERVER", dns.addr.to_string());
-    vars.insert("MAILOPS_DNSBL_JOB_POLL_INTERVAL", "20ms".into());
-    vars.insert("MAILOPS_DNSBL_CHECK_INTERVAL", "1d".into());
-    let server = common::start(vars).await;
+    let nameserver = dns.addr;
+    let mut server = TestApp::builder(Backend::Sqlite)
+        .with_config(move |c| {
+            testkit::for_benchmarks(c);
+            c.dnsbl.nameserver = nameserver;
+            c.dnsbl.job_poll_interval = testkit::duration("20ms");
+            c.dnsbl.check_interval = testkit::duration("1d");
+        })
+        .spawn()
+        .await;
     let audit = AuditContext::with_actor(Actor::cli());
     let input = mailops::ips::NewIps {
         addresses: Some(ips.iter().map(ToString::to_string).collect()),
@@ -206,8 +211,7 @@ async fn main() {
         elapsed.as_secs_f64(),
         per_second(lookups, elapsed),
     ));
-    let _ = server.stop.send(());
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop().await;
 
     let table = format!(
         "Machine: {}. {IPS} IPv4 addresses × {} zones (the default list), 10% listed per zone (each listing also fetches its TXT reason), DNS server in the same process on loopback UDP.\n\n| run | look-ups | seconds | look-ups/s | ratio |\n|---|---|---|---|---|\n{}\n",

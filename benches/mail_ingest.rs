@@ -20,6 +20,7 @@ use futures_util::{StreamExt as _, stream};
 use mailops::{seed, state::AppState};
 use sea_orm::{ConnectionTrait as _, Statement};
 use serde_json::{Value, json};
+use testkit::{Backend, TestApp};
 use uuid::Uuid;
 
 const AGENTS: usize = 15;
@@ -170,11 +171,13 @@ async fn through_copy(state: &AppState, lines: &[String]) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let database = common::BenchDatabase::create().await;
-    let dir = std::env::temp_dir().join(format!("mailops-bench-{}", Uuid::now_v7()));
-    let mut vars = common::postgres_vars(&dir, database.url());
-    vars.insert("MAILOPS_DATABASE_MAX_CONNECTIONS", POOL.to_string());
-    let server = common::start(vars).await;
+    let mut server = TestApp::builder(Backend::Postgres)
+        .with_config(|c| {
+            testkit::for_benchmarks(c);
+            c.database.max_connections = POOL as u32;
+        })
+        .spawn()
+        .await;
     let graphql = format!("http://{}/graphql", server.addr);
 
     let nodes = seed::register_nodes(&server.state, 0..AGENTS)
@@ -220,7 +223,5 @@ async fn main() {
             common::machine()
         ),
     );
-    let _ = server.stop.send(());
-    database.drop_database().await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.stop().await;
 }

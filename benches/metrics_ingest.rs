@@ -27,6 +27,7 @@ use mailops::{
 };
 use sea_orm::{ConnectionTrait as _, Statement};
 use serde_json::{Value, json};
+use testkit::{Backend, TestApp};
 use uuid::Uuid;
 
 const BATCH_SAMPLES: usize = 1_000;
@@ -221,11 +222,13 @@ async fn empty_metrics(state: &AppState) {
 
 #[tokio::main]
 async fn main() {
-    let database = common::BenchDatabase::create().await;
-    let dir = std::env::temp_dir().join(format!("mailops-bench-{}", Uuid::now_v7()));
-    let mut vars = common::postgres_vars(&dir, database.url());
-    vars.insert("MAILOPS_DATABASE_MAX_CONNECTIONS", POOL.to_string());
-    let server = common::start(vars).await;
+    let mut server = TestApp::builder(Backend::Postgres)
+        .with_config(|c| {
+            testkit::for_benchmarks(c);
+            c.database.max_connections = POOL as u32;
+        })
+        .spawn()
+        .await;
     let graphql = format!("http://{}/graphql", server.addr);
 
     let mut table = String::from(
@@ -276,7 +279,5 @@ async fn main() {
             common::machine()
         ),
     );
-    let _ = server.stop.send(());
-    database.drop_database().await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.stop().await;
 }

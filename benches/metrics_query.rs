@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use mailops::seed::{self, SeedOptions};
 use sea_orm::ConnectionTrait as _;
 use serde_json::{Value, json};
-use uuid::Uuid;
+use testkit::{Backend, TestApp};
 
 const DATABASE: &str = "mailops_bench_metrics";
 const NODES: usize = 15;
@@ -118,17 +118,11 @@ async fn measure(
 
 #[tokio::main]
 async fn main() {
-    let server_url = std::env::var("MAILOPS_BENCH_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let admin = sea_orm::Database::connect(format!("{server_url}/postgres"))
-        .await
-        .expect("Postgres for the benchmark (MAILOPS_BENCH_POSTGRES)");
-    let _ = admin
-        .execute_unprepared(&format!("CREATE DATABASE {DATABASE}"))
+    let mut server = TestApp::builder(Backend::Postgres)
+        .on_database(DATABASE)
+        .with_config(testkit::for_benchmarks)
+        .spawn()
         .await;
-    let dir = std::env::temp_dir().join(format!("mailops-bench-{}", Uuid::now_v7()));
-    let vars = common::postgres_vars(&dir, format!("{server_url}/{DATABASE}"));
-    let server = common::start(vars).await;
 
     // The second pass adds what arrived while the first ran, so the last hour is full.
     for _ in 0..2 {
@@ -149,7 +143,7 @@ async fn main() {
 
     let client = reqwest::Client::new();
     let graphql = format!("http://{}/graphql", server.addr);
-    let token = common::admin_token(&client, &graphql).await;
+    let token = server.admin_token().await;
     let nodes: Value = client
         .post(&graphql)
         .bearer_auth(&token)
@@ -235,6 +229,5 @@ async fn main() {
             summary.join("; ")
         ),
     );
-    let _ = server.stop.send(());
-    let _ = std::fs::remove_dir_all(dir);
+    server.stop().await;
 }

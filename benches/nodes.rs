@@ -30,6 +30,7 @@ use entity::{ip_address, node};
 use mailops::{auth::Principal, auth::Role, state::AppState};
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
+use testkit::{Backend, TestApp};
 use uuid::Uuid;
 
 const NODES: usize = 1_000;
@@ -157,10 +158,10 @@ fn next_id(ids: &Arc<Vec<Uuid>>, counter: &Arc<AtomicUsize>) -> Uuid {
 
 #[tokio::main]
 async fn main() {
-    let dir = std::env::temp_dir().join(format!("mailops-bench-{}", Uuid::now_v7()));
-    let database = common::BenchDatabase::create().await;
-    let vars = common::postgres_vars(&dir, database.url());
-    let server = common::start(vars).await;
+    let mut server = TestApp::builder(Backend::Postgres)
+        .with_config(testkit::for_benchmarks)
+        .spawn()
+        .await;
     let ids = Arc::new(seed(&server.state).await);
 
     let client = reqwest::Client::builder()
@@ -168,7 +169,7 @@ async fn main() {
         .build()
         .unwrap();
     let graphql = format!("http://{}/graphql", server.addr);
-    let bearer = format!("Bearer {}", common::admin_token(&client, &graphql).await);
+    let bearer = format!("Bearer {}", server.admin_token().await);
     let plain = serve_plain(server.state.clone()).await;
     let counter = Arc::new(AtomicUsize::new(0));
 
@@ -240,9 +241,7 @@ async fn main() {
     )
     .await;
 
-    let _ = server.stop.send(());
-    database.drop_database().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop().await;
 
     let table = format!(
         "Machine: {}. Postgres, {NODES} nodes × {IPS_PER_NODE} IPs; {CONCURRENCY} concurrent clients for {} s per row, over loopback HTTP/1.1, load generator in the same process.\n\n\

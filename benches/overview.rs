@@ -15,6 +15,7 @@ use std::time::Instant;
 use mailops::seed::{self, SeedOptions};
 use sea_orm::ConnectionTrait as _;
 use serde_json::json;
+use testkit::{Backend, TestApp};
 use uuid::Uuid;
 
 const DATABASE: &str = "mailops_bench_overview";
@@ -26,32 +27,22 @@ const OVERVIEW: &str = "{ overview { health reasons { level code message } nodes
     lastHour { queued delivered deferred bounced rejected dropped sent deliveredRate deferredRate bounceRate }
     queue { active deferred total } blacklistedIps activeAlerts { warning critical total } generatedAt } }";
 
-fn with_redis(
-    mut vars: std::collections::HashMap<&'static str, String>,
-    cache: &str,
-) -> std::collections::HashMap<&'static str, String> {
-    vars.insert("REDIS_URL", "redis://127.0.0.1:6379".into());
-    vars.insert(
-        "MAILOPS_REDIS_PREFIX",
-        format!("mailops-bench-{}:", Uuid::now_v7().simple()),
-    );
-    vars.insert("MAILOPS_OVERVIEW_CACHE_TTL", cache.into());
-    vars
+/// A server on the seeded database with its own Redis prefix and overview cache.
+async fn start(cache_ttl: Option<std::time::Duration>) -> TestApp {
+    TestApp::builder(Backend::Postgres)
+        .on_database(DATABASE)
+        .with_config(move |c| {
+            testkit::for_benchmarks(c);
+            c.redis.prefix = format!("mailops-bench-{}:", Uuid::now_v7().simple());
+            c.overview.cache_ttl = cache_ttl;
+        })
+        .spawn()
+        .await
 }
 
 #[tokio::main]
 async fn main() {
-    let server_url = std::env::var("MAILOPS_BENCH_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let admin = sea_orm::Database::connect(format!("{server_url}/postgres"))
-        .await
-        .expect("Postgres for the benchmark (MAILOPS_BENCH_POSTGRES)");
-    let _ = admin
-        .execute_unprepared(&format!("CREATE DATABASE {DATABASE}"))
-        .await;
-    let dir = std::env::temp_dir().join(format!("mailops-bench-{}", Uuid::now_v7()));
-    let url = format!("{server_url}/{DATABASE}");
-    let cached = common::start(with_redis(common::postgres_vars(&dir, url.clone()), "30s")).await;
+    let mut cached = start(Some(std::time::Duration::from_secs(30))).await;
 
     // The second pass adds what arrived while the first ran, so the last hour is full.
     for _ in 0..2 {
@@ -69,12 +60,12 @@ async fn main() {
         println!("seed: {seeded:?}");
     }
     cached.state.db.execute_unprepared("ANALYZE").await.unwrap();
-    let uncached = common::start(with_redis(common::postgres_vars(&dir, url), "off")).await;
+    let mut uncached = start(None).await;
 
     let client = reqwest::Client::new();
     let graphql_cached = format!("http://{}/graphql", cached.addr);
     let graphql_uncached = format!("http://{}/graphql", uncached.addr);
-    let token = common::admin_token(&client, &graphql_cached).await;
+    let token = cached.admin_token().await;
 
     let request = |url: String, query: &'static str| {
         let token = token.clone();
@@ -180,7 +171,6 @@ async fn main() {
             common::CONCURRENCY,
         ),
     );
-    let _ = cached.stop.send(());
-    let _ = uncached.stop.send(());
-    let _ = std::fs::remove_dir_all(dir);
+    cached.stop().await;
+    uncached.stop().await;
 }

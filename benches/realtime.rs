@@ -23,6 +23,7 @@ use std::{
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
+use testkit::{Backend, TestApp};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _, http::HeaderValue};
 
 const SUBSCRIBERS: [usize; 3] = [1_000, 5_000, 10_000];
@@ -196,29 +197,16 @@ async fn register_agent(client: &reqwest::Client, graphql: &str, admin: &str) ->
 }
 
 async fn server() {
-    let database = common::BenchDatabase::create().await;
-    let dir = std::env::temp_dir().join(format!("mailops-bench-{}", database.name));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut vars = common::base_vars(&dir);
-    vars.insert("DATABASE_URL", database.url());
-    vars.insert(
-        "REDIS_URL",
-        std::env::var("MAILOPS_BENCH_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-    );
-    vars.insert(
-        "MAILOPS_REDIS_PREFIX",
-        format!("mailops-bench:{}:", database.name),
-    );
-    vars.insert(
-        "MAILOPS_JWT_SECRET",
-        "benchmark-secret-that-is-long-enough-0123456789".into(),
-    );
-    vars.insert("MAILOPS_ACCESS_TOKEN_TTL", "2h".into());
-    vars.insert("MAILOPS_LOG_FORMAT", "json".into());
-    let started = common::start(vars).await;
+    let mut started = TestApp::builder(Backend::Postgres)
+        .with_config(|c| {
+            testkit::for_benchmarks(c);
+            c.auth.access_token_ttl = testkit::duration("2h");
+        })
+        .spawn()
+        .await;
     let graphql = format!("http://{}/graphql", started.addr);
     let client = reqwest::Client::new();
-    let admin = common::admin_token(&client, &graphql).await;
+    let admin = started.admin_token().await;
     let agent_key = register_agent(&client, &graphql, &admin).await;
 
     let mut rows = Vec::new();
@@ -318,7 +306,5 @@ async fn server() {
         rows.concat()
     );
     common::write_section("realtime", "cargo bench --bench realtime", &body);
-    let _ = started.stop.send(());
-    database.drop_database().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    started.stop().await;
 }

@@ -1,9 +1,8 @@
-//! What the benchmark programs share: starting mailops, a closed-loop load generator, and
-//! writing results into BENCHMARKS.md.
+//! What the benchmark programs share besides the test kit (which starts mailops): a
+//! closed-loop load generator, percentiles, and writing results into BENCHMARKS.md.
 #![allow(dead_code)]
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -11,105 +10,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mailops::{Application, Config, state::AppState};
-use sea_orm::ConnectionTrait as _;
-
-pub const ADMIN_PASSWORD: &str = "benchmark-admin-password";
 pub const CONCURRENCY: usize = 32;
 pub const WINDOW: Duration = Duration::from_secs(5);
-
-pub struct Started {
-    pub addr: std::net::SocketAddr,
-    pub state: AppState,
-    pub stop: tokio::sync::oneshot::Sender<()>,
-}
-
-pub fn base_vars(dir: &std::path::Path) -> HashMap<&'static str, String> {
-    HashMap::from([
-        ("MAILOPS_BIND", "127.0.0.1:0".to_string()),
-        ("MAILOPS_DATA_DIR", dir.display().to_string()),
-        ("MAILOPS_ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
-        ("MAILOPS_LOG_FORMAT", "json".to_string()),
-        ("MAILOPS_DATABASE_MAX_CONNECTIONS", "16".to_string()),
-    ])
-}
-
-/// The variables of production mode on the Postgres database at `url`.
-pub fn postgres_vars(dir: &std::path::Path, url: String) -> HashMap<&'static str, String> {
-    let mut vars = base_vars(dir);
-    vars.insert("DATABASE_URL", url);
-    vars.insert(
-        "MAILOPS_JWT_SECRET",
-        "benchmark-secret-that-is-long-enough-0123".into(),
-    );
-    vars
-}
-
-pub async fn start(vars: HashMap<&'static str, String>) -> Started {
-    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("config");
-    let app = Application::build(config).await.expect("mailops starts");
-    let addr = app.local_addr();
-    let state = app.state().clone();
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = rx.await;
-    }));
-    Started { addr, state, stop }
-}
-
-/// A fresh Postgres database for one run, dropped by `drop_database`.
-pub struct BenchDatabase {
-    server: String,
-    pub name: String,
-}
-
-impl BenchDatabase {
-    pub async fn create() -> BenchDatabase {
-        let server = std::env::var("MAILOPS_BENCH_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let name = format!("mailops_bench_{}", uuid::Uuid::now_v7().simple());
-        let admin = sea_orm::Database::connect(format!("{server}/postgres"))
-            .await
-            .expect("Postgres for the benchmark (MAILOPS_BENCH_POSTGRES)");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-        BenchDatabase { server, name }
-    }
-
-    pub fn url(&self) -> String {
-        format!("{}/{}", self.server, self.name)
-    }
-
-    pub async fn drop_database(self) {
-        if let Ok(admin) = sea_orm::Database::connect(format!("{}/postgres", self.server)).await {
-            let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
-                .await;
-        }
-    }
-}
-
-/// Logs in as the admin and returns the access token.
-pub async fn admin_token(client: &reqwest::Client, graphql: &str) -> String {
-    let body: serde_json::Value = client
-        .post(graphql)
-        .json(&serde_json::json!({
-            "query": "mutation($p: String!) { login(username: \"admin\", password: $p) { accessToken } }",
-            "variables": { "p": ADMIN_PASSWORD }
-        }))
-        .send()
-        .await
-        .expect("login sent")
-        .json()
-        .await
-        .expect("login answered");
-    body["data"]["login"]["accessToken"]
-        .as_str()
-        .expect("login works")
-        .to_string()
-}
 
 /// Requests per second over `WINDOW` with `CONCURRENCY` clients in a closed loop. Every
 /// response is checked with `check` before it counts.

@@ -12,7 +12,7 @@ mod store;
 
 pub use address::{Cidr, ParsedAddress, parse as parse_address, parse_cidr};
 pub use checks::{enqueue, find_job, tick as run_check_jobs};
-pub use config::{DEFAULT_ZONES, DnsblConfig};
+pub use config::{DEFAULT_ZONES, DnsblConfig, ZoneSpec, parse_zones};
 pub use dnsbl::Checker;
 pub use inventory::{MAX_ADD, add, assign, attach_to_node, find, key_cursor, list, remove, update};
 pub use model::*;

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, error_code};
-use crate::on_both_backends;
 use crate::subscriptions::WsClient;
+use testkit::on_both_backends;
+use testkit::{Backend, TestApp, duration, error_code, zones};
 
 const INGEST: &str = "mutation($b: MetricBatchInput!) { ingestMetrics(batch: $b) { accepted } }";
 const CREATE: &str = "mutation($i: CreateAlertRuleInput!) { createAlertRule(input: $i) {
@@ -23,7 +23,10 @@ const ALERTS: &str =
 const WAIT: Duration = Duration::from_secs(15);
 
 /// Evaluates every 200 ms.
-const FAST: [(&str, &str); 1] = [("MAILOPS_ALERT_EVALUATION_INTERVAL", "200ms")];
+/// Alert evaluation every 200 ms instead of 15 s.
+fn fast(c: &mut mailops::Config) {
+    c.alerts.evaluation_interval = duration("200ms");
+}
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -196,7 +199,7 @@ on_both_backends! {
 
 on_both_backends! {
     async fn a_metric_alert_fires_after_its_for_and_resolves_past_the_resolve_threshold(backend) {
-        let app = TestApp::spawn_with(backend, &FAST).await;
+        let app = TestApp::builder(backend).with_config(fast).spawn().await;
         let admin = app.admin_token().await;
         let (_, operator) = app.user_with_role("oscar", "OPERATOR").await;
         let mut ws = WsClient::ready(app.addr, Some(format!("Bearer {admin}"))).await;
@@ -258,16 +261,16 @@ on_both_backends! {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_down_node_fires_and_maintenance_suppresses_and_resolves() {
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        &[
-            FAST[0],
-            ("MAILOPS_NODE_PUSH_INTERVAL", "200ms"),
-            ("MAILOPS_NODE_DOWN_AFTER", "1s"),
-            ("MAILOPS_NODE_STATUS_CHECK_INTERVAL", "50ms"),
-        ],
-    )
-    .await;
+    let app = TestApp::builder(Backend::Sqlite)
+        .with_config(|c| {
+            fast(c);
+            c.nodes.push_interval = duration("200ms");
+            c.nodes.stale_after = duration("400ms");
+            c.nodes.down_after = duration("1s");
+            c.nodes.status_check_interval = duration("50ms");
+        })
+        .spawn()
+        .await;
     let (_, operator) = app.user_with_role("oscar", "OPERATOR").await;
     let enrollment = app.enrollment_key(None).await;
     let (quiet, _) = app
@@ -329,7 +332,7 @@ async fn a_down_node_fires_and_maintenance_suppresses_and_resolves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ip_listed_on_a_critical_zone_fires_and_resolves_once_delisted() {
-    use crate::dns_server::DnsServer;
+    use testkit::dns_server::DnsServer;
     let dns = DnsServer::start().await;
     dns.healthy_zone("listed.test");
     dns.healthy_zone("minor.test");
@@ -337,20 +340,18 @@ async fn an_ip_listed_on_a_critical_zone_fires_and_resolves_once_delisted() {
     dns.list(listed, "listed.test", &[2], Some("spam"));
     // Listed on a zone that is not critical only: no alert.
     dns.list("192.0.2.2".parse().unwrap(), "minor.test", &[2], None);
-    let nameserver = dns.addr.to_string();
-    let app = TestApp::spawn_with(
-        Backend::Postgres,
-        &[
-            FAST[0],
-            ("MAILOPS_DNSBL_NAMESERVER", nameserver.as_str()),
-            ("MAILOPS_DNSBL_ZONES", "listed.test;minor.test"),
-            ("MAILOPS_DNSBL_CRITICAL_ZONES", "listed.test"),
-            ("MAILOPS_DNSBL_TIMEOUT", "300ms"),
-            ("MAILOPS_DNSBL_JOB_POLL_INTERVAL", "100ms"),
-            ("MAILOPS_DNSBL_CHECK_INTERVAL", "1h"),
-        ],
-    )
-    .await;
+    let nameserver = dns.addr;
+    let app = TestApp::builder(Backend::Postgres)
+        .with_config(move |c| {
+            fast(c);
+            c.dnsbl.nameserver = nameserver;
+            c.dnsbl.zones = zones("listed.test;minor.test", &["listed.test"]);
+            c.dnsbl.timeout = duration("300ms");
+            c.dnsbl.job_poll_interval = duration("100ms");
+            c.dnsbl.check_interval = duration("1h");
+        })
+        .spawn()
+        .await;
     let (_, operator) = app.user_with_role("oscar", "OPERATOR").await;
     let enrollment = app.enrollment_key(None).await;
     let (node_id, _) = app
@@ -390,7 +391,10 @@ async fn an_ip_listed_on_a_critical_zone_fires_and_resolves_once_delisted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_acknowledge_and_silence_alerts() {
-    let app = TestApp::spawn_with(Backend::Sqlite, &FAST).await;
+    let app = TestApp::builder(Backend::Sqlite)
+        .with_config(fast)
+        .spawn()
+        .await;
     let (_, operator) = app.user_with_role("oscar", "OPERATOR").await;
     let (_, viewer) = app.user_with_role("vera", "VIEWER").await;
     let enrollment = app.enrollment_key(None).await;
@@ -702,10 +706,13 @@ async fn operators_acknowledge_and_silence_alerts() {
 
 on_both_backends! {
     async fn a_high_bounce_rate_fires_from_ingested_mail_and_counts_in_the_overview(backend) {
-        let app = TestApp::spawn_with(backend, &[
-            ("MAILOPS_ALERT_EVALUATION_INTERVAL", "200ms"),
-            ("MAILOPS_OVERVIEW_CACHE_TTL", "off"),
-        ]).await;
+        let app = TestApp::builder(backend)
+            .with_config(|c| {
+                fast(c);
+                c.overview.cache_ttl = None;
+            })
+            .spawn()
+            .await;
         let enrollment = app.enrollment_key(None).await;
         let (node_id, key) = app.register_node(&enrollment, "mta1.example.com", &["192.0.2.10"]).await;
         let (_, operator) = app.user_with_role("olga", "OPERATOR").await;

@@ -1,7 +1,7 @@
 use serde_json::json;
 
-use crate::helpers::{ADMIN_PASSWORD, TestApp, error_code};
-use crate::on_both_backends;
+use testkit::on_both_backends;
+use testkit::{ADMIN_PASSWORD, TestApp, error_code};
 
 const LOG: &str =
     "query($filter: AuditFilter) { auditLog(first: 50, filter: $filter) { totalCount edges { node {

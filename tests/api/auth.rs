@@ -1,7 +1,7 @@
 use serde_json::json;
 
-use crate::helpers::{ADMIN_PASSWORD, Backend, TestApp, error_code, token_of};
-use crate::on_both_backends;
+use testkit::on_both_backends;
+use testkit::{ADMIN_PASSWORD, Backend, TestApp, duration, error_code, token_of};
 
 const ME: &str = "{ me { id username role } }";
 const REFRESH: &str =
@@ -58,10 +58,13 @@ on_both_backends! {
 
 on_both_backends! {
     async fn repeated_failures_make_the_account_wait(backend) {
-        let app = TestApp::spawn_with(backend, &[
-            ("MAILOPS_LOGIN_FAILURES_BEFORE_BACKOFF", "3"),
-            ("MAILOPS_LOGIN_BACKOFF_BASE", "3s"),
-        ]).await;
+        let app = TestApp::builder(backend)
+            .with_config(|c| {
+                c.auth.login_failures_before_backoff = 3;
+                c.auth.login_backoff_base = duration("3s");
+            })
+            .spawn()
+            .await;
         for _ in 0..3 {
             let body = app.gql(None, LOGIN, json!({ "u": "admin", "p": "wrong password here" })).await;
             assert_eq!(error_code(&body), "UNAUTHENTICATED");
@@ -124,10 +127,13 @@ on_both_backends! {
 on_both_backends! {
     async fn bad_tokens_are_refused_with_unauthenticated(backend) {
         let secret = "a-known-secret-for-forging-tokens-0123456789";
-        let app = TestApp::spawn_with(backend, &[
-            ("MAILOPS_JWT_SECRET", secret),
-            ("MAILOPS_ACCESS_TOKEN_TTL", "1s"),
-        ]).await;
+        let app = TestApp::builder(backend)
+            .with_config(|c| {
+                c.auth.jwt_secret = Some(secret.to_string().into());
+                c.auth.access_token_ttl = duration("1s");
+            })
+            .spawn()
+            .await;
         let login = app.login("admin", ADMIN_PASSWORD).await;
         let good = token_of(&login);
         let admin_id = login["user"]["id"].as_str().unwrap().to_string();

@@ -5,7 +5,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp};
+use testkit::{Backend, TestApp};
 
 fn mailops(data_dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mailops"))
@@ -86,11 +86,11 @@ async fn the_cli_manages_users_and_migrations() {
     assert!(stderr.contains("MAILOPS_BIND"));
 
     // The server on the same data finds the user the CLI made, with its new password.
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        &[("MAILOPS_DATA_DIR", dir.to_str().unwrap())],
-    )
-    .await;
+    let data_dir = dir.clone();
+    let app = TestApp::builder(Backend::Sqlite)
+        .with_config(move |c| c.server.data_dir = data_dir)
+        .spawn()
+        .await;
     let login = app.login("nina", "nina's new long password").await;
     assert_eq!(login["user"]["role"], "OPERATOR");
 }
@@ -101,7 +101,7 @@ async fn sigterm_lets_the_request_in_flight_finish_before_exiting() {
     let mut server = Command::new(env!("CARGO_BIN_EXE_mailops"))
         .env("MAILOPS_BIND", "127.0.0.1:0")
         .env("MAILOPS_DATA_DIR", &dir)
-        .env("MAILOPS_ADMIN_PASSWORD", crate::helpers::ADMIN_PASSWORD)
+        .env("MAILOPS_ADMIN_PASSWORD", testkit::ADMIN_PASSWORD)
         .env("MAILOPS_LOG_FORMAT", "json")
         .env_remove("DATABASE_URL")
         .stdout(Stdio::piped())
@@ -117,7 +117,7 @@ async fn sigterm_lets_the_request_in_flight_finish_before_exiting() {
         }
     };
     let pid = server.id().to_string();
-    let response = crate::helpers::login_in_two_halves(address.parse().unwrap(), async {
+    let response = testkit::login_in_two_halves(address.parse().unwrap(), async {
         let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(killed.success());
     })

@@ -13,7 +13,8 @@ use std::{
 
 use tokio::process::Command;
 
-use crate::helpers::{ADMIN_PASSWORD, Backend, TestApp};
+use mailops::config::GraphiqlAssets;
+use testkit::{ADMIN_PASSWORD, Backend, TestApp};
 
 fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -89,11 +90,11 @@ async fn graphiql_works_offline_in_a_real_browser() {
     )
     .await;
 
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        &[("MAILOPS_GRAPHIQL_ASSETS", assets.0.to_str().unwrap())],
-    )
-    .await;
+    let directory = assets.0.clone();
+    let app = TestApp::builder(Backend::Sqlite)
+        .with_config(move |c| c.server.graphiql_assets = GraphiqlAssets::Directory(directory))
+        .spawn()
+        .await;
     let started = Instant::now();
     let output = run(
         "tests/browser/graphiql.mjs",

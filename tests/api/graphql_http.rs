@@ -1,7 +1,8 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, error_code, login_in_two_halves};
-use crate::on_both_backends;
+use mailops::config::GraphiqlAssets;
+use testkit::on_both_backends;
+use testkit::{Backend, TestApp, error_code, login_in_two_halves};
 
 async fn post_raw(app: &TestApp, body: &str) -> (u16, Value) {
     let response = app
@@ -183,11 +184,11 @@ async fn graphiql_can_load_its_scripts_from_a_local_directory() {
     let dir = std::env::temp_dir().join(format!("mailops-assets-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(dir.join("graphiql@3.8.3")).unwrap();
     std::fs::write(dir.join("graphiql@3.8.3/graphiql.min.js"), "/* graphiql */").unwrap();
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        &[("MAILOPS_GRAPHIQL_ASSETS", dir.to_str().unwrap())],
-    )
-    .await;
+    let directory = dir.clone();
+    let app = TestApp::builder(Backend::Sqlite)
+        .with_config(move |c| c.server.graphiql_assets = GraphiqlAssets::Directory(directory))
+        .spawn()
+        .await;
     let html = app
         .client
         .get(app.url("/graphql"))
@@ -212,7 +213,10 @@ async fn graphiql_can_load_its_scripts_from_a_local_directory() {
 
 #[tokio::test]
 async fn production_mode_hides_graphiql_and_introspection_unless_enabled() {
-    let app = TestApp::spawn_with(Backend::Postgres, &[("MAILOPS_INTROSPECTION", "false")]).await;
+    let app = TestApp::builder(Backend::Postgres)
+        .with_config(|c| c.server.introspection = false)
+        .spawn()
+        .await;
     let page = app.client.get(app.url("/graphql")).send().await.unwrap();
     assert_eq!(page.status(), 404);
     let body = app
@@ -226,7 +230,10 @@ async fn production_mode_hides_graphiql_and_introspection_unless_enabled() {
     let body = app.gql(None, "{ mee { id } }", json!({})).await;
     assert!(!body.to_string().contains("Did you mean"), "{body}");
 
-    let enabled = TestApp::spawn_with(Backend::Postgres, &[("MAILOPS_GRAPHIQL", "true")]).await;
+    let enabled = TestApp::builder(Backend::Postgres)
+        .with_config(|c| c.server.graphiql = true)
+        .spawn()
+        .await;
     assert_eq!(
         enabled
             .client

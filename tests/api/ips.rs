@@ -5,9 +5,9 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::dns_server::DnsServer;
-use crate::helpers::{Backend, TestApp, error_code};
-use crate::on_both_backends;
+use testkit::dns_server::DnsServer;
+use testkit::on_both_backends;
+use testkit::{Backend, TestApp, duration, error_code, zones};
 
 const ADD: &str =
     "mutation($input: AddIpsInput!) { addIps(input: $input) { address status pool nodeId } }";
@@ -257,26 +257,27 @@ async fn dns_for_checks() -> DnsServer {
     dns
 }
 
-fn check_vars(dns: &DnsServer) -> Vec<(&'static str, String)> {
-    vec![
-        ("MAILOPS_DNSBL_NAMESERVER", dns.addr.to_string()),
-        ("MAILOPS_DNSBL_ZONES", "listed.test=127.0.0.2:SPAM,127.0.0.4:EXPLOITED;clear.test;errors.test;broken.test;slow.test".into()),
-        ("MAILOPS_DNSBL_CRITICAL_ZONES", "listed.test".into()),
-        ("MAILOPS_DNSBL_TIMEOUT", "300ms".into()),
-        ("MAILOPS_DNSBL_JOB_POLL_INTERVAL", "100ms".into()),
-        ("MAILOPS_DNSBL_CHECK_INTERVAL", "1h".into()),
-    ]
+/// Checks against the test zones of `nameserver`, polled every 100 ms, with no schedule.
+fn check_config(c: &mut mailops::Config, nameserver: std::net::SocketAddr) {
+    c.dnsbl.nameserver = nameserver;
+    c.dnsbl.zones = zones(
+        "listed.test=127.0.0.2:SPAM,127.0.0.4:EXPLOITED;clear.test;errors.test;broken.test;slow.test",
+        &["listed.test"],
+    );
+    c.dnsbl.timeout = duration("300ms");
+    c.dnsbl.job_poll_interval = duration("100ms");
+    c.dnsbl.check_interval = duration("1h");
 }
 
-async fn spawn_for_checks(
-    backend: Backend,
-    dns: &DnsServer,
-    extra: &[(&'static str, String)],
-) -> TestApp {
-    let mut vars = check_vars(dns);
-    vars.extend(extra.iter().cloned());
-    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = TestApp::spawn_with(backend, &borrowed).await;
+async fn spawn_for_checks(backend: Backend, dns: &DnsServer, auto_pause: bool) -> TestApp {
+    let nameserver = dns.addr;
+    let app = TestApp::builder(backend)
+        .with_config(move |c| {
+            check_config(c, nameserver);
+            c.dnsbl.auto_pause = auto_pause;
+        })
+        .spawn()
+        .await;
     startup_check_done(&app).await;
     app
 }
@@ -313,7 +314,7 @@ fn zone<'a>(ip: &'a Value, name: &str) -> &'a Value {
 on_both_backends! {
     async fn a_check_reads_each_zone_keeps_history_and_publishes_transitions(backend) {
         let dns = dns_for_checks().await;
-        let app = spawn_for_checks(backend, &dns, &[("MAILOPS_DNSBL_AUTO_PAUSE", "true".into())]).await;
+        let app = spawn_for_checks(backend, &dns, true).await;
         let admin = app.admin_token().await;
         app.gql(Some(&admin), ADD, json!({ "input": { "addresses": [V4_LISTED, V4_CLEAN, V6_LISTED] } })).await;
         app.gql(Some(&admin), "mutation { setIpStatus(address: \"2001:db8::1\", status: WARMING) { status } }", json!({})).await;
@@ -404,21 +405,20 @@ on_both_backends! {
 async fn a_check_whose_name_server_does_not_answer_is_retried_then_failed() {
     // Nothing listens on this port: every look-up fails.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = silent.local_addr().unwrap().to_string();
+    let addr = silent.local_addr().unwrap();
     drop(silent);
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        &[
-            ("MAILOPS_DNSBL_NAMESERVER", addr.as_str()),
-            ("MAILOPS_DNSBL_ZONES", "listed.test"),
-            ("MAILOPS_DNSBL_TIMEOUT", "200ms"),
-            ("MAILOPS_DNSBL_JOB_POLL_INTERVAL", "100ms"),
-            ("MAILOPS_DNSBL_RETRY_BASE", "100ms"),
-            ("MAILOPS_DNSBL_MAX_ATTEMPTS", "3"),
-            ("MAILOPS_DNSBL_CHECK_INTERVAL", "1h"),
-        ],
-    )
-    .await;
+    let app = TestApp::builder(Backend::Sqlite)
+        .with_config(move |c| {
+            c.dnsbl.nameserver = addr;
+            c.dnsbl.zones = zones("listed.test", &[]);
+            c.dnsbl.timeout = duration("200ms");
+            c.dnsbl.job_poll_interval = duration("100ms");
+            c.dnsbl.retry_base = duration("100ms");
+            c.dnsbl.max_attempts = 3;
+            c.dnsbl.check_interval = duration("1h");
+        })
+        .spawn()
+        .await;
     startup_check_done(&app).await;
     let admin = app.admin_token().await;
     app.gql(
@@ -443,7 +443,7 @@ async fn a_check_whose_name_server_does_not_answer_is_retried_then_failed() {
 async fn scheduled_checks_cover_active_and_warming_ips_and_resume_abandoned_jobs() {
     use sea_orm::{ActiveValue::Set, EntityTrait as _};
     let dns = dns_for_checks().await;
-    let app = spawn_for_checks(Backend::Sqlite, &dns, &[]).await;
+    let app = spawn_for_checks(Backend::Sqlite, &dns, false).await;
     let admin = app.admin_token().await;
     app.gql(
         Some(&admin),

@@ -1,9 +1,9 @@
 use chrono::{DateTime, DurationRound as _, TimeDelta, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, error_code};
-use crate::on_both_backends;
 use crate::subscriptions::WsClient;
+use testkit::on_both_backends;
+use testkit::{Backend, TestApp, duration, error_code};
 
 pub const INGEST: &str = "mutation($b: MailEventBatchInput!) { ingestMailEvents(batch: $b) { batchId accepted duplicate } }";
 
@@ -336,7 +336,7 @@ on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mail_flow_subscription_counts_each_second_of_the_whole_cluster() {
     let a = TestApp::spawn(Backend::Postgres).await;
-    let b = a.spawn_sibling(&[]).await;
+    let b = a.sibling().spawn().await;
     let enrollment = a.enrollment_key(None).await;
     let (node_1, key_1) = a.register_node(&enrollment, "mta1.example.com", &[]).await;
     let (_, key_2) = a.register_node(&enrollment, "mta2.example.com", &[]).await;
@@ -422,7 +422,10 @@ async fn the_mail_flow_subscription_counts_each_second_of_the_whole_cluster() {
 
 on_both_backends! {
     async fn raw_events_go_after_their_retention_and_the_counters_stay(backend) {
-        let app = TestApp::spawn_with(backend, &[("MAILOPS_MAIL_EVENTS_RETENTION", "2s")]).await;
+        let app = TestApp::builder(backend)
+            .with_config(|c| c.mail.events_retention = duration("2s"))
+            .spawn()
+            .await;
         let enrollment = app.enrollment_key(None).await;
         let (_, key) = app.register_node(&enrollment, "mta1.example.com", &["192.0.2.10"]).await;
         let now = Utc::now().to_rfc3339();

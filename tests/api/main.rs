@@ -3,9 +3,6 @@
 //! Integration tests: each starts a real mailops server on an ephemeral port and talks to
 //! it over HTTP and WebSocket, on embedded SQLite and on Postgres with Redis.
 
-mod dns_server;
-mod helpers;
-
 mod alerts;
 mod audit;
 mod auth;

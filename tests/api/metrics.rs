@@ -1,8 +1,8 @@
 use sea_orm::{ConnectionTrait as _, Statement};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code};
-use crate::on_both_backends;
+use testkit::on_both_backends;
+use testkit::{TestApp, duration, error_code};
 
 const INGEST: &str =
     "mutation($b: MetricBatchInput!) { ingestMetrics(batch: $b) { batchId accepted duplicate } }";
@@ -193,7 +193,7 @@ on_both_backends! {
 
 #[tokio::test]
 async fn the_catalog_documents_the_standard_metrics() {
-    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let app = TestApp::spawn(testkit::Backend::Sqlite).await;
     let admin = app.admin_token().await;
     let body = app
         .gql(
@@ -275,7 +275,10 @@ on_both_backends! {
 
 on_both_backends! {
     async fn retention_deletes_only_what_is_due(backend) {
-        let app = TestApp::spawn_with(backend, &[("MAILOPS_METRICS_RAW_RETENTION", "8s")]).await;
+        let app = TestApp::builder(backend)
+            .with_config(|c| c.metrics.raw_retention = duration("8s"))
+            .spawn()
+            .await;
         let (_, key) = agent(&app, "old.example.com").await;
         let now = chrono::Utc::now();
         let samples = json!([
@@ -328,7 +331,10 @@ on_both_backends! {
 
 on_both_backends! {
     async fn seeding_fills_rollups_beyond_raw_retention_and_repeats_only_the_hour_under_way(backend) {
-        let app = TestApp::spawn_with(backend, &[("MAILOPS_METRICS_RAW_RETENTION", "6h")]).await;
+        let app = TestApp::builder(backend)
+            .with_config(|c| c.metrics.raw_retention = duration("6h"))
+            .spawn()
+            .await;
         let options = mailops::seed::SeedOptions { nodes: 2, days: 1, concurrency: 2, mail_per_minute: 2 };
         let first = mailops::seed::run(&app.state, options).await.unwrap();
         assert_eq!(first.nodes, 2);

@@ -2,8 +2,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code};
-use crate::on_both_backends;
+use testkit::on_both_backends;
+use testkit::{TestApp, duration, error_code};
 
 const HEARTBEAT: &str =
     "mutation { agentHeartbeat(agentVersion: \"1.0.1\") { id status lastSeenAt agentVersion } }";
@@ -193,11 +193,15 @@ on_both_backends! {
 
 on_both_backends! {
     async fn status_goes_online_stale_down_and_back_with_history_and_events(backend) {
-        let app = TestApp::spawn_with(backend, &[
-            ("MAILOPS_NODE_PUSH_INTERVAL", "200ms"),
-            ("MAILOPS_NODE_DOWN_AFTER", "2s"),
-            ("MAILOPS_NODE_STATUS_CHECK_INTERVAL", "50ms"),
-        ]).await;
+        let app = TestApp::builder(backend)
+            .with_config(|c| {
+                c.nodes.push_interval = duration("200ms");
+                c.nodes.stale_after = duration("400ms");
+                c.nodes.down_after = duration("2s");
+                c.nodes.status_check_interval = duration("50ms");
+            })
+            .spawn()
+            .await;
         let mut events = app.state.events.subscribe();
         let admin = app.admin_token().await;
         let enrollment = app.enrollment_key(None).await;
@@ -236,7 +240,10 @@ on_both_backends! {
 
 on_both_backends! {
     async fn maintenance_holds_the_status_and_ends_by_itself(backend) {
-        let app = TestApp::spawn_with(backend, &[("MAILOPS_NODE_STATUS_CHECK_INTERVAL", "50ms")]).await;
+        let app = TestApp::builder(backend)
+            .with_config(|c| c.nodes.status_check_interval = duration("50ms"))
+            .spawn()
+            .await;
         let (_, operator) = app.user_with_role("oscar", "OPERATOR").await;
         let enrollment = app.enrollment_key(None).await;
         let (id, key) = app.register_node(&enrollment, "maint.example.com", &[]).await;
@@ -368,11 +375,11 @@ async fn the_cli_creates_enrollment_keys_that_agents_can_use() {
     let key = String::from_utf8(output.stdout).unwrap().trim().to_string();
     assert!(key.starts_with("mke_"), "{key}");
 
-    let app = TestApp::spawn_with(
-        crate::helpers::Backend::Sqlite,
-        &[("MAILOPS_DATA_DIR", dir.to_str().unwrap())],
-    )
-    .await;
+    let data_dir = dir.clone();
+    let app = TestApp::builder(testkit::Backend::Sqlite)
+        .with_config(move |c| c.server.data_dir = data_dir)
+        .spawn()
+        .await;
     app.register_node(&key, "cli.example.com", &[]).await;
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -381,11 +388,10 @@ async fn the_cli_creates_enrollment_keys_that_agents_can_use() {
 async fn the_status_job_runs_on_one_instance_at_a_time() {
     // Two instances on one Postgres database, as in production.
     // The server's own job runs its first pass at start-up and then not for an hour.
-    let first = TestApp::spawn_with(
-        crate::helpers::Backend::Postgres,
-        &[("MAILOPS_NODE_STATUS_CHECK_INTERVAL", "1h")],
-    )
-    .await;
+    let first = TestApp::builder(testkit::Backend::Postgres)
+        .with_config(|c| c.nodes.status_check_interval = duration("1h"))
+        .spawn()
+        .await;
     let db = &first.state.db;
     let lock = mailops::db::JobLock::NodeStatus;
     let mut holder = None;

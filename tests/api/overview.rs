@@ -1,9 +1,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp};
 use crate::mailflow::{events, ingest};
-use crate::on_both_backends;
+use testkit::on_both_backends;
+use testkit::{Backend, TestApp, duration};
 
 const OVERVIEW: &str = "{ overview {
     health reasons { level code message }
@@ -30,10 +30,13 @@ on_both_backends! {
     async fn the_overview_adds_up_what_the_cluster_reported(backend) {
         // No alert evaluation and no caching during the test: the numbers come only from
         // what the test sends.
-        let app = TestApp::spawn_with(backend, &[
-            ("MAILOPS_OVERVIEW_CACHE_TTL", "off"),
-            ("MAILOPS_ALERT_EVALUATION_INTERVAL", "1h"),
-        ]).await;
+        let app = TestApp::builder(backend)
+            .with_config(|c| {
+                c.overview.cache_ttl = None;
+                c.alerts.evaluation_interval = duration("1h");
+            })
+            .spawn()
+            .await;
         let (_, viewer) = app.user_with_role("vera", "VIEWER").await;
         let empty = overview(&app, &viewer).await;
         assert_eq!(empty["health"], "HEALTHY");
@@ -99,17 +102,17 @@ on_both_backends! {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn most_nodes_down_makes_the_cluster_critical() {
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        &[
-            ("MAILOPS_OVERVIEW_CACHE_TTL", "off"),
-            ("MAILOPS_ALERT_EVALUATION_INTERVAL", "1h"),
-            ("MAILOPS_NODE_PUSH_INTERVAL", "200ms"),
-            ("MAILOPS_NODE_DOWN_AFTER", "1s"),
-            ("MAILOPS_NODE_STATUS_CHECK_INTERVAL", "50ms"),
-        ],
-    )
-    .await;
+    let app = TestApp::builder(Backend::Sqlite)
+        .with_config(|c| {
+            c.overview.cache_ttl = None;
+            c.alerts.evaluation_interval = duration("1h");
+            c.nodes.push_interval = duration("200ms");
+            c.nodes.stale_after = duration("400ms");
+            c.nodes.down_after = duration("1s");
+            c.nodes.status_check_interval = duration("50ms");
+        })
+        .spawn()
+        .await;
     let enrollment = app.enrollment_key(None).await;
     app.register_node(&enrollment, "mta1.example.com", &[])
         .await;
@@ -138,7 +141,10 @@ async fn most_nodes_down_makes_the_cluster_critical() {
 on_both_backends! {
     async fn the_cached_overview_is_served_until_its_time_is_up(backend) {
         let ttl = TimeDelta::seconds(4);
-        let app = TestApp::spawn_with(backend, &[("MAILOPS_OVERVIEW_CACHE_TTL", "4s")]).await;
+        let app = TestApp::builder(backend)
+            .with_config(|c| c.overview.cache_ttl = Some(duration("4s")))
+            .spawn()
+            .await;
         let admin = app.admin_token().await;
         let enrollment = app.enrollment_key(None).await;
         let (_, key) = app.register_node(&enrollment, "mta1.example.com", &[]).await;
@@ -177,7 +183,7 @@ on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_share_the_cached_overview_through_redis() {
     let a = TestApp::spawn(Backend::Postgres).await;
-    let b = a.spawn_sibling(&[]).await;
+    let b = a.sibling().spawn().await;
     let admin_a = a.admin_token().await;
     let admin_b = b.admin_token().await;
     let (on_a, on_b) = tokio::join!(

@@ -2,8 +2,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code};
-use crate::on_both_backends;
+use testkit::on_both_backends;
+use testkit::{TestApp, error_code};
 
 #[test]
 fn schema_graphql_is_up_to_date() {

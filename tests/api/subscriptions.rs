@@ -16,8 +16,8 @@ use tokio_tungstenite::{
     tungstenite::{Message, client::IntoClientRequest as _, http::HeaderValue},
 };
 
-use crate::helpers::{ADMIN_PASSWORD, Backend, TestApp, token_of};
-use crate::on_both_backends;
+use testkit::on_both_backends;
+use testkit::{ADMIN_PASSWORD, Backend, TestApp, duration, token_of};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -167,7 +167,7 @@ const MAIL_FLOW: &str =
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_ingesting_on_one_instance_reaches_a_dashboard_on_another() {
     let a = TestApp::spawn(Backend::Postgres).await;
-    let b = a.spawn_sibling(&[]).await;
+    let b = a.sibling().spawn().await;
     let enrollment = a.enrollment_key(None).await;
     let (node_id, key) = a.register_node(&enrollment, "mx1.example.com", &[]).await;
     let viewer = b.user_with_role("watcher", "VIEWER").await.1;
@@ -209,7 +209,10 @@ async fn an_agent_ingesting_on_one_instance_reaches_a_dashboard_on_another() {
 async fn events_published_while_redis_is_unreachable_do_not_stop_ingestion_and_delivery_resumes() {
     let proxy = RedisProxy::start().await;
     let redis_url = format!("redis://{}", proxy.addr);
-    let app = TestApp::spawn_with(Backend::Postgres, &[("REDIS_URL", &redis_url)]).await;
+    let app = TestApp::builder(Backend::Postgres)
+        .with_config(move |c| c.redis.url = Some(redis_url))
+        .spawn()
+        .await;
     let enrollment = app.enrollment_key(None).await;
     let (_, key) = app.register_node(&enrollment, "mx2.example.com", &[]).await;
     let viewer = app.user_with_role("watcher", "VIEWER").await.1;
@@ -346,7 +349,10 @@ async fn disabling_a_user_closes_its_websocket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_websocket_closes_when_the_access_token_expires() {
-    let app = TestApp::spawn_with(Backend::Sqlite, &[("MAILOPS_ACCESS_TOKEN_TTL", "2s")]).await;
+    let app = TestApp::builder(Backend::Sqlite)
+        .with_config(|c| c.auth.access_token_ttl = duration("2s"))
+        .spawn()
+        .await;
     let token = app.admin_token().await;
     let mut socket = WsClient::ready(app.addr, bearer(&token)).await;
     socket
@@ -504,11 +510,10 @@ on_both_backends! {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_told_it_lagged_instead_of_being_buffered_for() {
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        &[("MAILOPS_EVENT_SUBSCRIBER_BUFFER", "16")],
-    )
-    .await;
+    let app = TestApp::builder(Backend::Sqlite)
+        .with_config(|c| c.realtime.subscriber_buffer = 16)
+        .spawn()
+        .await;
     let token = app.admin_token().await;
     let mut stalled = WsClient::ready(app.addr, bearer(&token)).await;
     stalled.subscribe("f", MAIL_FLOW, json!({})).await;

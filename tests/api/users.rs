@@ -1,7 +1,7 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code};
-use crate::on_both_backends;
+use testkit::on_both_backends;
+use testkit::{TestApp, error_code};
 
 const CREATE: &str = "mutation($input: CreateUserInput!) { createUser(input: $input) { id username role disabled } }";
 const UPDATE: &str = "mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { role disabled } }";

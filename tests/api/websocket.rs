@@ -2,8 +2,8 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _, http::HeaderValue};
 
-use crate::helpers::{TestApp, token_of};
-use crate::on_both_backends;
+use testkit::on_both_backends;
+use testkit::{TestApp, token_of};
 
 async fn next_json<S>(socket: &mut S) -> Value
 where
@@ -24,7 +24,7 @@ where
 on_both_backends! {
     async fn the_websocket_speaks_graphql_transport_ws_with_the_callers_identity(backend) {
         let app = TestApp::spawn(backend).await;
-        let token = token_of(&app.login("admin", crate::helpers::ADMIN_PASSWORD).await);
+        let token = token_of(&app.login("admin", testkit::ADMIN_PASSWORD).await);
         let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
         request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("graphql-transport-ws"));
         let (mut socket, response) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
@@ -47,7 +47,7 @@ on_both_backends! {
 
 #[tokio::test]
 async fn a_websocket_from_a_foreign_origin_is_refused() {
-    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let app = TestApp::spawn(testkit::Backend::Sqlite).await;
     let mut request = format!("ws://{}/graphql/ws", app.addr)
         .into_client_request()
         .unwrap();
@@ -69,7 +69,7 @@ async fn a_websocket_from_a_foreign_origin_is_refused() {
 
 #[tokio::test]
 async fn a_websocket_message_over_64_kib_closes_the_socket() {
-    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let app = TestApp::spawn(testkit::Backend::Sqlite).await;
     let mut request = format!("ws://{}/graphql/ws", app.addr)
         .into_client_request()
         .unwrap();

@@ -1,27 +1,41 @@
-//! A real mailops server per test, on an ephemeral port, with its own database: a fresh
-//! SQLite file, or a fresh Postgres database (plus a private Redis key prefix).
+//! What mailops's integration tests and benchmarks share: a real mailops server on an
+//! ephemeral port with a database of its own (a fresh SQLite file, or a Postgres database
+//! cloned from a migrated template, plus a private Redis key prefix), configured through
+//! the typed [`Config`]; GraphQL helpers; and a loopback DNS server.
 
-use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
+pub mod database;
+pub mod dns_server;
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use mailops::{Application, Config};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+pub use database::{postgres_server, redis_url};
+
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+/// The JWT secret of every Postgres (production mode) test server.
+pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-0123456789";
+
+/// A duration as the configuration writes it: `50ms`, `2s`, `1h`.
+pub fn duration(text: &str) -> Duration {
+    mailops::config::parse_duration(text).expect("a duration such as 50ms")
+}
+
+/// DNSBL zones as `MAILOPS_DNSBL_ZONES` writes them, with `critical` marked critical.
+pub fn zones(spec: &str, critical: &[&str]) -> Vec<mailops::ips::ZoneSpec> {
+    let mut zones = mailops::ips::parse_zones(spec).expect("zones such as listed.test;clear.test");
+    for zone in &mut zones {
+        zone.critical = critical.contains(&zone.name.as_str());
+    }
+    zones
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
     Postgres,
-}
-
-fn postgres_server() -> String {
-    std::env::var("MAILOPS_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("MAILOPS_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 pub struct TestApp {
@@ -32,94 +46,97 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     data_dir: PathBuf,
+    /// The Postgres database this server owns (dropped with it).
     database: Option<String>,
+    /// The Postgres database it runs on, owned or shared with a sibling.
+    database_name: Option<String>,
 }
 
-/// Variables every test server gets; tests add or override some.
-fn base_vars(
+type Configure = Box<dyn FnOnce(&mut Config) + Send>;
+
+/// How a test server is set up before it starts.
+pub struct TestAppBuilder {
     backend: Backend,
-    data_dir: &std::path::Path,
-    database: Option<&str>,
-) -> HashMap<String, String> {
-    let mut vars = HashMap::from([
-        ("MAILOPS_BIND".to_string(), "127.0.0.1:0".to_string()),
-        ("MAILOPS_DATA_DIR".into(), data_dir.display().to_string()),
-        ("MAILOPS_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
-        ("MAILOPS_DATABASE_MAX_CONNECTIONS".into(), "5".into()),
-        ("MAILOPS_SHUTDOWN_GRACE".into(), "5s".into()),
-    ]);
+    /// A sibling's database (another instance of the same cluster), or a benchmark's.
+    shared_database: Option<String>,
+    /// Create `shared_database` from the template when it does not exist.
+    create_shared: bool,
+    configure: Vec<Configure>,
+}
+
+/// The configuration every test server starts from: embedded mode on SQLite, or
+/// production mode on Postgres and Redis (with introspection on, which the tests use to
+/// walk the schema).
+fn base_config(backend: Backend, data_dir: &std::path::Path, database: Option<&str>) -> Config {
+    let data_dir = data_dir.display().to_string();
+    let mut vars = vec![
+        ("MAILOPS_BIND", "127.0.0.1:0".to_string()),
+        ("MAILOPS_DATA_DIR", data_dir),
+        ("MAILOPS_ADMIN_PASSWORD", ADMIN_PASSWORD.into()),
+        ("MAILOPS_DATABASE_MAX_CONNECTIONS", "5".into()),
+        ("MAILOPS_SHUTDOWN_GRACE", "5s".into()),
+    ];
     if backend == Backend::Postgres {
         let db = database.unwrap_or_default();
-        vars.insert("DATABASE_URL".into(), format!("{}/{db}", postgres_server()));
-        vars.insert("REDIS_URL".into(), redis_url());
-        vars.insert("MAILOPS_REDIS_PREFIX".into(), format!("mailops-test:{db}:"));
-        vars.insert(
-            "MAILOPS_JWT_SECRET".into(),
-            "test-secret-that-is-long-enough-0123456789".into(),
-        );
-        // Production mode, but the tests use introspection to walk the schema.
-        vars.insert("MAILOPS_INTROSPECTION".into(), "true".into());
+        vars.extend([
+            ("DATABASE_URL", database::database_url(db)),
+            ("REDIS_URL", redis_url()),
+            ("MAILOPS_REDIS_PREFIX", format!("mailops-test:{db}:")),
+            ("MAILOPS_JWT_SECRET", JWT_SECRET.into()),
+            ("MAILOPS_INTROSPECTION", "true".into()),
+        ]);
     }
-    vars
+    Config::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("valid test configuration")
 }
 
-async fn admin_connection() -> sea_orm::DatabaseConnection {
-    sea_orm::Database::connect(format!("{}/postgres", postgres_server()))
-        .await
-        .expect("Postgres is reachable at MAILOPS_TEST_POSTGRES")
+/// What benchmarks run with: JSON logs (which a terminal does not have to render) and a
+/// pool of 16 connections.
+pub fn for_benchmarks(c: &mut Config) {
+    c.server.log_format = mailops::config::LogFormat::Json;
+    c.database.max_connections = 16;
 }
 
-impl TestApp {
-    pub async fn spawn(backend: Backend) -> TestApp {
-        Self::spawn_with(backend, &[]).await
+impl TestAppBuilder {
+    /// Runs on the Postgres database `name`, which outlives the server (a benchmark's seeded
+    /// data); it is created from the template when it does not exist yet.
+    pub fn on_database(mut self, name: &str) -> Self {
+        self.shared_database = Some(name.to_owned());
+        self.create_shared = true;
+        self
     }
 
-    /// Starts a server with extra (or overriding) configuration variables.
-    pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    /// Changes the typed configuration before the server starts.
+    pub fn with_config(mut self, change: impl FnOnce(&mut Config) + Send + 'static) -> Self {
+        self.configure.push(Box::new(change));
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
         let id = uuid::Uuid::now_v7().simple().to_string();
         let data_dir = std::env::temp_dir().join(format!("mailops-test-{id}"));
         std::fs::create_dir_all(&data_dir).expect("temp dir");
-        let database = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => {
-                let name = format!("mailops_test_{id}");
-                use sea_orm::ConnectionTrait as _;
-                admin_connection()
-                    .await
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .expect("create test database");
-                Some(name)
+        let (database_name, owned) = match (self.backend, self.shared_database) {
+            (Backend::Sqlite, _) => (None, None),
+            (Backend::Postgres, Some(shared)) => {
+                if self.create_shared {
+                    database::create_named_database_if_missing(&shared).await;
+                }
+                (Some(shared), None)
+            }
+            (Backend::Postgres, None) => {
+                let name = database::create_database("mailops_test").await;
+                (Some(name.clone()), Some(name))
             }
         };
-        Self::start(backend, data_dir, database, true, extra).await
-    }
-
-    /// A second server on this test's Postgres database and Redis prefix: another instance
-    /// of the same cluster.
-    pub async fn spawn_sibling(&self, extra: &[(&str, &str)]) -> TestApp {
-        let database = self
-            .database
-            .clone()
-            .expect("a sibling instance needs the Postgres backend");
-        let id = uuid::Uuid::now_v7().simple().to_string();
-        let data_dir = std::env::temp_dir().join(format!("mailops-test-{id}"));
-        std::fs::create_dir_all(&data_dir).expect("temp dir");
-        Self::start(Backend::Postgres, data_dir, Some(database), false, extra).await
-    }
-
-    async fn start(
-        backend: Backend,
-        data_dir: PathBuf,
-        database: Option<String>,
-        owns_database: bool,
-        extra: &[(&str, &str)],
-    ) -> TestApp {
-        let mut vars = base_vars(backend, &data_dir, database.as_deref());
-        for (k, v) in extra {
-            vars.insert(k.to_string(), v.to_string());
+        let mut config = base_config(self.backend, &data_dir, database_name.as_deref());
+        for change in self.configure {
+            change(&mut config);
         }
-        let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test config");
         let app = Application::build(config).await.expect("server starts");
         let addr = app.local_addr();
         let state = app.state().clone();
@@ -134,15 +151,44 @@ impl TestApp {
             shutdown: Some(tx),
             server: Some(server),
             data_dir,
-            database: if owns_database { database } else { None },
+            database: owned,
+            database_name,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::builder(backend).spawn().await
+    }
+
+    pub fn builder(backend: Backend) -> TestAppBuilder {
+        TestAppBuilder {
+            backend,
+            shared_database: None,
+            create_shared: false,
+            configure: Vec::new(),
+        }
+    }
+
+    /// A second server on this test's Postgres database and Redis prefix: another instance
+    /// of the same cluster.
+    pub fn sibling(&self) -> TestAppBuilder {
+        TestAppBuilder {
+            backend: Backend::Postgres,
+            shared_database: Some(
+                self.database_name
+                    .clone()
+                    .expect("a sibling instance needs the Postgres backend"),
+            ),
+            create_shared: false,
+            configure: Vec::new(),
         }
     }
 
     /// The Postgres URL of this test's database (None on SQLite).
     pub fn database_url(&self) -> Option<String> {
-        self.database
-            .as_ref()
-            .map(|name| format!("{}/{name}", postgres_server()))
+        self.database_name.as_deref().map(database::database_url)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -357,11 +403,7 @@ impl Drop for TestApp {
                     return;
                 };
                 runtime.block_on(async move {
-                    use sea_orm::ConnectionTrait as _;
-                    let conn = admin_connection().await;
-                    let _ = conn
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
+                    database::drop_database(&name).await;
                     // The event stream and its counter live under the test's Redis prefix.
                     if let Ok(client) = redis::Client::open(redis_url())
                         && let Ok(mut redis) = client.get_multiplexed_async_connection().await
@@ -389,16 +431,16 @@ macro_rules! on_both_backends {
             #[allow(unused_imports)]
             use super::*;
 
-            async fn scenario($backend: $crate::helpers::Backend) $body
+            async fn scenario($backend: $crate::Backend) $body
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                scenario($crate::helpers::Backend::Sqlite).await
+                scenario($crate::Backend::Sqlite).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                scenario($crate::helpers::Backend::Postgres).await
+                scenario($crate::Backend::Postgres).await
             }
         }
     };

@@ -1,6 +1,5 @@
 //! A small authoritative DNS server on loopback UDP, serving DNSBL-style test zones.
 //! Shared by the integration tests and the DNSBL benchmark.
-#![allow(dead_code)]
 
 use std::{
     collections::HashMap,
