@@ -113,12 +113,12 @@ impl Rules {
                 .expect("domain mod.rs");
             let mut exports = Vec::new();
             for item in syn::parse_file(&face).expect("mod.rs parses").items {
-                if let syn::Item::Use(item) = item {
-                    if matches!(item.vis, syn::Visibility::Public(_)) {
-                        let mut imports = Vec::new();
-                        flatten_use(&item.tree, &mut Vec::new(), &mut imports);
-                        exports.extend(imports.into_iter().filter_map(|(_, alias, _)| alias));
-                    }
+                if let syn::Item::Use(item) = item
+                    && matches!(item.vis, syn::Visibility::Public(_))
+                {
+                    let mut imports = Vec::new();
+                    flatten_use(&item.tree, &mut Vec::new(), &mut imports);
+                    exports.extend(imports.into_iter().filter_map(|(_, alias, _)| alias));
                 }
             }
             rules.domain_exports.insert(domain.to_string(), exports);
@@ -338,16 +338,17 @@ impl<'a> Checker<'a> {
                 );
             }
         }
-        if path.len() >= 2 && path[0] == "entity" {
-            if let Some(owner) = self.rules.entities.get(&path[1]) {
-                let passes_a_row = path.len() == 3 && path[2] == "Model";
-                if !passes_a_row && !self.place.is_store_of(owner) {
-                    let owner = owner.clone();
-                    self.report(
-                        line,
-                        format!("`{shown}`: the {} table belongs to {owner}/store", path[1]),
-                    );
-                }
+        if path.len() >= 2
+            && path[0] == "entity"
+            && let Some(owner) = self.rules.entities.get(&path[1])
+        {
+            let passes_a_row = path.len() == 3 && path[2] == "Model";
+            if !passes_a_row && !self.place.is_store_of(owner) {
+                let owner = owner.clone();
+                self.report(
+                    line,
+                    format!("`{shown}`: the {} table belongs to {owner}/store", path[1]),
+                );
             }
         }
     }

@@ -54,9 +54,9 @@ mod tests {
         for light in Light::ALL {
             assert_eq!(Light::parse(light.as_str()).ok(), Some(*light));
         }
-        let unknown = Light::parse("red")
-            .err()
-            .expect("lower case is not stored text");
+        let Err(unknown) = Light::parse("red") else {
+            panic!("lower case is not stored text");
+        };
         assert_eq!(unknown.code(), "INTERNAL");
         assert!(Light::parse("BLUE").is_err());
     }

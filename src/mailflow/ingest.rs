@@ -43,8 +43,6 @@ struct CheckedEvent {
     provider: String,
 }
 
-/// The counter row an event adds to: (bucket, sending IP, provider).
-
 fn invalid(index: usize, field: &str, reason: impl Into<String>) -> AppError {
     AppError::bad_input(format!("batch.events[{index}].{field}"), reason)
 }

@@ -2,6 +2,9 @@
 //! ephemeral port with a database of its own (a fresh SQLite file, or a Postgres database
 //! cloned from a migrated template, plus a private Redis key prefix), configured through
 //! the typed [`Config`]; GraphQL helpers; and a loopback DNS server.
+//!
+//! Code that only tests run: a failed set-up is the test's failure, so it panics.
+#![allow(clippy::unwrap_used)]
 
 pub mod database;
 pub mod dns_server;
