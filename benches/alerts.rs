@@ -128,7 +128,14 @@ async fn main() {
     for (i, node) in nodes.iter().enumerate() {
         let batch = seed::hour_batch(i, &node.agent.hostname, hour, 4);
         samples += batch.samples.len();
-        metrics::ingest(&state, &node.agent, &batch).await.unwrap();
+        metrics::store_batch(
+            &state,
+            &node.agent,
+            &batch,
+            mailops::db::batch::Admission::Live,
+        )
+        .await
+        .unwrap();
     }
     let node_ids: Vec<String> = nodes.iter().map(|n| n.agent.node_id.to_string()).collect();
 

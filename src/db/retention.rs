@@ -1,9 +1,39 @@
 //! Deleting rows past their retention, a bounded number of rows per statement and per
 //! pass, so that a large backlog never becomes one long-running transaction.
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 
 use crate::error::AppResult;
+
+/// What a tiered table keeps: raw rows (and batch records) from `raw`, 1-minute rows that
+/// end after `minute`, 1-hour rows that end after `hour`.
+pub struct Cutoffs {
+    pub raw: DateTime<Utc>,
+    pub minute: DateTime<Utc>,
+    pub hour: DateTime<Utc>,
+}
+
+impl Cutoffs {
+    /// The cutoffs of these retentions, counted back from now. A retention longer than
+    /// time goes back keeps everything.
+    pub fn ago(raw: Duration, minute: Duration, hour: Duration) -> Cutoffs {
+        let now = Utc::now();
+        let cutoff = |keep: Duration| {
+            chrono::Duration::from_std(keep)
+                .ok()
+                .and_then(|keep| now.checked_sub_signed(keep))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        };
+        Cutoffs {
+            raw: cutoff(raw),
+            minute: cutoff(minute),
+            hour: cutoff(hour),
+        }
+    }
+}
 
 /// Rows one statement deletes at most.
 const CHUNK: i64 = 10_000;

@@ -182,17 +182,10 @@ fn hash_event(hash: &mut Sha256, event: &MailEventInput, checked: &CheckedEvent)
     field(hash, event.response.as_deref().unwrap_or("\u{0}"));
 }
 
-/// Stores a batch for the agent's node. Nothing is written unless every event is valid;
+/// Stores a batch for the agent's node (`Admission::Live` for agents, `Backfill` for the
+/// seed). Nothing is written unless every event is valid;
 /// a batch id seen before is answered from its record (or refused when its content
 /// differs); success is answered only after the commit.
-pub async fn ingest(
-    state: &AppState,
-    agent: &AgentNode,
-    batch: &MailEventBatchInput,
-) -> AppResult<Outcome> {
-    store_batch(state, agent, batch, Admission::Live).await
-}
-
 pub async fn store_batch(
     state: &AppState,
     agent: &AgentNode,

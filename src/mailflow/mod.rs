@@ -12,7 +12,7 @@ mod ticker;
 
 pub use config::MailFlowConfig;
 pub use events::{EventFilter, list as list_events};
-pub use ingest::{MAX_EVENTS, ingest, store_batch};
+pub use ingest::{MAX_EVENTS, store_batch};
 pub use model::*;
 pub use query::{FlowQuery, IpWindow, flow, sending_stats};
 pub use retention::sweep as sweep_retention;

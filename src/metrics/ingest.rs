@@ -166,17 +166,10 @@ fn check_reading(
     Ok(())
 }
 
-/// Stores a batch for the agent's node. Nothing is written unless every sample is
+/// Stores a batch for the agent's node (`Admission::Live` for agents, `Backfill` for the
+/// seed). Nothing is written unless every sample is
 /// valid; a batch id seen before is answered from its record (or refused when its
 /// content differs); success is answered only after the commit.
-pub async fn ingest(
-    state: &AppState,
-    agent: &AgentNode,
-    batch: &MetricBatchInput,
-) -> AppResult<Outcome> {
-    store_batch(state, agent, batch, Admission::Live).await
-}
-
 pub async fn store_batch(
     state: &AppState,
     agent: &AgentNode,

@@ -10,7 +10,7 @@ mod retention;
 mod store;
 
 pub use catalog::{CATALOG, MetricDef, MetricKind, MetricService, is_valid_name};
-pub use ingest::{MAX_SAMPLES, ingest, store_batch};
+pub use ingest::{MAX_SAMPLES, store_batch};
 pub use latest::{NodeLatest, Readings, latest_by_node};
 pub use model::*;
 pub use query::{Aggregate, RangeQuery, Resolution, Retention, run as run_range_query};

@@ -3,6 +3,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     auth::Role,
+    db::batch::Admission,
     graphql::metrics::types::TimeRange,
     graphql::{
         guards::{AgentGuard, RoleGuard, app, principal},
@@ -98,7 +99,7 @@ impl MailFlowMutation {
         batch: MailEventBatchInput,
     ) -> async_graphql::Result<MailIngestResult> {
         let agent = principal(ctx).require_agent()?;
-        let outcome = mailflow::ingest(app(ctx)?, agent, &batch).await?;
+        let outcome = mailflow::store_batch(app(ctx)?, agent, &batch, Admission::Live).await?;
         Ok(MailIngestResult {
             batch_id: batch.batch_id,
             accepted: outcome.accepted,

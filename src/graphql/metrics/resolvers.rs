@@ -3,6 +3,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     auth::Role,
+    db::batch::Admission,
     graphql::{
         guards::{AgentGuard, RoleGuard, RoleOrAgentGuard, app, principal},
         pagination::parse_ids,
@@ -105,7 +106,7 @@ impl MetricsMutation {
         batch: MetricBatchInput,
     ) -> async_graphql::Result<IngestResult> {
         let agent = principal(ctx).require_agent()?;
-        let outcome = metrics::ingest(app(ctx)?, agent, &batch).await?;
+        let outcome = metrics::store_batch(app(ctx)?, agent, &batch, Admission::Live).await?;
         Ok(IngestResult {
             batch_id: batch.batch_id,
             accepted: outcome.accepted,

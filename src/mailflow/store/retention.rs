@@ -1,17 +1,11 @@
 //! Deleting what is past its retention from the mail-flow tables.
 
-use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Value};
 
-use crate::{db::retention::delete_before, error::AppResult};
-
-/// What is kept: raw events (and batch records) from `raw`, 1-minute counters that end
-/// after `minute`, 1-hour counters that end after `hour`.
-pub struct Cutoffs {
-    pub raw: DateTime<Utc>,
-    pub minute: DateTime<Utc>,
-    pub hour: DateTime<Utc>,
-}
+use crate::{
+    db::retention::{Cutoffs, delete_before},
+    error::AppResult,
+};
 
 /// One pass: raw events, batch records and counters; returns rows deleted.
 pub async fn delete_expired(conn: &impl ConnectionTrait, cutoffs: &Cutoffs) -> AppResult<u64> {
