@@ -26,6 +26,15 @@ pub fn duration(text: &str) -> Duration {
     mailops::config::parse_duration(text).expect("a duration such as 50ms")
 }
 
+/// Node status that moves within seconds: agents expected every 200 ms, STALE after
+/// 400 ms, DOWN after `down_after`, looked at every 50 ms.
+pub fn quick_node_status(c: &mut Config, down_after: &str) {
+    c.nodes.push_interval = duration("200ms");
+    c.nodes.stale_after = duration("400ms");
+    c.nodes.down_after = duration(down_after);
+    c.nodes.status_check_interval = duration("50ms");
+}
+
 /// DNSBL zones as `MAILOPS_DNSBL_ZONES` writes them, with `critical` marked critical.
 pub fn zones(spec: &str, critical: &[&str]) -> Vec<mailops::ips::ZoneSpec> {
     let mut zones = mailops::ips::parse_zones(spec).expect("zones such as listed.test;clear.test");

@@ -264,10 +264,7 @@ async fn a_down_node_fires_and_maintenance_suppresses_and_resolves() {
     let app = TestApp::builder(Backend::Sqlite)
         .with_config(|c| {
             fast(c);
-            c.nodes.push_interval = duration("200ms");
-            c.nodes.stale_after = duration("400ms");
-            c.nodes.down_after = duration("1s");
-            c.nodes.status_check_interval = duration("50ms");
+            testkit::quick_node_status(c, "1s");
         })
         .spawn()
         .await;

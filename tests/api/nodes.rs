@@ -195,10 +195,7 @@ on_both_backends! {
     async fn status_goes_online_stale_down_and_back_with_history_and_events(backend) {
         let app = TestApp::builder(backend)
             .with_config(|c| {
-                c.nodes.push_interval = duration("200ms");
-                c.nodes.stale_after = duration("400ms");
-                c.nodes.down_after = duration("2s");
-                c.nodes.status_check_interval = duration("50ms");
+                testkit::quick_node_status(c, "2s");
             })
             .spawn()
             .await;

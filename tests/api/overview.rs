@@ -106,10 +106,7 @@ async fn most_nodes_down_makes_the_cluster_critical() {
         .with_config(|c| {
             c.overview.cache_ttl = None;
             c.alerts.evaluation_interval = duration("1h");
-            c.nodes.push_interval = duration("200ms");
-            c.nodes.stale_after = duration("400ms");
-            c.nodes.down_after = duration("1s");
-            c.nodes.status_check_interval = duration("50ms");
+            testkit::quick_node_status(c, "1s");
         })
         .spawn()
         .await;
