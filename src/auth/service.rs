@@ -192,7 +192,7 @@ pub async fn logout(
     if token.is_empty() || token.len() > MAX_REFRESH_TOKEN_BYTES {
         return Ok(false);
     }
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let Some(row) = store::find_by_hash(&txn, &hash_secret(token)).await? else {
         return Ok(false);
     };

@@ -97,7 +97,7 @@ pub async fn revoke(
 ) -> AppResult<EnrollmentKeyRow> {
     let change = Change::new("enrollment_key.revoke").target("enrollment_key", id);
     audit::audited(db, audit, change.clone(), async {
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         let Some(row) = store::enrollment::find(&txn, id).await? else {
             return Err(AppError::NotFound(format!(
                 "no enrollment key with id {id}"

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{node::Model as NodeRow, node_key::Model as NodeKeyRow};
-use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
 
 use crate::{
@@ -102,7 +102,7 @@ pub async fn update(
             .as_deref()
             .map(|d| input::bounded_text("input.description", Some(d), MAX_DESCRIPTION_CHARS))
             .transpose()?;
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         store::nodes::set_details(&txn, id, roles, description).await?;
         if let Some(labels) = &labels {
             store::nodes::replace_labels(&txn, id, labels).await?;
@@ -137,7 +137,7 @@ pub async fn set_maintenance(
         if until.is_some_and(|at| at <= now) {
             return Err(AppError::bad_input("until", "must be in the future"));
         }
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         let node = store::nodes::get(&txn, id).await?;
         if node.status == NodeStatus::Retired.as_str() {
             return Err(AppError::Conflict("this node is retired".into()));
@@ -166,7 +166,7 @@ pub async fn decommission(state: &AppState, audit: &AuditContext, id: Uuid) -> A
     let change = Change::new("node.decommission").target("node", id);
     let db = &state.db;
     let (node, event) = audit::audited(db, audit, change.clone(), async {
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         let node = store::nodes::get(&txn, id).await?;
         store::keys::revoke_all_of_node(&txn, id).await?;
         store::nodes::clear_maintenance(&txn, id, Utc::now()).await?;
@@ -189,7 +189,7 @@ pub async fn rotate_key(
 ) -> AppResult<(NodeKeyRow, String)> {
     let change = Change::new("node.rotate_key").target("node", node_id);
     audit::audited(db, audit, change.clone(), async {
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         let node = store::nodes::get(&txn, node_id).await?;
         if node.status == NodeStatus::Retired.as_str() {
             return Err(AppError::Conflict("this node is retired".into()));
@@ -211,7 +211,7 @@ pub async fn revoke_key(
 ) -> AppResult<NodeKeyRow> {
     let change = Change::new("node.revoke_key").target("node_key", key_id);
     audit::audited(db, audit, change.clone(), async {
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         let Some(key) = store::keys::find(&txn, key_id).await? else {
             return Err(AppError::NotFound(format!("no node key with id {key_id}")));
         };
