@@ -57,7 +57,7 @@ pub async fn create(
         let username = normalize_username("username", username)?;
         check_password("password", &username, password)?;
         let hash = passwords.hash(password).await?;
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         if store::find_by_username(&txn, &username).await?.is_some() {
             return Err(AppError::Conflict(format!(
                 "user '{username}' already exists"
