@@ -8,6 +8,7 @@
 
 pub mod database;
 pub mod dns_server;
+pub mod ws;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::subscriptions::WsClient;
 use testkit::on_both_backends;
+use testkit::ws::WsClient;
 use testkit::{Backend, TestApp, duration, error_code, zones};
 
 const INGEST: &str = "mutation($b: MetricBatchInput!) { ingestMetrics(batch: $b) { accepted } }";

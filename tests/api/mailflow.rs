@@ -1,8 +1,8 @@
 use chrono::{DateTime, DurationRound as _, TimeDelta, Utc};
 use serde_json::{Value, json};
 
-use crate::subscriptions::WsClient;
 use testkit::on_both_backends;
+use testkit::ws::WsClient;
 use testkit::{Backend, TestApp, duration, error_code};
 
 pub const INGEST: &str = "mutation($b: MailEventBatchInput!) { ingestMailEvents(batch: $b) { batchId accepted duplicate } }";

@@ -168,7 +168,7 @@ fn refused_by_guard(body: &Value) -> Option<&'static str> {
 /// Starts a subscription on a WebSocket; a refusal comes back as `{ "errors": … }`, a
 /// subscription that started as `{}`.
 async fn over_websocket(app: &TestApp, authorization: Option<String>, operation: &str) -> Value {
-    let mut client = crate::subscriptions::WsClient::ready(app.addr, authorization).await;
+    let mut client = testkit::ws::WsClient::ready(app.addr, authorization).await;
     client.subscribe("m", operation, json!({})).await;
     // The server answers an operation's refusal before the ping that followed it.
     let answer = client.next_message().await;
