@@ -2,7 +2,8 @@ use sea_orm::entity::prelude::*;
 
 /// One state-changing action: who did what to which target, when, and how it ended.
 /// The id is a UUID v7, so ordering by id is ordering by time.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[sea_orm(table_name = "audit_log")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -16,7 +17,7 @@ pub struct Model {
     pub action: String,
     pub target_kind: Option<String>,
     pub target_id: Option<String>,
-    /// `success` or `failure`.
+    /// `SUCCESS` or `FAILURE`.
     pub outcome: String,
     pub detail: Option<Json>,
     pub request_id: Option<String>,

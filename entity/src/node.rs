@@ -15,7 +15,7 @@ pub struct Model {
     pub roles_mask: i32,
     /// `{"key": "value"}`, for display; `node_labels` holds the same pairs for filtering.
     pub labels: Json,
-    /// `online`, `stale`, `down`, `maintenance` or `retired`.
+    /// `ONLINE`, `STALE`, `DOWN`, `MAINTENANCE` or `RETIRED`.
     pub status: String,
     pub last_seen_at: Option<DateTimeUtc>,
     pub agent_version: Option<String>,

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-/// A person who signs in to the dashboard. `role` holds `viewer`, `operator` or `admin`.
+/// A person who signs in to the dashboard. `role` holds `VIEWER`, `OPERATOR` or `ADMIN`.
 #[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "users")]
 pub struct Model {

@@ -93,7 +93,7 @@ async fn publish_audit(state: AppState, ids: Vec<Uuid>) {
     match committed {
         Ok(rows) => state.events.publish_all(
             rows.into_iter()
-                .map(|row| Event::AuditRecorded(AuditRecorded::from(row))),
+                .map(|row| Event::AuditRecorded(AuditRecorded(row))),
         ),
         Err(e) => {
             e.log_if_internal();

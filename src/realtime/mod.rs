@@ -151,40 +151,10 @@ pub struct MailFlowTick {
     pub nodes: Vec<(Uuid, MailCounts)>,
 }
 
-/// An audit entry, as committed.
+/// An audit entry, as committed (the same JSON as before it was a row: camelCase fields).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditRecorded {
-    pub id: Uuid,
-    pub occurred_at: DateTime<Utc>,
-    pub actor_kind: String,
-    pub actor_id: Option<Uuid>,
-    pub actor_name: String,
-    pub action: String,
-    pub target_kind: Option<String>,
-    pub target_id: Option<String>,
-    pub outcome: String,
-    pub detail: Option<serde_json::Value>,
-    pub request_id: Option<String>,
-}
-
-impl From<entity::audit_log::Model> for AuditRecorded {
-    fn from(m: entity::audit_log::Model) -> Self {
-        AuditRecorded {
-            id: m.id,
-            occurred_at: m.occurred_at,
-            actor_kind: m.actor_kind,
-            actor_id: m.actor_id,
-            actor_name: m.actor_name,
-            action: m.action,
-            target_kind: m.target_kind,
-            target_id: m.target_id,
-            outcome: m.outcome,
-            detail: m.detail,
-            request_id: m.request_id,
-        }
-    }
-}
+#[serde(transparent)]
+pub struct AuditRecorded(pub entity::audit_log::Model);
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -262,22 +262,9 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     pub fn new(sequence: u64, event: &AuditRecorded) -> AppResult<Self> {
-        let e = event.clone();
         Ok(AuditEvent {
             sequence: sequence as i64,
-            entry: AuditEntry::try_from(entity::audit_log::Model {
-                id: e.id,
-                occurred_at: e.occurred_at,
-                actor_kind: e.actor_kind,
-                actor_id: e.actor_id,
-                actor_name: e.actor_name,
-                action: e.action,
-                target_kind: e.target_kind,
-                target_id: e.target_id,
-                outcome: e.outcome,
-                detail: e.detail,
-                request_id: e.request_id,
-            })?,
+            entry: AuditEntry::try_from(event.0.clone())?,
         })
     }
 }
