@@ -11,10 +11,9 @@ use uuid::Uuid;
 use crate::{
     auth::Role,
     error::{AppError, AppResult},
-    graphql::guards::RoleGuard,
     graphql::{
-        alerts::loaders::RulesById, loaders::load_one, nodes::loaders::NodesById,
-        nodes::types::Node, pagination::id_texts,
+        alerts::loaders::RulesById, guards::RoleGuard, loaders::load_one,
+        nodes::loaders::NodesById, nodes::types::Node, pagination::id_texts,
     },
     nodes::{Label, NodeRole},
 };

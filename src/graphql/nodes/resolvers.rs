@@ -2,8 +2,7 @@ use async_graphql::{Context, ID, Object, connection::Connection};
 use chrono::{DateTime, Utc};
 
 use crate::{
-    auth::Principal,
-    auth::Role,
+    auth::{Principal, Role},
     error::{AppError, AppResult},
     graphql::{
         guards::{
