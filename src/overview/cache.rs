@@ -78,8 +78,9 @@ impl OverviewCache {
             return Ok(hit);
         }
         let Some(shared) = &self.inner.shared else {
+            let read_at = Instant::now();
             let overview = self.compute(state).await?;
-            *self.lock_local() = Some((Instant::now(), overview.clone()));
+            *self.lock_local() = Some((read_at, overview.clone()));
             return Ok(overview);
         };
         let mut conn = shared.conn.clone();
@@ -101,28 +102,27 @@ impl OverviewCache {
                 }
             }
         }
-        let overview = self.compute(state).await?;
-        match serde_json::to_string(overview.as_ref()) {
-            Ok(json) => {
-                let stored: Result<(), _> = redis::pipe()
-                    .cmd("SET")
-                    .arg(&shared.key)
-                    .arg(json)
-                    .arg("PX")
-                    .arg(ttl.as_millis().max(1) as u64)
-                    .ignore()
-                    .cmd("DEL")
-                    .arg(&shared.lock_key)
-                    .ignore()
-                    .query_async(&mut conn)
-                    .await;
-                if let Err(error) = stored {
-                    tracing::warn!(%error, "the overview could not be cached in Redis");
+        let read_at = Instant::now();
+        let computed = self.compute(state).await;
+        let mut pipe = redis::pipe();
+        if let Ok(overview) = &computed {
+            // The answer is as old as the data it read: it expires `ttl` after the reads
+            // began, not `ttl` after it was stored, so no caller sees it past its time.
+            let remaining = ttl.saturating_sub(read_at.elapsed()).as_millis() as u64;
+            match serde_json::to_string(overview.as_ref()) {
+                Ok(json) if remaining > 0 => {
+                    pipe.cmd("SET").arg(&shared.key).arg(json).arg("PX").arg(remaining).ignore();
                 }
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "the overview could not be serialized"),
             }
-            Err(error) => tracing::error!(%error, "the overview could not be serialized"),
         }
-        Ok(overview)
+        pipe.cmd("DEL").arg(&shared.lock_key).ignore();
+        let stored: Result<(), _> = pipe.query_async(&mut conn).await;
+        if let Err(error) = stored {
+            tracing::warn!(%error, "the overview could not be cached in Redis");
+        }
+        computed
     }
 
     fn lock_local(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<Overview>)>> {
