@@ -13,10 +13,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DurationRound as _, TimeDelta, Utc};
-use futures_util::{StreamExt as _, stream};
 use mailops::{seed, state::AppState};
 use sea_orm::{ConnectionTrait as _, Statement};
 use serde_json::{Value, json};
@@ -70,46 +69,6 @@ fn bodies(ips: &[Vec<String>]) -> Vec<Vec<Vec<u8>>> {
         .collect()
 }
 
-/// Sends every agent's batches, all agents at once; returns the time it took.
-async fn through_graphql(graphql: &str, keys: &[String], bodies: Vec<Vec<Vec<u8>>>) -> Duration {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(keys.len())
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let tasks: Vec<_> = keys
-        .iter()
-        .zip(bodies)
-        .map(|(key, bodies)| {
-            let (client, graphql, auth) =
-                (client.clone(), graphql.to_string(), format!("ApiKey {key}"));
-            tokio::spawn(async move {
-                for body in bodies {
-                    let answer: Value = client
-                        .post(&graphql)
-                        .header("authorization", &auth)
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await
-                        .expect("sent")
-                        .json()
-                        .await
-                        .expect("answered");
-                    assert_eq!(
-                        answer["data"]["ingestMailEvents"]["accepted"], BATCH_EVENTS,
-                        "{answer}"
-                    );
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    started.elapsed()
-}
-
 /// The stored events as lines of CSV, in the order of `COLUMNS`.
 async fn stored_csv_lines(state: &AppState) -> Vec<String> {
     let sql = format!("SELECT {COLUMNS} FROM mail_events");
@@ -142,31 +101,12 @@ async fn stored_csv_lines(state: &AppState) -> Vec<String> {
 }
 
 async fn through_copy(state: &AppState, lines: &[String]) -> Duration {
-    let pool = state.db.get_postgres_connection_pool().clone();
     let payloads: Vec<Vec<u8>> = lines
         .chunks(BATCH_EVENTS)
         .map(|chunk| chunk.concat().into_bytes())
         .collect();
-    let started = Instant::now();
-    stream::iter(payloads)
-        .map(|payload| {
-            let pool = pool.clone();
-            async move {
-                let mut conn = pool.acquire().await.unwrap();
-                let mut copy = conn
-                    .copy_in_raw(&format!(
-                        "COPY mail_events ({COLUMNS}) FROM STDIN (FORMAT csv)"
-                    ))
-                    .await
-                    .unwrap();
-                copy.send(payload).await.unwrap();
-                copy.finish().await.unwrap();
-            }
-        })
-        .buffer_unordered(POOL)
-        .collect::<Vec<()>>()
-        .await;
-    started.elapsed()
+    let statement = format!("COPY mail_events ({COLUMNS}) FROM STDIN (FORMAT csv)");
+    common::copy_in(state, &statement, payloads, POOL).await
 }
 
 #[tokio::main]
@@ -193,7 +133,14 @@ async fn main() {
         })
         .collect();
     let events = (AGENTS * BATCHES_PER_AGENT * BATCH_EVENTS) as f64;
-    let graphql_time = through_graphql(&graphql, &keys, bodies(&ips)).await;
+    let (graphql_time, _) = common::send_agent_batches(
+        &graphql,
+        &keys,
+        bodies(&ips),
+        "ingestMailEvents",
+        BATCH_EVENTS,
+    )
+    .await;
 
     let lines = stored_csv_lines(&server.state).await;
     assert_eq!(lines.len() as f64, events);

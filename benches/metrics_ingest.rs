@@ -13,13 +13,9 @@
 
 mod common;
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use chrono::{Duration as ChronoDuration, DurationRound as _, Utc};
-use futures_util::{StreamExt as _, stream};
 use mailops::{
     metrics::MetricBatchInput,
     seed::{self, STEPS_PER_HOUR},
@@ -83,68 +79,6 @@ fn bodies(agents: usize, per_agent: usize) -> Vec<Vec<Vec<u8>>> {
         .collect()
 }
 
-/// Sends every agent's batches, all agents at once; returns the time it took and how many
-/// batches were sent again, as agents do, after a RATE_LIMITED answer (mailops busy) or a
-/// dropped connection.
-async fn through_graphql(
-    graphql: &str,
-    keys: &[String],
-    bodies: Vec<Vec<Vec<u8>>>,
-) -> (Duration, usize) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(keys.len())
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let tasks: Vec<_> = keys
-        .iter()
-        .zip(bodies)
-        .map(|(key, bodies)| {
-            let (client, graphql, auth) =
-                (client.clone(), graphql.to_string(), format!("ApiKey {key}"));
-            tokio::spawn(async move {
-                let mut retried = 0;
-                for body in bodies {
-                    loop {
-                        let sent = client
-                            .post(&graphql)
-                            .header("authorization", &auth)
-                            .header("content-type", "application/json")
-                            .body(body.clone())
-                            .send()
-                            .await;
-                        // A dropped connection is retried like a busy answer: the batch id
-                        // makes resending safe.
-                        let Ok(response) = sent else {
-                            retried += 1;
-                            continue;
-                        };
-                        let answer: Value = response.json().await.expect("answered");
-                        let error = &answer["errors"][0]["extensions"];
-                        if error["code"] == "RATE_LIMITED" {
-                            retried += 1;
-                            let wait = error["retryAfterSeconds"].as_f64().unwrap_or(1.0);
-                            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-                            continue;
-                        }
-                        assert_eq!(
-                            answer["data"]["ingestMetrics"]["accepted"], BATCH_SAMPLES,
-                            "{answer}"
-                        );
-                        break;
-                    }
-                }
-                retried
-            })
-        })
-        .collect();
-    let mut retried = 0;
-    for task in tasks {
-        retried += task.await.unwrap();
-    }
-    (started.elapsed(), retried)
-}
-
 /// The samples as stored: (series, ts, value).
 async fn stored_rows(state: &AppState) -> Vec<(Uuid, i64, f64)> {
     let rows = state
@@ -186,28 +120,9 @@ fn copy_payload(rows: &[(Uuid, i64, f64)]) -> Vec<u8> {
 }
 
 async fn through_copy(state: &AppState, rows: &[(Uuid, i64, f64)]) -> Duration {
-    let pool = state.db.get_postgres_connection_pool().clone();
     let payloads: Vec<Vec<u8>> = rows.chunks(BATCH_SAMPLES).map(copy_payload).collect();
-    let started = Instant::now();
-    stream::iter(payloads)
-        .map(|payload| {
-            let pool = pool.clone();
-            async move {
-                let mut conn = pool.acquire().await.unwrap();
-                let mut copy = conn
-                    .copy_in_raw(
-                        "COPY metric_samples (series_id, ts, value) FROM STDIN (FORMAT binary)",
-                    )
-                    .await
-                    .unwrap();
-                copy.send(payload).await.unwrap();
-                copy.finish().await.unwrap();
-            }
-        })
-        .buffer_unordered(POOL)
-        .collect::<Vec<()>>()
-        .await;
-    started.elapsed()
+    let statement = "COPY metric_samples (series_id, ts, value) FROM STDIN (FORMAT binary)";
+    common::copy_in(state, statement, payloads, POOL).await
 }
 
 async fn empty_metrics(state: &AppState) {
@@ -245,7 +160,9 @@ async fn main() {
         offset += agents;
         let bodies = bodies(agents, per_agent);
         let samples = (agents * per_agent * BATCH_SAMPLES) as f64;
-        let (graphql_time, retried) = through_graphql(&graphql, &keys, bodies).await;
+        let (graphql_time, retried) =
+            common::send_agent_batches(&graphql, &keys, bodies, "ingestMetrics", BATCH_SAMPLES)
+                .await;
 
         let rows = stored_rows(&server.state).await;
         assert_eq!(rows.len() as f64, samples);

@@ -14,8 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use mailops::seed::{self, SeedOptions};
-use sea_orm::ConnectionTrait as _;
+use mailops::seed::SeedOptions;
 use serde_json::{Value, json};
 use testkit::{Backend, TestApp};
 
@@ -124,36 +123,27 @@ async fn main() {
         .spawn()
         .await;
 
-    // The second pass adds what arrived while the first ran, so the last hour is full.
-    for _ in 0..2 {
-        let seeded = seed::run(
-            &server.state,
-            SeedOptions {
-                nodes: NODES,
-                days: DAYS,
-                concurrency: 2,
-                mail_per_minute: 0,
-            },
-        )
-        .await
-        .expect("seeding");
-        println!("seed: {seeded:?}");
-    }
-    server.state.db.execute_unprepared("ANALYZE").await.unwrap();
+    common::seed_twice(
+        &server.state,
+        SeedOptions {
+            nodes: NODES,
+            days: DAYS,
+            concurrency: 2,
+            mail_per_minute: 0,
+        },
+    )
+    .await;
 
     let client = reqwest::Client::new();
     let graphql = format!("http://{}/graphql", server.addr);
     let token = server.admin_token().await;
-    let nodes: Value = client
-        .post(&graphql)
-        .bearer_auth(&token)
-        .json(&json!({ "query": "{ nodes(first: 100, filter: { search: \"seed.mailops.test\" }) { nodes { id hostname } } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let nodes = server
+        .gql(
+            Some(&token),
+            "{ nodes(first: 100, filter: { search: \"seed.mailops.test\" }) { nodes { id hostname } } }",
+            json!({}),
+        )
+        .await;
     let first_node = nodes["data"]["nodes"]["nodes"][0]["id"]
         .as_str()
         .expect("a seeded node")
@@ -191,23 +181,7 @@ async fn main() {
         for (range, m) in rows {
             let base = *hour_p95.get_or_insert(m.p95);
             let ratio = m.p95.as_secs_f64() / base.as_secs_f64();
-            println!(
-                "{} {range}: {} step {} {}×{} p50 {} ms p95 {} ms ({ratio:.2}× 1 h)",
-                panel.name,
-                m.resolution,
-                m.step,
-                m.series,
-                m.points,
-                common::ms(m.p50),
-                common::ms(m.p95)
-            );
-            if range == "D30" {
-                summary.push(format!(
-                    "{}: 30-day p95 = {ratio:.2}× the 1-hour p95 (goal ≤ 2×)",
-                    panel.name
-                ));
-            }
-            table.push_str(&format!(
+            let row = format!(
                 "| {} | {range} | {} | {} | {} × {} | {} | {} | {ratio:.2}× |\n",
                 panel.name,
                 m.resolution,
@@ -216,7 +190,15 @@ async fn main() {
                 m.points,
                 common::ms(m.p50),
                 common::ms(m.p95)
-            ));
+            );
+            print!("{row}");
+            if range == "D30" {
+                summary.push(format!(
+                    "{}: 30-day p95 = {ratio:.2}× the 1-hour p95 (goal ≤ 2×)",
+                    panel.name
+                ));
+            }
+            table.push_str(&row);
         }
     }
     print!("{table}");

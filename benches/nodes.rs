@@ -2,7 +2,7 @@
 //!
 //!     cargo bench --bench nodes
 //!
-//! Seeds 1,000 nodes with 4 IP addresses each, then measures over loopback HTTP:
+//! Registers 1,000 nodes with 4 IP addresses each through `registerNode`, then measures over loopback HTTP:
 //! - `node(id)` through GraphQL against a plain axum handler serving the same row as
 //!   JSON from the same pool, behind the same middleware and after the same
 //!   authentication (JWT and user lookup); the plain handler without authentication is
@@ -24,11 +24,10 @@ use axum::{
     http::HeaderMap,
     routing::get,
 };
-use chrono::Utc;
 use common::{CONCURRENCY, WINDOW, graphql_ok};
-use entity::{ip_address, node};
+use entity::node;
 use mailops::{auth::Principal, auth::Role, state::AppState};
-use sea_orm::{ActiveValue::Set, EntityTrait};
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use testkit::{Backend, TestApp};
 use uuid::Uuid;
@@ -36,61 +35,22 @@ use uuid::Uuid;
 const NODES: usize = 1_000;
 const IPS_PER_NODE: usize = 4;
 
-async fn seed(state: &AppState) -> Vec<Uuid> {
-    let now = Utc::now();
-    let ids: Vec<Uuid> = (0..NODES).map(|_| Uuid::now_v7()).collect();
-    for chunk in ids.chunks(500) {
-        let rows = chunk.iter().enumerate().map(|(i, id)| node::ActiveModel {
-            id: Set(*id),
-            hostname: Set(format!("node-{}-{i:04}.bench.example", id.simple())),
-            roles_mask: Set(0b11),
-            labels: Set(json!({ "dc": "fra1", "tier": "outbound" })),
-            status: Set("online".into()),
-            last_seen_at: Set(Some(now)),
-            agent_version: Set(Some("1.4.2".into())),
-            description: Set(Some("outbound MTA".into())),
-            maintenance_enabled: Set(false),
-            maintenance_reason: Set(None),
-            maintenance_since: Set(None),
-            maintenance_until: Set(None),
-            maintenance_by: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        });
-        node::Entity::insert_many(rows)
-            .exec_without_returning(&state.db)
-            .await
-            .unwrap();
-    }
-    let addresses: Vec<ip_address::ActiveModel> = ids
-        .iter()
-        .enumerate()
-        .flat_map(|(n, id)| {
-            (0..IPS_PER_NODE).map(move |k| {
+/// Registers the nodes as agents do, through `registerNode`; returns their ids.
+async fn seed(server: &TestApp) -> Vec<Uuid> {
+    let enrollment = server.enrollment_key(None).await;
+    let mut ids = Vec::with_capacity(NODES);
+    for n in 0..NODES {
+        let ips: Vec<String> = (0..IPS_PER_NODE)
+            .map(|k| {
                 let host = n * IPS_PER_NODE + k;
-                let v4 = std::net::Ipv4Addr::new(198, 18, (host / 256) as u8, (host % 256) as u8);
-                ip_address::ActiveModel {
-                    id: Set(Uuid::now_v7()),
-                    address: Set(v4.to_string()),
-                    address_key: Set(v4.to_ipv6_mapped().octets().to_vec()),
-                    node_id: Set(Some(*id)),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                    pool: Set(None),
-                    status: Set("ACTIVE".into()),
-                    status_reason: Set(None),
-                    status_changed_at: Set(None),
-                    reverse_dns: Set(None),
-                    notes: Set(None),
-                }
+                std::net::Ipv4Addr::new(198, 18, (host / 256) as u8, (host % 256) as u8).to_string()
             })
-        })
-        .collect();
-    for chunk in addresses.chunks(1000) {
-        ip_address::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&state.db)
-            .await
-            .unwrap();
+            .collect();
+        let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
+        let (id, _) = server
+            .register_node(&enrollment, &format!("node-{n:04}.bench.example"), &ips)
+            .await;
+        ids.push(id.parse().unwrap());
     }
     ids
 }
@@ -162,7 +122,7 @@ async fn main() {
         .with_config(testkit::for_benchmarks)
         .spawn()
         .await;
-    let ids = Arc::new(seed(&server.state).await);
+    let ids = Arc::new(seed(&server).await);
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
@@ -218,28 +178,17 @@ async fn main() {
             "{{ nodes(first: 50) {{ edges {{ node {{ id hostname status roles labels {{ key value }} {ips} }} }} }} }}"
         )
     };
-    let (url, auth, query) = (graphql.clone(), bearer.clone(), list(true));
-    let with_ips = common::throughput(
-        &client,
-        move |c| {
+    let mut lists = Vec::new();
+    for with_ips in [true, false] {
+        let (url, auth, query) = (graphql.clone(), bearer.clone(), list(with_ips));
+        let make = move |c: &reqwest::Client| {
             c.post(&url)
                 .header("authorization", &auth)
                 .json(&json!({ "query": query }))
-        },
-        graphql_ok,
-    )
-    .await;
-    let (url, auth, query) = (graphql.clone(), bearer.clone(), list(false));
-    let without_ips = common::throughput(
-        &client,
-        move |c| {
-            c.post(&url)
-                .header("authorization", &auth)
-                .json(&json!({ "query": query }))
-        },
-        graphql_ok,
-    )
-    .await;
+        };
+        lists.push(common::throughput(&client, make, graphql_ok).await);
+    }
+    let (with_ips, without_ips) = (lists[0], lists[1]);
 
     server.stop().await;
 

@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Instant;
 
-use mailops::seed::{self, SeedOptions};
+use mailops::seed::SeedOptions;
 use sea_orm::ConnectionTrait as _;
 use serde_json::json;
 use testkit::{Backend, TestApp};
@@ -44,22 +44,16 @@ async fn start(cache_ttl: Option<std::time::Duration>) -> TestApp {
 async fn main() {
     let mut cached = start(Some(std::time::Duration::from_secs(30))).await;
 
-    // The second pass adds what arrived while the first ran, so the last hour is full.
-    for _ in 0..2 {
-        let seeded = seed::run(
-            &cached.state,
-            SeedOptions {
-                nodes: NODES,
-                days: DAYS,
-                concurrency: 2,
-                mail_per_minute: MAIL_PER_MINUTE,
-            },
-        )
-        .await
-        .expect("seeding");
-        println!("seed: {seeded:?}");
-    }
-    cached.state.db.execute_unprepared("ANALYZE").await.unwrap();
+    common::seed_twice(
+        &cached.state,
+        SeedOptions {
+            nodes: NODES,
+            days: DAYS,
+            concurrency: 2,
+            mail_per_minute: MAIL_PER_MINUTE,
+        },
+    )
+    .await;
     let mut uncached = start(None).await;
 
     let client = reqwest::Client::new();

@@ -24,7 +24,7 @@ use std::{
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use testkit::{Backend, TestApp};
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _, http::HeaderValue};
+use tokio_tungstenite::tungstenite::Message;
 
 const SUBSCRIBERS: [usize; 3] = [1_000, 5_000, 10_000];
 const BATCHES: usize = 20;
@@ -102,13 +102,7 @@ async fn clients(count: usize, addr: String, token: String) {
         );
         tokio::spawn(async move {
             let permit = slots.acquire_owned().await.unwrap();
-            let mut request = format!("ws://{addr}/graphql/ws")
-                .into_client_request()
-                .unwrap();
-            request.headers_mut().insert(
-                "sec-websocket-protocol",
-                HeaderValue::from_static("graphql-transport-ws"),
-            );
+            let request = testkit::ws::upgrade_request(&addr, "graphql-transport-ws");
             let (mut socket, _) = tokio_tungstenite::connect_async(request)
                 .await
                 .expect("connect");
@@ -168,34 +162,6 @@ async fn clients(count: usize, addr: String, token: String) {
     writeln!(out, "end").unwrap();
 }
 
-async fn register_agent(client: &reqwest::Client, graphql: &str, admin: &str) -> String {
-    let key: Value = client
-        .post(graphql)
-        .bearer_auth(admin)
-        .json(&json!({ "query": "mutation { createEnrollmentKey(input: { name: \"bench\" }) { key } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let enrollment = key["data"]["createEnrollmentKey"]["key"].as_str().unwrap();
-    let node: Value = client
-        .post(graphql)
-        .header("authorization", format!("ApiKey {enrollment}"))
-        .json(&json!({ "query": "mutation { registerNode(input: { hostname: \"mx1.bench.example\", roles: [MTA] }) { apiKey } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    node["data"]["registerNode"]["apiKey"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 async fn server() {
     let mut started = TestApp::builder(Backend::Postgres)
         .with_config(|c| {
@@ -204,10 +170,11 @@ async fn server() {
         })
         .spawn()
         .await;
-    let graphql = format!("http://{}/graphql", started.addr);
-    let client = reqwest::Client::new();
     let admin = started.admin_token().await;
-    let agent_key = register_agent(&client, &graphql, &admin).await;
+    let enrollment = started.enrollment_key(None).await;
+    let (_, agent_key) = started
+        .register_node(&enrollment, "mx1.bench.example", &[])
+        .await;
 
     let mut rows = Vec::new();
     let load_before = load_average();
@@ -241,21 +208,15 @@ async fn server() {
 
         for _ in 0..BATCHES {
             let batch = format!("b-{}", epoch_nanos());
-            let body: Value = client
-                .post(&graphql)
-                .header("authorization", format!("ApiKey {agent_key}"))
-                .json(&json!({
-                    "query": "mutation($b: MetricBatchInput!) { ingestMetrics(batch: $b) { accepted } }",
-                    "variables": { "b": { "batchId": batch, "samples": [
+            let body = started
+                .gql_key(
+                    &agent_key,
+                    "mutation($b: MetricBatchInput!) { ingestMetrics(batch: $b) { accepted } }",
+                    json!({ "b": { "batchId": batch, "samples": [
                         { "name": "system.load1", "ts": chrono::Utc::now().to_rfc3339(), "value": 0.5 }
-                    ] } }
-                }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+                    ] } }),
+                )
+                .await;
             assert_eq!(body["data"]["ingestMetrics"]["accepted"], 1, "{body}");
             tokio::time::sleep(BETWEEN_BATCHES).await;
         }

@@ -273,8 +273,8 @@ pub async fn user(config: &Config, action: UserAction) -> anyhow::Result<()> {
             let mut after = None;
             loop {
                 let page = Page { first: 500, after };
-                let (rows, more, _) = users::list(&conn, &page, false).await.map_err(fail)?;
-                for user in &rows {
+                let listed = users::list(&conn, &page, false).await.map_err(fail)?;
+                for user in &listed.rows {
                     let role = Role::parse(&user.role).map_err(fail)?;
                     println!(
                         "{:<24} {:<9} {}",
@@ -283,7 +283,7 @@ pub async fn user(config: &Config, action: UserAction) -> anyhow::Result<()> {
                         if user.disabled { "disabled" } else { "enabled" }
                     );
                 }
-                match (more, rows.last()) {
+                match (listed.has_next, listed.rows.last()) {
                     (true, Some(last)) => after = Some(last.username.clone()),
                     _ => break,
                 }

@@ -101,7 +101,7 @@ pub async fn run(state: &AppState, options: SeedOptions) -> AppResult<SeedReport
     // Hours stored by an earlier run are skipped without being generated again.
     let nodes: Vec<Uuid> = agents.iter().map(|a| a.node_id).collect();
     let stored_before: HashSet<(Uuid, String)> =
-        metrics::batch_ids_with_prefix(&state.db, &nodes, "seed-")
+        crate::db::batch::ids_with_prefix(&state.db, metrics::BATCHES, &nodes, "seed-")
             .await?
             .into_iter()
             .collect();
@@ -351,26 +351,14 @@ fn readings(node: usize, t: i64, mut emit: impl FnMut(&str, &[(&str, &str)], f64
                 .max(0.0)
                 .round(),
         );
-        emit(
-            "zonemta.delivered",
-            &z,
-            shape.counter(weight * 60.0, 0.1).round(),
-        );
-        emit(
-            "zonemta.deferred",
-            &z,
-            shape.counter(weight * 3.0, 0.4).round(),
-        );
-        emit(
-            "zonemta.bounced",
-            &z,
-            shape.counter(weight * 1.2, 0.7).round(),
-        );
-        emit(
-            "zonemta.rejected",
-            &z,
-            shape.counter(weight * 0.4, 0.9).round(),
-        );
+        for (name, per_step, noise) in [
+            ("zonemta.delivered", 60.0, 0.1),
+            ("zonemta.deferred", 3.0, 0.4),
+            ("zonemta.bounced", 1.2, 0.7),
+            ("zonemta.rejected", 0.4, 0.9),
+        ] {
+            emit(name, &z, shape.counter(weight * per_step, noise).round());
+        }
     }
     emit("rspamd.scanned", &[], shape.counter(70.0, 0.2).round());
     emit(

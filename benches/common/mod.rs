@@ -24,18 +24,7 @@ pub async fn throughput(
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     for _ in 0..50 {
-        let body = make(client)
-            .send()
-            .await
-            .expect("sent")
-            .bytes()
-            .await
-            .expect("body");
-        assert!(
-            check(&body),
-            "unexpected response: {}",
-            String::from_utf8_lossy(&body)
-        );
+        send_checked(make(client), check).await;
     }
     let start = Instant::now();
     let tasks: Vec<_> = (0..CONCURRENCY)
@@ -44,18 +33,7 @@ pub async fn throughput(
                 (client.clone(), make.clone(), done.clone(), stop.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let body = make(&client)
-                        .send()
-                        .await
-                        .expect("sent")
-                        .bytes()
-                        .await
-                        .expect("body");
-                    assert!(
-                        check(&body),
-                        "unexpected response: {}",
-                        String::from_utf8_lossy(&body)
-                    );
+                    send_checked(make(&client), check).await;
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -69,11 +47,127 @@ pub async fn throughput(
     done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
+async fn send_checked(request: reqwest::RequestBuilder, check: fn(&[u8]) -> bool) {
+    let body = request
+        .send()
+        .await
+        .expect("sent")
+        .bytes()
+        .await
+        .expect("body");
+    assert!(
+        check(&body),
+        "unexpected response: {}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
+/// Sends every agent's batches (bodies of `field`, each accepting `expected` items), all
+/// agents at once; returns the time it took and how many
+/// batches were sent again, as agents do, after a RATE_LIMITED answer (mailops busy) or a
+/// dropped connection.
+pub async fn send_agent_batches(
+    graphql: &str,
+    keys: &[String],
+    bodies: Vec<Vec<Vec<u8>>>,
+    field: &'static str,
+    expected: usize,
+) -> (Duration, usize) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(keys.len())
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let tasks: Vec<_> = keys
+        .iter()
+        .zip(bodies)
+        .map(|(key, bodies)| {
+            let (client, graphql, auth) =
+                (client.clone(), graphql.to_string(), format!("ApiKey {key}"));
+            tokio::spawn(async move {
+                let mut retried = 0;
+                for body in bodies {
+                    loop {
+                        let sent = client
+                            .post(&graphql)
+                            .header("authorization", &auth)
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                            .send()
+                            .await;
+                        // A dropped connection is retried like a busy answer: the batch id
+                        // makes resending safe.
+                        let Ok(response) = sent else {
+                            retried += 1;
+                            continue;
+                        };
+                        let answer: serde_json::Value = response.json().await.expect("answered");
+                        let error = &answer["errors"][0]["extensions"];
+                        if error["code"] == "RATE_LIMITED" {
+                            retried += 1;
+                            let wait = error["retryAfterSeconds"].as_f64().unwrap_or(1.0);
+                            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+                            continue;
+                        }
+                        assert_eq!(answer["data"][field]["accepted"], expected, "{answer}");
+                        break;
+                    }
+                }
+                retried
+            })
+        })
+        .collect();
+    let mut retried = 0;
+    for task in tasks {
+        retried += task.await.unwrap();
+    }
+    (started.elapsed(), retried)
+}
+
+/// Sends each payload through `COPY … FROM STDIN` (`statement`), `connections` at once,
+/// on the Postgres pool of `state`; returns the time it took.
+pub async fn copy_in(
+    state: &mailops::state::AppState,
+    statement: &str,
+    payloads: Vec<Vec<u8>>,
+    connections: usize,
+) -> Duration {
+    use futures_util::{StreamExt as _, stream};
+    let pool = state.db.get_postgres_connection_pool().clone();
+    let started = Instant::now();
+    stream::iter(payloads)
+        .map(|payload| {
+            let pool = pool.clone();
+            async move {
+                let mut conn = pool.acquire().await.unwrap();
+                let mut copy = conn.copy_in_raw(statement).await.unwrap();
+                copy.send(payload).await.unwrap();
+                copy.finish().await.unwrap();
+            }
+        })
+        .buffer_unordered(connections)
+        .collect::<Vec<()>>()
+        .await;
+    started.elapsed()
+}
+
 /// A GraphQL response with data and no errors.
 pub fn graphql_ok(body: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(body)
         .map(|v| v["errors"].is_null() && v["data"].is_object())
         .unwrap_or(false)
+}
+
+/// Seeds the database as `mailops dev seed` does, twice: the second pass adds what
+/// arrived while the first ran, so the last hour is full. Then refreshes the planner's
+/// statistics.
+pub async fn seed_twice(state: &mailops::state::AppState, options: mailops::seed::SeedOptions) {
+    use sea_orm::ConnectionTrait as _;
+    for _ in 0..2 {
+        let seeded = mailops::seed::run(state, options).await.expect("seeding");
+        println!("seed: {seeded:?}");
+    }
+    state.db.execute_unprepared("ANALYZE").await.unwrap();
 }
 
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -341,8 +341,7 @@ pub async fn create(
         require_nodes(&txn, &spec.node_ids).await?;
         let id = Uuid::now_v7();
         let rule = store::rules::insert(&txn, id, spec, &audit.actor.name).await?;
-        audit::record(&txn, audit, change.target("alert_rule", id)).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change.target("alert_rule", id)).await?;
         Ok(rule)
     })
     .await
@@ -365,8 +364,7 @@ pub async fn update(
         require_unique_name(&txn, &spec.name, Some(id)).await?;
         require_nodes(&txn, &spec.node_ids).await?;
         let rule = store::rules::update(&txn, current, spec, &audit.actor.name).await?;
-        audit::record(&txn, audit, change.clone()).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change.clone()).await?;
         Ok(rule)
     })
     .await
@@ -384,8 +382,7 @@ pub async fn delete(state: &AppState, audit: &AuditContext, id: Uuid) -> AppResu
         store::rules::delete(&txn, id).await?;
         let mut change = change.clone();
         change.detail = Some(serde_json::json!({ "name": rule.name, "openAlerts": open.len() }));
-        audit::record(&txn, audit, change).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change).await?;
         let now = Utc::now();
         let events: Vec<Event> = open
             .into_iter()

@@ -129,7 +129,7 @@ pub async fn list(
     filter: &AlertQuery,
     page: &Page,
     count_total: bool,
-) -> AppResult<(Vec<AlertRow>, bool, u64)> {
+) -> AppResult<crate::db::Listed<AlertRow>> {
     store::alerts::list(db, &selection(filter)?, Utc::now(), page, count_total).await
 }
 
@@ -294,8 +294,7 @@ pub async fn silence(
         if let Some(detail) = change.detail.as_mut().and_then(|d| d.as_object_mut()) {
             detail.insert("covered".into(), covered.into());
         }
-        audit::record(&txn, audit, change).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change).await?;
         Ok((silence, covered))
     })
     .await
@@ -346,8 +345,7 @@ pub async fn expire(
                     .await?;
             }
         }
-        audit::record(&txn, audit, change.clone()).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change.clone()).await?;
         Ok(silence)
     })
     .await

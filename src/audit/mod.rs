@@ -5,5 +5,5 @@ mod service;
 mod store;
 
 pub use model::AuditOutcome;
-pub use service::{Actor, AuditContext, Change, audited, record, record_failure};
+pub use service::{Actor, AuditContext, Change, audited, commit, record, record_failure};
 pub use store::{AuditFilter, entries, list};

@@ -1,4 +1,4 @@
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use uuid::Uuid;
 
 use crate::{
@@ -121,6 +121,13 @@ pub async fn record(
     let id = Uuid::now_v7();
     store::insert(conn, id, ctx, change, AuditOutcome::Success).await?;
     crate::realtime::after_commit::audit_written(id);
+    Ok(())
+}
+
+/// Records a successful change in the transaction that makes it, then commits both.
+pub async fn commit(txn: DatabaseTransaction, ctx: &AuditContext, change: Change) -> AppResult<()> {
+    record(&txn, ctx, change).await?;
+    txn.commit().await?;
     Ok(())
 }
 

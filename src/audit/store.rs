@@ -66,7 +66,7 @@ pub async fn list(
     filter: &AuditFilter,
     page: &Page,
     count_total: bool,
-) -> AppResult<(Vec<audit_log::Model>, bool, u64)> {
+) -> AppResult<crate::db::Listed<audit_log::Model>> {
     let mut query = audit_log::Entity::find();
     if let Some(action) = &filter.action {
         query = query.filter(audit_log::Column::Action.eq(action.as_str()));

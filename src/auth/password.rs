@@ -59,38 +59,44 @@ impl Passwords {
     }
 
     pub async fn hash(&self, password: &SecretString) -> AppResult<String> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| AppError::internal("password hasher closed"))?;
         let password = password.clone();
-        tokio::task::spawn_blocking(move || hash_blocking(password.expose_secret()))
-            .await
-            .map_err(|e| AppError::internal(format!("password hashing task failed: {e}")))?
+        self.run_bounded("hashing", move || hash_blocking(password.expose_secret()))
+            .await?
     }
 
     /// Verifies `password` against `hash`, or against a dummy hash when there is no user, so
     /// that both cases take the same time.
     pub async fn verify(&self, password: &SecretString, hash: Option<&str>) -> AppResult<bool> {
+        let password = password.clone();
+        let known = hash.is_some();
+        let hash = hash.map_or_else(|| self.dummy_hash.to_string(), str::to_string);
+        let matches = self
+            .run_bounded("verification", move || {
+                let capped = password.expose_secret().len() <= MAX_PASSWORD_BYTES;
+                // An over-long password is still verified (against a truncation) so it
+                // costs the same time, but can never match.
+                let input: &str = if capped { password.expose_secret() } else { "" };
+                verify_blocking(input, &hash) && capped
+            })
+            .await?;
+        Ok(matches && known)
+    }
+
+    /// Runs `work` on the blocking pool once a permit is free, so that a flood of logins
+    /// queues here instead of occupying every blocking thread.
+    async fn run_bounded<T: Send + 'static>(
+        &self,
+        what: &str,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> AppResult<T> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| AppError::internal("password hasher closed"))?;
-        let password = password.clone();
-        let known = hash.is_some();
-        let hash = hash.map_or_else(|| self.dummy_hash.to_string(), str::to_string);
-        let matches = tokio::task::spawn_blocking(move || {
-            let capped = password.expose_secret().len() <= MAX_PASSWORD_BYTES;
-            // An over-long password is still verified (against a truncation) so it costs
-            // the same time, but can never match.
-            let input: &str = if capped { password.expose_secret() } else { "" };
-            verify_blocking(input, &hash) && capped
-        })
-        .await
-        .map_err(|e| AppError::internal(format!("password verification task failed: {e}")))?;
-        Ok(matches && known)
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| AppError::internal(format!("password {what} task failed: {e}")))
     }
 }
 

@@ -177,8 +177,7 @@ pub async fn refresh(
         }
     };
     let session = open_session(state, &txn, user, row.family_id).await?;
-    audit::record(&txn, &actor, change).await?;
-    txn.commit().await?;
+    audit::commit(txn, &actor, change).await?;
     Ok(session)
 }
 
@@ -250,8 +249,7 @@ pub async fn change_password(
         let hash = state.passwords.hash(new).await?;
         let txn = state.db.begin().await?;
         set_password_hash(&txn, user, hash).await?;
-        audit::record(&txn, audit, change).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change).await?;
         Ok(())
     })
     .await

@@ -3,7 +3,10 @@
 //! which a retry is answered instead of written again.
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use sea_orm::{ConnectionTrait, Statement, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait, Value,
+};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
@@ -31,7 +34,7 @@ pub enum Admission {
 }
 
 /// Checks the agent's batch id: 1 to 64 letters, digits, `.`, `_`, `:` or `-`.
-pub fn check_id(batch_id: &str) -> AppResult<()> {
+fn check_id(batch_id: &str) -> AppResult<()> {
     let ok = !batch_id.is_empty()
         && batch_id.len() <= 64
         && batch_id
@@ -79,25 +82,70 @@ pub fn oldest_allowed(
     Ok((raw, oldest))
 }
 
-/// A batch about to be stored, identified by its content.
+/// A batch being admitted: where its record goes, who sent it, when it arrived, and the
+/// hash of its content, fed item by item while the items are checked.
 pub struct BatchRecord<'a> {
     /// The table of this kind of batch: `(node_id, batch_id)` keyed, with
     /// `content_hash`, `accepted` and `received_at`.
-    pub table: &'static str,
-    pub node_id: Uuid,
-    pub batch_id: &'a str,
-    /// SHA-256 of the batch's items, to tell a retry from another batch reusing the id.
-    pub content_hash: &'a str,
-    pub accepted: i32,
-    pub received_at: DateTime<Utc>,
+    table: &'static str,
+    node_id: Uuid,
+    batch_id: &'a str,
+    received_at: DateTime<Utc>,
+    content: Sha256,
+}
+
+impl<'a> BatchRecord<'a> {
+    /// Starts the record of a batch arriving now; a malformed id is refused.
+    pub fn start(table: &'static str, node_id: Uuid, batch_id: &'a str) -> AppResult<Self> {
+        check_id(batch_id)?;
+        Ok(BatchRecord {
+            table,
+            node_id,
+            batch_id,
+            received_at: Utc::now(),
+            content: Sha256::new(),
+        })
+    }
+
+    /// When the batch arrived: the "now" its items' ages are judged by.
+    pub fn received_at(&self) -> DateTime<Utc> {
+        self.received_at
+    }
+
+    /// The hash of the batch's items, which tells a retry from another batch reusing
+    /// the id: every item is fed into it, in order.
+    pub fn content(&mut self) -> &mut Sha256 {
+        &mut self.content
+    }
+
+    /// Begins the transaction that stores the batch and records the batch in it. `Ok`
+    /// holds the transaction: store the items, then commit. `Err` is the answer of the
+    /// earlier time the same batch was stored: nothing more is written. The same id with
+    /// other content is a `CONFLICT`.
+    pub async fn begin(
+        self,
+        db: &DatabaseConnection,
+        accepted: i32,
+    ) -> AppResult<Result<DatabaseTransaction, Outcome>> {
+        let content_hash = format!("{:x}", self.content.clone().finalize());
+        let txn = db.begin().await?;
+        match record(&txn, &self, &content_hash, accepted).await? {
+            None => Ok(Ok(txn)),
+            Some(earlier) => {
+                txn.rollback().await?;
+                Ok(Err(earlier))
+            }
+        }
+    }
 }
 
 /// Records the batch in the transaction that stores it. `None` means it is new: store it.
-/// `Some` is the answer of the earlier time the same batch was stored; the caller writes
-/// nothing more. The same id with other content is a `CONFLICT`.
-pub async fn record(
+/// `Some` is the answer of the earlier time the same batch was stored.
+async fn record(
     conn: &impl ConnectionTrait,
     batch: &BatchRecord<'_>,
+    content_hash: &str,
+    accepted: i32,
 ) -> AppResult<Option<Outcome>> {
     let backend = conn.get_database_backend();
     let table = batch.table;
@@ -117,8 +165,8 @@ pub async fn record(
             [
                 Value::from(batch.node_id),
                 Value::from(batch.batch_id),
-                Value::from(batch.content_hash),
-                Value::from(batch.accepted),
+                Value::from(content_hash),
+                Value::from(accepted),
                 Value::from(batch.received_at),
             ],
         ))
@@ -138,8 +186,8 @@ pub async fn record(
         ))
         .await?
         .ok_or_else(|| AppError::internal("a batch record vanished"))?;
-    let content_hash: String = earlier.try_get_by_index(0)?;
-    if content_hash != batch.content_hash {
+    let stored_hash: String = earlier.try_get_by_index(0)?;
+    if stored_hash != content_hash {
         return Err(AppError::Conflict(format!(
             "batch '{}' was already stored with other content",
             batch.batch_id

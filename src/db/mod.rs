@@ -10,7 +10,7 @@ pub mod sql;
 pub mod stored;
 pub mod tx;
 
-pub use page::{Page, fetch_page, newest_first};
+pub use page::{Listed, Page, fetch_page, newest_first};
 pub use tx::{JobLock, begin_write};
 
 use std::time::Duration;

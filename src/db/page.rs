@@ -54,17 +54,49 @@ fn decode_cursor(cursor: &str) -> AppResult<String> {
     String::from_utf8(bytes).map_err(|_| invalid())
 }
 
+/// One page of a list: its rows, whether more follow, and how many match in all (0 when
+/// the caller did not ask).
+#[derive(Debug)]
+pub struct Listed<R> {
+    pub rows: Vec<R>,
+    pub has_next: bool,
+    pub total: u64,
+}
+
+impl<R> Listed<R> {
+    /// The same page with each row converted.
+    pub fn try_map<N, Err>(
+        self,
+        convert: impl FnMut(R) -> Result<N, Err>,
+    ) -> Result<Listed<N>, Err> {
+        Ok(Listed {
+            rows: self
+                .rows
+                .into_iter()
+                .map(convert)
+                .collect::<Result<_, _>>()?,
+            has_next: self.has_next,
+            total: self.total,
+        })
+    }
+}
+
 /// Fetches `page.first` rows of `query` (already filtered, ordered and positioned after
-/// the cursor) and says whether more follow.
+/// the cursor) and says whether more follow; `total` is what the caller counted.
 pub async fn fetch_page<E: EntityTrait>(
     db: &impl ConnectionTrait,
     query: Select<E>,
     page: &Page,
-) -> AppResult<(Vec<E::Model>, bool)> {
+    total: u64,
+) -> AppResult<Listed<E::Model>> {
     let mut rows = query.limit(page.first as u64 + 1).all(db).await?;
     let has_next = rows.len() > page.first;
     rows.truncate(page.first);
-    Ok((rows, has_next))
+    Ok(Listed {
+        rows,
+        has_next,
+        total,
+    })
 }
 
 /// One page of `query` newest first by its UUID v7 `id` column, after the page's cursor
@@ -75,7 +107,7 @@ pub async fn newest_first<E>(
     id: E::Column,
     page: &Page,
     count_total: bool,
-) -> AppResult<(Vec<E::Model>, bool, u64)>
+) -> AppResult<crate::db::Listed<E::Model>>
 where
     E: EntityTrait,
     E::Model: Sync,
@@ -94,6 +126,5 @@ where
         }
         None => query,
     };
-    let (rows, has_next) = fetch_page(db, query.order_by_desc(id), page).await?;
-    Ok((rows, has_next, total))
+    fetch_page(db, query.order_by_desc(id), page, total).await
 }

@@ -253,23 +253,16 @@ impl<'a> Depth<'a> {
 fn check(document: &ExecutableDocument) -> ServerResult<()> {
     Depth::check(document).map_err(|reason| server_error(code::BAD_USER_INPUT, reason))?;
     let counts = Counts::of(document);
-    if counts.aliases > MAX_ALIASES {
-        return Err(server_error(
-            code::BAD_USER_INPUT,
-            format!(
-                "query uses {} aliases; the limit is {MAX_ALIASES}",
-                counts.aliases
-            ),
-        ));
-    }
-    if counts.directives > MAX_DIRECTIVES {
-        return Err(server_error(
-            code::BAD_USER_INPUT,
-            format!(
-                "query uses {} directives; the limit is {MAX_DIRECTIVES}",
-                counts.directives
-            ),
-        ));
+    for (what, used, limit) in [
+        ("aliases", counts.aliases, MAX_ALIASES),
+        ("directives", counts.directives, MAX_DIRECTIVES),
+    ] {
+        if used > limit {
+            return Err(server_error(
+                code::BAD_USER_INPUT,
+                format!("query uses {used} {what}; the limit is {limit}"),
+            ));
+        }
     }
     Ok(())
 }

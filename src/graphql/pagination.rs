@@ -2,7 +2,7 @@
 
 use async_graphql::SimpleObject;
 
-pub use crate::db::Page;
+pub use crate::db::{Listed, Page};
 use crate::{
     db::page::{DEFAULT_PAGE, MAX_PAGE, encode_cursor},
     error::{AppError, AppResult},
@@ -15,30 +15,44 @@ pub struct ConnectionTotal {
     pub total_count: u64,
 }
 
+/// A Relay connection with `totalCount`: what every list field answers.
+pub type ListConnection<N> = async_graphql::connection::Connection<String, N, ConnectionTotal>;
+
 /// A connection over one page of rows: `cursor` gives each row's sort key.
 pub fn connection<R, N>(
     page: &Page,
-    rows: Vec<R>,
-    has_next: bool,
-    total: u64,
+    listed: Listed<R>,
     cursor: impl Fn(&R) -> String,
-) -> AppResult<async_graphql::connection::Connection<String, N, ConnectionTotal>>
+) -> AppResult<ListConnection<N>>
 where
     N: TryFrom<R> + async_graphql::OutputType,
     AppError: From<N::Error>,
 {
     let mut connection = async_graphql::connection::Connection::with_additional_fields(
         page.after.is_some(),
-        has_next,
-        ConnectionTotal { total_count: total },
+        listed.has_next,
+        ConnectionTotal {
+            total_count: listed.total,
+        },
     );
-    for row in rows {
+    for row in listed.rows {
         let key = encode_cursor(&cursor(&row));
         connection
             .edges
             .push(async_graphql::connection::Edge::new(key, N::try_from(row)?));
     }
     Ok(connection)
+}
+
+/// A row found (or not) as its GraphQL object; a row whose stored text this build does not
+/// know is an error.
+pub fn found<R, N>(row: Option<R>) -> AppResult<Option<N>>
+where
+    N: TryFrom<R>,
+    AppError: From<N::Error>,
+{
+    row.map(|row| N::try_from(row).map_err(AppError::from))
+        .transpose()
 }
 
 /// Rows as GraphQL objects; a row whose stored text this build does not know is an error.

@@ -87,8 +87,7 @@ pub async fn enqueue(
         }
         let job =
             store::jobs::insert(&txn, MANUAL, addresses, Some(audit.actor.name.clone())).await?;
-        audit::record(&txn, audit, change.target("ip_check_job", job.id)).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change.target("ip_check_job", job.id)).await?;
         Ok(job)
     })
     .await

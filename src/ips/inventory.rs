@@ -146,8 +146,7 @@ pub async fn remove(db: &DatabaseConnection, audit: &AuditContext, text: &str) -
         let txn = crate::db::begin_write(db).await?;
         let ip = get(&txn, text).await?;
         store::addresses::delete(&txn, ip.id).await?;
-        audit::record(&txn, audit, change.target("ip", ip.id)).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change.target("ip", ip.id)).await?;
         Ok(ip)
     })
     .await
@@ -171,8 +170,7 @@ pub async fn assign(
         }
         let id = ip.id;
         let ip = store::addresses::set_node(&txn, ip, node_id).await?;
-        audit::record(&txn, audit, change.target("ip", id)).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change.target("ip", id)).await?;
         Ok(ip)
     })
     .await
@@ -219,8 +217,7 @@ pub async fn update(
             notes,
         };
         let ip = store::addresses::set_details(&txn, ip, details).await?;
-        audit::record(&txn, audit, change.target("ip", id)).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change.target("ip", id)).await?;
         Ok(ip)
     })
     .await
@@ -290,7 +287,7 @@ pub async fn list(
     filter: &IpQuery,
     page: &Page,
     count_total: bool,
-) -> AppResult<(Vec<IpRow>, bool, u64)> {
+) -> AppResult<crate::db::Listed<IpRow>> {
     let selection = selection(filter)?;
     let after = page.after.as_deref().map(decode_key_cursor).transpose()?;
     store::addresses::list(db, &selection, after, page, count_total).await

@@ -40,8 +40,7 @@ pub async fn set_status(
         let ip = get(&txn, text).await?;
         let id = ip.id;
         let ip = apply_status(&txn, ip, status, reason).await?;
-        audit::record(&txn, audit, change.target("ip", id)).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change.target("ip", id)).await?;
         Ok(ip)
     })
     .await
@@ -186,8 +185,7 @@ pub async fn bulk_action(
                 .collect();
             detail.insert("changedAddresses".into(), changed.into());
         }
-        audit::record(&txn, audit, change).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change).await?;
         Ok(outcomes)
     };
     if input.dry_run {

@@ -36,7 +36,7 @@ pub async fn list(
     filter: &EventFilter,
     page: &Page,
     count_total: bool,
-) -> AppResult<(Vec<EventRow>, bool, u64)> {
+) -> AppResult<crate::db::Listed<EventRow>> {
     let mut query = EventQuery {
         message_id: filter.message_id.clone(),
         statuses: filter.statuses.clone(),

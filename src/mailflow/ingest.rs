@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use chrono::{Duration as ChronoDuration, Utc};
 use entity::mail_event::Model as EventRow;
-use sea_orm::TransactionTrait;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -192,9 +191,9 @@ pub async fn store_batch(
     batch: &MailEventBatchInput,
     admission: Admission,
 ) -> AppResult<Outcome> {
-    batch::check_id(&batch.batch_id)?;
+    let mut record = BatchRecord::start(store::BATCHES, agent.node_id, &batch.batch_id)?;
     batch::check_size("events", batch.events.len(), MAX_EVENTS)?;
-    let now = Utc::now();
+    let now = record.received_at();
     let config = &state.config.mail;
     let (raw_oldest, oldest) = batch::oldest_allowed(
         now,
@@ -211,14 +210,12 @@ pub async fn store_batch(
     let minute_oldest = minute_oldest.timestamp_millis();
     let newest = now + MAX_FUTURE;
 
-    let mut hash = Sha256::new();
     let mut checked = Vec::with_capacity(batch.events.len());
     for (index, event) in batch.events.iter().enumerate() {
         let event_checked = check_event(state, index, event, oldest, newest)?;
-        hash_event(&mut hash, event, &event_checked);
+        hash_event(record.content(), event, &event_checked);
         checked.push(event_checked);
     }
-    let content_hash = format!("{:x}", hash.finalize());
     let accepted = checked.len() as i32;
 
     let mut minutes: BTreeMap<CounterKey, MailCounts> = BTreeMap::new();
@@ -240,23 +237,10 @@ pub async fn store_batch(
             .count(event.status);
     }
 
-    let txn = state.db.begin().await?;
-    if let Some(earlier) = batch::record(
-        &txn,
-        &BatchRecord {
-            table: store::BATCHES,
-            node_id: agent.node_id,
-            batch_id: &batch.batch_id,
-            content_hash: &content_hash,
-            accepted,
-            received_at: now,
-        },
-    )
-    .await?
-    {
-        txn.rollback().await?;
-        return Ok(earlier);
-    }
+    let txn = match record.begin(&state.db, accepted).await? {
+        Ok(txn) => txn,
+        Err(earlier) => return Ok(earlier),
+    };
 
     let raw_oldest_ms = raw_oldest.timestamp_millis();
     let rows: Vec<EventRow> = batch

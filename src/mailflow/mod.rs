@@ -16,6 +16,6 @@ pub use ingest::{MAX_EVENTS, store_batch};
 pub use model::*;
 pub use query::{FlowQuery, IpWindow, flow, sending_stats};
 pub use retention::sweep as sweep_retention;
-pub use store::batch_ids_with_prefix;
+pub use store::BATCHES;
 pub use store::counters::{Attempts, attempts_by_node, cluster_counts};
 pub use ticker::spawn as spawn_ticker;

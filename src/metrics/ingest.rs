@@ -4,8 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Duration as ChronoDuration, Utc};
-use sea_orm::TransactionTrait;
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 use uuid::Uuid;
 
 use crate::{
@@ -176,9 +175,9 @@ pub async fn store_batch(
     batch: &MetricBatchInput,
     admission: Admission,
 ) -> AppResult<Outcome> {
-    batch::check_id(&batch.batch_id)?;
+    let mut record = BatchRecord::start(store::BATCHES, agent.node_id, &batch.batch_id)?;
     batch::check_size("samples", batch.samples.len(), MAX_SAMPLES)?;
-    let now = Utc::now();
+    let now = record.received_at();
     let (raw_oldest, oldest) = batch::oldest_allowed(
         now,
         admission,
@@ -192,7 +191,6 @@ pub async fn store_batch(
     let mut series: HashMap<Uuid, SeriesKey> = HashMap::new();
     let mut series_of: HashMap<(&str, &[Label]), Uuid> = HashMap::new();
     let mut samples = Vec::with_capacity(batch.samples.len());
-    let mut hash = Sha256::new();
     for (index, input) in batch.samples.iter().enumerate() {
         let series_id = match series_of.get(&(input.name.as_str(), input.labels.as_slice())) {
             Some(id) => *id,
@@ -209,6 +207,7 @@ pub async fn store_batch(
         };
         check_reading(index, input, oldest, newest)?;
         let ts = input.ts.timestamp_millis();
+        let hash = record.content();
         hash.update(series_id.as_bytes());
         hash.update(ts.to_be_bytes());
         hash.update(input.value.to_bits().to_be_bytes());
@@ -218,26 +217,11 @@ pub async fn store_batch(
             value: input.value,
         });
     }
-    let content_hash = format!("{:x}", hash.finalize());
     let accepted = samples.len() as i32;
-
-    let txn = state.db.begin().await?;
-    if let Some(earlier) = batch::record(
-        &txn,
-        &BatchRecord {
-            table: store::BATCHES,
-            node_id: agent.node_id,
-            batch_id: &batch.batch_id,
-            content_hash: &content_hash,
-            accepted,
-            received_at: now,
-        },
-    )
-    .await?
-    {
-        txn.rollback().await?;
-        return Ok(earlier);
-    }
+    let txn = match record.begin(&state.db, accepted).await? {
+        Ok(txn) => txn,
+        Err(earlier) => return Ok(earlier),
+    };
 
     let new_series = series
         .iter()

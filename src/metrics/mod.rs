@@ -15,5 +15,5 @@ pub use latest::{NodeLatest, Readings, latest_by_node};
 pub use model::*;
 pub use query::{Aggregate, RangeQuery, Resolution, Retention, run as run_range_query};
 pub use retention::sweep as sweep_retention;
-pub use store::batch_ids_with_prefix;
+pub use store::BATCHES;
 pub use store::series::{LatestValue, SeriesOf, latest_values};

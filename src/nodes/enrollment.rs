@@ -62,8 +62,7 @@ pub async fn create(
             },
         )
         .await?;
-        audit::record(&txn, audit, change.target("enrollment_key", id)).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change.target("enrollment_key", id)).await?;
         Ok((row, key))
     })
     .await
@@ -86,7 +85,7 @@ pub async fn list(
     page: &crate::db::Page,
     include_revoked: bool,
     count_total: bool,
-) -> AppResult<(Vec<entity::enrollment_key::Model>, bool, u64)> {
+) -> AppResult<crate::db::Listed<entity::enrollment_key::Model>> {
     store::enrollment::list(db, page, include_revoked, count_total).await
 }
 
@@ -108,8 +107,7 @@ pub async fn revoke(
         } else {
             row
         };
-        audit::record(&txn, audit, change).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change).await?;
         Ok(row)
     })
     .await

@@ -30,7 +30,7 @@ pub async fn list(
     filter: &NodeFilter,
     page: &Page,
     count_total: bool,
-) -> AppResult<(Vec<NodeRow>, bool, u64)> {
+) -> AppResult<crate::db::Listed<NodeRow>> {
     let statuses = filter
         .statuses
         .as_ref()
@@ -108,8 +108,7 @@ pub async fn update(
             store::nodes::replace_labels(&txn, id, labels).await?;
         }
         let node = store::nodes::get(&txn, id).await?;
-        audit::record(&txn, audit, change).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change).await?;
         Ok(node)
     })
     .await
@@ -152,8 +151,7 @@ pub async fn set_maintenance(
             status::transition(&txn, &node, to, "maintenance ended").await?
         };
         let node = store::nodes::get(&txn, id).await?;
-        audit::record(&txn, audit, change).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change).await?;
         Ok((node, event))
     })
     .await?;
@@ -172,8 +170,7 @@ pub async fn decommission(state: &AppState, audit: &AuditContext, id: Uuid) -> A
         store::nodes::clear_maintenance(&txn, id, Utc::now()).await?;
         let event = status::transition(&txn, &node, NodeStatus::Retired, "decommissioned").await?;
         let node = store::nodes::get(&txn, id).await?;
-        audit::record(&txn, audit, change).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change).await?;
         Ok((node, event))
     })
     .await?;
@@ -196,8 +193,7 @@ pub async fn rotate_key(
         }
         store::keys::revoke_all_of_node(&txn, node_id).await?;
         let issued = issue_key(&txn, node_id).await?;
-        audit::record(&txn, audit, change).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change).await?;
         Ok(issued)
     })
     .await
@@ -220,8 +216,7 @@ pub async fn revoke_key(
         } else {
             key
         };
-        audit::record(&txn, audit, change).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change).await?;
         Ok(key)
     })
     .await

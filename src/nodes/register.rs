@@ -90,8 +90,7 @@ pub async fn register(
         store::nodes::replace_labels(&txn, node.id, &labels).await?;
         ips::attach_to_node(&txn, node.id, &addresses).await?;
         let (_, key) = issue_key(&txn, node.id).await?;
-        audit::record(&txn, audit, change.target("node", node.id)).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change.target("node", node.id)).await?;
         Ok((node, key, events))
     })
     .await?;

@@ -111,7 +111,12 @@ impl OverviewCache {
             let remaining = ttl.saturating_sub(read_at.elapsed()).as_millis() as u64;
             match serde_json::to_string(overview.as_ref()) {
                 Ok(json) if remaining > 0 => {
-                    pipe.cmd("SET").arg(&shared.key).arg(json).arg("PX").arg(remaining).ignore();
+                    pipe.cmd("SET")
+                        .arg(&shared.key)
+                        .arg(json)
+                        .arg("PX")
+                        .arg(remaining)
+                        .ignore();
                 }
                 Ok(_) => {}
                 Err(error) => tracing::error!(%error, "the overview could not be serialized"),

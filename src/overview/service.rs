@@ -109,35 +109,34 @@ fn reasons(overview: &Overview) -> Vec<HealthReason> {
             format!("{} of {watched} down", plural(nodes.down, "node", "nodes")),
         );
     }
-    if alerts.warning > 0 {
-        reason(
-            ClusterHealth::Degraded,
+    let degrading = [
+        (
+            alerts.warning,
             "WARNING_ALERTS",
-            format!(
-                "{} firing",
-                plural(alerts.warning, "warning alert", "warning alerts")
-            ),
-        );
-    }
-    if nodes.stale > 0 {
-        reason(
-            ClusterHealth::Degraded,
+            ("warning alert", "warning alerts"),
+            "firing",
+        ),
+        (
+            nodes.stale,
             "NODES_STALE",
-            format!(
-                "{} not reporting on time",
-                plural(nodes.stale, "node", "nodes")
-            ),
-        );
-    }
-    if overview.blacklisted_ips > 0 {
-        reason(
-            ClusterHealth::Degraded,
+            ("node", "nodes"),
+            "not reporting on time",
+        ),
+        (
+            overview.blacklisted_ips,
             "IPS_BLACKLISTED",
-            format!(
-                "{} listed on a DNSBL",
-                plural(overview.blacklisted_ips, "sending IP", "sending IPs")
-            ),
-        );
+            ("sending IP", "sending IPs"),
+            "listed on a DNSBL",
+        ),
+    ];
+    for (count, code, (one, many), what) in degrading {
+        if count > 0 {
+            reason(
+                ClusterHealth::Degraded,
+                code,
+                format!("{} {what}", plural(count, one, many)),
+            );
+        }
     }
     let last_hour = &overview.last_hour;
     if last_hour.attempts() >= crate::mailflow::MIN_RATE_ATTEMPTS

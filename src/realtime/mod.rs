@@ -151,6 +151,21 @@ pub struct MailFlowTick {
     pub nodes: Vec<(Uuid, MailCounts)>,
 }
 
+impl MailFlowTick {
+    /// A tick of this second counting only `queued` messages, for the whole cluster: what a
+    /// test publishes to follow a subscription.
+    pub fn queued_now(queued: i64) -> Event {
+        Event::MailFlowTick(MailFlowTick {
+            second: Utc::now(),
+            counts: MailCounts {
+                queued,
+                ..MailCounts::default()
+            },
+            nodes: Vec::new(),
+        })
+    }
+}
+
 /// An audit entry, as committed (the same JSON as before it was a row: camelCase fields).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -410,17 +425,6 @@ mod tests {
 
     use super::*;
 
-    fn tick(queued: i64) -> Event {
-        Event::MailFlowTick(MailFlowTick {
-            second: Utc::now(),
-            counts: MailCounts {
-                queued,
-                ..MailCounts::default()
-            },
-            nodes: Vec::new(),
-        })
-    }
-
     fn received(delivery: Delivery) -> i64 {
         match delivery {
             Delivery::Event(published) => match &published.event {
@@ -434,9 +438,13 @@ mod tests {
     #[tokio::test]
     async fn a_resumed_subscriber_gets_what_it_missed_then_live_events() {
         let bus = EventBus::local(BusLimits::default());
-        bus.publish_all([tick(1), tick(2), tick(3)]);
+        bus.publish_all([
+            MailFlowTick::queued_now(1),
+            MailFlowTick::queued_now(2),
+            MailFlowTick::queued_now(3),
+        ]);
         let mut resumed = Box::pin(bus.deliveries(Some(1)));
-        bus.publish(tick(4));
+        bus.publish(MailFlowTick::queued_now(4));
         let mut seen = Vec::new();
         for _ in 0..3 {
             seen.push(received(resumed.next().await.unwrap()));
@@ -450,7 +458,12 @@ mod tests {
             replay_max: 2,
             ..BusLimits::default()
         });
-        bus.publish_all([tick(1), tick(2), tick(3), tick(4)]);
+        bus.publish_all([
+            MailFlowTick::queued_now(1),
+            MailFlowTick::queued_now(2),
+            MailFlowTick::queued_now(3),
+            MailFlowTick::queued_now(4),
+        ]);
         let mut resumed = Box::pin(bus.deliveries(Some(1)));
         match resumed.next().await.unwrap() {
             Delivery::Lagged {

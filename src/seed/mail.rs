@@ -140,7 +140,7 @@ pub async fn run(
         .map_err(|e| AppError::internal(format!("truncating now: {e}")))?;
     let nodes: Vec<Uuid> = agents.iter().map(|a| a.0.node_id).collect();
     let stored_before: HashSet<(Uuid, String)> =
-        mailflow::batch_ids_with_prefix(&state.db, &nodes, "seed-")
+        crate::db::batch::ids_with_prefix(&state.db, mailflow::BATCHES, &nodes, "seed-")
             .await?
             .into_iter()
             .collect();

@@ -64,8 +64,7 @@ pub async fn create(
             )));
         }
         let user = store::insert(&txn, &username, hash, role).await?;
-        audit::record(&txn, audit, change.target("user", user.id)).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change.target("user", user.id)).await?;
         Ok(user)
     })
     .await
@@ -108,8 +107,7 @@ pub async fn update(
         if access_changes {
             auth::revoke_user_sessions(&txn, id).await?;
         }
-        audit::record(&txn, audit, change).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change).await?;
         Ok(user)
     })
     .await
@@ -130,8 +128,7 @@ pub async fn reset_password(
         let hash = passwords.hash(password).await?;
         let txn = db.begin().await?;
         let user = set_password_hash(&txn, current, hash).await?;
-        audit::record(&txn, audit, change).await?;
-        txn.commit().await?;
+        audit::commit(txn, audit, change).await?;
         Ok(user)
     })
     .await

@@ -145,12 +145,11 @@ pub async fn list(
     db: &impl ConnectionTrait,
     page: &Page,
     count_total: bool,
-) -> AppResult<(Vec<user::Model>, bool, u64)> {
+) -> AppResult<crate::db::Listed<user::Model>> {
     let total = if count_total { count(db).await? } else { 0 };
     let mut query = user::Entity::find().order_by_asc(user::Column::Username);
     if let Some(after) = &page.after {
         query = query.filter(user::Column::Username.gt(after.as_str()));
     }
-    let (rows, has_next) = fetch_page(db, query, page).await?;
-    Ok((rows, has_next, total))
+    fetch_page(db, query, page, total).await
 }

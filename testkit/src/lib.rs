@@ -341,6 +341,15 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// A user `watcher` with the VIEWER role, and a WebSocket it opened, ready to
+    /// subscribe.
+    pub async fn viewer_socket(&self) -> ws::WsClient {
+        let viewer = self.user_with_role("watcher", "VIEWER").await.1;
+        ws::WsClient::ready(self.addr, ws::bearer(&viewer)).await
+    }
+}
+
 /// Sends the admin's login over raw HTTP/1.1 in two halves and runs `between` while the
 /// server holds the first half: the request is then certainly in flight. Returns the
 /// whole response.

@@ -20,15 +20,23 @@ pub struct WsClient {
     held: std::collections::VecDeque<Value>,
 }
 
+/// The upgrade request for mailops's WebSocket at `addr`, asking for `protocol`.
+pub fn upgrade_request(
+    addr: impl std::fmt::Display,
+    protocol: &'static str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = format!("ws://{addr}/graphql/ws")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", HeaderValue::from_static(protocol));
+    request
+}
+
 impl WsClient {
     pub async fn connect(addr: std::net::SocketAddr, protocol: &'static str) -> WsClient {
-        let mut request = format!("ws://{addr}/graphql/ws")
-            .into_client_request()
-            .unwrap();
-        request
-            .headers_mut()
-            .insert("sec-websocket-protocol", HeaderValue::from_static(protocol));
-        let (socket, response) = tokio_tungstenite::connect_async(request)
+        let (socket, response) = tokio_tungstenite::connect_async(upgrade_request(addr, protocol))
             .await
             .expect("upgrade");
         assert_eq!(response.headers()["sec-websocket-protocol"], protocol);

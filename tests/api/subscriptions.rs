@@ -4,10 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use mailops::{
-    mailflow::MailCounts,
-    realtime::{Event, MailFlowTick},
-};
+use mailops::realtime::MailFlowTick as Tick;
 use serde_json::json;
 use tokio::net::TcpStream;
 
@@ -17,16 +14,7 @@ use testkit::{
     ws::{WsClient, bearer},
 };
 
-fn tick(queued: i64) -> Event {
-    Event::MailFlowTick(MailFlowTick {
-        second: Utc::now(),
-        counts: MailCounts {
-            queued,
-            ..MailCounts::default()
-        },
-        nodes: Vec::new(),
-    })
-}
+const NODE_STATUS: &str = "subscription { nodeStatusChanged { nodeId } }";
 
 const MAIL_FLOW: &str =
     "subscription($after: Int) { mailFlow(after: $after) { sequence counts { queued } } }";
@@ -37,8 +25,7 @@ async fn an_agent_ingesting_on_one_instance_reaches_a_dashboard_on_another() {
     let b = a.sibling().spawn().await;
     let enrollment = a.enrollment_key(None).await;
     let (node_id, key) = a.register_node(&enrollment, "mx1.example.com", &[]).await;
-    let viewer = b.user_with_role("watcher", "VIEWER").await.1;
-    let mut dashboard = WsClient::ready(b.addr, bearer(&viewer)).await;
+    let mut dashboard = b.viewer_socket().await;
     dashboard
         .subscribe(
             "m",
@@ -222,13 +209,7 @@ async fn the_websocket_closes_when_the_access_token_expires() {
         .await;
     let token = app.admin_token().await;
     let mut socket = WsClient::ready(app.addr, bearer(&token)).await;
-    socket
-        .subscribe(
-            "s",
-            "subscription { nodeStatusChanged { nodeId } }",
-            json!({}),
-        )
-        .await;
+    socket.subscribe("s", NODE_STATUS, json!({})).await;
     assert_eq!(
         socket.close_frame().await,
         (4403, "access token has expired".to_string())
@@ -262,20 +243,8 @@ async fn each_protocol_violation_closes_with_its_code() {
     );
 
     let mut socket = WsClient::ready(app.addr, bearer(&token)).await;
-    socket
-        .subscribe(
-            "dup",
-            "subscription { nodeStatusChanged { nodeId } }",
-            json!({}),
-        )
-        .await;
-    socket
-        .subscribe(
-            "dup",
-            "subscription { nodeStatusChanged { nodeId } }",
-            json!({}),
-        )
-        .await;
+    socket.subscribe("dup", NODE_STATUS, json!({})).await;
+    socket.subscribe("dup", NODE_STATUS, json!({})).await;
     assert_eq!(
         socket.close_frame().await,
         (4409, "Subscriber for dup already exists".into())
@@ -326,7 +295,7 @@ async fn the_legacy_graphql_ws_protocol_runs_operations_too() {
         socket.next_json().await,
         json!({ "id": "3", "type": "complete" })
     );
-    app.state.events.publish(tick(7));
+    app.state.events.publish(Tick::queued_now(7));
     let data = socket.next_json().await;
     assert_eq!(
         data,
@@ -352,7 +321,7 @@ on_both_backends! {
         first.subscribe("f", MAIL_FLOW, json!({})).await;
         first.barrier().await;
         for received in 1..=3 {
-            app.state.events.publish(tick(received));
+            app.state.events.publish(Tick::queued_now(received));
         }
         let mut sequences = Vec::new();
         for _ in 0..3 {
@@ -370,7 +339,7 @@ on_both_backends! {
             json!({ "sequence": sequences[1], "counts": { "queued": 2 } }),
             json!({ "sequence": sequences[2], "counts": { "queued": 3 } }),
         ]);
-        app.state.events.publish(tick(4));
+        app.state.events.publish(Tick::queued_now(4));
         assert_eq!(resumed.next_json().await["payload"]["data"]["mailFlow"]["counts"]["queued"], 4);
     }
 }
@@ -389,7 +358,7 @@ async fn a_client_that_stops_reading_is_told_it_lagged_instead_of_being_buffered
     // Far more than the buffer and the socket's buffers hold, while the client reads nothing.
     const PUBLISHED: i64 = 200_000;
     for received in 0..PUBLISHED {
-        app.state.events.publish(tick(received));
+        app.state.events.publish(Tick::queued_now(received));
     }
 
     let mut delivered = 0;
@@ -479,8 +448,8 @@ async fn dashboards_with_the_same_subscription_each_receive_every_event() {
         .await;
     sockets[0].barrier().await;
 
-    app.state.events.publish(tick(1));
-    app.state.events.publish(tick(2));
+    app.state.events.publish(Tick::queued_now(1));
+    app.state.events.publish(Tick::queued_now(2));
     for socket in &mut sockets[1..] {
         for received in [1, 2] {
             assert_eq!(

@@ -1,9 +1,9 @@
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _, http::HeaderValue};
+use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
 
 use testkit::on_both_backends;
-use testkit::{TestApp, token_of};
+use testkit::{TestApp, token_of, ws::upgrade_request};
 
 async fn next_json<S>(socket: &mut S) -> Value
 where
@@ -25,9 +25,7 @@ on_both_backends! {
     async fn the_websocket_speaks_graphql_transport_ws_with_the_callers_identity(backend) {
         let app = TestApp::spawn(backend).await;
         let token = token_of(&app.login("admin", testkit::ADMIN_PASSWORD).await);
-        let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
-        request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("graphql-transport-ws"));
-        let (mut socket, response) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+        let (mut socket, response) = tokio_tungstenite::connect_async(upgrade_request(app.addr, "graphql-transport-ws")).await.expect("upgrade");
         assert_eq!(response.headers()["sec-websocket-protocol"], "graphql-transport-ws");
 
         socket.send(Message::text(json!({
@@ -48,13 +46,7 @@ on_both_backends! {
 #[tokio::test]
 async fn a_websocket_from_a_foreign_origin_is_refused() {
     let app = TestApp::spawn(testkit::Backend::Sqlite).await;
-    let mut request = format!("ws://{}/graphql/ws", app.addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        HeaderValue::from_static("graphql-transport-ws"),
-    );
+    let mut request = upgrade_request(app.addr, "graphql-transport-ws");
     request
         .headers_mut()
         .insert("origin", HeaderValue::from_static("https://evil.example"));
@@ -70,16 +62,10 @@ async fn a_websocket_from_a_foreign_origin_is_refused() {
 #[tokio::test]
 async fn a_websocket_message_over_64_kib_closes_the_socket() {
     let app = TestApp::spawn(testkit::Backend::Sqlite).await;
-    let mut request = format!("ws://{}/graphql/ws", app.addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        HeaderValue::from_static("graphql-transport-ws"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("upgrade");
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(upgrade_request(app.addr, "graphql-transport-ws"))
+            .await
+            .expect("upgrade");
     socket
         .send(Message::text(
             json!({ "type": "connection_init", "payload": {} }).to_string(),

@@ -60,7 +60,7 @@ pub async fn list(
     now: DateTime<Utc>,
     page: &Page,
     count_total: bool,
-) -> AppResult<(Vec<alert::Model>, bool, u64)> {
+) -> AppResult<crate::db::Listed<alert::Model>> {
     let mut c = Condition::all();
     if !selection.states.is_empty() {
         c = c.add(alert::Column::State.is_in(selection.states.iter().map(|s| s.as_str())));

@@ -1,11 +1,11 @@
-use async_graphql::{Context, ID, Object, connection::Connection};
+use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
 use crate::{
     auth::Role,
     graphql::{
         guards::{RoleGuard, app, audit_context},
-        pagination::{ConnectionTotal, Page, connection, convert_all, parse_id, wants_total},
+        pagination::{ListConnection, Page, connection, convert_all, found, parse_id, wants_total},
     },
 };
 
@@ -34,10 +34,7 @@ impl AlertsQuery {
         id: ID,
     ) -> async_graphql::Result<Option<AlertRule>> {
         let id = parse_id("id", &id)?;
-        Ok(alerts::find_rule(&app(ctx)?.db, id)
-            .await?
-            .map(TryInto::try_into)
-            .transpose()?)
+        Ok(found(alerts::find_rule(&app(ctx)?.db, id).await?)?)
     }
 
     /// Alerts, newest first.
@@ -51,24 +48,19 @@ impl AlertsQuery {
         filter: Option<AlertFilter>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Alert, ConnectionTotal>> {
+    ) -> async_graphql::Result<ListConnection<Alert>> {
         let page = Page::new(first, after)?;
         let filter = filter.unwrap_or_default();
-        let (rows, has_next, total) =
+        let listed =
             alerts::list_alerts(&app(ctx)?.db, &filter.into(), &page, wants_total(ctx)).await?;
-        Ok(connection(&page, rows, has_next, total, |row| {
-            row.id.to_string()
-        })?)
+        Ok(connection(&page, listed, |row| row.id.to_string())?)
     }
 
     /// One alert, `null` when there is none with that id.
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn alert(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Alert>> {
         let id = parse_id("id", &id)?;
-        Ok(alerts::find_alert(&app(ctx)?.db, id)
-            .await?
-            .map(TryInto::try_into)
-            .transpose()?)
+        Ok(found(alerts::find_alert(&app(ctx)?.db, id).await?)?)
     }
 
     /// Silences, newest first: only those in force (`active: true`), only those that

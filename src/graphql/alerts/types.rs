@@ -1,5 +1,6 @@
 //! The GraphQL shape of rules, alerts and silences.
 
+use crate::graphql::pagination::found;
 use async_graphql::{ComplexObject, Context, ID, InputObject, MaybeUndefined, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{
@@ -358,7 +359,7 @@ impl Alert {
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn rule(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<AlertRule>> {
         let rule = load_one::<RulesById, _>(ctx, self.rule_uuid).await?;
-        Ok(rule.map(TryInto::try_into).transpose()?)
+        Ok(found(rule)?)
     }
 
     /// The node it is about, if any.
@@ -368,7 +369,7 @@ impl Alert {
             return Ok(None);
         };
         let node = load_one::<NodesById, _>(ctx, node_id).await?;
-        Ok(node.map(TryInto::try_into).transpose()?)
+        Ok(found(node)?)
     }
 }
 

@@ -1,11 +1,11 @@
-use async_graphql::{Context, Object, connection::Connection};
+use async_graphql::{Context, Object};
 
 use crate::{
     auth::Role,
     error::{AppError, AppResult},
     graphql::{
         guards::{RoleGuard, app},
-        pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
+        pagination::{ListConnection, Page, connection, parse_id, wants_total},
     },
 };
 
@@ -30,14 +30,11 @@ impl AuditQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<AuditFilter>,
-    ) -> async_graphql::Result<Connection<String, AuditEntry, ConnectionTotal>> {
+    ) -> async_graphql::Result<ListConnection<AuditEntry>> {
         let page = Page::new(first, after)?;
         let filter = service_filter(filter.unwrap_or_default())?;
-        let (rows, has_next, total) =
-            audit::list(&app(ctx)?.db, &filter, &page, wants_total(ctx)).await?;
-        Ok(connection(&page, rows, has_next, total, |row| {
-            row.id.to_string()
-        })?)
+        let listed = audit::list(&app(ctx)?.db, &filter, &page, wants_total(ctx)).await?;
+        Ok(connection(&page, listed, |row| row.id.to_string())?)
     }
 }
 

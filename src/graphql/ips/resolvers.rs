@@ -1,10 +1,10 @@
-use async_graphql::{Context, ID, Object, connection::Connection};
+use async_graphql::{Context, ID, Object};
 
 use crate::{
     auth::Role,
     graphql::{
         guards::{RoleGuard, app, audit_context},
-        pagination::{ConnectionTotal, Page, connection, convert_all, parse_id, wants_total},
+        pagination::{ListConnection, Page, connection, convert_all, found, parse_id, wants_total},
     },
 };
 
@@ -27,12 +27,11 @@ impl IpsQuery {
         filter: Option<IpFilter>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Ip, ConnectionTotal>> {
+    ) -> async_graphql::Result<ListConnection<Ip>> {
         let page = Page::new(first, after)?;
         let filter = filter.unwrap_or_default();
-        let (rows, has_next, total) =
-            ips::list(&app(ctx)?.db, &filter.into(), &page, wants_total(ctx)).await?;
-        Ok(connection(&page, rows, has_next, total, |row| {
+        let listed = ips::list(&app(ctx)?.db, &filter.into(), &page, wants_total(ctx)).await?;
+        Ok(connection(&page, listed, |row| {
             ips::key_cursor(&row.address_key)
         })?)
     }
@@ -40,10 +39,7 @@ impl IpsQuery {
     /// One IP by address, `null` when it is not in the inventory.
     #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
     async fn ip(&self, ctx: &Context<'_>, address: String) -> async_graphql::Result<Option<Ip>> {
-        Ok(ips::find(&app(ctx)?.db, &address)
-            .await?
-            .map(TryInto::try_into)
-            .transpose()?)
+        Ok(found(ips::find(&app(ctx)?.db, &address).await?)?)
     }
 
     /// IPs listed on at least one zone, in address order.
@@ -56,15 +52,14 @@ impl IpsQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Ip, ConnectionTotal>> {
+    ) -> async_graphql::Result<ListConnection<Ip>> {
         let page = Page::new(first, after)?;
         let filter = IpFilter {
             listed: Some(true),
             ..IpFilter::default()
         };
-        let (rows, has_next, total) =
-            ips::list(&app(ctx)?.db, &filter.into(), &page, wants_total(ctx)).await?;
-        Ok(connection(&page, rows, has_next, total, |row| {
+        let listed = ips::list(&app(ctx)?.db, &filter.into(), &page, wants_total(ctx)).await?;
+        Ok(connection(&page, listed, |row| {
             ips::key_cursor(&row.address_key)
         })?)
     }
@@ -77,10 +72,7 @@ impl IpsQuery {
         id: ID,
     ) -> async_graphql::Result<Option<IpCheckJob>> {
         let id = parse_id("id", &id)?;
-        Ok(ips::find_job(&app(ctx)?.db, id)
-            .await?
-            .map(TryInto::try_into)
-            .transpose()?)
+        Ok(found(ips::find_job(&app(ctx)?.db, id).await?)?)
     }
 }
 

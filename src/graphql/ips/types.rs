@@ -1,6 +1,5 @@
-use async_graphql::{
-    ComplexObject, Context, ID, InputObject, SimpleObject, connection::Connection,
-};
+use crate::graphql::pagination::found;
+use async_graphql::{ComplexObject, Context, ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{
     dnsbl_check_job::Model as DnsblCheckJobRow, dnsbl_result::Model as DnsblResultRow,
@@ -12,7 +11,7 @@ use crate::{
     error::{AppError, AppResult},
     graphql::{
         guards::{RoleGuard, app},
-        pagination::{ConnectionTotal, Page, connection, convert_all, wants_total},
+        pagination::{ListConnection, Page, connection, convert_all, wants_total},
     },
     graphql::{
         ips::loaders::ResultsByIp, loaders::load_one, mailflow::loaders::SendingStatsByIp,
@@ -93,7 +92,7 @@ impl Ip {
             return Ok(None);
         };
         let node = load_one::<NodesById, _>(ctx, node_id).await?;
-        Ok(node.map(TryInto::try_into).transpose()?)
+        Ok(found(node)?)
     }
 
     /// Mail sent from this address over a range (a preset `range`, or `from`/`to`): every
@@ -155,13 +154,10 @@ impl Ip {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, BlacklistTransition, ConnectionTotal>> {
+    ) -> async_graphql::Result<ListConnection<BlacklistTransition>> {
         let page = Page::new(first, after)?;
-        let (rows, has_next, total) =
-            crate::ips::history(&app(ctx)?.db, self.uuid, &page, wants_total(ctx)).await?;
-        Ok(connection(&page, rows, has_next, total, |row| {
-            row.id.to_string()
-        })?)
+        let listed = crate::ips::history(&app(ctx)?.db, self.uuid, &page, wants_total(ctx)).await?;
+        Ok(connection(&page, listed, |row| row.id.to_string())?)
     }
 }
 

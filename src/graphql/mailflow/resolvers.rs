@@ -1,4 +1,4 @@
-use async_graphql::{Context, ID, Object, connection::Connection};
+use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
 use crate::{
@@ -7,7 +7,7 @@ use crate::{
     graphql::metrics::types::TimeRange,
     graphql::{
         guards::{AgentGuard, RoleGuard, app, principal},
-        pagination::{self, ConnectionTotal, Page, connection, parse_ids, wants_total},
+        pagination::{self, ListConnection, Page, connection, parse_ids, wants_total},
     },
 };
 
@@ -73,13 +73,11 @@ impl MailFlowQuery {
         #[graphql(default)] filter: MailEventFilter,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, MailEvent, ConnectionTotal>> {
+    ) -> async_graphql::Result<ListConnection<MailEvent>> {
         let page = Page::new(first, after)?;
-        let (rows, has_next, total) =
+        let listed =
             mailflow::list_events(&app(ctx)?.db, &filter.into(), &page, wants_total(ctx)).await?;
-        Ok(connection(&page, rows, has_next, total, |row| {
-            row.id.to_string()
-        })?)
+        Ok(connection(&page, listed, |row| row.id.to_string())?)
     }
 }
 

@@ -1,5 +1,6 @@
 //! GraphQL types of mail flow.
 
+use crate::graphql::pagination::found;
 use async_graphql::{ComplexObject, Context, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 
@@ -123,5 +124,5 @@ impl MailEvent {
 
 async fn load_node(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<Option<Node>> {
     let node = load_one::<NodesById, _>(ctx, id).await?;
-    Ok(node.map(TryInto::try_into).transpose()?)
+    Ok(found(node)?)
 }

@@ -1,4 +1,4 @@
-use async_graphql::{Context, ID, Object, connection::Connection};
+use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
 use crate::{
@@ -8,7 +8,7 @@ use crate::{
         guards::{
             AgentGuard, EnrollmentGuard, RoleGuard, RoleOrAgentGuard, app, audit_context, principal,
         },
-        pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
+        pagination::{ListConnection, Page, connection, found, parse_id, wants_total},
     },
 };
 
@@ -36,11 +36,11 @@ impl NodesQuery {
         filter: Option<NodeFilter>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Node, ConnectionTotal>> {
+    ) -> async_graphql::Result<ListConnection<Node>> {
         let page = Page::new(first, after)?;
         let filter = filter.unwrap_or_default();
         let db = &app(ctx)?.db;
-        let (rows, has_next, total) = nodes::list(db, &filter, &page, wants_total(ctx)).await?;
+        let listed = nodes::list(db, &filter, &page, wants_total(ctx)).await?;
         // One query for the whole page's IPs, rather than one batch per node.
         let wants_ips = ctx
             .look_ahead()
@@ -49,29 +49,24 @@ impl NodesQuery {
             .field("ips")
             .exists();
         let mut ips = if wants_ips {
-            let ids: Vec<_> = rows.iter().map(|row| row.id).collect();
+            let ids: Vec<_> = listed.rows.iter().map(|row| row.id).collect();
             crate::ips::ips_of_nodes(db, &ids).await?
         } else {
             Default::default()
         };
-        let nodes: Vec<Node> = rows
-            .into_iter()
-            .map(|row| -> AppResult<Node> {
-                let node_ips = wants_ips.then(|| {
-                    ips.remove(&row.id)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(Into::into)
-                        .collect()
-                });
-                let mut node = Node::try_from(row)?;
-                node.prefetched_ips = node_ips;
-                Ok(node)
-            })
-            .collect::<AppResult<_>>()?;
-        Ok(connection(&page, nodes, has_next, total, |node| {
-            node.hostname.clone()
-        })?)
+        let nodes = listed.try_map(|row| -> AppResult<Node> {
+            let node_ips = wants_ips.then(|| {
+                ips.remove(&row.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Into::into)
+                    .collect()
+            });
+            let mut node = Node::try_from(row)?;
+            node.prefetched_ips = node_ips;
+            Ok(node)
+        })?;
+        Ok(connection(&page, nodes, |node| node.hostname.clone())?)
     }
 
     /// One node, by `id` or by `hostname` (exactly one of them). A node agent may read
@@ -84,7 +79,7 @@ impl NodesQuery {
         hostname: Option<String>,
     ) -> async_graphql::Result<Option<Node>> {
         let db = &app(ctx)?.db;
-        let found = match (id, hostname) {
+        let node = match (id, hostname) {
             (Some(id), None) => nodes::find(db, parse_id("id", &id)?).await?,
             (None, Some(hostname)) => {
                 let hostname = nodes::validate_hostname("hostname", &hostname)?;
@@ -97,11 +92,11 @@ impl NodesQuery {
             }
         };
         if let Principal::Agent(agent) = principal(ctx)
-            && found.as_ref().is_none_or(|n| n.id != agent.node_id)
+            && node.as_ref().is_none_or(|n| n.id != agent.node_id)
         {
             return Err(AppError::Forbidden("a node key may read only its own node".into()).into());
         }
-        Ok(found.map(TryInto::try_into).transpose()?)
+        Ok(found(node)?)
     }
 
     /// Enrollment keys, newest first; revoked ones only when asked for.
@@ -115,14 +110,12 @@ impl NodesQuery {
         first: Option<i32>,
         after: Option<String>,
         #[graphql(default = false)] include_revoked: bool,
-    ) -> async_graphql::Result<Connection<String, EnrollmentKey, ConnectionTotal>> {
+    ) -> async_graphql::Result<ListConnection<EnrollmentKey>> {
         let page = Page::new(first, after)?;
-        let (rows, has_next, total) =
+        let listed =
             nodes::list_enrollment_keys(&app(ctx)?.db, &page, include_revoked, wants_total(ctx))
                 .await?;
-        Ok(connection(&page, rows, has_next, total, |row| {
-            row.id.to_string()
-        })?)
+        Ok(connection(&page, listed, |row| row.id.to_string())?)
     }
 }
 

@@ -1,11 +1,11 @@
-use async_graphql::{Context, ID, Object, connection::Connection};
+use async_graphql::{Context, ID, Object};
 use secrecy::SecretString;
 
 use crate::{
     auth::Role,
     graphql::{
         guards::{RoleGuard, app, audit_context},
-        pagination::{ConnectionTotal, Page, connection, parse_id, wants_total},
+        pagination::{ListConnection, Page, connection, found, parse_id, wants_total},
     },
 };
 
@@ -27,22 +27,17 @@ impl UsersQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, User, ConnectionTotal>> {
+    ) -> async_graphql::Result<ListConnection<User>> {
         let page = Page::new(first, after)?;
-        let (rows, has_next, total) = users::list(&app(ctx)?.db, &page, wants_total(ctx)).await?;
-        Ok(connection(&page, rows, has_next, total, |row| {
-            row.username.clone()
-        })?)
+        let listed = users::list(&app(ctx)?.db, &page, wants_total(ctx)).await?;
+        Ok(connection(&page, listed, |row| row.username.clone())?)
     }
 
     /// One user by id.
     #[graphql(guard = "RoleGuard::new(Role::Admin)")]
     async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
         let id = parse_id("id", &id)?;
-        Ok(users::find(&app(ctx)?.db, id)
-            .await?
-            .map(TryInto::try_into)
-            .transpose()?)
+        Ok(found(users::find(&app(ctx)?.db, id).await?)?)
     }
 }
 

@@ -289,7 +289,7 @@ pub async fn list(
     after: Option<Vec<u8>>,
     page: &Page,
     count_total: bool,
-) -> AppResult<(Vec<ip_address::Model>, bool, u64)> {
+) -> AppResult<crate::db::Listed<ip_address::Model>> {
     let query = ip_address::Entity::find().filter(condition(selection));
     let total = if count_total {
         query.clone().count(db).await?
@@ -300,9 +300,13 @@ pub async fn list(
         Some(after) => query.filter(ip_address::Column::AddressKey.gt(after)),
         None => query,
     };
-    let (rows, has_next) =
-        fetch_page(db, query.order_by_asc(ip_address::Column::AddressKey), page).await?;
-    Ok((rows, has_next, total))
+    fetch_page(
+        db,
+        query.order_by_asc(ip_address::Column::AddressKey),
+        page,
+        total,
+    )
+    .await
 }
 
 /// An address as lists show it: only the columns they read.

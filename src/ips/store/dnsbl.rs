@@ -191,7 +191,7 @@ pub async fn history(
     ip_id: Uuid,
     page: &Page,
     count_total: bool,
-) -> AppResult<(Vec<dnsbl_transition::Model>, bool, u64)> {
+) -> AppResult<crate::db::Listed<dnsbl_transition::Model>> {
     let query = dnsbl_transition::Entity::find().filter(dnsbl_transition::Column::IpId.eq(ip_id));
     newest_first(db, query, dnsbl_transition::Column::Id, page, count_total).await
 }

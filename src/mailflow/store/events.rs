@@ -115,7 +115,7 @@ pub async fn list(
     query: &EventQuery,
     page: &Page,
     count_total: bool,
-) -> AppResult<(Vec<mail_event::Model>, bool, u64)> {
+) -> AppResult<crate::db::Listed<mail_event::Model>> {
     let mut select = mail_event::Entity::find();
     if let Some(message_id) = &query.message_id {
         select = select.filter(mail_event::Column::MessageId.eq(message_id.as_str()));

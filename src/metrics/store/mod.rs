@@ -9,12 +9,3 @@ pub mod series;
 
 /// The table of metric batch records, for [`crate::db::batch`].
 pub const BATCHES: &str = "metric_batches";
-
-/// The batch ids of these nodes that start with `prefix` (the seed's, say).
-pub async fn batch_ids_with_prefix(
-    conn: &impl sea_orm::ConnectionTrait,
-    nodes: &[uuid::Uuid],
-    prefix: &str,
-) -> crate::error::AppResult<Vec<(uuid::Uuid, String)>> {
-    crate::db::batch::ids_with_prefix(conn, BATCHES, nodes, prefix).await
-}

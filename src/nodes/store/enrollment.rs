@@ -92,7 +92,7 @@ pub async fn list(
     page: &Page,
     include_revoked: bool,
     count_total: bool,
-) -> AppResult<(Vec<enrollment_key::Model>, bool, u64)> {
+) -> AppResult<crate::db::Listed<enrollment_key::Model>> {
     let mut query = enrollment_key::Entity::find();
     if !include_revoked {
         query = query.filter(enrollment_key::Column::RevokedAt.is_null());

@@ -326,7 +326,7 @@ pub async fn list(
     query: &NodeQuery,
     page: &Page,
     count_total: bool,
-) -> AppResult<(Vec<node::Model>, bool, u64)> {
+) -> AppResult<crate::db::Listed<node::Model>> {
     let mut condition = Condition::all();
     match &query.statuses {
         Some(statuses) => {
@@ -367,6 +367,5 @@ pub async fn list(
     if let Some(after) = &page.after {
         select = select.filter(node::Column::Hostname.gt(after.as_str()));
     }
-    let (rows, has_next) = fetch_page(db, select, page).await?;
-    Ok((rows, has_next, total))
+    fetch_page(db, select, page, total).await
 }
