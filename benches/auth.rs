@@ -32,7 +32,7 @@ async fn plain_me(State(state): State<AppState>, headers: HeaderMap) -> Json<Val
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    let Ok(id) = state.tokens.verify_access(token) else {
+    let Ok((id, _)) = state.tokens.verify_access(token) else {
         return Json(json!({ "errors": [{ "message": "unauthenticated" }] }));
     };
     let user = mailops::users::find(&state.db, id)

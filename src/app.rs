@@ -21,8 +21,8 @@ use tower_http::{
 };
 
 use crate::{
-    auth::RequestId,
     auth::{BackoffPolicy, LoginBackoff, Passwords, TokenKeys},
+    auth::{ClientAddr, RequestId},
     config::{Config, GraphiqlAssets, Mode},
     db,
     graphql::{self, AppSchema, http as gql_http},
@@ -39,6 +39,8 @@ pub struct ServerState {
     /// What `POST /graphql` runs on.
     pub http_schema: graphql::HttpSchema,
     pub subscriptions: crate::graphql::shared::SharedSubscriptions,
+    /// Open WebSockets per caller.
+    pub sockets: crate::graphql::sockets::SocketCounts,
 }
 
 pub struct Application {
@@ -79,34 +81,20 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let grace = self.state.config.server.shutdown_grace;
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining in-flight requests");
-            let _ = stopping_tx.send(());
+        let config = &self.state.config;
+        let options = crate::server::ServeOptions {
+            max_connections: config.limits.max_connections,
+            header_read_timeout: config.limits.header_read_timeout,
+            grace: config.server.shutdown_grace,
         };
         let jobs = crate::jobs::spawn_all(&self.state);
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
-        let serve = tokio::spawn(async move { serve.await });
-        tokio::pin!(serve);
-        let stop_jobs = || jobs.iter().for_each(|job| job.abort());
-        tokio::select! {
-            result = &mut serve => {
-                stop_jobs();
-                return result.context("server task")?.context("serving HTTP");
-            }
-            _ = stopping_rx => stop_jobs(),
-        }
-        match tokio::time::timeout(grace, &mut serve).await {
-            Ok(result) => result.context("server task")?.context("serving HTTP")?,
-            Err(_) => {
-                tracing::warn!(
-                    ?grace,
-                    "requests still running after the grace period; stopping anyway"
-                );
-                serve.abort();
-            }
+        let drained = crate::server::serve(self.listener, self.router, options, shutdown).await;
+        jobs.iter().for_each(|job| job.abort());
+        if !drained {
+            tracing::warn!(
+                grace = ?self.state.config.server.shutdown_grace,
+                "requests still running after the grace period; stopping anyway"
+            );
         }
         self.state.db.clone().close().await.ok();
         Ok(())
@@ -145,6 +133,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     };
     let policy = BackoffPolicy {
         failures_before_backoff: config.auth.login_failures_before_backoff,
+        failures_per_address: config.auth.login_failures_per_address,
         base: config.auth.login_backoff_base,
         max: config.auth.login_backoff_max,
     };
@@ -166,16 +155,28 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         None => crate::realtime::EventBus::local(limits),
     };
     let passwords = Passwords::new().map_err(|_| anyhow::anyhow!("password hasher"))?;
-    users::ensure_initial_admin(&db, &passwords, config.auth.admin_password.as_ref())
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the first admin: {}", e.client_message()))?;
+    users::ensure_initial_admin(
+        &db,
+        &passwords,
+        config.auth.admin_password.as_ref(),
+        &config.server.data_dir,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("creating the first admin: {}", e.client_message()))?;
 
     let overview = crate::overview::OverviewCache::new(
         config.overview.cache_ttl,
         redis.clone(),
         &config.redis.prefix,
     );
+    let rate_limits = crate::ratelimit::RateLimiter::new(
+        &config.limits,
+        redis
+            .clone()
+            .map(|conn| (conn, config.redis.prefix.as_str())),
+    );
     Ok(AppState {
+        rate_limits,
         config: Arc::new(config),
         db,
         overview,
@@ -196,6 +197,7 @@ pub fn router(app: AppState) -> Router {
         ),
         app: app.clone(),
         schema,
+        sockets: Default::default(),
     };
     let mut router = Router::new()
         .route("/graphql", get(gql_http::graphiql).post(gql_http::post))
@@ -239,7 +241,35 @@ pub fn with_middleware(router: Router, config: &Config) -> Router {
                 .max_age(Duration::from_secs(3600)),
         );
     }
-    router.layer(middleware::from_fn(request_id))
+    let trusted = Arc::new(config.limits.trusted_proxies.clone());
+    router
+        .layer(middleware::from_fn(move |req, next| {
+            client_address(trusted.clone(), req, next)
+        }))
+        .layer(middleware::from_fn(request_id))
+}
+
+/// Works out who the client is (see `MAILOPS_TRUSTED_PROXIES`) for the handlers, and gives
+/// every response the headers that keep browsers from guessing content types or leaking
+/// URLs.
+async fn client_address(trusted: Arc<Vec<ipnet::IpNet>>, mut req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let client = crate::server::client_address(peer, req.headers(), &trusted);
+    req.extensions_mut().insert(ClientAddr(client));
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
 }
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -223,6 +223,40 @@ pub async fn dev(config: Config, action: DevAction) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Tells every running instance, through Redis, that the user's sessions ended, so its
+/// open WebSockets close now. Without Redis the instances notice at their sockets' next
+/// ping (`MAILOPS_WS_PING_INTERVAL`); their access tokens are refused at once either way.
+async fn end_open_sockets(config: &Config, user_id: uuid::Uuid) {
+    let Some(url) = &config.redis.url else {
+        return;
+    };
+    let event = crate::realtime::Event::SessionsRevoked(crate::realtime::SessionsRevoked {
+        holder: crate::realtime::CredentialHolder::User(user_id),
+        reason: "the account's password changed; sign in again".into(),
+    });
+    let published = match redis::Client::open(url.as_str()) {
+        Ok(client) => {
+            crate::realtime::EventBus::publish_once(
+                &client,
+                &config.redis.prefix,
+                crate::realtime::BusLimits {
+                    replay_window: config.realtime.replay_window,
+                    replay_max: config.realtime.replay_max as usize,
+                    subscriber_buffer: config.realtime.subscriber_buffer as usize,
+                },
+                &event,
+            )
+            .await
+        }
+        Err(error) => Err(error.into()),
+    };
+    if let Err(error) = published {
+        eprintln!(
+            "mailops: open WebSockets could not be told at once ({error:#}); they close at their next ping"
+        );
+    }
+}
+
 pub async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
     let conn = db::connect(config).await?;
     match action {
@@ -267,6 +301,7 @@ pub async fn user(config: &Config, action: UserAction) -> anyhow::Result<()> {
             users::reset_password(&conn, &passwords, &audit, user.id, &password)
                 .await
                 .map_err(fail)?;
+            end_open_sockets(config, user.id).await;
             println!("password of {name} changed; its sessions are signed out");
         }
         UserAction::List => {

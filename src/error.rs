@@ -28,6 +28,9 @@ pub enum AppError {
         reason: String,
         retry_after: Duration,
     },
+    /// The request ran out of time (`MAILOPS_REQUEST_TIMEOUT`, or the database's
+    /// statement timeout).
+    Timeout(String),
     Db(sea_orm::DbErr),
     Redis(redis::RedisError),
     Internal(anyhow::Error),
@@ -41,6 +44,7 @@ pub mod code {
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const CONFLICT: &str = "CONFLICT";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const TIMEOUT: &str = "TIMEOUT";
     pub const INTERNAL: &str = "INTERNAL";
 }
 
@@ -64,6 +68,7 @@ impl AppError {
             AppError::NotFound(_) => code::NOT_FOUND,
             AppError::Conflict(_) => code::CONFLICT,
             AppError::RateLimited { .. } => code::RATE_LIMITED,
+            AppError::Timeout(_) => code::TIMEOUT,
             AppError::Db(_) | AppError::Redis(_) | AppError::Internal(_) => code::INTERNAL,
         }
     }
@@ -74,7 +79,8 @@ impl AppError {
             AppError::Unauthenticated(m)
             | AppError::Forbidden(m)
             | AppError::NotFound(m)
-            | AppError::Conflict(m) => m.clone(),
+            | AppError::Conflict(m)
+            | AppError::Timeout(m) => m.clone(),
             AppError::BadInput { field, reason } => format!("{field}: {reason}"),
             AppError::RateLimited { reason, .. } => reason.clone(),
             AppError::Db(_) | AppError::Redis(_) | AppError::Internal(_) => "internal error".into(),
@@ -111,8 +117,24 @@ impl From<sea_orm::DbErr> for AppError {
                     retry_after: Duration::from_secs(1),
                 }
             }
+            e if is_statement_timeout(&e) => AppError::Timeout(
+                "the database took too long (MAILOPS_DATABASE_STATEMENT_TIMEOUT); narrow the request"
+                    .into(),
+            ),
             e => AppError::Db(e),
         }
+    }
+}
+
+/// Whether Postgres cancelled the statement for running past `statement_timeout`
+/// (SQLSTATE 57014).
+fn is_statement_timeout(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+    match error {
+        DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => {
+            matches!(e.as_ref(), sqlx::Error::Database(db) if db.code().as_deref() == Some("57014"))
+        }
+        _ => false,
     }
 }
 
@@ -134,6 +156,7 @@ impl From<std::sync::Arc<AppError>> for AppError {
             AppError::BadInput { field, reason } => AppError::bad_input(field, reason),
             AppError::NotFound(m) => AppError::NotFound(m.clone()),
             AppError::Conflict(m) => AppError::Conflict(m.clone()),
+            AppError::Timeout(m) => AppError::Timeout(m.clone()),
             AppError::RateLimited {
                 reason,
                 retry_after,
@@ -199,6 +222,19 @@ pub fn server_error(code: &'static str, message: impl Into<String>) -> ServerErr
     let mut ext = async_graphql::ErrorExtensionValues::default();
     ext.set("code", code);
     error.extensions = Some(ext);
+    error
+}
+
+/// `RATE_LIMITED` with the seconds until a retry may pass, for refusals made outside a
+/// resolver (the rate limits of requests and WebSocket operations).
+pub fn rate_limited_error(message: impl Into<String>, retry_after: Duration) -> ServerError {
+    let mut error = server_error(code::RATE_LIMITED, message);
+    if let Some(ext) = &mut error.extensions {
+        ext.set(
+            "retryAfterSeconds",
+            retry_after.as_secs_f64().ceil().max(1.0) as u64,
+        );
+    }
     error
 }
 

@@ -191,11 +191,26 @@ pub async fn register_nodes(
     let caller = EnrollmentCaller {
         key_id: enrollment.id,
         name: enrollment.name,
+        node_id: None,
     };
     let mut registered = Vec::with_capacity(count);
     for index in indices {
         let input = registration(index);
-        let (node, key) = nodes::register(state, &audit, &caller, &input).await?;
+        // A node seeded before is enrolled again as an admin would: with a one-time key
+        // for that node.
+        let (node, key) = match nodes::find_by_hostname(&state.db, &input.hostname).await? {
+            Some(existing) => {
+                let (again, _) =
+                    nodes::create_reenrollment_key(&state.db, &audit, existing.id).await?;
+                let caller = EnrollmentCaller {
+                    key_id: again.id,
+                    name: again.name,
+                    node_id: again.node_id,
+                };
+                nodes::register(state, &audit, &caller, &input).await?
+            }
+            None => nodes::register(state, &audit, &caller, &input).await?,
+        };
         let key_id = nodes::parse_key(&key)
             .map(|k| k.id)
             .ok_or_else(|| AppError::internal("a new node key did not parse"))?;
@@ -224,6 +239,7 @@ fn registration(index: usize) -> RegisterNodeInput {
             format!("2001:db8:{:x}::25", index + 1),
         ],
         agent_version: Some("seed".into()),
+        node_key: None,
         labels: vec![
             label("site", SITES[index % SITES.len()]),
             label(

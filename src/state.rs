@@ -24,4 +24,6 @@ pub struct AppState {
     pub events: EventBus,
     /// The overview computed last, shared by callers for its time to live.
     pub overview: crate::overview::OverviewCache,
+    /// Operations per second per caller.
+    pub rate_limits: crate::ratelimit::RateLimiter,
 }

@@ -16,6 +16,9 @@ pub struct Model {
     pub uses: i32,
     pub revoked_at: Option<DateTimeUtc>,
     pub last_used_at: Option<DateTimeUtc>,
+    /// Set for an admin's one-time key to enroll this node again (an agent reinstalled
+    /// without its node key); such a key registers only that node's hostname.
+    pub node_id: Option<Uuid>,
 }
 
 impl std::fmt::Debug for Model {

@@ -15,6 +15,9 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub password_changed_at: DateTimeUtc,
     pub last_login_at: Option<DateTimeUtc>,
+    /// Raised by every revocation of the user's sessions; an access token carries the
+    /// version it was issued under and is refused once it is behind.
+    pub session_version: i32,
 }
 
 // Written by hand so that the password hash never reaches a log line.

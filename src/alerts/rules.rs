@@ -115,23 +115,12 @@ fn labels_map(field: &str, labels: &[Label]) -> AppResult<BTreeMap<String, Strin
 }
 
 fn validate(draft: RuleDraft) -> AppResult<RuleSpec> {
-    let name = draft.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(AppError::bad_input(
-            "input.name",
-            format!("must be 1 to {MAX_NAME_CHARS} characters"),
-        ));
-    }
-    let description = match draft.description.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => {
-            return Err(AppError::bad_input(
-                "input.description",
-                format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
-            ));
-        }
-        Some(d) => Some(d.to_string()),
-    };
+    let name = crate::input::required_line("input.name", &draft.name, MAX_NAME_CHARS)?;
+    let description = crate::input::bounded_free_text(
+        "input.description",
+        draft.description.as_deref(),
+        MAX_DESCRIPTION_CHARS,
+    )?;
     let is_metric = draft.condition == AlertCondition::Metric;
     let condition = draft.condition.as_str();
     let metric = match (is_metric, draft.metric.as_deref().map(str::trim)) {

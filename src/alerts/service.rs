@@ -144,16 +144,7 @@ pub async fn acknowledge(
     let db = &state.db;
     let change = Change::new("alert.acknowledge").target("alert", id);
     let (alert, event) = audit::audited(db, audit, change.clone(), async {
-        let note = match note.map(str::trim) {
-            None | Some("") => None,
-            Some(n) if n.chars().count() > MAX_NOTE_CHARS => {
-                return Err(AppError::bad_input(
-                    "note",
-                    format!("must be at most {MAX_NOTE_CHARS} characters"),
-                ));
-            }
-            Some(n) => Some(n.to_string()),
-        };
+        let note = crate::input::bounded_free_text("note", note, MAX_NOTE_CHARS)?;
         let txn = crate::db::begin_write(db).await?;
         let alert = store::alerts::find(&txn, id)
             .await?
@@ -266,13 +257,8 @@ pub async fn silence(
                 format!("must be at most {MAX_SILENCE_DAYS} days ahead"),
             ));
         }
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
-            return Err(AppError::bad_input(
-                "reason",
-                format!("must be 1 to {MAX_REASON_CHARS} characters"),
-            ));
-        }
+        let reason = crate::input::required_line("reason", reason, MAX_REASON_CHARS)?;
+        let reason = reason.as_str();
         let txn = crate::db::begin_write(db).await?;
         let id = Uuid::now_v7();
         let silence = store::silences::insert(

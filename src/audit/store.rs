@@ -28,6 +28,35 @@ pub async fn insert(
     Ok(())
 }
 
+/// The text as the log keeps it: an entry records what a caller sent, and a refusal of
+/// text with NUL or other control characters must still be recorded (Postgres stores no
+/// NUL at all), so each control character but line breaks and tabs becomes U+FFFD.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && !matches!(c, '\n' | '\r' | '\t') {
+                char::REPLACEMENT_CHARACTER
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn printable_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => Value::String(printable(&text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(printable_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, value)| (printable(&key), printable_json(value)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 fn entry(
     id: Uuid,
     ctx: &AuditContext,
@@ -39,12 +68,14 @@ fn entry(
         occurred_at: Set(Utc::now()),
         actor_kind: Set(ctx.actor.kind.into()),
         actor_id: Set(ctx.actor.id),
-        actor_name: Set(ctx.actor.name.chars().take(128).collect()),
+        actor_name: Set(printable(
+            &ctx.actor.name.chars().take(128).collect::<String>(),
+        )),
         action: Set(change.action.into()),
         target_kind: Set(change.target_kind.map(Into::into)),
-        target_id: Set(change.target_id),
+        target_id: Set(change.target_id.as_deref().map(printable)),
         outcome: Set(outcome.as_str().into()),
-        detail: Set(change.detail),
+        detail: Set(change.detail.map(printable_json)),
         request_id: Set(ctx.request_id.clone()),
     }
 }

@@ -11,7 +11,7 @@ mod tokens;
 
 pub use backoff::{BackoffPolicy, LoginBackoff};
 pub use password::{Passwords, check_policy, generate as generate_password};
-pub use principal::{AgentNode, AuthUser, EnrollmentCaller, Principal, RequestId};
+pub use principal::{AgentNode, AuthUser, ClientAddr, EnrollmentCaller, Principal, RequestId};
 pub use role::Role;
 pub use service::{Session, change_password, login, logout, refresh, revoke_user_sessions};
 pub use tokens::{TokenKeys, hash_secret, load_or_create_secret, random_token};

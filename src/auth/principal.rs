@@ -37,6 +37,8 @@ pub struct AgentNode {
 pub struct EnrollmentCaller {
     pub key_id: Uuid,
     pub name: String,
+    /// The node an admin's one-time re-enrollment key is bound to.
+    pub node_id: Option<Uuid>,
 }
 
 #[derive(Clone, Debug)]
@@ -66,12 +68,15 @@ impl Principal {
         let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
         let credential = credential.trim();
         if scheme.eq_ignore_ascii_case("bearer") {
-            let user_id = match state.tokens.verify_access(credential) {
-                Ok(id) => id,
+            let (user_id, session_version) = match state.tokens.verify_access(credential) {
+                Ok(claims) => claims,
                 Err(reason) => return Ok(Principal::Refused(reason)),
             };
             return Ok(match crate::users::find(&state.db, user_id).await? {
                 Some(user) if user.disabled => Principal::Refused("this account is disabled"),
+                Some(user) if user.session_version != session_version => {
+                    Principal::Refused("the account's password changed; sign in again")
+                }
                 Some(user) => Principal::User(AuthUser {
                     id: user.id,
                     role: Role::parse(&user.role)?,
@@ -111,6 +116,7 @@ impl Principal {
                 Ok(row) => Principal::Enrollment(EnrollmentCaller {
                     key_id: row.id,
                     name: row.name,
+                    node_id: row.node_id,
                 }),
                 Err(refusal) => Principal::Refused(refusal),
             },
@@ -162,6 +168,11 @@ impl Principal {
         }
     }
 }
+
+/// The address a request (or WebSocket) came from: the peer, or the client a trusted proxy
+/// names (`MAILOPS_TRUSTED_PROXIES`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
 
 /// The id of the HTTP request (or WebSocket connection) being served.
 #[derive(Clone, Debug)]

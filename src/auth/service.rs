@@ -1,3 +1,5 @@
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use entity::user::Model as UserRow;
 use sea_orm::{ConnectionTrait, TransactionTrait};
@@ -35,11 +37,12 @@ pub struct Session {
 pub async fn login(
     state: &AppState,
     audit: &AuditContext,
+    client: IpAddr,
     username: &str,
     password: &SecretString,
 ) -> AppResult<Session> {
     let account = normalize_username("username", username)?;
-    state.login_backoff.check(&account).await?;
+    let attempt = state.login_backoff.reserve(&account, client).await?;
     let user = find_by_username(&state.db, &account).await?;
     let matches = state
         .passwords
@@ -48,7 +51,6 @@ pub async fn login(
     let user = match user {
         Some(user) if matches && !user.disabled => user,
         _ => {
-            state.login_backoff.record_failure(&account).await?;
             let attempt = AuditContext {
                 actor: Actor {
                     kind: "anonymous",
@@ -62,7 +64,7 @@ pub async fn login(
             return Err(error);
         }
     };
-    state.login_backoff.record_success(&account).await?;
+    state.login_backoff.succeeded(attempt).await;
 
     let actor = AuditContext {
         actor: Actor {
@@ -104,7 +106,7 @@ async fn open_session(
         now + ttl,
     )
     .await?;
-    let access = state.tokens.issue_access(user.id)?;
+    let access = state.tokens.issue_access(user.id, user.session_version)?;
     Ok(Session {
         access_token: access.token,
         access_token_expires_at: access.expires_at,
@@ -196,7 +198,10 @@ pub async fn logout(
         return Ok(false);
     };
     store::revoke_family(&txn, row.family_id).await?;
-    crate::realtime::after_commit::sessions_revoked(row.user_id, "signed out");
+    crate::realtime::after_commit::sessions_revoked(
+        crate::realtime::CredentialHolder::User(row.user_id),
+        "signed out",
+    );
     let actor = match find(&txn, row.user_id).await? {
         Some(user) => AuditContext {
             actor: Actor {
@@ -223,13 +228,19 @@ pub async fn logout(
 pub async fn change_password(
     state: &AppState,
     audit: &AuditContext,
+    client: IpAddr,
     caller: &AuthUser,
     current: &SecretString,
     new: &SecretString,
 ) -> AppResult<()> {
     let change = Change::new("user.change_password").target("user", caller.id);
     audit::audited(&state.db, audit, change.clone(), async {
-        state.login_backoff.check(&caller.username).await?;
+        // Guessing through changePassword is held back like guessing through login: for
+        // this account at this address only, so the owner elsewhere is not locked out.
+        let attempt = state
+            .login_backoff
+            .reserve(&caller.username, client)
+            .await?;
         let user = find(&state.db, caller.id)
             .await?
             .ok_or_else(|| AppError::Unauthenticated("this account no longer exists".into()))?;
@@ -238,12 +249,12 @@ pub async fn change_password(
             .verify(current, Some(&user.password_hash))
             .await?
         {
-            state.login_backoff.record_failure(&caller.username).await?;
             return Err(AppError::bad_input(
                 "currentPassword",
                 "is not your current password",
             ));
         }
+        state.login_backoff.succeeded(attempt).await;
         super::password::check_policy(&user.username, new.expose_secret())
             .map_err(|reason| AppError::bad_input("newPassword", reason))?;
         let hash = state.passwords.hash(new).await?;
@@ -259,7 +270,7 @@ pub async fn change_password(
 pub async fn revoke_user_sessions(conn: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
     store::revoke_all_of_user(conn, user_id).await?;
     crate::realtime::after_commit::sessions_revoked(
-        user_id,
+        crate::realtime::CredentialHolder::User(user_id),
         "the account's access changed; sign in again",
     );
     Ok(())

@@ -1,10 +1,14 @@
 //! Access tokens (JWT, HS256 pinned) and opaque refresh tokens.
+//!
+//! mailops signs and checks its own tokens with one HMAC key, so it implements exactly
+//! that part of JWT (RFC 7519 with JWS HS256) and nothing else: no other algorithm can
+//! be named in a header and accepted, and no RSA or elliptic-curve code is in the build.
 
 use std::time::Duration;
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -16,6 +20,8 @@ use crate::error::{AppError, AppResult};
 const ISSUER: &str = "mailops";
 const AUDIENCE: &str = "mailops-api";
 const ACCESS_TYPE: &str = "access";
+/// The JOSE header of every token mailops signs.
+const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 /// A JWT longer than this is refused before it is decoded.
 const MAX_TOKEN_BYTES: usize = 4096;
 
@@ -27,14 +33,20 @@ struct AccessClaims {
     typ: String,
     iat: i64,
     exp: i64,
+    /// The user's session version when the token was issued.
+    #[serde(default)]
+    ver: i32,
+}
+
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
 }
 
 /// Signs and checks access tokens.
 #[derive(Clone)]
 pub struct TokenKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    mac: Hmac<Sha256>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
 }
@@ -47,22 +59,24 @@ pub struct AccessToken {
 
 impl TokenKeys {
     pub fn new(secret: &SecretString, access_ttl: Duration, refresh_ttl: Duration) -> Self {
-        let bytes = secret.expose_secret().as_bytes();
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 0;
+        // HMAC takes a key of any length, so this cannot fail.
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.expose_secret().as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
         TokenKeys {
-            encoding: EncodingKey::from_secret(bytes),
-            decoding: DecodingKey::from_secret(bytes),
-            validation,
+            mac,
             access_ttl,
             refresh_ttl,
         }
     }
 
-    pub fn issue_access(&self, user_id: Uuid) -> AppResult<AccessToken> {
+    fn signature(&self, signing_input: &str) -> Hmac<Sha256> {
+        let mut mac = self.mac.clone();
+        mac.update(signing_input.as_bytes());
+        mac
+    }
+
+    /// Signs an access token for `user_id` under its current `session_version`.
+    pub fn issue_access(&self, user_id: Uuid, session_version: i32) -> AppResult<AccessToken> {
         let now = Utc::now();
         let expires_at = now
             + chrono::Duration::from_std(self.access_ttl)
@@ -74,46 +88,67 @@ impl TokenKeys {
             typ: ACCESS_TYPE.into(),
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
+            ver: session_version,
         };
-        let token =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-                .map_err(|e| AppError::internal(format!("signing an access token failed: {e}")))?;
+        let claims = serde_json::to_vec(&claims)
+            .map_err(|e| AppError::internal(format!("encoding access token claims: {e}")))?;
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(HEADER),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let signature = self.signature(&signing_input).finalize().into_bytes();
+        let token = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature));
         Ok(AccessToken { token, expires_at })
     }
 
-    /// The user id of a valid access token, or why it is not valid. The reasons are safe
+    /// The claims of a valid access token, or why it is not valid. The reasons are safe
     /// to show: they say nothing about the secret.
-    pub fn verify_access(&self, token: &str) -> Result<Uuid, &'static str> {
+    fn verify(&self, token: &str) -> Result<AccessClaims, &'static str> {
+        const MALFORMED: &str = "access token is malformed";
         if token.len() > MAX_TOKEN_BYTES {
             return Err("access token is too long");
         }
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => "access token has expired",
-                ErrorKind::InvalidAudience => "access token is not meant for this API",
-                ErrorKind::InvalidIssuer => "access token has an unknown issuer",
-                ErrorKind::InvalidAlgorithm => {
-                    "access token uses an algorithm that is not accepted"
-                }
-                ErrorKind::InvalidSignature => "access token signature is invalid",
-                _ => "access token is malformed",
-            })?;
-        if data.claims.typ != ACCESS_TYPE {
+        let mut parts = token.split('.');
+        let (Some(header), Some(claims), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(MALFORMED);
+        };
+        let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| MALFORMED);
+        let header: JoseHeader = serde_json::from_slice(&decode(header)?).map_err(|_| MALFORMED)?;
+        if header.alg != "HS256" {
+            return Err("access token uses an algorithm that is not accepted");
+        }
+        let signing_input = &token[..token.len() - signature.len() - 1];
+        self.signature(signing_input)
+            .verify_slice(&decode(signature)?)
+            .map_err(|_| "access token signature is invalid")?;
+        let claims: AccessClaims =
+            serde_json::from_slice(&decode(claims)?).map_err(|_| MALFORMED)?;
+        if claims.iss != ISSUER {
+            return Err("access token has an unknown issuer");
+        }
+        if claims.aud != AUDIENCE {
+            return Err("access token is not meant for this API");
+        }
+        if Utc::now().timestamp() >= claims.exp {
+            return Err("access token has expired");
+        }
+        if claims.typ != ACCESS_TYPE {
             return Err("token is not an access token");
         }
-        Ok(data.claims.sub)
+        Ok(claims)
     }
-}
 
-impl TokenKeys {
+    /// The user id and session version of a valid access token, or why it is not valid.
+    pub fn verify_access(&self, token: &str) -> Result<(Uuid, i32), &'static str> {
+        self.verify(token).map(|claims| (claims.sub, claims.ver))
+    }
+
     /// When a valid access token stops being accepted; `None` when it is not valid.
     pub fn access_expiry(&self, token: &str) -> Option<DateTime<Utc>> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return None;
-        }
-        let data =
-            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).ok()?;
-        DateTime::from_timestamp(data.claims.exp, 0)
+        DateTime::from_timestamp(self.verify(token).ok()?.exp, 0)
     }
 }
 
@@ -188,17 +223,37 @@ mod tests {
     fn an_issued_token_verifies_with_its_user() {
         let keys = keys(&"k".repeat(32));
         let id = Uuid::now_v7();
-        let token = keys.issue_access(id).expect("issue").token;
-        assert_eq!(keys.verify_access(&token), Ok(id));
+        let token = keys.issue_access(id, 3).expect("issue").token;
+        assert_eq!(keys.verify_access(&token), Ok((id, 3)));
     }
 
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let token = keys(&"a".repeat(32))
-            .issue_access(Uuid::now_v7())
+            .issue_access(Uuid::now_v7(), 0)
             .expect("issue")
             .token;
         assert!(keys(&"b".repeat(32)).verify_access(&token).is_err());
+    }
+
+    #[test]
+    fn a_token_naming_another_algorithm_is_refused_before_its_signature_is_checked() {
+        let keys = keys(&"k".repeat(32));
+        let token = keys.issue_access(Uuid::now_v7(), 0).expect("issue").token;
+        let (_, rest) = token.split_once('.').expect("three parts");
+        for alg in ["none", "HS512", "RS256", "hs256"] {
+            let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
+            assert_eq!(
+                keys.verify_access(&format!("{header}.{rest}")),
+                Err("access token uses an algorithm that is not accepted"),
+                "{alg}"
+            );
+        }
+        assert_eq!(keys.verify_access("a.b"), Err("access token is malformed"));
+        assert_eq!(
+            keys.verify_access("a.b.c.d"),
+            Err("access token is malformed")
+        );
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //!
 //! Every problem is reported as one line naming the variable and what is wrong with it.
 
+mod limits;
 mod vars;
+
+pub use limits::{LimitsConfig, RateQuota};
 
 pub use vars::{bool_var, duration_var, invalid, parse_duration, u32_var};
 
@@ -48,6 +51,8 @@ pub struct Config {
     pub realtime: RealtimeConfig,
     pub alerts: AlertsConfig,
     pub overview: OverviewConfig,
+    /// Rate limits, timeouts and connection caps.
+    pub limits: LimitsConfig,
 }
 
 /// The process, its HTTP server and what it serves.
@@ -94,6 +99,9 @@ pub struct AuthConfig {
     /// The first wait; each further failure doubles it, up to `login_backoff_max`.
     pub login_backoff_base: Duration,
     pub login_backoff_max: Duration,
+    /// Failed logins from one client address, across accounts, before that address is
+    /// made to wait.
+    pub login_failures_per_address: u32,
 }
 
 /// Agent contact and node status.
@@ -454,6 +462,11 @@ impl Config {
                     "MAILOPS_LOGIN_BACKOFF_MAX",
                     Duration::from_secs(15 * 60),
                 )?,
+                login_failures_per_address: u32_var(
+                    &get,
+                    "MAILOPS_LOGIN_FAILURES_PER_ADDRESS",
+                    20,
+                )?,
             },
             nodes: NodesConfig {
                 push_interval: node_push_interval,
@@ -481,6 +494,7 @@ impl Config {
             overview: OverviewConfig {
                 cache_ttl: overview_cache_ttl,
             },
+            limits: LimitsConfig::from_lookup(&get)?,
         })
     }
 

@@ -79,6 +79,13 @@ impl Guard for PublicGuard {
 
 static ANONYMOUS: Principal = Principal::Anonymous;
 
+/// The client's address (see `MAILOPS_TRUSTED_PROXIES`); the unspecified address when the
+/// operation did not arrive over HTTP or WebSocket.
+pub fn client_address(ctx: &Context<'_>) -> std::net::IpAddr {
+    ctx.data_opt::<crate::auth::ClientAddr>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |client| client.0)
+}
+
 pub fn principal<'a>(ctx: &Context<'a>) -> &'a Principal {
     ctx.data_opt::<Principal>().unwrap_or(&ANONYMOUS)
 }

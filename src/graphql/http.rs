@@ -6,16 +6,17 @@ use axum::{
     Extension, Json,
     body::Body,
     extract::{State, WebSocketUpgrade},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Response},
 };
 
 use crate::{
     app::ServerState,
-    auth::{Principal, RequestId},
-    error::{code, finish_errors, server_error},
+    auth::{ClientAddr, Principal, RequestId},
+    error::{code, finish_errors, rate_limited_error, server_error},
     graphql::limits::{MAX_BATCH, MAX_BODY_BYTES},
     graphql::ws::{self, Protocol},
+    ratelimit::{Admission, Caller},
 };
 
 /// A single request or a batch. `BatchRequest`'s own deserializer is untagged, which
@@ -42,49 +43,61 @@ fn error_response(
     (status, Json(serde_json::json!({ "errors": errors }))).into_response()
 }
 
+/// Bodies from callers other than node agents are refused past this size: only agents'
+/// batches are large.
+pub const MAX_CALLER_BODY_BYTES: usize = 256 * 1024;
+
+/// Who the rate limits count an operation against.
+pub fn rate_caller(principal: &Principal, client: ClientAddr) -> Caller {
+    match principal {
+        Principal::User(user) => Caller::User(user.id),
+        Principal::Agent(agent) => Caller::Agent(agent.key_id),
+        _ => Caller::Address(client.0),
+    }
+}
+
+/// The refusal of a whole request over its caller's rate: 429 with `Retry-After` and the
+/// IETF `RateLimit-*` fields.
+fn too_many_requests(admission: &Admission, request_id: &str) -> Response {
+    let retry = admission.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let mut response = error_response_with(
+        StatusCode::TOO_MANY_REQUESTS,
+        rate_limited_error(
+            format!("too many operations; retry in {retry} s"),
+            admission.retry_after,
+        ),
+        request_id,
+    );
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, retry.into());
+    if let Some(quota) = admission.quota {
+        headers.insert("ratelimit-limit", (quota.burst as u64).into());
+        headers.insert("ratelimit-remaining", 0u64.into());
+        headers.insert("ratelimit-reset", retry.into());
+        if let Ok(policy) = HeaderValue::from_str(&format!("{};w=1", quota.per_second)) {
+            headers.insert("ratelimit-policy", policy);
+        }
+    }
+    response
+}
+
+fn error_response_with(
+    status: StatusCode,
+    error: async_graphql::ServerError,
+    request_id: &str,
+) -> Response {
+    let mut errors = vec![error];
+    finish_errors(&mut errors, request_id);
+    (status, Json(serde_json::json!({ "errors": errors }))).into_response()
+}
+
 pub async fn post(
     State(state): State<ServerState>,
     Extension(request_id): Extension<RequestId>,
+    Extension(client): Extension<ClientAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                code::BAD_USER_INPUT,
-                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
-                &request_id.0,
-            );
-        }
-    };
-    let batch = match parse_batch(&bytes) {
-        Ok(batch) => batch,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                code::BAD_USER_INPUT,
-                format!(
-                    "request body is not a GraphQL request ({{\"query\": ..., \"variables\": ...}}): {e}"
-                ),
-                &request_id.0,
-            );
-        }
-    };
-    if let BatchRequest::Batch(requests) = &batch
-        && requests.len() > MAX_BATCH
-    {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            code::BAD_USER_INPUT,
-            format!(
-                "batch holds {} operations; the limit is {MAX_BATCH}",
-                requests.len()
-            ),
-            &request_id.0,
-        );
-    }
     let authorization = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{0}invalid"));
@@ -103,16 +116,101 @@ pub async fn post(
             );
         }
     };
-    let batch = batch.data(principal).data(request_id.clone());
-    let mut response = state.http_schema.execute_batch(batch).await;
-    match &mut response {
-        BatchResponse::Single(single) => finish_errors(&mut single.errors, &request_id.0),
-        BatchResponse::Batch(many) => {
-            for single in many {
-                finish_errors(&mut single.errors, &request_id.0);
-            }
+    // The caller is known before the body is read: only agents may send large ones.
+    let body_limit = match principal {
+        Principal::Agent(_) => MAX_BODY_BYTES,
+        _ => MAX_CALLER_BODY_BYTES,
+    };
+    let bytes = match axum::body::to_bytes(body, body_limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                code::BAD_USER_INPUT,
+                format!("request body is larger than {body_limit} bytes"),
+                &request_id.0,
+            );
         }
+    };
+    let batch = match parse_batch(&bytes) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                code::BAD_USER_INPUT,
+                format!(
+                    "request body is not a GraphQL request ({{\"query\": ..., \"variables\": ...}}): {e}"
+                ),
+                &request_id.0,
+            );
+        }
+    };
+    let (requests, single) = match batch {
+        BatchRequest::Single(request) => (vec![request], true),
+        BatchRequest::Batch(requests) => (requests, false),
+    };
+    if requests.len() > MAX_BATCH {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            code::BAD_USER_INPUT,
+            format!(
+                "batch holds {} operations; the limit is {MAX_BATCH}",
+                requests.len()
+            ),
+            &request_id.0,
+        );
     }
+    // Every operation of a batch counts; those past the caller's rate are refused one by
+    // one, and a request none of whose operations may run is refused whole.
+    let admission = state
+        .app
+        .rate_limits
+        .admit(&rate_caller(&principal, client), requests.len() as u32)
+        .await;
+    if admission.allowed == 0 {
+        return too_many_requests(&admission, &request_id.0);
+    }
+    let execution = async {
+        let mut responses = Vec::with_capacity(requests.len());
+        for (index, request) in requests.into_iter().enumerate() {
+            let response = if index < admission.allowed as usize {
+                let request = request
+                    .data(principal.clone())
+                    .data(request_id.clone())
+                    .data(client);
+                state.http_schema.execute(request).await
+            } else {
+                async_graphql::Response::from_errors(vec![rate_limited_error(
+                    "too many operations; this one was not run",
+                    admission.retry_after,
+                )])
+            };
+            responses.push(response);
+        }
+        responses
+    };
+    let timeout = state.app.config.limits.request_timeout;
+    let Ok(mut responses) = tokio::time::timeout(timeout, execution).await else {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::TIMEOUT,
+            format!(
+                "the request ran longer than {} s (MAILOPS_REQUEST_TIMEOUT); narrow it",
+                timeout.as_secs_f64()
+            ),
+            &request_id.0,
+        );
+    };
+    for response in &mut responses {
+        finish_errors(&mut response.errors, &request_id.0);
+    }
+    let response = match (single, responses.pop()) {
+        (true, Some(only)) => BatchResponse::Single(only),
+        (_, last) => {
+            responses.extend(last);
+            BatchResponse::Batch(responses)
+        }
+    };
     Json(response).into_response()
 }
 
@@ -201,6 +299,7 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 pub async fn websocket(
     State(state): State<ServerState>,
     Extension(request_id): Extension<RequestId>,
+    Extension(client): Extension<ClientAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -224,10 +323,14 @@ pub async fn websocket(
             ws::serve(
                 socket,
                 protocol,
-                state.app,
-                state.schema,
-                state.subscriptions,
-                request_id,
+                ws::SocketContext {
+                    app: state.app,
+                    schema: state.schema,
+                    shared: state.subscriptions,
+                    counts: state.sockets,
+                    request_id,
+                    client,
+                },
             )
         })
 }

@@ -7,6 +7,7 @@ pub mod limits;
 pub mod loaders;
 pub mod pagination;
 pub mod shared;
+pub mod sockets;
 pub mod ws;
 
 pub mod alerts;
@@ -23,8 +24,7 @@ pub mod users;
 use std::sync::Arc;
 
 use async_graphql::{
-    BatchRequest, BatchResponse, MergedObject, MergedSubscription, Schema, SchemaBuilder,
-    dataloader::DataLoader,
+    MergedObject, MergedSubscription, Schema, SchemaBuilder, dataloader::DataLoader,
 };
 
 use crate::{
@@ -134,20 +134,7 @@ impl HttpSchema {
         }
     }
 
-    pub async fn execute_batch(&self, batch: BatchRequest) -> BatchResponse {
-        match batch {
-            BatchRequest::Single(request) => BatchResponse::Single(self.execute(request).await),
-            BatchRequest::Batch(requests) => {
-                let mut responses = Vec::with_capacity(requests.len());
-                for request in requests {
-                    responses.push(self.execute(request).await);
-                }
-                BatchResponse::Batch(responses)
-            }
-        }
-    }
-
-    async fn execute(&self, mut request: async_graphql::Request) -> async_graphql::Response {
+    pub async fn execute(&self, mut request: async_graphql::Request) -> async_graphql::Response {
         if let Err(error) = self.limits.prepare(&mut request) {
             return async_graphql::Response::from_errors(vec![error]);
         }

@@ -17,16 +17,19 @@ use futures_util::{StreamExt as _, stream::BoxStream};
 use serde_json::{Value, json};
 use tokio::{sync::broadcast, time::Instant};
 use tokio_stream::StreamMap;
-use uuid::Uuid;
 
 use crate::{
-    auth::{Principal, RequestId},
-    error::{code, finish_errors, server_error},
-    graphql::AppSchema,
+    auth::{ClientAddr, Principal, RequestId},
+    error::{code, finish_errors, rate_limited_error, server_error},
+    graphql::{AppSchema, http::rate_caller},
+    ratelimit::Caller,
+    realtime::CredentialHolder,
     state::AppState,
 };
+use secrecy::{ExposeSecret as _, SecretString};
 
 use super::shared::{Item, SharedSubscriptions};
+use super::sockets::{SocketCounts, SocketSlot};
 use crate::realtime::SessionsRevoked;
 
 /// How long a client has to send `connection_init`.
@@ -96,9 +99,27 @@ impl Close {
 
 struct Session {
     principal: Principal,
-    user_id: Option<Uuid>,
+    /// The credentials whose revocation ends this socket.
+    holders: Vec<CredentialHolder>,
     expires_at: Option<Instant>,
     revocations: Option<broadcast::Receiver<Arc<SessionsRevoked>>>,
+    /// What the rate limits count this socket's operations against.
+    caller: Caller,
+    /// The `Authorization` value of `connection_init`, to check again later.
+    authorization: Option<SecretString>,
+    /// Holds this socket's place among its caller's open sockets.
+    _slot: SocketSlot,
+}
+
+/// What a socket's handler needs besides the socket: the state, the schema, and who
+/// connected.
+pub struct SocketContext {
+    pub app: AppState,
+    pub schema: AppSchema,
+    pub shared: SharedSubscriptions,
+    pub counts: SocketCounts,
+    pub request_id: RequestId,
+    pub client: ClientAddr,
 }
 
 struct Connection {
@@ -107,7 +128,9 @@ struct Connection {
     app: AppState,
     schema: AppSchema,
     shared: SharedSubscriptions,
+    counts: SocketCounts,
     request_id: RequestId,
+    client: ClientAddr,
     session: Option<Session>,
     operations: StreamMap<String, BoxStream<'static, Option<Item>>>,
     /// Ids whose first response has not been sent: a failure there is an `error` message.
@@ -116,21 +139,24 @@ struct Connection {
 }
 
 /// Serves one upgraded socket until either side closes it.
-pub async fn serve(
-    socket: WebSocket,
-    protocol: Protocol,
-    app: AppState,
-    schema: AppSchema,
-    shared: SharedSubscriptions,
-    request_id: RequestId,
-) {
+pub async fn serve(socket: WebSocket, protocol: Protocol, context: SocketContext) {
+    let SocketContext {
+        app,
+        schema,
+        shared,
+        counts,
+        request_id,
+        client,
+    } = context;
     let mut connection = Connection {
         socket,
         protocol,
         app,
         schema,
         shared,
+        counts,
         request_id,
+        client,
         session: None,
         operations: StreamMap::new(),
         not_started: Default::default(),
@@ -148,14 +174,14 @@ pub async fn serve(
 
 async fn revoked(
     revocations: &mut Option<broadcast::Receiver<Arc<SessionsRevoked>>>,
-    user_id: Option<Uuid>,
+    holders: &[CredentialHolder],
 ) -> String {
     let Some(receiver) = revocations else {
         return std::future::pending().await;
     };
     loop {
         match receiver.recv().await {
-            Ok(revoked) if Some(revoked.user_id) == user_id => return revoked.reason.clone(),
+            Ok(revoked) if holders.contains(&revoked.holder) => return revoked.reason.clone(),
             Ok(_) => {}
             // Too many revocations went by to know whether ours was one.
             Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -179,10 +205,10 @@ impl Connection {
         let ping_every = self.app.config.realtime.ws_ping_interval;
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         loop {
-            let (expires_at, user_id) = self
+            let (expires_at, holders) = self
                 .session
                 .as_ref()
-                .map_or((None, None), |s| (s.expires_at, s.user_id));
+                .map_or((None, Vec::new()), |s| (s.expires_at, s.holders.clone()));
             let awaiting_init = self.session.is_none();
             let mut revocations = self.session.as_mut().and_then(|s| s.revocations.take());
             let has_operations = !self.operations.is_empty();
@@ -191,7 +217,7 @@ impl Connection {
             // after it is read.
             let step = tokio::select! {
                 biased;
-                reason = revoked(&mut revocations, user_id) => Step::Revoked(reason),
+                reason = revoked(&mut revocations, &holders) => Step::Revoked(reason),
                 () = until(expires_at) => Step::Expired,
                 () = until(Some(init_deadline)), if awaiting_init => Step::InitTimeout,
                 _ = ping.tick() => Step::Ping,
@@ -235,12 +261,31 @@ impl Connection {
                     if self.last_heard.elapsed() > ping_every * 2 {
                         return Err(Close::new(close::GOING_AWAY, "no answer to pings"));
                     }
+                    self.check_credentials_again().await?;
                     self.send(Message::Ping(Default::default())).await?;
                     if self.protocol == Protocol::LegacyWs && self.session.is_some() {
                         self.send_json(json!({ "type": "ka" })).await?;
                     }
                 }
             }
+        }
+    }
+
+    /// Without Redis, revocations made outside this process (the CLI's `user passwd`)
+    /// reach no bus this socket listens to; so at every ping the socket's credentials are
+    /// checked again, and a socket whose credentials no longer work is closed.
+    async fn check_credentials_again(&mut self) -> Result<(), Close> {
+        if self.app.redis.is_some() {
+            return Ok(());
+        }
+        let Some(authorization) = self.session.as_ref().and_then(|s| s.authorization.clone())
+        else {
+            return Ok(());
+        };
+        match Principal::resolve(&self.app, Some(authorization.expose_secret())).await {
+            Ok(Principal::Refused(reason)) => Err(Close::new(close::FORBIDDEN, reason)),
+            // A database that does not answer now is no reason to drop the client.
+            _ => Ok(()),
         }
     }
 
@@ -346,7 +391,17 @@ impl Connection {
             }
             return Err(Close::new(close::FORBIDDEN, reason));
         }
-        let (user_id, expires_at) = match &principal {
+        let caller = rate_caller(&principal, self.client);
+        let limit = self.app.config.limits.websockets_per_caller;
+        let Some(slot) = self.counts.take(&caller, limit) else {
+            return Err(Close::new(
+                close::TOO_MANY_INITS,
+                format!(
+                    "this caller has {limit} WebSockets open already (MAILOPS_WEBSOCKETS_PER_CALLER)"
+                ),
+            ));
+        };
+        let (holders, expires_at) = match &principal {
             Principal::User(user) => {
                 let expires_at = authorization
                     .and_then(|a| a.trim().split_once(' '))
@@ -355,15 +410,25 @@ impl Connection {
                         let left = (at - Utc::now()).to_std().unwrap_or_default();
                         Instant::now() + left
                     });
-                (Some(user.id), expires_at)
+                (vec![CredentialHolder::User(user.id)], expires_at)
             }
-            _ => (None, None),
+            Principal::Agent(agent) => (
+                vec![
+                    CredentialHolder::NodeKey(agent.key_id),
+                    CredentialHolder::Node(agent.node_id),
+                ],
+                None,
+            ),
+            _ => (Vec::new(), None),
         };
         self.session = Some(Session {
             principal,
-            user_id,
+            revocations: (!holders.is_empty()).then(|| self.app.events.revocations()),
+            holders,
             expires_at,
-            revocations: user_id.map(|_| self.app.events.revocations()),
+            caller,
+            authorization: authorization.map(|a| SecretString::from(a.to_owned())),
+            _slot: slot,
         });
         self.send_json(json!({ "type": "connection_ack" })).await?;
         if self.protocol == Protocol::LegacyWs {
@@ -402,6 +467,15 @@ impl Connection {
                     "Invalid message received: payload is not a GraphQL request",
                 )
             })?;
+        let admission = self.app.rate_limits.admit(&session.caller, 1).await;
+        if admission.allowed == 0 {
+            let mut errors = vec![rate_limited_error(
+                "too many operations; retry shortly",
+                admission.retry_after,
+            )];
+            finish_errors(&mut errors, &self.request_id.0);
+            return self.send_errors(&id, &errors).await;
+        }
         if self.operations.len() >= MAX_OPERATIONS {
             let mut errors = vec![server_error(
                 code::RATE_LIMITED,
@@ -412,7 +486,8 @@ impl Connection {
         }
         let request = request
             .data(session.principal.clone())
-            .data(self.request_id.clone());
+            .data(self.request_id.clone())
+            .data(self.client);
         let stream = self
             .shared
             .execute(&self.schema, &session.principal, request)

@@ -89,7 +89,7 @@ pub async fn add(
         }
         if let Some(cidr) = &input.cidr {
             let block = parse_cidr("input.cidr", cidr)?;
-            if block.size() + parsed.len() as u128 > MAX_ADD {
+            if block.size().saturating_add(parsed.len() as u128) > MAX_ADD {
                 return Err(AppError::bad_input(
                     "input.cidr",
                     format!(
@@ -206,7 +206,7 @@ pub async fn update(
         let notes = input
             .notes
             .as_deref()
-            .map(|n| crate::input::bounded_text("input.notes", Some(n), MAX_NOTES_CHARS))
+            .map(|n| crate::input::bounded_free_text("input.notes", Some(n), MAX_NOTES_CHARS))
             .transpose()?;
         let txn = crate::db::begin_write(db).await?;
         let ip = get(&txn, text).await?;
@@ -230,8 +230,18 @@ pub async fn attach_to_node(
     addresses: &[ParsedAddress],
 ) -> AppResult<()> {
     let known = store::addresses::insert_missing(conn, node_id, addresses).await?;
+    // An address of another node stays with it: an agent cannot take it by naming it.
+    if let Some(taken) = known
+        .iter()
+        .find(|row| row.node_id.is_some_and(|owner| owner != node_id))
+    {
+        return Err(AppError::Conflict(format!(
+            "{} belongs to another node; an operator moves it with assignIp",
+            taken.address
+        )));
+    }
     for row in known {
-        if row.node_id != Some(node_id) {
+        if row.node_id.is_none() {
             store::addresses::set_node(conn, row, Some(node_id)).await?;
         }
     }

@@ -28,6 +28,8 @@ pub struct EventFilter {
 }
 
 const MAX_NODES: usize = 500;
+/// A message id or domain is at most this long; longer filters match nothing anyway.
+const MAX_FILTER_TEXT_BYTES: usize = 1024;
 
 /// One page of the events matching `filter`, newest arrival first, and the total when
 /// `count_total`.
@@ -37,6 +39,20 @@ pub async fn list(
     page: &Page,
     count_total: bool,
 ) -> AppResult<crate::db::Listed<EventRow>> {
+    for (field, text) in [
+        ("filter.messageId", &filter.message_id),
+        ("filter.recipientDomain", &filter.recipient_domain),
+    ] {
+        if let Some(text) = text {
+            if text.len() > MAX_FILTER_TEXT_BYTES {
+                return Err(AppError::bad_input(
+                    field,
+                    format!("must be at most {MAX_FILTER_TEXT_BYTES} bytes"),
+                ));
+            }
+            crate::input::check_text(field, text, crate::input::TextKind::Line)?;
+        }
+    }
     let mut query = EventQuery {
         message_id: filter.message_id.clone(),
         statuses: filter.statuses.clone(),

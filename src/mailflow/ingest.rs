@@ -138,14 +138,25 @@ fn check_event(
     {
         return Err(invalid(index, "smtpCode", "must be between 200 and 599"));
     }
-    if let Some(response) = &event.response
-        && response.len() > MAX_RESPONSE_BYTES
-    {
-        return Err(invalid(
-            index,
-            "response",
-            format!("is longer than {MAX_RESPONSE_BYTES} bytes"),
-        ));
+    if let Some(response) = &event.response {
+        if response.len() > MAX_RESPONSE_BYTES {
+            return Err(invalid(
+                index,
+                "response",
+                format!("is longer than {MAX_RESPONSE_BYTES} bytes"),
+            ));
+        }
+        // Multi-line SMTP replies keep their line breaks; NUL and the like mean nothing.
+        if response
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err(invalid(
+                index,
+                "response",
+                "holds control characters other than line breaks and tabs",
+            ));
+        }
     }
     let provider = if recipient_domain.is_empty() {
         super::config::OTHER_PROVIDER.to_owned()

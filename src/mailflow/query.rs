@@ -21,6 +21,8 @@ use super::{
 const DEFAULT_STEPS: [i64; 6] = [60, 300, 900, 3_600, 21_600, 86_400];
 const DEFAULT_MAX_POINTS: i64 = 1_000;
 pub const MAX_POINTS: i64 = 1_500;
+/// The longest step: the longest retention of the counters, 400 days.
+pub const MAX_STEP_SECONDS: i64 = 400 * 86_400;
 pub const MAX_GROUPS: usize = 100;
 pub const MAX_NODES: usize = 500;
 const MAX_SPAN: chrono::Duration = chrono::Duration::days(400);
@@ -51,10 +53,12 @@ fn plan(query: &FlowQuery, minute_retention: std::time::Duration) -> AppResult<(
     let points = |step: i64| (span_ms + step * 1_000 - 1) / (step * 1_000);
     let step = match query.step_seconds {
         Some(step) => {
-            if step < 60 || step % 60 != 0 {
+            if !(60..=MAX_STEP_SECONDS).contains(&step) || step % 60 != 0 {
                 return Err(AppError::bad_input(
                     "step",
-                    "must be a whole number of minutes, in seconds (60, 300, 3600, …)",
+                    format!(
+                        "must be a whole number of minutes, in seconds (60, 300, 3600, …), at most {MAX_STEP_SECONDS} (400 days)"
+                    ),
                 ));
             }
             if points(step) > MAX_POINTS {

@@ -94,6 +94,9 @@ pub struct Retention {
 /// points it would give over a range.
 const RAW_INTERVAL_MS: i64 = 15_000;
 
+/// The longest step: the longest retention, 400 days.
+pub const MAX_STEP_SECONDS: i64 = 400 * 86_400;
+
 /// The tier and step for a range.
 ///
 /// Without a step, the finest tier whose own resolution gives at most `MAX_POINTS` over
@@ -112,7 +115,12 @@ pub fn plan(
     let minute_reaches = oldest_ms_ago <= retention.minute.as_millis() as i64;
     let budget_ms = (span_ms + MAX_POINTS - 1) / MAX_POINTS;
     let (resolution, wanted_ms) = match step_seconds {
-        Some(s) if s < 1 => return Err(AppError::bad_input("step", "must be at least 1 second")),
+        Some(s) if !(1..=MAX_STEP_SECONDS).contains(&s) => {
+            return Err(AppError::bad_input(
+                "step",
+                format!("must be between 1 and {MAX_STEP_SECONDS} seconds (400 days)"),
+            ));
+        }
         Some(s) => {
             let wanted_ms = s.saturating_mul(1000);
             if span_ms / wanted_ms > MAX_POINTS {

@@ -11,6 +11,7 @@ use crate::{
 };
 
 use super::{
+    NodeStatus,
     keys::{self, KeyKind},
     store::{self, enrollment::NewEnrollmentKey},
 };
@@ -31,13 +32,7 @@ pub async fn create(
         "maxUses": max_uses,
     }));
     audit::audited(db, audit, change.clone(), async {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-            return Err(AppError::bad_input(
-                "input.name",
-                format!("must be 1 to {MAX_NAME_CHARS} characters"),
-            ));
-        }
+        let name = crate::input::required_line("input.name", name, MAX_NAME_CHARS)?;
         if expires_at.is_some_and(|at| at <= Utc::now()) {
             return Err(AppError::bad_input(
                 "input.expiresAt",
@@ -47,25 +42,66 @@ pub async fn create(
         if max_uses.is_some_and(|n| n < 1) {
             return Err(AppError::bad_input("input.maxUses", "must be at least 1"));
         }
-        let id = Uuid::now_v7();
-        let (key, secret_hash) = keys::generate(KeyKind::Enrollment, id);
-        let txn = db.begin().await?;
-        let row = store::enrollment::insert(
-            &txn,
-            NewEnrollmentKey {
-                id,
-                name: name.to_string(),
-                secret_hash,
-                created_by: audit.actor.id,
-                expires_at,
-                max_uses,
-            },
-        )
-        .await?;
-        audit::commit(txn, audit, change.target("enrollment_key", id)).await?;
-        Ok((row, key))
+        insert_key(db, audit, change, &name, expires_at, max_uses, None).await
     })
     .await
+}
+
+/// How long an admin's re-enrollment key stays valid.
+const REENROLLMENT_VALIDITY: chrono::Duration = chrono::Duration::hours(24);
+
+/// Creates an admin's one-time key to enroll node `node_id` again (an agent reinstalled
+/// without its node key): it registers only that node's hostname, once, within 24 hours.
+pub async fn create_for_node(
+    db: &DatabaseConnection,
+    audit: &AuditContext,
+    node_id: Uuid,
+) -> AppResult<(EnrollmentKeyRow, String)> {
+    let change = Change::new("enrollment_key.create_for_node").target("node", node_id);
+    audit::audited(db, audit, change.clone(), async {
+        let Some(node) = store::nodes::find(db, node_id).await? else {
+            return Err(AppError::NotFound(format!("no node with id {node_id}")));
+        };
+        if node.status == NodeStatus::Retired.as_str() {
+            return Err(AppError::Conflict(format!(
+                "node {} is retired; it cannot be enrolled again",
+                node.hostname
+            )));
+        }
+        let name = format!("re-enrollment of {}", node.hostname);
+        let expires_at = Some(Utc::now() + REENROLLMENT_VALIDITY);
+        insert_key(db, audit, change, &name, expires_at, Some(1), Some(node_id)).await
+    })
+    .await
+}
+
+async fn insert_key(
+    db: &DatabaseConnection,
+    audit: &AuditContext,
+    change: Change,
+    name: &str,
+    expires_at: Option<chrono::DateTime<Utc>>,
+    max_uses: Option<i32>,
+    node_id: Option<Uuid>,
+) -> AppResult<(EnrollmentKeyRow, String)> {
+    let id = Uuid::now_v7();
+    let (key, secret_hash) = keys::generate(KeyKind::Enrollment, id);
+    let txn = db.begin().await?;
+    let row = store::enrollment::insert(
+        &txn,
+        NewEnrollmentKey {
+            id,
+            name: name.to_string(),
+            secret_hash,
+            created_by: audit.actor.id,
+            expires_at,
+            max_uses,
+            node_id,
+        },
+    )
+    .await?;
+    audit::commit(txn, audit, change.target("enrollment_key", id)).await?;
+    Ok((row, key))
 }
 
 /// Counts one registration against the key, atomically: refused when the key was

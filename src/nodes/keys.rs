@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::{
     auth::{hash_secret, random_token},
     error::AppResult,
+    realtime::CredentialHolder,
 };
 
 use super::{NodeStatus, store};
@@ -81,6 +82,29 @@ fn secret_matches(stored_hash: &str, secret: &str) -> bool {
         .as_bytes()
         .ct_eq(stored_hash.as_bytes())
         .into()
+}
+
+/// Revokes every key of a node; its agent's open WebSockets close once the operation
+/// has finished.
+pub async fn revoke_all_of_node(
+    conn: &impl ConnectionTrait,
+    node_id: Uuid,
+    reason: &str,
+) -> AppResult<()> {
+    store::keys::revoke_all_of_node(conn, node_id).await?;
+    crate::realtime::after_commit::sessions_revoked(CredentialHolder::Node(node_id), reason);
+    Ok(())
+}
+
+/// Revokes one node key; its WebSockets close once the operation has finished.
+pub async fn revoke_one(conn: &impl ConnectionTrait, key: NodeKeyRow) -> AppResult<NodeKeyRow> {
+    let key_id = key.id;
+    let revoked = store::keys::revoke(conn, key).await?;
+    crate::realtime::after_commit::sessions_revoked(
+        CredentialHolder::NodeKey(key_id),
+        "this node key was revoked",
+    );
+    Ok(revoked)
 }
 
 /// Why a presented key is refused. Safe to show: says nothing about the secret.

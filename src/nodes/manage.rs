@@ -15,6 +15,7 @@ use crate::{
 };
 
 use super::{
+    keys,
     model::{NodeFilter, NodeRole, UpdateNodeInput},
     register::issue_key,
     status::{self, NodeStatus},
@@ -59,7 +60,11 @@ pub async fn list(
                 format!("must be at most {MAX_SEARCH_CHARS} characters"),
             ));
         }
-        search => search.map(str::to_ascii_lowercase),
+        Some(search) => {
+            input::check_text("filter.search", search, input::TextKind::Line)?;
+            Some(search.to_ascii_lowercase())
+        }
+        None => None,
     };
     let labels = match &filter.labels {
         Some(labels) => validate_labels("filter.labels", labels)?,
@@ -100,7 +105,7 @@ pub async fn update(
         let description = input
             .description
             .as_deref()
-            .map(|d| input::bounded_text("input.description", Some(d), MAX_DESCRIPTION_CHARS))
+            .map(|d| input::bounded_free_text("input.description", Some(d), MAX_DESCRIPTION_CHARS))
             .transpose()?;
         let txn = crate::db::begin_write(db).await?;
         store::nodes::set_details(&txn, id, roles, description).await?;
@@ -166,7 +171,7 @@ pub async fn decommission(state: &AppState, audit: &AuditContext, id: Uuid) -> A
     let (node, event) = audit::audited(db, audit, change.clone(), async {
         let txn = crate::db::begin_write(db).await?;
         let node = store::nodes::get(&txn, id).await?;
-        store::keys::revoke_all_of_node(&txn, id).await?;
+        keys::revoke_all_of_node(&txn, id, "this node was decommissioned").await?;
         store::nodes::clear_maintenance(&txn, id, Utc::now()).await?;
         let event = status::transition(&txn, &node, NodeStatus::Retired, "decommissioned").await?;
         let node = store::nodes::get(&txn, id).await?;
@@ -191,7 +196,7 @@ pub async fn rotate_key(
         if node.status == NodeStatus::Retired.as_str() {
             return Err(AppError::Conflict("this node is retired".into()));
         }
-        store::keys::revoke_all_of_node(&txn, node_id).await?;
+        keys::revoke_all_of_node(&txn, node_id, "this node's key was replaced").await?;
         let issued = issue_key(&txn, node_id).await?;
         audit::commit(txn, audit, change).await?;
         Ok(issued)
@@ -212,7 +217,7 @@ pub async fn revoke_key(
             return Err(AppError::NotFound(format!("no node key with id {key_id}")));
         };
         let key = if key.revoked_at.is_none() {
-            store::keys::revoke(&txn, key).await?
+            keys::revoke_one(&txn, key).await?
         } else {
             key
         };

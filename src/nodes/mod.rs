@@ -10,7 +10,8 @@ mod store;
 mod validate;
 
 pub use enrollment::{
-    create as create_enrollment_key, list as list_enrollment_keys, revoke as revoke_enrollment_key,
+    create as create_enrollment_key, create_for_node as create_reenrollment_key,
+    list as list_enrollment_keys, revoke as revoke_enrollment_key,
 };
 pub use keys::{
     KeyKind, authenticate_enrollment, authenticate_node, parse as parse_key, touch_node_key,

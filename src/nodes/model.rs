@@ -97,7 +97,7 @@ pub struct NodeFilter {
 }
 
 /// What an agent reports about its node.
-#[derive(InputObject, Debug)]
+#[derive(InputObject)]
 pub struct RegisterNodeInput {
     /// The node's DNS name (RFC 1123); folded to lower case.
     pub hostname: String,
@@ -111,6 +111,26 @@ pub struct RegisterNodeInput {
     /// Up to 64.
     #[graphql(default)]
     pub labels: Vec<Label>,
+    /// The node's current key (`mko_…`), when a node of this hostname is registered
+    /// already: an agent reinstalled on the same machine presents it to enroll again.
+    /// Without it (or an admin's re-enrollment key for the node) an existing hostname is
+    /// refused. Write-only.
+    #[graphql(secret)]
+    pub node_key: Option<String>,
+}
+
+// Written by hand so that a presented node key never reaches a log line.
+impl std::fmt::Debug for RegisterNodeInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterNodeInput")
+            .field("hostname", &self.hostname)
+            .field("roles", &self.roles)
+            .field("ipAddresses", &self.ip_addresses)
+            .field("agentVersion", &self.agent_version)
+            .field("labels", &self.labels)
+            .field("nodeKey", &self.node_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Changes to a node; fields left out stay as they are.

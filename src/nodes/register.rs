@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::{
     audit::{self, AuditContext, Change},
     auth::{AgentNode, EnrollmentCaller},
-    error::AppResult,
+    error::{AppError, AppResult},
     input, ips,
     realtime::{Event, NodeStatusChanged},
     state::AppState,
@@ -61,9 +61,10 @@ pub async fn register(
         };
         let node = match store::nodes::find_by_hostname(&txn, &hostname).await? {
             Some(existing) => {
+                vouch_for_existing(&txn, caller, &existing, input.node_key.as_deref()).await?;
                 let previous = existing.clone();
                 let updated = store::nodes::reregister(&txn, existing, registration, now).await?;
-                store::keys::revoke_all_of_node(&txn, updated.id).await?;
+                keys::revoke_all_of_node(&txn, updated.id, "the node enrolled again").await?;
                 if !updated.maintenance_enabled {
                     events.extend(
                         status::transition(&txn, &previous, NodeStatus::Online, "agent registered")
@@ -71,6 +72,11 @@ pub async fn register(
                     );
                 }
                 store::nodes::get(&txn, updated.id).await?
+            }
+            None if caller.node_id.is_some() => {
+                return Err(AppError::Conflict(format!(
+                    "this re-enrollment key is for another node, not {hostname}"
+                )));
             }
             None => {
                 let node = store::nodes::insert(&txn, registration, now).await?;
@@ -96,6 +102,51 @@ pub async fn register(
     .await?;
     state.events.publish_all(events);
     Ok((node, key))
+}
+
+/// Whether the caller may enroll `existing` again: with the node's current key (an agent
+/// reinstalled on the same machine), or with an admin's re-enrollment key for that node.
+/// Holding an enrollment key is not enough, or one compromised node could take over every
+/// other. A retired node stays retired.
+async fn vouch_for_existing(
+    conn: &impl ConnectionTrait,
+    caller: &EnrollmentCaller,
+    existing: &NodeRow,
+    node_key: Option<&str>,
+) -> AppResult<()> {
+    let hostname = &existing.hostname;
+    if existing.status == NodeStatus::Retired.as_str() {
+        return Err(AppError::Conflict(format!(
+            "node {hostname} is retired; it cannot be registered again"
+        )));
+    }
+    if let Some(bound) = caller.node_id {
+        return if bound == existing.id {
+            Ok(())
+        } else {
+            Err(AppError::Conflict(format!(
+                "this re-enrollment key is for another node, not {hostname}"
+            )))
+        };
+    }
+    let presented = node_key
+        .and_then(keys::parse)
+        .filter(|key| key.kind == KeyKind::Node);
+    let vouched = match presented {
+        Some(key) => matches!(
+            keys::authenticate_node(conn, &key).await?,
+            Ok((_, node)) if node.id == existing.id
+        ),
+        None => false,
+    };
+    if vouched {
+        Ok(())
+    } else {
+        Err(AppError::Conflict(format!(
+            "a node named {hostname} is registered already; enroll it again with its current \
+             key (input.nodeKey) or an admin's re-enrollment key for it"
+        )))
+    }
 }
 
 /// Records agent contact: `lastSeenAt` now, and back ONLINE if the node was STALE or DOWN.

@@ -78,6 +78,7 @@ pub fn validate_labels(field: &str, labels: &[Label]) -> AppResult<BTreeMap<Stri
                 ),
             ));
         }
+        crate::input::check_text(field, &label.value, crate::input::TextKind::Line)?;
         if label.value.len() > MAX_LABEL_VALUE_BYTES {
             return Err(AppError::bad_input(
                 field,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::state::AppState;
 
-use super::{AuditRecorded, Event, SessionsRevoked};
+use super::{AuditRecorded, CredentialHolder, Event, SessionsRevoked};
 
 #[derive(Default)]
 struct Pending {
@@ -39,11 +39,12 @@ pub fn audit_written(id: Uuid) {
     note(|p| p.audit_ids.push(id));
 }
 
-/// Notes that a user's sessions were revoked in the current operation.
-pub fn sessions_revoked(user_id: Uuid, reason: &str) {
+/// Notes that credentials were revoked in the current operation: the holder's open
+/// WebSockets close once it has finished.
+pub fn sessions_revoked(holder: CredentialHolder, reason: &str) {
     note(|p| {
         p.events.push(Event::SessionsRevoked(SessionsRevoked {
-            user_id,
+            holder,
             reason: reason.into(),
         }))
     });

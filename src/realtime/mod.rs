@@ -42,8 +42,9 @@ pub enum Event {
     MailEventsIngested(MailEventsIngested),
     MailFlowTick(MailFlowTick),
     AuditRecorded(AuditRecorded),
-    /// A user's sessions ended (logout, disabled, role or password changed): their open
-    /// WebSockets close. Never shown to a subscription.
+    /// A user's sessions ended (logout, disabled, role or password changed), or a node's
+    /// key was revoked or replaced: their open WebSockets close. Never shown to a
+    /// subscription.
     SessionsRevoked(SessionsRevoked),
 }
 
@@ -174,9 +175,21 @@ pub struct AuditRecorded(pub entity::audit_log::Model);
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionsRevoked {
-    pub user_id: Uuid,
-    /// Shown as the close reason of the user's WebSockets.
+    pub holder: CredentialHolder,
+    /// Shown as the close reason of the holder's WebSockets.
     pub reason: String,
+}
+
+/// Whose credentials a revocation ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "camelCase")]
+pub enum CredentialHolder {
+    /// Every session of a user.
+    User(Uuid),
+    /// One node key.
+    NodeKey(Uuid),
+    /// Every key of a node.
+    Node(Uuid),
 }
 
 /// An event, its sequence number and its JSON, made once.
@@ -277,6 +290,25 @@ impl EventBus {
             Arc::downgrade(&bus.shared),
         ));
         bus
+    }
+
+    /// Publishes one event through Redis from a process that runs no bus (the CLI), so
+    /// that every instance sees it; waits until Redis has it.
+    pub async fn publish_once(
+        client: &redis::Client,
+        prefix: &str,
+        limits: BusLimits,
+        event: &Event,
+    ) -> anyhow::Result<()> {
+        let json = serde_json::to_string(event)?;
+        redis_bus::append_once(
+            client,
+            &redis_bus::Keys::new(prefix),
+            limits.replay_max,
+            &json,
+        )
+        .await?;
+        Ok(())
     }
 
     fn with_transport(limits: BusLimits, transport: Transport) -> Self {
@@ -480,12 +512,12 @@ mod tests {
         let bus = EventBus::default();
         let mut revocations = bus.revocations();
         let mut events = bus.subscribe();
-        let user_id = Uuid::now_v7();
+        let holder = CredentialHolder::User(Uuid::now_v7());
         bus.publish(Event::SessionsRevoked(SessionsRevoked {
-            user_id,
+            holder,
             reason: "signed out".into(),
         }));
-        assert_eq!(revocations.recv().await.unwrap().user_id, user_id);
+        assert_eq!(revocations.recv().await.unwrap().holder, holder);
         assert!(events.try_recv().is_err());
     }
 }

@@ -62,6 +62,26 @@ async fn connect(
         .await
 }
 
+/// Appends one event from a process that runs no bus (the CLI), and waits until Redis
+/// has it.
+pub(super) async fn append_once(
+    client: &redis::Client,
+    keys: &Keys,
+    max_len: usize,
+    json: &str,
+) -> redis::RedisResult<()> {
+    let mut conn = connect(client, Duration::from_secs(5)).await?;
+    redis::cmd("EVAL")
+        .arg(APPEND)
+        .arg(2)
+        .arg(&keys.stream)
+        .arg(&keys.sequence)
+        .arg(json.as_bytes())
+        .arg(max_len)
+        .query_async::<()>(&mut conn)
+        .await
+}
+
 /// Appends the outbox to the stream, in order, until the bus is dropped.
 pub(super) async fn publish_loop(
     client: redis::Client,

@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use entity::user::Model as UserRow;
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
@@ -134,7 +136,8 @@ pub async fn reset_password(
     .await
 }
 
-/// Stores a new password hash and revokes every session of the user.
+/// Stores a new password hash and revokes every session of the user: its refresh tokens,
+/// and (by raising its session version) every access token issued before, at once.
 pub async fn set_password_hash(
     conn: &impl ConnectionTrait,
     user: UserRow,
@@ -142,6 +145,7 @@ pub async fn set_password_hash(
 ) -> AppResult<UserRow> {
     let id = user.id;
     let user = store::set_password_hash(conn, user, hash).await?;
+    store::raise_session_version(conn, id).await?;
     auth::revoke_user_sessions(conn, id).await?;
     Ok(user)
 }
@@ -152,31 +156,69 @@ pub async fn ensure_initial_admin(
     db: &DatabaseConnection,
     passwords: &Passwords,
     configured: Option<&SecretString>,
+    data_dir: &Path,
 ) -> AppResult<()> {
     if store::count(db).await? > 0 {
         return Ok(());
     }
-    let generated = configured.is_none().then(auth::generate_password);
-    let Some(pw) = configured.or(generated.as_ref()) else {
+    let audit = AuditContext::with_actor(audit::Actor::system());
+    let Some(generated) = configured.is_none().then(auth::generate_password) else {
+        if let Some(pw) = configured {
+            match create(db, passwords, &audit, "admin", pw, Role::Admin).await {
+                Ok(_) => tracing::info!(
+                    username = "admin",
+                    "created the first user with MAILOPS_ADMIN_PASSWORD"
+                ),
+                // Another instance created it first.
+                Err(AppError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         return Ok(());
     };
-    let audit = AuditContext::with_actor(audit::Actor::system());
-    match create(db, passwords, &audit, "admin", pw, Role::Admin).await {
-        Ok(_) => {}
-        // Another instance created it first.
-        Err(AppError::Conflict(_)) => return Ok(()),
-        Err(e) => return Err(e),
-    }
-    match generated {
-        Some(pw) => tracing::warn!(
+    // The generated password goes to a file only its owner can read, never to a log:
+    // logs are shipped and kept where anyone with access to them could sign in.
+    let path = data_dir.join(INITIAL_PASSWORD_FILE);
+    write_private(&path, generated.expose_secret()).map_err(|e| {
+        AppError::internal(format!(
+            "writing the first admin's password to {}: {e}; set MAILOPS_ADMIN_PASSWORD instead",
+            path.display()
+        ))
+    })?;
+    match create(db, passwords, &audit, "admin", &generated, Role::Admin).await {
+        Ok(_) => tracing::warn!(
             username = "admin",
-            password = pw.expose_secret(),
-            "created the first user; this password is shown only once, change it after signing in"
+            file = %path.display(),
+            "created the first user; its password is in this file (mode 0600): sign in, change it, delete the file"
         ),
-        None => tracing::info!(
-            username = "admin",
-            "created the first user with MAILOPS_ADMIN_PASSWORD"
-        ),
+        Err(error) => {
+            let _ = std::fs::remove_file(&path);
+            // Another instance created it first, with a password of its own.
+            if !matches!(error, AppError::Conflict(_)) {
+                return Err(error);
+            }
+        }
     }
     Ok(())
+}
+
+/// Where the generated password of the first admin is written, in the data directory.
+pub const INITIAL_PASSWORD_FILE: &str = "admin-password";
+
+fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
 }

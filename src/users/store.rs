@@ -52,6 +52,7 @@ pub async fn insert(
         updated_at: Set(now),
         password_changed_at: Set(now),
         last_login_at: Set(None),
+        session_version: Set(0),
     };
     model.insert(conn).await.map_err(|e| match e.sql_err() {
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
@@ -77,6 +78,22 @@ pub async fn set_access(
     }
     model.updated_at = Set(Utc::now());
     Ok(model.update(conn).await?)
+}
+
+/// Raises the user's session version, ending every access token issued before.
+pub async fn raise_session_version(conn: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::SessionVersion,
+            sea_orm::sea_query::ExprTrait::add(
+                sea_orm::sea_query::Expr::col(user::Column::SessionVersion),
+                1,
+            ),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 pub async fn set_password_hash(

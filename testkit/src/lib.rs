@@ -88,6 +88,11 @@ fn base_config(backend: Backend, data_dir: &std::path::Path, database: Option<&s
         ("MAILOPS_ADMIN_PASSWORD", ADMIN_PASSWORD.into()),
         ("MAILOPS_DATABASE_MAX_CONNECTIONS", "5".into()),
         ("MAILOPS_SHUTDOWN_GRACE", "5s".into()),
+        // Tests of other features make many requests from one address at once; the rate
+        // limit tests turn the limits on.
+        ("MAILOPS_RATE_LIMIT_USER", "off".into()),
+        ("MAILOPS_RATE_LIMIT_AGENT", "off".into()),
+        ("MAILOPS_RATE_LIMIT_ANONYMOUS", "off".into()),
     ];
     if backend == Backend::Postgres {
         let db = database.unwrap_or_default();
@@ -323,14 +328,7 @@ impl TestApp {
         ips: &[&str],
     ) -> (String, String) {
         let body = self
-            .gql_key(
-                enrollment_key,
-                "mutation($input: RegisterNodeInput!) { registerNode(input: $input) { apiKey node { id } } }",
-                json!({ "input": {
-                    "hostname": hostname, "roles": ["MTA"], "ipAddresses": ips,
-                    "agentVersion": "1.0.0", "labels": [{ "key": "dc", "value": "fra1" }]
-                } }),
-            )
+            .register_node_as(enrollment_key, hostname, ips, None)
             .await;
         let registration = &body["data"]["registerNode"];
         assert!(registration.is_object(), "registerNode failed: {body}");
@@ -347,6 +345,29 @@ impl TestApp {
     pub async fn viewer_socket(&self) -> ws::WsClient {
         let viewer = self.user_with_role("watcher", "VIEWER").await.1;
         ws::WsClient::ready(self.addr, ws::bearer(&viewer)).await
+    }
+}
+
+impl TestApp {
+    /// Sends `registerNode` for `hostname` (presenting `node_key`, the node's current
+    /// key, when given) and returns the whole body.
+    pub async fn register_node_as(
+        &self,
+        enrollment_key: &str,
+        hostname: &str,
+        ips: &[&str],
+        node_key: Option<&str>,
+    ) -> Value {
+        self.gql_key(
+            enrollment_key,
+            "mutation($input: RegisterNodeInput!) { registerNode(input: $input) { apiKey node { id } } }",
+            json!({ "input": {
+                "hostname": hostname, "roles": ["MTA"], "ipAddresses": ips,
+                "agentVersion": "1.0.0", "labels": [{ "key": "dc", "value": "fra1" }],
+                "nodeKey": node_key,
+            } }),
+        )
+        .await
     }
 }
 

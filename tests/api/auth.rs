@@ -140,12 +140,13 @@ on_both_backends! {
         let now = chrono::Utc::now().timestamp();
 
         let forge = |claims: serde_json::Value, key: &str| {
-            jsonwebtoken::encode(
-                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-                &claims,
-                &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
-            )
-            .unwrap()
+            use base64::Engine as _;
+            use hmac::Mac as _;
+            let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+            let input = format!("{}.{}", b64(br#"{"typ":"JWT","alg":"HS256"}"#), b64(claims.to_string().as_bytes()));
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+            mac.update(input.as_bytes());
+            format!("{input}.{}", b64(&mac.finalize().into_bytes()))
         };
         let claims = |aud: &str, typ: &str| json!({
             "sub": admin_id, "iss": "mailops", "aud": aud, "typ": typ, "iat": now, "exp": now + 600

@@ -10,6 +10,7 @@ mod cli;
 mod embedded;
 mod graphiql_browser;
 mod graphql_http;
+mod hostile_input;
 mod ips;
 mod mailflow;
 mod metrics;

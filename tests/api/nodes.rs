@@ -68,8 +68,17 @@ on_both_backends! {
         assert_eq!(error_code(&app.gql_key(&key, HEARTBEAT, json!({})).await), "UNAUTHENTICATED");
         assert!(app.gql_key(&new_key, HEARTBEAT, json!({})).await["errors"].is_null());
 
-        // Registering the same hostname again updates the node and rotates its key.
-        let (same_id, third_key) = app.register_node(&enrollment, "mx1.example.com", &["192.0.2.11"]).await;
+        // Registering the same hostname again needs the node's current key: an enrollment
+        // key alone changes nothing.
+        let taken = app.register_node_as(&enrollment, "mx1.example.com", &["192.0.2.11"], None).await;
+        assert_eq!(error_code(&taken), "CONFLICT", "{taken}");
+        assert!(taken["errors"][0]["message"].as_str().unwrap().contains("mx1.example.com"));
+        assert!(app.gql_key(&new_key, HEARTBEAT, json!({})).await["errors"].is_null());
+        // With it (an agent reinstalled on the same machine) the node is updated and its
+        // key rotated.
+        let again = app.register_node_as(&enrollment, "mx1.example.com", &["192.0.2.11"], Some(&new_key)).await;
+        let same_id = again["data"]["registerNode"]["node"]["id"].as_str().expect("registered").to_string();
+        let third_key = again["data"]["registerNode"]["apiKey"].as_str().unwrap().to_string();
         assert_eq!(same_id, node_id);
         assert_eq!(error_code(&app.gql_key(&new_key, HEARTBEAT, json!({})).await), "UNAUTHENTICATED");
         let again = app.gql_key(&third_key, NODE, json!({ "id": node_id })).await;
@@ -83,8 +92,9 @@ on_both_backends! {
         assert_eq!(keys.iter().filter(|k| k["revokedAt"].is_null()).count(), 1);
         assert!(!keys.iter().any(|k| k.to_string().contains("mko_")));
 
-        let log = app.gql(Some(&admin), "{ auditLog(filter: { action: \"node.register\" }) { totalCount edges { node { actorKind } } } }", json!({})).await;
-        assert_eq!(log["data"]["auditLog"]["totalCount"], 2);
+        let log = app.gql(Some(&admin), "{ auditLog(filter: { action: \"node.register\" }) { totalCount edges { node { actorKind outcome } } } }", json!({})).await;
+        assert_eq!(log["data"]["auditLog"]["totalCount"], 3, "the refused attempt is audited too");
+        assert_eq!(log["data"]["auditLog"]["edges"][1]["node"]["outcome"], "FAILURE");
         assert_eq!(log["data"]["auditLog"]["edges"][0]["node"]["actorKind"], "enrollment_key");
     }
 }

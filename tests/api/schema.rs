@@ -106,6 +106,7 @@ fn decisions() -> Vec<(&'static str, Access, String)> {
         ("Subscription.alertEvents", AtLeast(Viewer), "subscription { alertEvents { alertId } }".into()),
         ("Subscription.mailFlow", AtLeast(Viewer), "subscription { mailFlow { counts { queued } } }".into()),
         ("Subscription.auditEvents", AtLeast(Admin), "subscription { auditEvents { sequence } }".into()),
+        ("Mutation.createReenrollmentKey", AtLeast(Admin), format!("mutation {{ createReenrollmentKey(nodeId: \"{ZERO_ID}\") {{ key }} }}")),
         ("Mutation.revokeEnrollmentKey", AtLeast(Admin), format!("mutation {{ revokeEnrollmentKey(id: \"{ZERO_ID}\") {{ id }} }}")),
     ]
 }

@@ -89,7 +89,7 @@ on_both_backends! {
         // A 10 MB username never reaches the resolver: the body is refused once it passes
         // the limit. The client stops sending right after the limit, so the server has read
         // everything sent and its answer cannot be lost to a reset connection.
-        let limit = mailops::graphql::limits::MAX_BODY_BYTES;
+        let limit = mailops::graphql::http::MAX_CALLER_BODY_BYTES;
         let prefix = r#"{"query": "mutation { createUser(input: { username: \"#;
         let mut body = prefix.as_bytes().to_vec();
         body.resize(limit + 1, b'x');

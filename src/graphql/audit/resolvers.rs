@@ -43,11 +43,14 @@ fn service_filter(filter: AuditFilter) -> AppResult<audit::AuditFilter> {
         ("filter.action", &filter.action),
         ("filter.targetId", &filter.target_id),
     ] {
-        if value.as_ref().is_some_and(|v| v.len() > MAX_FILTER_TEXT) {
-            return Err(AppError::bad_input(
-                field,
-                format!("must be at most {MAX_FILTER_TEXT} bytes"),
-            ));
+        if let Some(value) = value {
+            if value.len() > MAX_FILTER_TEXT {
+                return Err(AppError::bad_input(
+                    field,
+                    format!("must be at most {MAX_FILTER_TEXT} bytes"),
+                ));
+            }
+            crate::input::check_text(field, value, crate::input::TextKind::Line)?;
         }
     }
     Ok(audit::AuditFilter {

@@ -3,7 +3,7 @@ use secrecy::SecretString;
 
 use crate::{
     auth::Role,
-    graphql::guards::{PublicGuard, RoleGuard, app, audit_context, user},
+    graphql::guards::{PublicGuard, RoleGuard, app, audit_context, client_address, user},
     graphql::users::types::User,
 };
 
@@ -41,6 +41,7 @@ impl AuthMutation {
         let session = auth::login(
             app(ctx)?,
             &audit_context(ctx),
+            client_address(ctx),
             &username,
             &SecretString::from(password),
         )
@@ -93,6 +94,7 @@ impl AuthMutation {
         auth::change_password(
             app(ctx)?,
             &audit_context(ctx),
+            client_address(ctx),
             caller,
             &SecretString::from(current_password),
             &SecretString::from(new_password),

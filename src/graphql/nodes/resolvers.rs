@@ -244,6 +244,24 @@ impl NodesMutation {
         })
     }
 
+    /// Creates a one-time key to enroll an existing node again (shown once): for an agent
+    /// reinstalled without its node key. It registers only that node's hostname, once,
+    /// within 24 hours; registering revokes the node's old keys.
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn create_reenrollment_key(
+        &self,
+        ctx: &Context<'_>,
+        node_id: ID,
+    ) -> async_graphql::Result<EnrollmentKeyCreated> {
+        let node_id = parse_id("nodeId", &node_id)?;
+        let (row, key) =
+            nodes::create_reenrollment_key(&app(ctx)?.db, &audit_context(ctx), node_id).await?;
+        Ok(EnrollmentKeyCreated {
+            key,
+            enrollment_key: row.into(),
+        })
+    }
+
     /// Revokes an enrollment key; nodes it registered keep their own keys.
     #[graphql(guard = "RoleGuard::new(Role::Admin)")]
     async fn revoke_enrollment_key(

@@ -250,6 +250,8 @@ pub struct EnrollmentKey {
     pub revoked_at: Option<DateTime<Utc>>,
     /// When the key last registered a node.
     pub last_used_at: Option<DateTime<Utc>>,
+    /// For a re-enrollment key: the one node it may enroll again.
+    pub node_id: Option<ID>,
 }
 
 impl From<EnrollmentKeyRow> for EnrollmentKey {
@@ -263,6 +265,7 @@ impl From<EnrollmentKeyRow> for EnrollmentKey {
             uses: m.uses,
             revoked_at: m.revoked_at,
             last_used_at: m.last_used_at,
+            node_id: m.node_id.map(|id| ID(id.to_string())),
         }
     }
 }

@@ -38,7 +38,7 @@ impl TryFrom<UserRow> for User {
 }
 
 /// A new user.
-#[derive(InputObject, Debug)]
+#[derive(InputObject)]
 pub struct CreateUserInput {
     /// 1–64 characters of a–z, 0–9, `.`, `_`, `-` and `@`, starting with a letter or digit;
     /// upper case is folded to lower case.
@@ -48,6 +48,17 @@ pub struct CreateUserInput {
     pub password: String,
     /// What the user may do.
     pub role: Role,
+}
+
+// Written by hand so that the password never reaches a log line.
+impl std::fmt::Debug for CreateUserInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUserInput")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("role", &self.role)
+            .finish()
+    }
 }
 
 /// Changes to a user; fields left out stay as they are. Changing the role or disabling

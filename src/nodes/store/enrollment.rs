@@ -21,6 +21,8 @@ pub struct NewEnrollmentKey {
     pub created_by: Option<Uuid>,
     pub expires_at: Option<DateTime<Utc>>,
     pub max_uses: Option<i32>,
+    /// The node a re-enrollment key is bound to.
+    pub node_id: Option<Uuid>,
 }
 
 pub async fn insert(
@@ -38,6 +40,7 @@ pub async fn insert(
         uses: Set(0),
         revoked_at: Set(None),
         last_used_at: Set(None),
+        node_id: Set(key.node_id),
     })
     .exec_with_returning(conn)
     .await?)
