@@ -86,6 +86,42 @@ where
     }
 }
 
+/// Points (series × steps, groups × steps) one GraphQL operation may read, across all the
+/// fields it asks for: a request of many aliases cannot add up to more than this.
+pub const MAX_POINTS_PER_OPERATION: u64 = 200_000;
+
+/// What is left of an operation's points. Each range field takes its points before it
+/// reads anything, so an operation over the budget is refused before it costs anything.
+#[derive(Debug)]
+pub struct PointBudget(std::sync::atomic::AtomicU64);
+
+impl Default for PointBudget {
+    fn default() -> Self {
+        PointBudget(std::sync::atomic::AtomicU64::new(MAX_POINTS_PER_OPERATION))
+    }
+}
+
+impl PointBudget {
+    /// Takes `points` from the budget, or refuses naming `field` when they are not left.
+    pub fn take(&self, field: &str, points: u64) -> AppResult<()> {
+        use std::sync::atomic::Ordering;
+        let taken = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(points)
+            });
+        match taken {
+            Ok(_) => Ok(()),
+            Err(left) => Err(AppError::bad_input(
+                field,
+                format!(
+                    "asks for {points} points (series or groups × steps) and this operation has {left} of its {MAX_POINTS_PER_OPERATION} left; narrow the names, nodes or range, or use a longer step"
+                ),
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         })?;
     }
     let url = config.effective_database_url();
+    let statement_timeout = config.limits.statement_timeout;
     let mut options = ConnectOptions::new(url);
     options
         .max_connections(config.database.max_connections)
@@ -42,6 +43,14 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
+        // A statement running longer than this is cancelled by Postgres and answered
+        // TIMEOUT, so no request can hold a connection (or a lock) indefinitely.
+        .map_sqlx_postgres_opts(move |opts| {
+            opts.options([(
+                "statement_timeout",
+                format!("{}ms", statement_timeout.as_millis()),
+            )])
+        })
         .map_sqlx_sqlite_opts(|opts| {
             opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
@@ -60,6 +69,10 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     match db.get_database_backend() {
         DbBackend::Postgres => {
             let txn = db.begin().await?;
+            // A migration may rewrite large tables: it is not held to the statement
+            // timeout requests are.
+            txn.execute_unprepared("SET LOCAL statement_timeout = 0")
+                .await?;
             txn.execute_unprepared(&format!(
                 "SELECT pg_advisory_xact_lock({})",
                 JobLock::Migrations.id()

@@ -99,8 +99,13 @@ pub async fn fetch_page<E: EntityTrait>(
     })
 }
 
+/// The most rows a time-ordered log (events, audit entries, alerts) counts for
+/// `totalCount`: counting millions of rows for a number nobody reads exactly would cost
+/// more than the page itself.
+pub const MAX_COUNTED: u64 = 10_000;
+
 /// One page of `query` newest first by its UUID v7 `id` column, after the page's cursor
-/// (an id), with the total of `query` when `count_total`.
+/// (an id), with the total of `query` (at most [`MAX_COUNTED`]) when `count_total`.
 pub async fn newest_first<E>(
     db: &impl ConnectionTrait,
     query: Select<E>,
@@ -113,7 +118,7 @@ where
     E::Model: Sync,
 {
     let total = if count_total {
-        query.clone().count(db).await?
+        query.clone().limit(MAX_COUNTED).count(db).await?
     } else {
         0
     };

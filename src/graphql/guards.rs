@@ -79,6 +79,12 @@ impl Guard for PublicGuard {
 
 static ANONYMOUS: Principal = Principal::Anonymous;
 
+/// What is left of the operation's points (see [`crate::input::PointBudget`]).
+pub fn point_budget<'a>(ctx: &'a Context<'_>) -> AppResult<&'a crate::input::PointBudget> {
+    ctx.data::<crate::input::PointBudget>()
+        .map_err(|_| AppError::internal("the operation has no point budget"))
+}
+
 /// The client's address (see `MAILOPS_TRUSTED_PROXIES`); the unspecified address when the
 /// operation did not arrive over HTTP or WebSocket.
 pub fn client_address(ctx: &Context<'_>) -> std::net::IpAddr {

@@ -177,7 +177,8 @@ pub async fn post(
                 let request = request
                     .data(principal.clone())
                     .data(request_id.clone())
-                    .data(client);
+                    .data(client)
+                    .data(crate::input::PointBudget::default());
                 state.http_schema.execute(request).await
             } else {
                 async_graphql::Response::from_errors(vec![rate_limited_error(
@@ -214,9 +215,11 @@ pub async fn post(
     Json(response).into_response()
 }
 
-/// Pinned versions of the GraphiQL page's scripts; `scripts/fetch-graphiql-assets.sh`
-/// downloads the same ones for offline use. `tests/browser/graphiql.mjs` drives the page in
-/// Chromium and also runs an operation through its `wsClient`.
+/// Pinned versions of the GraphiQL page's scripts, with their Subresource Integrity
+/// hashes (sha384 of the files the npm registry and its CDNs serve);
+/// `scripts/fetch-graphiql-assets.sh` downloads the same ones for offline use.
+/// `tests/browser/graphiql.mjs` drives the page in Chromium and also runs an operation
+/// through its `wsClient`.
 const GRAPHIQL_PAGE: &str = r#"<!doctype html>
 <html lang="en">
 <head>
@@ -225,15 +228,22 @@ const GRAPHIQL_PAGE: &str = r#"<!doctype html>
   <meta name="robots" content="noindex">
   <title>mailops GraphiQL</title>
   <style>body { margin: 0; } #graphiql { height: 100vh; }</style>
-  <link rel="stylesheet" href="{base}/graphiql@3.8.3/graphiql.min.css">
+  <link rel="stylesheet" href="{base}/graphiql@3.8.3/graphiql.min.css" integrity="sha384-Mq3vbRBY71jfjQAt/DcjxUIYY33ksal4cgdRt9U/hNPvHBCaT2JfJ/PTRiPKf0aM" crossorigin="anonymous">
 </head>
 <body>
   <div id="graphiql">Loading GraphiQL…</div>
-  <script src="{base}/react@18.3.1/umd/react.production.min.js"></script>
-  <script src="{base}/react-dom@18.3.1/umd/react-dom.production.min.js"></script>
-  <script src="{base}/graphql-ws@5.16.2/umd/graphql-ws.min.js"></script>
-  <script src="{base}/graphiql@3.8.3/graphiql.min.js"></script>
-  <script>
+  <script src="{base}/react@18.3.1/umd/react.production.min.js" integrity="sha384-DGyLxAyjq0f9SPpVevD6IgztCFlnMF6oW/XQGmfe+IsZ8TqEiDrcHkMLKI6fiB/Z" crossorigin="anonymous"></script>
+  <script src="{base}/react-dom@18.3.1/umd/react-dom.production.min.js" integrity="sha384-gTGxhz21lVGYNMcdJOyq01Edg0jhn/c22nsx0kyqP0TxaV5WVdsSH1fSDUf5YJj1" crossorigin="anonymous"></script>
+  <script src="{base}/graphql-ws@5.16.2/umd/graphql-ws.min.js" integrity="sha384-+EVxFEOpy8LWPRQcpntm0FKN2O+BzrMNSL0G3HIgVWFmeb6xqZqjuLivrQUTXZKi" crossorigin="anonymous"></script>
+  <script src="{base}/graphiql@3.8.3/graphiql.min.js" integrity="sha384-HbRVEFG0JGJZeAHCJ9Xm2+tpknBQ7QZmNlO/DgZtkZ0aJSypT96YYGRNod99l9Ie" crossorigin="anonymous"></script>
+  <script>{bootstrap}</script>
+</body>
+</html>
+"#;
+
+/// The page's own script; the Content-Security-Policy allows it by its hash, and no other
+/// inline script.
+const GRAPHIQL_BOOTSTRAP: &str = r#"
     const url = new URL('/graphql', window.location.href).toString();
     const wsUrl = url.replace(/^http/, 'ws') + '/ws';
     // The WebSocket sends the Authorization header of GraphiQL's headers tab in
@@ -258,13 +268,34 @@ const GRAPHIQL_PAGE: &str = r#"<!doctype html>
         defaultQuery: 'mutation {\n  login(username: "admin", password: "…") {\n    accessToken\n    user { username role }\n  }\n}\n',
       })
     );
-  </script>
-</body>
-</html>
-"#;
+  "#;
 
 /// The base URL the page loads its scripts from.
 pub const LOCAL_ASSETS_PATH: &str = "/graphiql/assets";
+
+/// The page's Content-Security-Policy: scripts and styles only from the asset origin (and
+/// the page's own script, by hash), requests only to mailops itself, never in a frame.
+fn graphiql_policy(asset_origin: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let bootstrap = base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(GRAPHIQL_BOOTSTRAP.as_bytes()));
+    format!(
+        "default-src 'none'; script-src {asset_origin} 'sha256-{bootstrap}'; \
+         style-src {asset_origin} 'unsafe-inline'; font-src {asset_origin} data:; \
+         img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+         frame-ancestors 'none'"
+    )
+}
+
+/// The scheme, host and port of a URL (`https://unpkg.com/x` → `https://unpkg.com`).
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(slash) => &url[..after_scheme + slash],
+        None => url,
+    }
+}
 
 pub async fn graphiql(State(state): State<ServerState>) -> Response {
     if !state.app.config.server.graphiql {
@@ -274,11 +305,23 @@ pub async fn graphiql(State(state): State<ServerState>) -> Response {
         )
             .into_response();
     }
-    let base = match &state.app.config.server.graphiql_assets {
-        crate::config::GraphiqlAssets::Url(url) => url.as_str(),
-        crate::config::GraphiqlAssets::Directory(_) => LOCAL_ASSETS_PATH,
+    let (base, origin) = match &state.app.config.server.graphiql_assets {
+        crate::config::GraphiqlAssets::Url(url) => (url.as_str(), origin_of(url)),
+        crate::config::GraphiqlAssets::Directory(_) => (LOCAL_ASSETS_PATH, "'self'"),
     };
-    Html(GRAPHIQL_PAGE.replace("{base}", base)).into_response()
+    let page = GRAPHIQL_PAGE
+        .replace("{base}", base)
+        .replace("{bootstrap}", GRAPHIQL_BOOTSTRAP);
+    let mut response = Html(page).into_response();
+    if let Ok(policy) = HeaderValue::from_str(&graphiql_policy(origin)) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
+        .headers_mut()
+        .insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
 }
 
 /// Whether a browser page from `Origin` may open the WebSocket: same origin, or one of

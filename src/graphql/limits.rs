@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    Name, Positioned, Request, ServerResult, Variables,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
+    Name, Positioned, Request, ServerError, ServerResult, ValidationResult, Variables,
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation},
     parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet},
 };
 
@@ -27,9 +27,31 @@ pub const MAX_BATCH: usize = 10;
 /// A metrics batch of 10,000 samples with labels fits.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// The complexity of a `metrics` field: the series it may read, each name once per node
+/// asked for (or 10 for every node), 10 apiece; so one field of 50 names costs 500 and
+/// thirty such aliases are refused before anything runs.
+pub fn metrics_complexity(names: usize, nodes: Option<usize>) -> usize {
+    names
+        .max(1)
+        .saturating_mul(nodes.unwrap_or(10).max(1))
+        .saturating_mul(10)
+}
+
+/// The complexity of a `mailFlow` field: 10 per group it may return.
+pub fn mail_flow_complexity(grouped: bool, top: Option<i32>) -> usize {
+    let groups = if grouped {
+        top.unwrap_or(20).clamp(1, 100) as usize
+    } else {
+        1
+    };
+    groups * 10
+}
+
 /// Measures a parsed document and refuses one that nests too deep or uses too many
-/// aliases or directives. Documents that pass are kept by their text, so the queries a
-/// dashboard sends again and again are parsed and measured once.
+/// aliases or directives. Documents that pass and then validate against the schema are
+/// kept by their text, so the queries a dashboard sends again and again are parsed and
+/// measured once; documents that fail validation are never kept, so junk cannot fill the
+/// cache, which is bounded in bytes besides.
 ///
 /// `POST /graphql` applies it before execution (see `HttpSchema`); WebSocket operations
 /// through [`DocumentLimitsExtension`].
@@ -38,16 +60,37 @@ pub struct DocumentLimits {
     parsed: ParsedDocuments,
 }
 
+/// A request's document as [`DocumentLimits::prepare`] found it.
+pub enum Prepared {
+    /// Taken from the documents kept.
+    Kept,
+    /// Parsed now: kept once it has validated.
+    Parsed {
+        query: String,
+        document: Arc<ExecutableDocument>,
+    },
+}
+
 impl DocumentLimits {
     /// Parses the request's query, or takes it from the documents kept, and refuses it
     /// when over a limit; the parsed document travels with the request.
-    pub fn prepare(&self, request: &mut Request) -> ServerResult<()> {
-        let document = self.parse(&request.query)?;
+    pub fn prepare(&self, request: &mut Request) -> ServerResult<Prepared> {
+        let (document, prepared) = self.parse(&request.query)?;
         request.set_parsed_query(document);
-        Ok(())
+        Ok(prepared)
     }
 
-    fn parse(&self, query: &str) -> ServerResult<ExecutableDocument> {
+    /// Keeps a freshly parsed document once its response shows it validated: no error
+    /// outside a field (validation and variable errors have no path).
+    pub fn keep_if_valid(&self, prepared: Prepared, response: &async_graphql::Response) {
+        if let Prepared::Parsed { query, document } = prepared
+            && response.errors.iter().all(|e| !e.path.is_empty())
+        {
+            self.parsed.keep(&query, document);
+        }
+    }
+
+    fn parse(&self, query: &str) -> ServerResult<(ExecutableDocument, Prepared)> {
         if query.len() > MAX_QUERY_BYTES {
             return Err(server_error(
                 code::BAD_USER_INPUT,
@@ -57,16 +100,16 @@ impl DocumentLimits {
                 ),
             ));
         }
-        let document = match self.parsed.get(query) {
-            Some(document) => ExecutableDocument::clone(&document),
-            None => {
-                let document = async_graphql::parser::parse_query(query)?;
-                check(&document)?;
-                self.parsed.keep(query, &document);
-                document
-            }
+        if let Some(document) = self.parsed.get(query) {
+            return Ok((ExecutableDocument::clone(&document), Prepared::Kept));
+        }
+        let document = async_graphql::parser::parse_query(query)?;
+        check(&document)?;
+        let prepared = Prepared::Parsed {
+            query: query.to_owned(),
+            document: Arc::new(document.clone()),
         };
-        Ok(document)
+        Ok((document, prepared))
     }
 }
 
@@ -80,12 +123,16 @@ impl ExtensionFactory for DocumentLimitsExtension {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(LimitsOnParse {
             limits: self.limits.clone(),
+            parsed: std::sync::Mutex::new(None),
         })
     }
 }
 
+/// One operation's pass through the limits: the document parsed for it, kept once the
+/// schema has validated it.
 struct LimitsOnParse {
     limits: Arc<DocumentLimits>,
+    parsed: std::sync::Mutex<Option<Prepared>>,
 }
 
 #[async_trait::async_trait]
@@ -97,35 +144,60 @@ impl Extension for LimitsOnParse {
         _variables: &Variables,
         _next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        self.limits.parse(query)
+        let (document, prepared) = self.limits.parse(query)?;
+        *self.parsed.lock().unwrap_or_else(|e| e.into_inner()) = Some(prepared);
+        Ok(document)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await;
+        if result.is_ok()
+            && let Some(Prepared::Parsed { query, document }) =
+                self.parsed.lock().unwrap_or_else(|e| e.into_inner()).take()
+        {
+            self.limits.parsed.keep(&query, document);
+        }
+        result
     }
 }
 
-/// Documents kept at most; when full it starts over, which keeps it bounded without
-/// bookkeeping on the hot path.
-const PARSED_CAPACITY: usize = 512;
+/// Bytes of query text the documents kept may come from; a parsed document takes a few
+/// times its text. When full, it starts over, which keeps it bounded without bookkeeping
+/// on the hot path.
+const PARSED_CAPACITY_BYTES: usize = 1024 * 1024;
 /// Longer query texts are not kept.
 const PARSED_MAX_QUERY_BYTES: usize = 8 * 1024;
 
 #[derive(Default)]
-struct ParsedDocuments(
-    std::sync::Mutex<std::collections::HashMap<Box<str>, Arc<ExecutableDocument>>>,
-);
+struct ParsedDocuments(std::sync::Mutex<Kept>);
+
+#[derive(Default)]
+struct Kept {
+    documents: std::collections::HashMap<Box<str>, Arc<ExecutableDocument>>,
+    bytes: usize,
+}
 
 impl ParsedDocuments {
     fn get(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
-        self.0.lock().ok()?.get(query).cloned()
+        self.0.lock().ok()?.documents.get(query).cloned()
     }
 
-    fn keep(&self, query: &str, document: &ExecutableDocument) {
+    fn keep(&self, query: &str, document: Arc<ExecutableDocument>) {
         if query.len() > PARSED_MAX_QUERY_BYTES {
             return;
         }
-        if let Ok(mut map) = self.0.lock() {
-            if map.len() >= PARSED_CAPACITY {
-                map.clear();
+        if let Ok(mut kept) = self.0.lock() {
+            if kept.bytes + query.len() > PARSED_CAPACITY_BYTES {
+                kept.documents.clear();
+                kept.bytes = 0;
             }
-            map.insert(query.into(), Arc::new(document.clone()));
+            if kept.documents.insert(query.into(), document).is_none() {
+                kept.bytes += query.len();
+            }
         }
     }
 }

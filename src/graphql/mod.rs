@@ -135,10 +135,15 @@ impl HttpSchema {
     }
 
     pub async fn execute(&self, mut request: async_graphql::Request) -> async_graphql::Response {
-        if let Err(error) = self.limits.prepare(&mut request) {
-            return async_graphql::Response::from_errors(vec![error]);
-        }
-        crate::realtime::after_commit::publishing(&self.state, self.schema.execute(request)).await
+        let prepared = match self.limits.prepare(&mut request) {
+            Ok(prepared) => prepared,
+            Err(error) => return async_graphql::Response::from_errors(vec![error]),
+        };
+        let response =
+            crate::realtime::after_commit::publishing(&self.state, self.schema.execute(request))
+                .await;
+        self.limits.keep_if_valid(prepared, &response);
+        response
     }
 }
 

@@ -11,7 +11,9 @@ use crate::{
 /// Extra fields of every connection.
 #[derive(SimpleObject, Debug, Clone, Copy)]
 pub struct ConnectionTotal {
-    /// How many items match, across all pages.
+    /// How many items match, across all pages. Time-ordered logs (mail events, the audit
+    /// log, alerts, enrollment keys, blacklist history) stop counting at 10,000: that
+    /// number means at least as many.
     pub total_count: u64,
 }
 

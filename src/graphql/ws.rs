@@ -487,7 +487,8 @@ impl Connection {
         let request = request
             .data(session.principal.clone())
             .data(self.request_id.clone())
-            .data(self.client);
+            .data(self.client)
+            .data(crate::input::PointBudget::default());
         let stream = self
             .shared
             .execute(&self.schema, &session.principal, request)

@@ -92,6 +92,7 @@ pub async fn flow(
     db: &impl ConnectionTrait,
     query: &FlowQuery,
     config: &super::MailFlowConfig,
+    budget: &crate::input::PointBudget,
 ) -> AppResult<MailFlow> {
     if query.to <= query.from {
         return Err(AppError::bad_input("to", "must be after from"));
@@ -134,36 +135,27 @@ pub async fn flow(
     )
     .await?;
 
-    let mut groups: HashMap<String, (Option<Uuid>, MailCounts, Vec<MailCounts>)> = HashMap::new();
-    for StepCounts {
-        step: bucket,
-        group,
-        counts,
-    } in rows
-    {
-        let (key, node) = match group {
-            None => ("all".to_owned(), None),
-            Some(GroupKey::Node(node)) => (node.to_string(), Some(node)),
-            Some(GroupKey::Text(key)) => (key, None),
-        };
-        let index = ((bucket - first_point) / step_ms) as usize;
-        let group = groups.entry(key).or_insert_with(|| {
-            (
-                node,
-                MailCounts::default(),
-                vec![MailCounts::default(); point_count],
-            )
-        });
-        group.1.add(&counts);
-        if let Some(point) = group.2.get_mut(index) {
-            point.add(&counts);
-        }
+    let key_of = |group: &Option<GroupKey>| match group {
+        None => ("all".to_owned(), None),
+        Some(GroupKey::Node(node)) => (node.to_string(), Some(*node)),
+        Some(GroupKey::Text(key)) => (key.clone(), None),
+    };
+    // Totals first, so that only the groups shown get a series of points: split by IP,
+    // a cluster can have thousands of groups, each of up to 1,500 points.
+    let mut totals_of: HashMap<String, (Option<Uuid>, MailCounts)> = HashMap::new();
+    for row in &rows {
+        let (key, node) = key_of(&row.group);
+        totals_of
+            .entry(key)
+            .or_insert((node, MailCounts::default()))
+            .1
+            .add(&row.counts);
     }
     let mut totals = MailCounts::default();
-    for (_, group_totals, _) in groups.values() {
+    for (_, group_totals) in totals_of.values() {
         totals.add(group_totals);
     }
-    let mut ordered: Vec<_> = groups.into_iter().collect();
+    let mut ordered: Vec<_> = totals_of.into_iter().collect();
     ordered.sort_by(|a, b| {
         b.1.1
             .total()
@@ -172,20 +164,39 @@ pub async fn flow(
     });
     let group_count = ordered.len() as i32;
     ordered.truncate(query.top);
+    budget.take("top", (ordered.len() * point_count) as u64)?;
+    let mut points_of: HashMap<String, Vec<MailCounts>> = ordered
+        .iter()
+        .map(|(key, _)| (key.clone(), vec![MailCounts::default(); point_count]))
+        .collect();
+    for StepCounts {
+        step: bucket,
+        group,
+        counts,
+    } in rows
+    {
+        let (key, _) = key_of(&group);
+        let index = ((bucket - first_point) / step_ms) as usize;
+        if let Some(point) = points_of.get_mut(&key).and_then(|p| p.get_mut(index)) {
+            point.add(&counts);
+        }
+    }
     let at = |i: usize| {
         DateTime::<Utc>::from_timestamp_millis(first_point + i as i64 * step_ms).unwrap_or_default()
     };
     let groups = ordered
         .into_iter()
-        .map(|(key, (node_id, totals, points))| MailFlowGroup {
-            key,
-            totals,
-            node_id,
-            points: points
+        .map(|(key, (node_id, totals))| MailFlowGroup {
+            points: points_of
+                .remove(&key)
+                .unwrap_or_default()
                 .into_iter()
                 .enumerate()
                 .map(|(i, counts)| MailFlowPoint { ts: at(i), counts })
                 .collect(),
+            key,
+            totals,
+            node_id,
         })
         .collect();
     Ok(MailFlow {

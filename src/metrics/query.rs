@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{AppError, AppResult},
+    input::PointBudget,
     nodes::Label,
 };
 
@@ -165,6 +166,7 @@ pub async fn run(
     db: &impl ConnectionTrait,
     query: &RangeQuery<'_>,
     retention: Retention,
+    budget: &PointBudget,
 ) -> AppResult<RangeAnswer> {
     if query.names.is_empty() || query.names.len() > MAX_NAMES {
         return Err(AppError::bad_input(
@@ -223,6 +225,8 @@ pub async fn run(
             ),
         ));
     }
+    let steps = (span_ms + step_seconds * 1000 - 1) / (step_seconds * 1000);
+    budget.take("names", series.len() as u64 * steps.max(1) as u64)?;
     if series.is_empty() {
         return Ok(RangeAnswer {
             resolution,

@@ -1,7 +1,8 @@
 // Drives the GraphiQL page of a running mailops server in headless Chromium and proves it
 // works without internet: every script comes from mailops itself, GraphiQL renders, a
 // query typed into it runs with an Authorization header and shows its result, and the
-// page's graphql-ws client can run an operation over mailops' WebSocket.
+// page's graphql-ws client can run an operation over mailops' WebSocket, all under the
+// page's Content-Security-Policy and with its scripts' integrity checked.
 //
 //   node tests/browser/graphiql.mjs http://127.0.0.1:8080
 //
@@ -119,9 +120,15 @@ async function run(base, token, chromiumPath, failures) {
     });
     const pageErrors = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));
+    // The page is served with a Content-Security-Policy and Subresource Integrity: anything
+    // it refuses (a script, a style, a connection) is a failure, not a warning.
+    const refusedByPolicy = [];
     page.on('console', (message) => {
       if (message.type() === 'error' || message.type() === 'warning') {
         log(`browser console ${message.type()}: ${message.text()}`);
+      }
+      if (/Content Security Policy|integrity/i.test(message.text())) {
+        refusedByPolicy.push(message.text());
       }
     });
     page.on('requestfailed', (request) => {
@@ -235,6 +242,13 @@ async function run(base, token, chromiumPath, failures) {
     }
     if (pageErrors.length) {
       throw new Failure(`the page threw: ${pageErrors.join(' | ')}`);
+    }
+    if (refusedByPolicy.length) {
+      throw new Failure(`the page's own policy refused what it loads:\n  ${refusedByPolicy.join('\n  ')}`);
+    }
+    const policy = response.headers()['content-security-policy'] ?? '';
+    if (!policy.includes("frame-ancestors 'none'")) {
+      throw new Failure(`GET /graphql has no Content-Security-Policy with frame-ancestors 'none': ${policy}`);
     }
   } catch (error) {
     failures.push(error);

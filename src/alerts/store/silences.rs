@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::alert_silence;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -68,6 +68,9 @@ pub async fn end(
 
 /// Silences newest first: the active ones (`Some(true)`), the ended ones
 /// (`Some(false)`) or all.
+/// Silences listed at most, newest first.
+pub const MAX_LISTED: u64 = 500;
+
 pub async fn list(
     db: &impl ConnectionTrait,
     active: Option<bool>,
@@ -85,6 +88,7 @@ pub async fn list(
     }
     Ok(query
         .order_by_desc(alert_silence::Column::Id)
+        .limit(MAX_LISTED)
         .all(db)
         .await?)
 }

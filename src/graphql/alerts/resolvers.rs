@@ -63,9 +63,12 @@ impl AlertsQuery {
         Ok(found(alerts::find_alert(&app(ctx)?.db, id).await?)?)
     }
 
-    /// Silences, newest first: only those in force (`active: true`), only those that
-    /// ended (`false`), or all.
-    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    /// Silences, newest first (the newest 500): only those in force (`active: true`), only
+    /// those that ended (`false`), or all.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "crate::graphql::pagination::list_complexity(None, child_complexity)"
+    )]
     async fn alert_silences(
         &self,
         ctx: &Context<'_>,

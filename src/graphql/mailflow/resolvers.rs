@@ -6,7 +6,7 @@ use crate::{
     db::batch::Admission,
     graphql::metrics::types::TimeRange,
     graphql::{
-        guards::{AgentGuard, RoleGuard, app, principal},
+        guards::{AgentGuard, RoleGuard, app, point_budget, principal},
         pagination::{self, ListConnection, Page, connection, parse_ids, wants_total},
     },
 };
@@ -27,7 +27,10 @@ impl MailFlowQuery {
     /// minutes, at most 1,500 points; without one, the smallest of 1 min, 5 min, 15 min,
     /// 1 h, 6 h and 1 d giving at most 1,000 points. Whole-hour steps read the hourly
     /// counters, which ranges older than the 1-minute retention need.
-    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "crate::graphql::limits::mail_flow_complexity(group_by != MailFlowGroupBy::None, top)"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn mail_flow(
         &self,
@@ -55,6 +58,7 @@ impl MailFlowQuery {
                 top: usize::try_from(top.unwrap_or(20)).unwrap_or(0),
             },
             &state.config.mail,
+            point_budget(ctx)?,
         )
         .await?;
         Ok(flow)

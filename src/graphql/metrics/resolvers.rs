@@ -5,7 +5,7 @@ use crate::{
     auth::Role,
     db::batch::Admission,
     graphql::{
-        guards::{AgentGuard, RoleGuard, RoleOrAgentGuard, app, principal},
+        guards::{AgentGuard, RoleGuard, RoleOrAgentGuard, app, point_budget, principal},
         pagination::parse_ids,
     },
     nodes::Label,
@@ -27,7 +27,10 @@ impl MetricsQuery {
     /// 1-minute rollups up to 25 hours, 1-hour rollups beyond); with one, the finest tier
     /// whose buckets fit in it, and `step` is rounded up to whole buckets. A step that
     /// would give more than 1,500 points is refused.
-    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "crate::graphql::limits::metrics_complexity(names.len(), node_ids.as_ref().map(Vec::len))"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn metrics(
         &self,
@@ -59,6 +62,7 @@ impl MetricsQuery {
                 raw: state.config.metrics.raw_retention,
                 minute: state.config.metrics.minute_retention,
             },
+            point_budget(ctx)?,
         )
         .await?;
         Ok(MetricsResult {
