@@ -8,6 +8,7 @@
 
 pub mod database;
 pub mod dns_server;
+pub mod redis_proxy;
 pub mod ws;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -209,6 +210,16 @@ impl TestApp {
         self.database_name.as_deref().map(database::database_url)
     }
 
+    /// The server's data directory (the SQLite file, generated secrets).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// The prefix of the server's Redis keys.
+    pub fn redis_prefix(&self) -> String {
+        self.state.config.redis.prefix.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -340,6 +351,25 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Posts a body to `/graphql` from the loopback address `source` (any 127/8 address is
+    /// this machine), with the given headers; returns the response as it came.
+    pub async fn post_from(
+        &self,
+        source: std::net::IpAddr,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> reqwest::Response {
+        let client = reqwest::Client::builder()
+            .local_address(source)
+            .build()
+            .expect("client");
+        let mut request = client.post(self.url("/graphql")).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request sent")
+    }
+
     /// A user `watcher` with the VIEWER role, and a WebSocket it opened, ready to
     /// subscribe.
     pub async fn viewer_socket(&self) -> ws::WsClient {

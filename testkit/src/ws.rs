@@ -69,6 +69,37 @@ impl WsClient {
         self.next_json().await
     }
 
+    /// Sends `connection_init`: `Ok` with the server's answer, or `Err` with the close code
+    /// and reason when the server closes instead.
+    pub async fn init_or_close(
+        &mut self,
+        authorization: Option<String>,
+    ) -> Result<Value, (u16, String)> {
+        let payload = match authorization {
+            Some(a) => json!({ "Authorization": a }),
+            None => json!({}),
+        };
+        self.send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        loop {
+            let message = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("an answer within 10 s");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(serde_json::from_str(&text).expect("JSON message"));
+                }
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Err((frame.code.into(), frame.reason.to_string()));
+                }
+                Some(Ok(Message::Close(None))) | None | Some(Err(_)) => {
+                    return Err((0, "closed without a close frame".into()));
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
     /// Connects with graphql-transport-ws and expects `connection_ack`.
     pub async fn ready(addr: std::net::SocketAddr, authorization: Option<String>) -> WsClient {
         let mut client = WsClient::connect(addr, "graphql-transport-ws").await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use mailops::realtime::MailFlowTick as Tick;
 use serde_json::json;
-use tokio::net::TcpStream;
+use testkit::redis_proxy::RedisProxy;
 
 use testkit::on_both_backends;
 use testkit::{
@@ -384,46 +384,6 @@ async fn a_client_that_stops_reading_is_told_it_lagged_instead_of_being_buffered
 
 /// A TCP proxy in front of the test Redis that can be switched off: switching it off cuts
 /// every open connection and refuses new ones.
-struct RedisProxy {
-    addr: std::net::SocketAddr,
-    down: tokio::sync::watch::Sender<bool>,
-}
-
-impl RedisProxy {
-    async fn start() -> RedisProxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (down, watch) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    return;
-                };
-                if *watch.borrow() {
-                    drop(client);
-                    continue;
-                }
-                let mut watch = watch.clone();
-                tokio::spawn(async move {
-                    let Ok(upstream) = TcpStream::connect("127.0.0.1:6379").await else {
-                        return;
-                    };
-                    let (mut client, mut upstream) = (client, upstream);
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
-                        _ = watch.wait_for(|down| *down) => {}
-                    }
-                });
-            }
-        });
-        RedisProxy { addr, down }
-    }
-
-    fn set_down(&self, down: bool) {
-        self.down.send_replace(down);
-    }
-}
-
 #[tokio::test]
 async fn dashboards_with_the_same_subscription_each_receive_every_event() {
     let app = TestApp::spawn(Backend::Sqlite).await;
