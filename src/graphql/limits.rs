@@ -338,3 +338,40 @@ fn check(document: &ExecutableDocument) -> ServerResult<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(errors: Vec<ServerError>) -> async_graphql::Response {
+        async_graphql::Response::from_errors(errors)
+    }
+
+    #[test]
+    fn only_documents_that_validated_are_kept_and_the_cache_stays_within_its_bytes() {
+        let limits = DocumentLimits::default();
+        let mut request = Request::new("{ nosuchfield }");
+        let prepared = limits.prepare(&mut request).expect("parses");
+        // A validation error has no path: the document is not kept.
+        limits.keep_if_valid(prepared, &response(vec![ServerError::new("unknown field", None)]));
+        assert!(limits.parsed.get("{ nosuchfield }").is_none());
+
+        let mut request = Request::new("{ me { id } }");
+        let prepared = limits.prepare(&mut request).expect("parses");
+        limits.keep_if_valid(prepared, &async_graphql::Response::new(async_graphql::Value::Null));
+        assert!(limits.parsed.get("{ me { id } }").is_some());
+        let mut again = Request::new("{ me { id } }");
+        assert!(matches!(limits.prepare(&mut again), Ok(Prepared::Kept)));
+
+        // Distinct valid documents past the byte budget start it over.
+        let padding = " ".repeat(7_000);
+        for i in 0..200 {
+            let query = format!("{{ me {{ id }} }}{padding}# {i}");
+            let mut request = Request::new(query.as_str());
+            let prepared = limits.prepare(&mut request).expect("parses");
+            limits.keep_if_valid(prepared, &async_graphql::Response::new(async_graphql::Value::Null));
+        }
+        let kept = limits.parsed.0.lock().unwrap();
+        assert!(kept.bytes <= PARSED_CAPACITY_BYTES, "{} bytes kept", kept.bytes);
+    }
+}
