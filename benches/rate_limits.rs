@@ -55,10 +55,7 @@ async fn row(name: &str, backend: Backend) -> String {
         on = on.max(me_per_second(backend, true).await);
     }
     println!("{name}: off {off:.0} req/s, on {on:.0} req/s");
-    format!(
-        "| {name} | {off:.0} | {on:.0} | {:.0}% |",
-        100.0 * on / off
-    )
+    format!("| {name} | {off:.0} | {on:.0} | {:.0}% |", 100.0 * on / off)
 }
 
 #[tokio::main]

@@ -46,6 +46,10 @@ pub struct ServerState {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// The open WebSockets, which shutdown waits for.
+    sockets: crate::graphql::sockets::SocketCounts,
+    /// `/metrics` alone, for `MAILOPS_METRICS_BIND`.
+    metrics_router: Router,
     state: AppState,
 }
 
@@ -53,14 +57,18 @@ impl Application {
     /// Connects to the database (and Redis), applies migrations, creates the first admin
     /// when there are no users, and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        crate::telemetry::install();
         let state = build_state(config).await?;
-        let router = router(state.clone());
+        let sockets = crate::graphql::sockets::SocketCounts::default();
+        let (router, metrics_router) = routers(state.clone(), sockets.clone());
         let listener = TcpListener::bind(state.config.server.bind)
             .await
             .with_context(|| format!("binding {} (MAILOPS_BIND)", state.config.server.bind))?;
         Ok(Application {
             listener,
             router,
+            sockets,
+            metrics_router,
             state,
         })
     }
@@ -88,7 +96,32 @@ impl Application {
             grace: config.server.shutdown_grace,
         };
         let jobs = crate::jobs::spawn_all(&self.state);
-        let drained = crate::server::serve(self.listener, self.router, options, shutdown).await;
+        if let Some(bind) = config.server.metrics_bind {
+            let listener = TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("binding {bind} (MAILOPS_METRICS_BIND)"))?;
+            let router = self.metrics_router;
+            tokio::spawn(async move { axum::serve(listener, router).await });
+        }
+        let stop = self.state.stop.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Open WebSockets close (1001) once their operations under way have answered.
+            stop.send_replace(true);
+        };
+        let started = std::time::Instant::now();
+        let mut drained = crate::server::serve(self.listener, self.router, options, shutdown).await;
+        let sockets = self.sockets.clone();
+        let left = config
+            .server
+            .shutdown_grace
+            .saturating_sub(started.elapsed());
+        let closed = async {
+            while sockets.open() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        drained &= tokio::time::timeout(left, closed).await.is_ok();
         jobs.iter().for_each(|job| job.abort());
         if !drained {
             tracing::warn!(
@@ -175,8 +208,17 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             .clone()
             .map(|conn| (conn, config.redis.prefix.as_str())),
     );
+    let jobs = crate::jobs::JobBook::new(
+        redis
+            .clone()
+            .map(|conn| (conn, config.redis.prefix.as_str())),
+    );
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     Ok(AppState {
         rate_limits,
+        jobs,
+        stopping,
+        stop: Arc::new(stop),
         config: Arc::new(config),
         db,
         overview,
@@ -188,7 +230,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     })
 }
 
-pub fn router(app: AppState) -> Router {
+/// The API's router, and the router of `/metrics` alone (for `MAILOPS_METRICS_BIND`).
+pub fn routers(app: AppState, sockets: crate::graphql::sockets::SocketCounts) -> (Router, Router) {
     let schema = graphql::build(app.clone(), &app.config);
     let state = ServerState {
         http_schema: graphql::HttpSchema::new(app.clone(), &app.config),
@@ -197,19 +240,26 @@ pub fn router(app: AppState) -> Router {
         ),
         app: app.clone(),
         schema,
-        sockets: Default::default(),
+        sockets,
     };
     let mut router = Router::new()
         .route("/graphql", get(gql_http::graphiql).post(gql_http::post))
         .route("/graphql/ws", get(gql_http::websocket))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz));
+    if app.config.server.metrics_bind.is_none() {
+        router = router.route("/metrics", get(metrics));
+    }
     if let GraphiqlAssets::Directory(dir) = &app.config.server.graphiql_assets
         && app.config.server.graphiql
     {
         router = router.nest_service(gql_http::LOCAL_ASSETS_PATH, ServeDir::new(dir));
     }
-    with_middleware(router.with_state(state), &app.config)
+    let metrics = metrics_router(state.clone());
+    (
+        with_middleware(router.with_state(state), &app.config),
+        metrics,
+    )
 }
 
 /// The layers every route of mailops sits behind: request ids, tracing, compression and,
@@ -260,6 +310,7 @@ async fn client_address(trusted: Arc<Vec<ipnet::IpNet>>, mut req: Request, next:
     let client = crate::server::client_address(peer, req.headers(), &trusted);
     req.extensions_mut().insert(ClientAddr(client));
     let mut response = next.run(req).await;
+    crate::telemetry::http_response(response.status().as_u16());
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -300,6 +351,65 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     response
 }
 
+/// The router of `MAILOPS_METRICS_BIND`: `/metrics` alone.
+pub fn metrics_router(state: ServerState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// `GET /metrics`: the Prometheus text format, behind `MAILOPS_METRICS_TOKEN` when set.
+async fn metrics(State(state): State<ServerState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(token) = &state.app.config.server.metrics_token {
+        use secrecy::ExposeSecret as _;
+        use subtle::ConstantTimeEq as _;
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let expected = token.expose_secret();
+        let matches: bool = presented.len() == expected.len()
+            && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()));
+        if !matches {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "send Authorization: Bearer <MAILOPS_METRICS_TOKEN>",
+            )
+                .into_response();
+        }
+    }
+    if let Some(pool) = pool_stats(&state.app.db) {
+        crate::telemetry::database_pool(pool.0, pool.1, state.app.config.database.max_connections);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::telemetry::render(),
+    )
+        .into_response()
+}
+
+/// Open and idle connections of the database pool.
+fn pool_stats(db: &sea_orm::DatabaseConnection) -> Option<(u32, u32)> {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            Some((pool.size(), pool.num_idle() as u32))
+        }
+        sea_orm::DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            Some((pool.size(), pool.num_idle() as u32))
+        }
+        _ => None,
+    }
+}
+
+/// `ok` when the database and Redis answer; `degraded` (still 200) when Redis does not,
+/// since every instance keeps serving without it; `down` (503) when the database does not,
+/// so a load balancer takes the instance out only when it cannot serve.
 async fn readyz(State(state): State<ServerState>) -> Response {
     let database = db::ping(&state.app.db).await;
     let redis = match &state.app.redis {
@@ -314,18 +424,22 @@ async fn readyz(State(state): State<ServerState>) -> Response {
             Some(matches!(pong, Ok(Ok(_))))
         }
     };
-    let ready = database && redis.unwrap_or(true);
+    let status = match (database, redis) {
+        (false, _) => "down",
+        (true, Some(false)) => "degraded",
+        (true, _) => "ok",
+    };
     let label = |ok: bool| if ok { "ok" } else { "unavailable" };
     let body = serde_json::json!({
-        "status": label(ready),
+        "status": status,
         "database": label(database),
         "redis": redis.map_or("not configured", label),
         "mode": match state.app.config.server.mode { Mode::Embedded => "embedded", Mode::Production => "production" },
     });
-    let status = if ready {
+    let code = if database {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(body)).into_response()
+    (code, Json(body)).into_response()
 }

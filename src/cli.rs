@@ -195,7 +195,8 @@ pub async fn dev(config: Config, action: DevAction) -> anyhow::Result<()> {
             mail_per_minute,
         } => {
             let state = crate::app::build_state(config).await?;
-            let report = crate::seed::run(
+            let display = SeedDisplay::new();
+            let report = crate::seed::run_with_progress(
                 &state,
                 crate::seed::SeedOptions {
                     nodes,
@@ -203,9 +204,11 @@ pub async fn dev(config: Config, action: DevAction) -> anyhow::Result<()> {
                     concurrency,
                     mail_per_minute,
                 },
+                &|progress| display.show(progress),
             )
             .await
             .map_err(|e| anyhow::anyhow!(e.client_message()))?;
+            display.finish();
             println!(
                 "seeded {} nodes: {} hourly metric batches ({} already stored), {} samples; \
                  {} mail batches ({} already stored), {} mail events; in {:.0} s",
@@ -254,6 +257,78 @@ async fn end_open_sockets(config: &Config, user_id: uuid::Uuid) {
         eprintln!(
             "mailops: open WebSockets could not be told at once ({error:#}); they close at their next ping"
         );
+    }
+}
+
+/// Seeding's progress: a bar on a terminal (hours done, items per second, time left), a
+/// log line every few seconds otherwise.
+struct SeedDisplay {
+    bar: Option<indicatif::ProgressBar>,
+    phase: std::sync::Mutex<(&'static str, std::time::Instant, std::time::Instant)>,
+}
+
+/// How often progress is logged when nobody watches a bar.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl SeedDisplay {
+    fn new() -> SeedDisplay {
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{prefix:>7} [{bar:40}] {pos}/{len} hours · {msg} · {eta} left",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        });
+        let now = std::time::Instant::now();
+        SeedDisplay {
+            bar,
+            phase: std::sync::Mutex::new(("", now, now)),
+        }
+    }
+
+    fn show(&self, progress: crate::seed::SeedProgress) {
+        let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if phase.0 != progress.phase {
+            *phase = (progress.phase, now, now);
+        }
+        let elapsed = now.duration_since(phase.1).as_secs_f64().max(0.001);
+        let rate = progress.items as f64 / elapsed;
+        let unit = if progress.phase == "metrics" {
+            "samples"
+        } else {
+            "events"
+        };
+        match &self.bar {
+            Some(bar) => {
+                bar.set_prefix(progress.phase);
+                bar.set_length(progress.total as u64);
+                bar.set_position(progress.done as u64);
+                bar.set_message(format!("{rate:.0} {unit}/s"));
+            }
+            None if now.duration_since(phase.2) >= PROGRESS_EVERY
+                || progress.done == progress.total =>
+            {
+                phase.2 = now;
+                tracing::info!(
+                    phase = progress.phase,
+                    hours = progress.done,
+                    of = progress.total,
+                    per_second = rate.round(),
+                    unit,
+                    "seeding"
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
     }
 }
 

@@ -31,6 +31,11 @@ pub enum AppError {
     /// The request ran out of time (`MAILOPS_REQUEST_TIMEOUT`, or the database's
     /// statement timeout).
     Timeout(String),
+    /// The database cannot be reached: nothing was written; retry after `retry_after`.
+    Unavailable {
+        reason: String,
+        retry_after: Duration,
+    },
     Db(sea_orm::DbErr),
     Redis(redis::RedisError),
     Internal(anyhow::Error),
@@ -45,6 +50,7 @@ pub mod code {
     pub const CONFLICT: &str = "CONFLICT";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const TIMEOUT: &str = "TIMEOUT";
+    pub const UNAVAILABLE: &str = "UNAVAILABLE";
     pub const INTERNAL: &str = "INTERNAL";
 }
 
@@ -69,6 +75,7 @@ impl AppError {
             AppError::Conflict(_) => code::CONFLICT,
             AppError::RateLimited { .. } => code::RATE_LIMITED,
             AppError::Timeout(_) => code::TIMEOUT,
+            AppError::Unavailable { .. } => code::UNAVAILABLE,
             AppError::Db(_) | AppError::Redis(_) | AppError::Internal(_) => code::INTERNAL,
         }
     }
@@ -82,7 +89,9 @@ impl AppError {
             | AppError::Conflict(m)
             | AppError::Timeout(m) => m.clone(),
             AppError::BadInput { field, reason } => format!("{field}: {reason}"),
-            AppError::RateLimited { reason, .. } => reason.clone(),
+            AppError::RateLimited { reason, .. } | AppError::Unavailable { reason, .. } => {
+                reason.clone()
+            }
             AppError::Db(_) | AppError::Redis(_) | AppError::Internal(_) => "internal error".into(),
         }
     }
@@ -112,9 +121,19 @@ impl From<sea_orm::DbErr> for AppError {
                 tracing::warn!(
                     "no database connection came free in time; asking the client to retry"
                 );
+                crate::telemetry::database_pool_exhausted();
                 AppError::RateLimited {
                     reason: "mailops is busy; retry shortly".into(),
                     retry_after: Duration::from_secs(1),
+                }
+            }
+            e if is_outage(&e) => {
+                tracing::warn!(error = %e, "the database cannot be reached; asking the client to retry");
+                crate::telemetry::database_unavailable();
+                AppError::Unavailable {
+                    reason: "the database cannot be reached; nothing was written, retry shortly"
+                        .into(),
+                    retry_after: Duration::from_secs(5),
                 }
             }
             e if is_statement_timeout(&e) => AppError::Timeout(
@@ -123,6 +142,29 @@ impl From<sea_orm::DbErr> for AppError {
             ),
             e => AppError::Db(e),
         }
+    }
+}
+
+/// Whether the database is out of reach (connection refused or lost, server shutting
+/// down) rather than the statement being wrong: the same request may well succeed later.
+fn is_outage(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, error::ConnAcquireErr, sqlx};
+    let sqlx_error = match error {
+        DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed) => return true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e)) => e.as_ref(),
+        DbErr::Conn(_) => return true,
+        _ => return false,
+    };
+    match sqlx_error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        // admin_shutdown, crash_shutdown, cannot_connect_now: the server is restarting.
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            Some("57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006")
+        ),
+        _ => false,
     }
 }
 
@@ -157,6 +199,13 @@ impl From<std::sync::Arc<AppError>> for AppError {
             AppError::NotFound(m) => AppError::NotFound(m.clone()),
             AppError::Conflict(m) => AppError::Conflict(m.clone()),
             AppError::Timeout(m) => AppError::Timeout(m.clone()),
+            AppError::Unavailable {
+                reason,
+                retry_after,
+            } => AppError::Unavailable {
+                reason: reason.clone(),
+                retry_after: *retry_after,
+            },
             AppError::RateLimited {
                 reason,
                 retry_after,
@@ -197,7 +246,8 @@ impl From<AppError> for async_graphql::Error {
         err.log_if_internal();
         let code = err.code();
         let retry_after = match &err {
-            AppError::RateLimited { retry_after, .. } => Some(retry_after.as_secs_f64().ceil()),
+            AppError::RateLimited { retry_after, .. }
+            | AppError::Unavailable { retry_after, .. } => Some(retry_after.as_secs_f64().ceil()),
             _ => None,
         };
         let field = match &err {

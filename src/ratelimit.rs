@@ -198,6 +198,12 @@ impl RateLimiter {
             self.inner
                 .refused
                 .fetch_add(u64::from(refused), Ordering::Relaxed);
+            let kind = match caller {
+                Caller::User(_) => "user",
+                Caller::Agent(_) => "agent",
+                Caller::Address(_) => "anonymous",
+            };
+            crate::telemetry::rate_limited(kind, u64::from(refused));
         }
         admission
     }
@@ -214,6 +220,7 @@ impl RateLimiter {
         let now_ms = shared.started.elapsed().as_millis() as u64;
         if now_ms < shared.skip_until_ms.load(Ordering::Relaxed) {
             self.inner.fallbacks.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::redis_fallback("rate_limits");
             return None;
         }
         let mut conn = shared.conn.clone();
@@ -255,6 +262,7 @@ impl RateLimiter {
                     .skip_until_ms
                     .store(now_ms + REDIS_RETRY.as_millis() as u64, Ordering::Relaxed);
                 self.inner.fallbacks.fetch_add(1, Ordering::Relaxed);
+                crate::telemetry::redis_fallback("rate_limits");
                 None
             }
         }

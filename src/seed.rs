@@ -46,6 +46,19 @@ pub struct SeedOptions {
     pub mail_per_minute: u32,
 }
 
+/// How far seeding has come: hour batches of one phase (`metrics`, then `mail`) done out
+/// of all, and the samples or events stored so far.
+#[derive(Clone, Copy, Debug)]
+pub struct SeedProgress {
+    pub phase: &'static str,
+    pub done: usize,
+    pub total: usize,
+    pub items: u64,
+}
+
+/// Where progress goes while seeding.
+pub type OnProgress<'a> = &'a (dyn Fn(SeedProgress) + Sync);
+
 #[derive(Debug, Default)]
 pub struct SeedReport {
     pub nodes: usize,
@@ -67,6 +80,15 @@ pub fn hostname(index: usize) -> String {
 /// Registers the nodes (again, if they exist: that only rotates their keys) and stores
 /// every complete hour of the last `days` days for each of them.
 pub async fn run(state: &AppState, options: SeedOptions) -> AppResult<SeedReport> {
+    run_with_progress(state, options, &|_| {}).await
+}
+
+/// [`run`], telling `progress` of every batch stored.
+pub async fn run_with_progress(
+    state: &AppState,
+    options: SeedOptions,
+    progress: OnProgress<'_>,
+) -> AppResult<SeedReport> {
     if options.nodes == 0 || options.nodes > 1_000 {
         return Err(AppError::bad_input("--nodes", "give 1 to 1000 nodes"));
     }
@@ -130,6 +152,7 @@ pub async fn run(state: &AppState, options: SeedOptions) -> AppResult<SeedReport
             }
         }
     }
+    let total = report.batches + jobs.len();
     let mut stored = stream::iter(jobs)
         .map(|(index, agent, hour, steps)| async move {
             let batch = hour_batch(index, &agent.hostname, hour, steps);
@@ -146,13 +169,12 @@ pub async fn run(state: &AppState, options: SeedOptions) -> AppResult<SeedReport
         } else {
             report.samples += samples;
         }
-        if report.batches.is_multiple_of(500) {
-            tracing::info!(
-                batches = report.batches,
-                of = agents.len() * (hours as usize + 1),
-                "seeding metrics"
-            );
-        }
+        progress(SeedProgress {
+            phase: "metrics",
+            done: report.batches,
+            total,
+            items: report.samples,
+        });
     }
     report.mail = mail::run(
         state,
@@ -160,6 +182,7 @@ pub async fn run(state: &AppState, options: SeedOptions) -> AppResult<SeedReport
         options.days,
         options.mail_per_minute,
         options.concurrency,
+        progress,
     )
     .await?;
     report.seconds = started.elapsed().as_secs_f64();

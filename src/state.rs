@@ -26,4 +26,10 @@ pub struct AppState {
     pub overview: crate::overview::OverviewCache,
     /// Operations per second per caller.
     pub rate_limits: crate::ratelimit::RateLimiter,
+    /// What the recurring jobs did last.
+    pub jobs: crate::jobs::JobBook,
+    /// Turns true when the server starts shutting down: open WebSockets close.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Raises `stopping`.
+    pub stop: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 }

@@ -208,6 +208,7 @@ impl LoginBackoff {
                 Some(wait_ms.max(0) as u64)
             }
             _ => {
+                crate::telemetry::redis_fallback("login_backoff");
                 if !shared.failing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         "login backoff: Redis is unreachable; each instance counts failed sign-ins itself until it returns"

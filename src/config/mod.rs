@@ -69,6 +69,10 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// Where `/metrics` is served on its own; `None` serves it beside the API.
+    pub metrics_bind: Option<SocketAddr>,
+    /// When set, `/metrics` needs `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
 }
 
 #[derive(Clone, Debug)]
@@ -76,6 +80,9 @@ pub struct DatabaseConfig {
     /// `None` means the embedded SQLite file under `server.data_dir`.
     pub url: Option<String>,
     pub max_connections: u32,
+    /// SQLite waits for the disk on every commit (`FULL`), so an acknowledged batch
+    /// survives a power failure; `NORMAL` trades that for speed.
+    pub sqlite_synchronous_full: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -433,10 +440,33 @@ impl Config {
                     "MAILOPS_SHUTDOWN_GRACE",
                     Duration::from_secs(30),
                 )?,
+                metrics_bind: match get("MAILOPS_METRICS_BIND") {
+                    None => None,
+                    Some(v) => Some(v.parse().map_err(|_| {
+                        invalid(
+                            "MAILOPS_METRICS_BIND",
+                            format!("'{v}' is not an address with a port, such as 127.0.0.1:9090"),
+                        )
+                    })?),
+                },
+                metrics_token: get("MAILOPS_METRICS_TOKEN").map(SecretString::from),
             },
             database: DatabaseConfig {
                 url: database_url,
                 max_connections: database_max_connections,
+                sqlite_synchronous_full: match get("MAILOPS_SQLITE_SYNCHRONOUS")
+                    .map(|v| v.trim().to_ascii_lowercase())
+                    .as_deref()
+                {
+                    None | Some("full") => true,
+                    Some("normal") => false,
+                    Some(other) => {
+                        return Err(invalid(
+                            "MAILOPS_SQLITE_SYNCHRONOUS",
+                            format!("'{other}' is not one of: full, normal"),
+                        ));
+                    }
+                },
             },
             redis: RedisConfig {
                 url: redis_url,

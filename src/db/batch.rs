@@ -22,6 +22,17 @@ pub struct Outcome {
     pub duplicate: bool,
 }
 
+/// Counts an agent's batch in the measurements: stored, answered from an earlier time, or
+/// refused.
+pub fn measure(kind: &'static str, result: &AppResult<Outcome>) {
+    match result {
+        Ok(outcome) if outcome.duplicate => crate::telemetry::ingested(kind, "duplicate", 0),
+        Ok(outcome) => crate::telemetry::ingested(kind, "accepted", outcome.accepted as u64),
+        Err(error) if !error.is_internal() => crate::telemetry::ingested(kind, "refused", 0),
+        Err(_) => {}
+    }
+}
+
 /// Which items a batch may carry, by age.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admission {

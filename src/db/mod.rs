@@ -36,6 +36,11 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     }
     let url = config.effective_database_url();
     let statement_timeout = config.limits.statement_timeout;
+    let synchronous = if config.database.sqlite_synchronous_full {
+        sea_orm::sqlx::sqlite::SqliteSynchronous::Full
+    } else {
+        sea_orm::sqlx::sqlite::SqliteSynchronous::Normal
+    };
     let mut options = ConnectOptions::new(url);
     options
         .max_connections(config.database.max_connections)
@@ -51,15 +56,45 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
                 format!("{}ms", statement_timeout.as_millis()),
             )])
         })
-        .map_sqlx_sqlite_opts(|opts| {
+        .map_sqlx_sqlite_opts(move |opts| {
             opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .synchronous(synchronous)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
         });
     Database::connect(options)
         .await
         .context("connecting to the database (DATABASE_URL)")
+}
+
+/// Applies the pending migrations one by one, logging each: a migration that rewrites a
+/// large table can take a while, and the log says which one runs and how far along it is.
+async fn apply_pending<C>(conn: &C) -> anyhow::Result<()>
+where
+    C: ConnectionTrait,
+    for<'c> &'c C: migration::IntoSchemaManagerConnection<'c>,
+{
+    let pending: Vec<String> = Migrator::get_pending_migrations(conn)
+        .await?
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    for (index, name) in pending.iter().enumerate() {
+        tracing::info!(
+            migration = name,
+            step = index + 1,
+            of = pending.len(),
+            "applying migration"
+        );
+        let started = std::time::Instant::now();
+        Migrator::up(conn, Some(1)).await?;
+        tracing::info!(
+            migration = name,
+            seconds = started.elapsed().as_secs_f64(),
+            "migration applied"
+        );
+    }
+    Ok(())
 }
 
 /// Applies pending migrations. On Postgres several instances may start at once, so the
@@ -78,10 +113,10 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
                 JobLock::Migrations.id()
             ))
             .await?;
-            Migrator::up(&txn, None).await?;
+            apply_pending(&txn).await?;
             txn.commit().await?;
         }
-        _ => Migrator::up(db, None).await?,
+        _ => apply_pending(db).await?,
     }
     Ok(())
 }

@@ -89,17 +89,28 @@ pub async fn sweep(
     ];
     let mut deleted = 0;
     for (table, column, cutoff) in targets {
+        let mut from_table = 0;
         for _ in 0..CHUNKS_PER_PASS {
             let Some(txn) = tx::try_lock(db, lock).await? else {
-                return Ok(deleted);
+                return Ok(deleted + from_table);
             };
             let chunk = delete_chunk(&txn, table, column, cutoff.clone()).await?;
             txn.commit().await?;
-            deleted += chunk;
+            from_table += chunk;
             if chunk < CHUNK {
                 break;
             }
         }
+        // A backlog (retention shortened, a long outage) takes several passes: say how
+        // each goes.
+        if from_table >= CHUNK {
+            tracing::info!(
+                table,
+                deleted = from_table,
+                "retention: deleted rows past their retention"
+            );
+        }
+        deleted += from_table;
     }
     Ok(deleted)
 }

@@ -100,6 +100,7 @@ pub async fn try_lock(
             return Ok(None);
         }
     }
+    crate::jobs::mark_ran();
     Ok(Some(txn))
 }
 

@@ -15,6 +15,7 @@ use crate::{
     auth::{ClientAddr, Principal, RequestId},
     error::{code, finish_errors, rate_limited_error, server_error},
     graphql::limits::{MAX_BATCH, MAX_BODY_BYTES},
+    graphql::operations::OperationLog,
     graphql::ws::{self, Protocol},
     ratelimit::{Admission, Caller},
 };
@@ -81,6 +82,30 @@ fn too_many_requests(admission: &Admission, request_id: &str) -> Response {
     response
 }
 
+/// A request refused whole because mailops cannot serve it now: 503 with the error's code
+/// and, for a retryable one, `Retry-After`.
+fn unavailable(error: crate::error::AppError, request_id: &str) -> Response {
+    let retry = match &error {
+        crate::error::AppError::RateLimited { retry_after, .. }
+        | crate::error::AppError::Unavailable { retry_after, .. } => {
+            Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+        }
+        _ => None,
+    };
+    // The conversion logs an internal error and sets the extensions.
+    let error = async_graphql::Error::from(error);
+    let mut server_error = async_graphql::ServerError::new(error.message, None);
+    server_error.extensions = error.extensions;
+    let mut response =
+        error_response_with(StatusCode::SERVICE_UNAVAILABLE, server_error, request_id);
+    if let Some(seconds) = retry {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, seconds.into());
+    }
+    response
+}
+
 fn error_response_with(
     status: StatusCode,
     error: async_graphql::ServerError,
@@ -103,18 +128,8 @@ pub async fn post(
         .map(|v| v.to_str().unwrap_or("\u{0}invalid"));
     let principal = match Principal::resolve(&state.app, authorization).await {
         Ok(principal) => principal,
-        Err(error) => {
-            let message = error.client_message();
-            let code = error.code();
-            // Logs it when internal.
-            drop(async_graphql::Error::from(error));
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                code,
-                message,
-                &request_id.0,
-            );
-        }
+        // The caller could not be looked up: the database is away or saturated.
+        Err(error) => return unavailable(error, &request_id.0),
     };
     // The caller is known before the body is read: only agents may send large ones.
     let body_limit = match principal {
@@ -173,18 +188,24 @@ pub async fn post(
     let execution = async {
         let mut responses = Vec::with_capacity(requests.len());
         for (index, request) in requests.into_iter().enumerate() {
+            let name = request.operation_name.clone();
+            let log = |kind| {
+                OperationLog::start(&request_id.0, name.as_deref(), kind, &principal, client.0)
+            };
             let response = if index < admission.allowed as usize {
                 let request = request
                     .data(principal.clone())
                     .data(request_id.clone())
                     .data(client)
                     .data(crate::input::PointBudget::default());
-                state.http_schema.execute(request).await
+                state.http_schema.execute(request, log).await
             } else {
-                async_graphql::Response::from_errors(vec![rate_limited_error(
+                let refused = vec![rate_limited_error(
                     "too many operations; this one was not run",
                     admission.retry_after,
-                )])
+                )];
+                log("query").finish(&refused);
+                async_graphql::Response::from_errors(refused)
             };
             responses.push(response);
         }

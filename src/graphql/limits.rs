@@ -63,19 +63,33 @@ pub struct DocumentLimits {
 /// A request's document as [`DocumentLimits::prepare`] found it.
 pub enum Prepared {
     /// Taken from the documents kept.
-    Kept,
+    Kept { kind: &'static str },
     /// Parsed now: kept once it has validated.
     Parsed {
         query: String,
         document: Arc<ExecutableDocument>,
+        kind: &'static str,
     },
+}
+
+impl Prepared {
+    /// The type of the operation the request runs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Prepared::Kept { kind } | Prepared::Parsed { kind, .. } => kind,
+        }
+    }
 }
 
 impl DocumentLimits {
     /// Parses the request's query, or takes it from the documents kept, and refuses it
     /// when over a limit; the parsed document travels with the request.
     pub fn prepare(&self, request: &mut Request) -> ServerResult<Prepared> {
-        let (document, prepared) = self.parse(&request.query)?;
+        let (document, mut prepared) = self.parse(&request.query)?;
+        let kind = super::operations::operation_kind(&document, request.operation_name.as_deref());
+        match &mut prepared {
+            Prepared::Kept { kind: k } | Prepared::Parsed { kind: k, .. } => *k = kind,
+        }
         request.set_parsed_query(document);
         Ok(prepared)
     }
@@ -83,7 +97,9 @@ impl DocumentLimits {
     /// Keeps a freshly parsed document once its response shows it validated: no error
     /// outside a field (validation and variable errors have no path).
     pub fn keep_if_valid(&self, prepared: Prepared, response: &async_graphql::Response) {
-        if let Prepared::Parsed { query, document } = prepared
+        if let Prepared::Parsed {
+            query, document, ..
+        } = prepared
             && response.errors.iter().all(|e| !e.path.is_empty())
         {
             self.parsed.keep(&query, document);
@@ -101,13 +117,17 @@ impl DocumentLimits {
             ));
         }
         if let Some(document) = self.parsed.get(query) {
-            return Ok((ExecutableDocument::clone(&document), Prepared::Kept));
+            return Ok((
+                ExecutableDocument::clone(&document),
+                Prepared::Kept { kind: "query" },
+            ));
         }
         let document = async_graphql::parser::parse_query(query)?;
         check(&document)?;
         let prepared = Prepared::Parsed {
             query: query.to_owned(),
             document: Arc::new(document.clone()),
+            kind: "query",
         };
         Ok((document, prepared))
     }
@@ -156,8 +176,9 @@ impl Extension for LimitsOnParse {
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await;
         if result.is_ok()
-            && let Some(Prepared::Parsed { query, document }) =
-                self.parsed.lock().unwrap_or_else(|e| e.into_inner()).take()
+            && let Some(Prepared::Parsed {
+                query, document, ..
+            }) = self.parsed.lock().unwrap_or_else(|e| e.into_inner()).take()
         {
             self.limits.parsed.keep(&query, document);
         }
@@ -353,15 +374,24 @@ mod tests {
         let mut request = Request::new("{ nosuchfield }");
         let prepared = limits.prepare(&mut request).expect("parses");
         // A validation error has no path: the document is not kept.
-        limits.keep_if_valid(prepared, &response(vec![ServerError::new("unknown field", None)]));
+        limits.keep_if_valid(
+            prepared,
+            &response(vec![ServerError::new("unknown field", None)]),
+        );
         assert!(limits.parsed.get("{ nosuchfield }").is_none());
 
         let mut request = Request::new("{ me { id } }");
         let prepared = limits.prepare(&mut request).expect("parses");
-        limits.keep_if_valid(prepared, &async_graphql::Response::new(async_graphql::Value::Null));
+        limits.keep_if_valid(
+            prepared,
+            &async_graphql::Response::new(async_graphql::Value::Null),
+        );
         assert!(limits.parsed.get("{ me { id } }").is_some());
         let mut again = Request::new("{ me { id } }");
-        assert!(matches!(limits.prepare(&mut again), Ok(Prepared::Kept)));
+        assert!(matches!(
+            limits.prepare(&mut again),
+            Ok(Prepared::Kept { .. })
+        ));
 
         // Distinct valid documents past the byte budget start it over.
         let padding = " ".repeat(7_000);
@@ -369,9 +399,16 @@ mod tests {
             let query = format!("{{ me {{ id }} }}{padding}# {i}");
             let mut request = Request::new(query.as_str());
             let prepared = limits.prepare(&mut request).expect("parses");
-            limits.keep_if_valid(prepared, &async_graphql::Response::new(async_graphql::Value::Null));
+            limits.keep_if_valid(
+                prepared,
+                &async_graphql::Response::new(async_graphql::Value::Null),
+            );
         }
         let kept = limits.parsed.0.lock().unwrap();
-        assert!(kept.bytes <= PARSED_CAPACITY_BYTES, "{} bytes kept", kept.bytes);
+        assert!(
+            kept.bytes <= PARSED_CAPACITY_BYTES,
+            "{} bytes kept",
+            kept.bytes
+        );
     }
 }

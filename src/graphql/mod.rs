@@ -5,6 +5,7 @@ pub mod guards;
 pub mod http;
 pub mod limits;
 pub mod loaders;
+pub mod operations;
 pub mod pagination;
 pub mod shared;
 pub mod sockets;
@@ -14,6 +15,7 @@ pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod ips;
+pub mod jobs;
 pub mod mailflow;
 pub mod metrics;
 pub mod nodes;
@@ -33,6 +35,7 @@ use crate::{
     graphql::audit::resolvers::AuditQuery,
     graphql::auth::resolvers::{AuthMutation, AuthQuery},
     graphql::ips::resolvers::{IpsMutation, IpsQuery},
+    graphql::jobs::resolvers::{JobsMutation, JobsQuery},
     graphql::mailflow::resolvers::{MailFlowMutation, MailFlowQuery},
     graphql::metrics::resolvers::{MetricsMutation, MetricsQuery},
     graphql::nodes::resolvers::{NodesMutation, NodesQuery},
@@ -54,6 +57,7 @@ pub struct Query(
     MailFlowQuery,
     OverviewQuery,
     AlertsQuery,
+    JobsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -65,6 +69,7 @@ pub struct Mutation(
     IpsMutation,
     MailFlowMutation,
     AlertsMutation,
+    JobsMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -134,14 +139,24 @@ impl HttpSchema {
         }
     }
 
-    pub async fn execute(&self, mut request: async_graphql::Request) -> async_graphql::Response {
+    /// Runs one operation; `log` is finished with its outcome.
+    pub async fn execute(
+        &self,
+        mut request: async_graphql::Request,
+        mut log: impl FnMut(&'static str) -> operations::OperationLog,
+    ) -> async_graphql::Response {
         let prepared = match self.limits.prepare(&mut request) {
             Ok(prepared) => prepared,
-            Err(error) => return async_graphql::Response::from_errors(vec![error]),
+            Err(error) => {
+                log("query").finish(std::slice::from_ref(&error));
+                return async_graphql::Response::from_errors(vec![error]);
+            }
         };
+        let log = log(prepared.kind());
         let response =
             crate::realtime::after_commit::publishing(&self.state, self.schema.execute(request))
                 .await;
+        log.finish(&response.errors);
         self.limits.keep_if_valid(prepared, &response);
         response
     }

@@ -19,6 +19,12 @@ pub struct SocketSlot {
 }
 
 impl SocketCounts {
+    /// Open WebSockets that have a session, of every caller.
+    pub fn open(&self) -> usize {
+        let counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        counts.values().map(|n| *n as usize).sum()
+    }
+
     pub fn take(&self, caller: &Caller, limit: u32) -> Option<SocketSlot> {
         let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let open = counts.entry(caller.clone()).or_default();

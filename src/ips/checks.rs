@@ -117,6 +117,58 @@ async fn claim(state: &AppState) -> AppResult<Option<JobRow>> {
     Ok(claimed)
 }
 
+/// The check queue at a glance.
+pub async fn queue_summary(db: &impl sea_orm::ConnectionTrait) -> AppResult<super::QueueSummary> {
+    store::jobs::summary(db).await
+}
+
+/// What an admin does to a check job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobAction {
+    /// Queue a FAILED job again, due now, with its attempts counted afresh.
+    Retry,
+    /// Take a QUEUED or FAILED job off the queue (CANCELLED).
+    Cancel,
+}
+
+/// Retries or cancels a check job; a job in a state the action does not apply to is a
+/// `CONFLICT`.
+pub async fn change_job(
+    db: &sea_orm::DatabaseConnection,
+    audit: &AuditContext,
+    id: Uuid,
+    action: JobAction,
+) -> AppResult<JobRow> {
+    let (name, allowed): (&str, &[&str]) = match action {
+        JobAction::Retry => ("ip.check_job.retry", &[store::jobs::FAILED]),
+        JobAction::Cancel => (
+            "ip.check_job.cancel",
+            &[store::jobs::QUEUED, store::jobs::FAILED],
+        ),
+    };
+    let change = Change::new(name).target("ip_check_job", id);
+    audit::audited(db, audit, change.clone(), async {
+        let txn = crate::db::begin_write(db).await?;
+        let job = store::jobs::find(&txn, id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no check job with id {id}")))?;
+        if !allowed.contains(&job.state.as_str()) {
+            return Err(AppError::Conflict(format!(
+                "the job is {}; this applies only to {} jobs",
+                job.state,
+                allowed.join(" or ")
+            )));
+        }
+        let job = match action {
+            JobAction::Retry => store::jobs::requeue_failed(&txn, job).await?,
+            JobAction::Cancel => store::jobs::cancel(&txn, job).await?,
+        };
+        audit::commit(txn, audit, change).await?;
+        Ok(job)
+    })
+    .await
+}
+
 /// One pass of the job worker: runs due jobs one after another until none is left.
 pub async fn tick(state: &AppState) -> AppResult<usize> {
     let mut ran = 0;

@@ -11,7 +11,7 @@ mod status;
 mod store;
 
 pub use address::{Cidr, ParsedAddress, parse as parse_address, parse_cidr};
-pub use checks::{enqueue, find_job, tick as run_check_jobs};
+pub use checks::{JobAction, change_job, enqueue, find_job, queue_summary, tick as run_check_jobs};
 pub use config::{DEFAULT_ZONES, DnsblConfig, ZoneSpec, parse_zones};
 pub use dnsbl::Checker;
 pub use inventory::{MAX_ADD, add, assign, attach_to_node, find, key_cursor, list, remove, update};

@@ -173,6 +173,8 @@ pub enum IpCheckJobState {
     Succeeded,
     /// Given up after its last attempt; see `lastError`.
     Failed,
+    /// Taken off the queue by an admin before it ran.
+    Cancelled,
 }
 
 crate::stored_enum!(IpCheckJobKind, "check job kind" { Manual => "MANUAL", Scheduled => "SCHEDULED" });
@@ -181,4 +183,19 @@ crate::stored_enum!(IpCheckJobState, "check job state" {
     Running => "RUNNING",
     Succeeded => "SUCCEEDED",
     Failed => "FAILED",
+    Cancelled => "CANCELLED",
 });
+
+/// The DNSBL check queue at a glance.
+#[derive(async_graphql::SimpleObject, Clone, Debug, Default, PartialEq, Eq)]
+#[graphql(name = "DnsblQueue")]
+pub struct QueueSummary {
+    /// Jobs waiting for their turn or their next attempt.
+    pub queued: i64,
+    /// Jobs being worked on.
+    pub running: i64,
+    /// Jobs given up after their last attempt (`retryIpCheckJob` queues one again).
+    pub failed: i64,
+    /// When the job waiting longest was queued.
+    pub oldest_queued_at: Option<chrono::DateTime<chrono::Utc>>,
+}

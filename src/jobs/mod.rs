@@ -3,100 +3,135 @@
 //! exactly one of them does the work of a tick and the others skip it; no instance needs
 //! to know about the others.
 
-use std::time::Duration;
+mod book;
 
+pub use book::{JobBook, JobOutcome, JobRecord, JobStatus};
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use futures_util::FutureExt as _;
 use tokio::task::JoinHandle;
 
 use crate::{error::AppResult, state::AppState};
 
-/// Runs `tick` every `interval` until the task is aborted. A failing tick is logged and
-/// the next one runs as usual.
-fn every<F, Fut>(name: &'static str, interval: Duration, mut tick: F) -> JoinHandle<()>
+tokio::task_local! {
+    /// Set while a job's tick runs; the tick marks it when it did the work (took its lock)
+    /// rather than leaving it to another instance.
+    static RAN: Arc<AtomicBool>;
+}
+
+/// Marks the running tick as one that does the job's work: it holds the job's lock.
+pub fn mark_ran() {
+    let _ = RAN.try_with(|ran| ran.store(true, Ordering::Relaxed));
+}
+
+/// Runs `tick` every `interval` until the task is aborted. A failing tick is logged,
+/// counted and recorded, and a panicking one too: the job lives on and the next tick runs
+/// as usual. Ticks that another instance did (the lock was taken) are not recorded.
+fn every<F, Fut>(
+    book: &JobBook,
+    name: &'static str,
+    interval: Duration,
+    mut tick: F,
+) -> JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = AppResult<()>> + Send,
 {
+    book.register(name, interval);
+    let book = book.clone();
     tokio::spawn(async move {
         let mut timer = tokio::time::interval(interval);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             timer.tick().await;
-            if let Err(error) = tick().await {
-                error.log_if_internal();
-                tracing::warn!(
-                    job = name,
-                    error = error.client_message(),
-                    "job tick failed"
-                );
+            let ran = Arc::new(AtomicBool::new(false));
+            let started_at = chrono::Utc::now();
+            let started = Instant::now();
+            let result = RAN
+                .scope(
+                    ran.clone(),
+                    std::panic::AssertUnwindSafe(tick()).catch_unwind(),
+                )
+                .await;
+            let (outcome, error) = match result {
+                Ok(Ok(())) => (JobOutcome::Succeeded, None),
+                Ok(Err(error)) => {
+                    error.log_if_internal();
+                    let message = error.client_message();
+                    tracing::warn!(job = name, error = message, "job tick failed");
+                    (JobOutcome::Failed, Some(message))
+                }
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic without a message".into());
+                    tracing::error!(
+                        job = name,
+                        panic = message,
+                        "job tick panicked; the job carries on"
+                    );
+                    (JobOutcome::Panicked, Some(message))
+                }
+            };
+            // A tick that found the job's lock taken did nothing; one that failed before
+            // taking it is still a failure worth showing.
+            if ran.load(Ordering::Relaxed) || outcome != JobOutcome::Succeeded {
+                crate::telemetry::job_ran(name, outcome, started.elapsed());
+                book.record(name, started_at, outcome, error).await;
             }
         }
     })
 }
 
+/// One recurring job: what it runs on a copy of the state.
+type Tick = fn(AppState) -> futures_util::future::BoxFuture<'static, AppResult<()>>;
+
 /// Starts every background job of this instance.
 pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
-    let node_status = {
-        let state = state.clone();
-        every(
-            "node-status",
-            state.config.nodes.status_check_interval,
-            move || {
-                let state = state.clone();
-                async move { crate::nodes::sweep_statuses(&state).await.map(|_| ()) }
-            },
-        )
-    };
-    let metrics_retention = {
-        let state = state.clone();
-        every(
+    let config = &state.config;
+    let jobs: [(&'static str, Duration, Tick); 5] = [
+        ("node-status", config.nodes.status_check_interval, |state| {
+            Box::pin(async move { crate::nodes::sweep_statuses(&state).await.map(drop) })
+        }),
+        (
             "metrics-retention",
-            state.config.metrics.retention_interval,
-            move || {
-                let state = state.clone();
-                async move { crate::metrics::sweep_retention(&state).await.map(|_| ()) }
+            config.metrics.retention_interval,
+            |state| {
+                Box::pin(async move { crate::metrics::sweep_retention(&state).await.map(drop) })
             },
-        )
-    };
-    let dnsbl_checks = {
-        let state = state.clone();
-        every(
-            "dnsbl-checks",
-            state.config.dnsbl.job_poll_interval,
-            move || {
-                let state = state.clone();
-                async move { crate::ips::run_check_jobs(&state).await.map(|_| ()) }
-            },
-        )
-    };
-    let mail_retention = {
-        let state = state.clone();
-        every(
+        ),
+        ("dnsbl-checks", config.dnsbl.job_poll_interval, |state| {
+            Box::pin(async move { crate::ips::run_check_jobs(&state).await.map(drop) })
+        }),
+        (
             "mail-retention",
-            state.config.metrics.retention_interval,
-            move || {
-                let state = state.clone();
-                async move { crate::mailflow::sweep_retention(&state).await.map(|_| ()) }
+            config.metrics.retention_interval,
+            |state| {
+                Box::pin(async move { crate::mailflow::sweep_retention(&state).await.map(drop) })
             },
-        )
-    };
-    let mail_flow_ticker = crate::mailflow::spawn_ticker(state);
-    let alert_evaluation = {
-        let state = state.clone();
-        every(
+        ),
+        (
             "alert-evaluation",
-            state.config.alerts.evaluation_interval,
-            move || {
-                let state = state.clone();
-                async move { crate::alerts::evaluate_once(&state).await.map(|_| ()) }
-            },
-        )
-    };
-    vec![
-        node_status,
-        metrics_retention,
-        dnsbl_checks,
-        mail_retention,
-        mail_flow_ticker,
-        alert_evaluation,
-    ]
+            config.alerts.evaluation_interval,
+            |state| Box::pin(async move { crate::alerts::evaluate_once(&state).await.map(drop) }),
+        ),
+    ];
+    let mut handles: Vec<JoinHandle<()>> = jobs
+        .into_iter()
+        .map(|(name, interval, tick)| {
+            let copy = state.clone();
+            every(&state.jobs, name, interval, move || tick(copy.clone()))
+        })
+        .collect();
+    handles.push(crate::mailflow::spawn_ticker(state));
+    handles
 }

@@ -280,14 +280,18 @@ pub async fn store_batch(
     txn.commit().await?;
 
     state.events.publish_all(status_event);
+    // Not published again for a batch sent again: the per-second counts would count it
+    // twice.
+    let event = Event::MailEventsIngested(MailEventsIngested {
+        node_id: agent.node_id,
+        batch_id: batch.batch_id.clone(),
+        counts,
+        at: now,
+    });
     state
         .events
-        .publish(Event::MailEventsIngested(MailEventsIngested {
-            node_id: agent.node_id,
-            batch_id: batch.batch_id.clone(),
-            counts,
-            at: now,
-        }));
+        .publish_confirmed(event, std::time::Duration::from_secs(1))
+        .await;
     Ok(Outcome {
         accepted,
         duplicate: false,

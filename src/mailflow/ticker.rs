@@ -98,6 +98,9 @@ fn start_of_second(at: DateTime<Utc>) -> DateTime<Utc> {
     at.duration_trunc(TimeDelta::seconds(1)).unwrap_or(at)
 }
 
+/// The ticker's name among the recurring jobs.
+const JOB: &str = "mail-flow-ticker";
+
 pub fn spawn(state: &AppState) -> JoinHandle<()> {
     let state = state.clone();
     let mut lease = state.redis.clone().map(|conn| Lease {
@@ -106,6 +109,7 @@ pub fn spawn(state: &AppState) -> JoinHandle<()> {
         holder: Uuid::new_v4().to_string(),
         reachable: true,
     });
+    state.jobs.register(JOB, Duration::from_secs(1));
     tokio::spawn(async move {
         let mut events = state.events.subscribe();
         // Ticks fall on whole seconds, so each tick's counts are those of one wall-clock second.
@@ -140,8 +144,12 @@ pub fn spawn(state: &AppState) -> JoinHandle<()> {
                         None => true,
                         Some(lease) => lease.held().await,
                     };
-                    if publishes && !folded.is_empty() {
-                        state.events.publish(Event::MailFlowTick(folded.into_tick(second)));
+                    if publishes {
+                        let ran_at = Utc::now();
+                        if !folded.is_empty() {
+                            state.events.publish(Event::MailFlowTick(folded.into_tick(second)));
+                        }
+                        state.jobs.record(JOB, ran_at, crate::jobs::JobOutcome::Succeeded, None).await;
                     }
                 }
             }

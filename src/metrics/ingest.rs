@@ -165,6 +165,56 @@ fn check_reading(
     Ok(())
 }
 
+/// How long an acknowledgement waits for its event to reach Redis.
+const CONFIRM_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The event subscribers get for a batch: its names and the newest reading of each series.
+fn ingested_event(
+    agent: &AgentNode,
+    batch_id: &str,
+    accepted: i32,
+    series: &HashMap<Uuid, SeriesKey>,
+    samples: &[Sample],
+) -> Event {
+    let mut names: Vec<String> = series.values().map(|k| k.name.clone()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.truncate(MAX_EVENT_NAMES);
+    let mut newest: HashMap<Uuid, Sample> = HashMap::with_capacity(series.len());
+    for sample in samples {
+        newest
+            .entry(sample.series_id)
+            .and_modify(|kept| {
+                if sample.ts >= kept.ts {
+                    *kept = *sample;
+                }
+            })
+            .or_insert(*sample);
+    }
+    let mut readings: Vec<SeriesReading> = newest
+        .values()
+        .filter_map(|sample| {
+            let key = series.get(&sample.series_id)?;
+            Some(SeriesReading {
+                name: key.name.clone(),
+                labels: key.labels.clone(),
+                ts: chrono::DateTime::from_timestamp_millis(sample.ts)?,
+                value: sample.value,
+            })
+        })
+        .collect();
+    readings.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+    readings.truncate(MAX_EVENT_READINGS);
+    Event::MetricsIngested(MetricsIngested {
+        node_id: agent.node_id,
+        hostname: agent.hostname.clone(),
+        batch_id: batch_id.to_owned(),
+        samples: accepted,
+        names,
+        readings,
+    })
+}
+
 /// Stores a batch for the agent's node (`Admission::Live` for agents, `Backfill` for the
 /// seed). Nothing is written unless every sample is
 /// valid; a batch id seen before is answered from its record (or refused when its
@@ -220,7 +270,13 @@ pub async fn store_batch(
     let accepted = samples.len() as i32;
     let txn = match record.begin(&state.db, accepted).await? {
         Ok(txn) => txn,
-        Err(earlier) => return Ok(earlier),
+        Err(earlier) => {
+            // Stored before, perhaps by an instance that stopped before telling anyone:
+            // subscribers hear of it again, so they hear of every batch at least once.
+            let event = ingested_event(agent, &batch.batch_id, accepted, &series, &samples);
+            state.events.publish_confirmed(event, CONFIRM_WITHIN).await;
+            return Ok(earlier);
+        }
     };
 
     let new_series = series
@@ -239,49 +295,12 @@ pub async fn store_batch(
     let mut for_rollups = store::samples::insert_samples(&txn, &raw).await?;
     for_rollups.extend(past_raw_retention);
     store::samples::update_rollups(&txn, &for_rollups).await?;
-    let (node, status_event) = crate::nodes::record_contact(&txn, agent.node_id, None).await?;
+    let (_, status_event) = crate::nodes::record_contact(&txn, agent.node_id, None).await?;
     txn.commit().await?;
 
     state.events.publish_all(status_event);
-    let mut names: Vec<String> = series.values().map(|k| k.name.clone()).collect();
-    names.sort_unstable();
-    names.dedup();
-    names.truncate(MAX_EVENT_NAMES);
-    let mut newest: HashMap<Uuid, Sample> = HashMap::with_capacity(series.len());
-    for sample in &samples {
-        newest
-            .entry(sample.series_id)
-            .and_modify(|kept| {
-                if sample.ts >= kept.ts {
-                    *kept = *sample;
-                }
-            })
-            .or_insert(*sample);
-    }
-    let mut readings: Vec<SeriesReading> = newest
-        .values()
-        .filter_map(|sample| {
-            let key = series.get(&sample.series_id)?;
-            Some(SeriesReading {
-                name: key.name.clone(),
-                labels: key.labels.clone(),
-                ts: chrono::DateTime::from_timestamp_millis(sample.ts)?,
-                value: sample.value,
-            })
-        })
-        .collect();
-    readings.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
-    readings.truncate(MAX_EVENT_READINGS);
-    state
-        .events
-        .publish(Event::MetricsIngested(MetricsIngested {
-            node_id: node.id,
-            hostname: node.hostname,
-            batch_id: batch.batch_id.clone(),
-            samples: accepted,
-            names,
-            readings,
-        }));
+    let event = ingested_event(agent, &batch.batch_id, accepted, &series, &samples);
+    state.events.publish_confirmed(event, CONFIRM_WITHIN).await;
     Ok(Outcome {
         accepted,
         duplicate: false,

@@ -196,10 +196,31 @@ pub enum CredentialHolder {
 #[derive(Debug)]
 pub struct Published {
     pub sequence: u64,
+    /// The first sequence of the numbering this event belongs to; a new epoch starts when
+    /// the numbering starts over (Redis lost its data, or this process restarted), with
+    /// sequences above those of the epochs before.
+    pub epoch: u64,
     pub event: Event,
     pub json: Arc<str>,
     /// When this instance received it; the replay window is measured from here.
     pub received_at: std::time::Instant,
+}
+
+/// An event's place in the cluster's order.
+#[derive(Clone, Copy, Debug)]
+struct Numbered {
+    sequence: u64,
+    epoch: u64,
+}
+
+/// Where a new numbering starts: the current time in ms × 1024, above every sequence of
+/// an earlier numbering that gave out fewer than 1,024 numbers per ms, and below 2^53 (the
+/// largest whole number a JavaScript client reads exactly) until the year 2248.
+pub fn new_epoch() -> u64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    now_ms.saturating_mul(1024)
 }
 
 /// What a subscription receives: events in sequence order, or the news that it missed some.
@@ -245,8 +266,13 @@ struct Shared {
 }
 
 enum Transport {
-    Local { sequence: AtomicU64 },
-    Redis { outbox: mpsc::Sender<Arc<str>> },
+    Local {
+        epoch: u64,
+        sequence: AtomicU64,
+    },
+    Redis {
+        outbox: mpsc::Sender<redis_bus::Outgoing>,
+    },
 }
 
 #[derive(Clone)]
@@ -263,10 +289,14 @@ impl Default for EventBus {
 impl EventBus {
     /// The in-process bus of embedded mode.
     pub fn local(limits: BusLimits) -> Self {
+        // Numbered from a new epoch, so that a client resuming with `after:` from before
+        // a restart of this process neither skips new events nor waits for old numbers.
+        let epoch = new_epoch();
         EventBus::with_transport(
             limits,
             Transport::Local {
-                sequence: AtomicU64::new(0),
+                epoch,
+                sequence: AtomicU64::new(epoch),
             },
         )
     }
@@ -281,6 +311,7 @@ impl EventBus {
             client.clone(),
             keys.clone(),
             limits.replay_max,
+            limits.replay_window,
             pending,
         ));
         tokio::spawn(redis_bus::read_loop(
@@ -335,18 +366,58 @@ impl EventBus {
             }
         };
         match &self.shared.transport {
-            Transport::Local { sequence } => {
-                let sequence = sequence.fetch_add(1, Ordering::Relaxed) + 1;
-                self.shared.deliver(sequence, event, json);
+            Transport::Local { epoch, sequence } => {
+                // The first event of an epoch is numbered with the epoch itself.
+                let sequence = sequence.fetch_add(1, Ordering::Relaxed);
+                let number = Numbered {
+                    sequence,
+                    epoch: *epoch,
+                };
+                self.shared.deliver(number, event, json);
             }
             Transport::Redis { outbox } => {
-                if outbox.try_send(json).is_err() {
+                let outgoing = redis_bus::Outgoing {
+                    id: Uuid::now_v7(),
+                    json,
+                    confirm: None,
+                };
+                if outbox.try_send(outgoing).is_err() {
                     tracing::warn!(
                         "event outbox is full (Redis unreachable?); an event was dropped"
                     );
                 }
             }
         }
+    }
+
+    /// Publishes an event and waits (at most `within`) until Redis has it, so that an
+    /// answer sent after this (an agent's acknowledgement) implies subscribers on every
+    /// instance will hear of it, even if this process dies right after. Without Redis it is
+    /// delivered at once. When Redis does not answer in time the event stays queued and
+    /// the caller goes on.
+    pub async fn publish_confirmed(&self, event: Event, within: Duration) {
+        let Transport::Redis { outbox } = &self.shared.transport else {
+            self.publish(event);
+            return;
+        };
+        let json: Arc<str> = match serde_json::to_string(&event) {
+            Ok(json) => json.into(),
+            Err(e) => {
+                tracing::error!(error = %e, "an event could not be serialized");
+                return;
+            }
+        };
+        let (confirm, confirmed) = tokio::sync::oneshot::channel();
+        let outgoing = redis_bus::Outgoing {
+            id: Uuid::now_v7(),
+            json,
+            confirm: Some(confirm),
+        };
+        if outbox.try_send(outgoing).is_err() {
+            tracing::warn!("event outbox is full (Redis unreachable?); an event was dropped");
+            return;
+        }
+        let _ = tokio::time::timeout(within, confirmed).await;
     }
 
     /// Publishes each event in order; for the events a transaction collected, after it
@@ -386,9 +457,15 @@ impl EventBus {
         };
         async_stream::stream! {
             let mut last = after;
+            let mut last_epoch = None;
             for published in backlog {
+                // A jump into a new epoch is not a loss: the numbering started over there.
+                let same_epoch = last_epoch.is_none_or(|epoch| epoch == published.epoch);
+                last_epoch = Some(published.epoch);
                 if let Some(last) = last
+                    && same_epoch
                     && published.sequence > last + 1
+                    && published.sequence != published.epoch
                 {
                     yield Delivery::Lagged { last_sequence: last, missed: published.sequence - last - 1 };
                     return;
@@ -423,13 +500,14 @@ impl Shared {
     }
 
     /// Hands a numbered event to this instance's listeners and keeps it for replay.
-    fn deliver(&self, sequence: u64, event: Event, json: Arc<str>) {
+    fn deliver(&self, number: Numbered, event: Event, json: Arc<str>) {
         if let Event::SessionsRevoked(revoked) = event {
             let _ = self.revocations.send(Arc::new(revoked));
             return;
         }
         let published = Arc::new(Published {
-            sequence,
+            sequence: number.sequence,
+            epoch: number.epoch,
             event,
             json,
             received_at: std::time::Instant::now(),
@@ -470,12 +548,14 @@ mod tests {
     #[tokio::test]
     async fn a_resumed_subscriber_gets_what_it_missed_then_live_events() {
         let bus = EventBus::local(BusLimits::default());
+        let mut live = bus.subscribe();
         bus.publish_all([
             MailFlowTick::queued_now(1),
             MailFlowTick::queued_now(2),
             MailFlowTick::queued_now(3),
         ]);
-        let mut resumed = Box::pin(bus.deliveries(Some(1)));
+        let first = live.try_recv().unwrap().sequence;
+        let mut resumed = Box::pin(bus.deliveries(Some(first)));
         bus.publish(MailFlowTick::queued_now(4));
         let mut seen = Vec::new();
         for _ in 0..3 {
@@ -490,21 +570,39 @@ mod tests {
             replay_max: 2,
             ..BusLimits::default()
         });
+        let mut live = bus.subscribe();
         bus.publish_all([
             MailFlowTick::queued_now(1),
             MailFlowTick::queued_now(2),
             MailFlowTick::queued_now(3),
             MailFlowTick::queued_now(4),
         ]);
-        let mut resumed = Box::pin(bus.deliveries(Some(1)));
+        let first = live.try_recv().unwrap().sequence;
+        let mut resumed = Box::pin(bus.deliveries(Some(first)));
         match resumed.next().await.unwrap() {
             Delivery::Lagged {
                 last_sequence,
                 missed,
-            } => assert_eq!((last_sequence, missed), (1, 1)),
+            } => assert_eq!((last_sequence, missed), (first, 1)),
             Delivery::Event(p) => panic!("replayed {p:?} across a gap"),
         }
         assert!(resumed.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn numbering_starts_above_earlier_epochs_and_a_new_epoch_is_not_a_gap() {
+        let earlier = EventBus::local(BusLimits::default());
+        let mut before = earlier.subscribe();
+        earlier.publish(MailFlowTick::queued_now(1));
+        let old = before.try_recv().unwrap().sequence;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        // The process restarted: a new bus, a new epoch, numbers above the old ones.
+        let bus = EventBus::local(BusLimits::default());
+        bus.publish_all([MailFlowTick::queued_now(2), MailFlowTick::queued_now(3)]);
+        let mut resumed = Box::pin(bus.deliveries(Some(old)));
+        assert_eq!(received(resumed.next().await.unwrap()), 2);
+        assert_eq!(received(resumed.next().await.unwrap()), 3);
+        assert!(old < new_epoch() && new_epoch() < 1 << 53);
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use std::{
 use redis::{AsyncConnectionConfig, Value, aio::MultiplexedConnection};
 use tokio::sync::mpsc;
 
-use super::{Event, Shared};
+use super::{Event, Numbered, Shared};
 
 /// Events waiting for Redis; past this, new events are dropped rather than buffered.
 pub(super) const OUTBOX_CAPACITY: usize = 10_000;
@@ -29,16 +29,35 @@ const READ_BLOCK: Duration = Duration::from_secs(2);
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
+/// Appends one event (ARGV[1]) once: ARGV[3] is its id, remembered for ARGV[4] ms so that
+/// a batch sent again after a lost reply is not appended twice. The sequence is the next
+/// of the cluster; when its key is missing (the first event, or Redis restarted without
+/// its data) a new epoch starts at the current time in ms × 1024, above every sequence of
+/// the epochs before (unless one numbered more than 1,024 events per ms on average), so
+/// sequences keep growing and subscribers neither skip new events nor mistake them for
+/// seen ones. Every entry names its epoch (`p`) so a jump between epochs is not taken
+/// for missed events.
 const APPEND: &str = r"
+if redis.call('SET', KEYS[3], 1, 'NX', 'PX', ARGV[4]) == false then return 0 end
 local sequence = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 's', sequence, 'e', ARGV[1])
-return sequence
+if sequence == 1 then
+  local now = redis.call('TIME')
+  local epoch = string.format('%.0f', (tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)) * 1024)
+  redis.call('SET', KEYS[2], epoch)
+  redis.call('SET', KEYS[4], epoch)
+end
+sequence = redis.call('GET', KEYS[2])
+local epoch = redis.call('GET', KEYS[4]) or sequence
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 's', sequence, 'p', epoch, 'e', ARGV[1])
+return 1
 ";
 
 #[derive(Clone)]
 pub(super) struct Keys {
     stream: String,
     sequence: String,
+    epoch: String,
+    published: String,
 }
 
 impl Keys {
@@ -46,8 +65,40 @@ impl Keys {
         Keys {
             stream: format!("{prefix}events"),
             sequence: format!("{prefix}events:sequence"),
+            epoch: format!("{prefix}events:epoch"),
+            published: format!("{prefix}events:published:"),
         }
     }
+
+    /// Appends `event` to `pipe` through the script.
+    fn append(
+        &self,
+        pipe: &mut redis::Pipeline,
+        event: &Outgoing,
+        max_len: usize,
+        remember: Duration,
+    ) {
+        pipe.cmd("EVAL")
+            .arg(APPEND)
+            .arg(4)
+            .arg(&self.stream)
+            .arg(&self.sequence)
+            .arg(format!("{}{}", self.published, event.id))
+            .arg(&self.epoch)
+            .arg(event.json.as_bytes())
+            .arg(max_len)
+            .arg(event.id.to_string())
+            .arg(remember.as_millis() as u64)
+            .ignore();
+    }
+}
+
+/// An event on its way to Redis, with the id that keeps it from being appended twice.
+pub(super) struct Outgoing {
+    pub id: uuid::Uuid,
+    pub json: std::sync::Arc<str>,
+    /// Told once the event is in Redis.
+    pub confirm: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 async fn connect(
@@ -71,23 +122,26 @@ pub(super) async fn append_once(
     json: &str,
 ) -> redis::RedisResult<()> {
     let mut conn = connect(client, Duration::from_secs(5)).await?;
-    redis::cmd("EVAL")
-        .arg(APPEND)
-        .arg(2)
-        .arg(&keys.stream)
-        .arg(&keys.sequence)
-        .arg(json.as_bytes())
-        .arg(max_len)
-        .query_async::<()>(&mut conn)
-        .await
+    let mut pipe = redis::pipe();
+    let event = Outgoing {
+        id: uuid::Uuid::now_v7(),
+        json: json.into(),
+        confirm: None,
+    };
+    keys.append(&mut pipe, &event, max_len, Duration::from_secs(60));
+    pipe.query_async::<()>(&mut conn).await
 }
 
-/// Appends the outbox to the stream, in order, until the bus is dropped.
+/// Appends the outbox to the stream, in order, until the bus is dropped. A batch goes in
+/// one transaction; when Redis fails, the batch is kept and sent again once Redis answers
+/// (its events' ids keep any that did get in from being appended twice), so an event
+/// published while Redis restarts is delayed, not lost.
 pub(super) async fn publish_loop(
     client: redis::Client,
     keys: Keys,
     max_len: usize,
-    mut outbox: mpsc::Receiver<std::sync::Arc<str>>,
+    remember: Duration,
+    mut outbox: mpsc::Receiver<Outgoing>,
 ) {
     let mut retry = RETRY_MIN;
     let mut connection: Option<MultiplexedConnection> = None;
@@ -102,7 +156,7 @@ pub(super) async fn publish_loop(
                 None => match connect(&client, Duration::from_secs(5)).await {
                     Ok(conn) => connection.insert(conn),
                     Err(e) => {
-                        tracing::warn!(error = %e, "event bus: cannot reach Redis; retrying");
+                        tracing::warn!(error = %e, waiting = batch.len(), "event bus: cannot reach Redis; retrying");
                         tokio::time::sleep(retry).await;
                         retry = (retry * 2).min(RETRY_MAX);
                         continue;
@@ -110,27 +164,26 @@ pub(super) async fn publish_loop(
                 },
             };
             let mut pipe = redis::pipe();
-            for json in &batch {
-                pipe.cmd("EVAL")
-                    .arg(APPEND)
-                    .arg(2)
-                    .arg(&keys.stream)
-                    .arg(&keys.sequence)
-                    .arg(json.as_bytes())
-                    .arg(max_len)
-                    .ignore();
+            pipe.atomic();
+            for event in &batch {
+                keys.append(&mut pipe, event, max_len, remember);
             }
             match pipe.query_async::<()>(conn).await {
                 Ok(()) => {
                     retry = RETRY_MIN;
+                    for event in &mut batch {
+                        if let Some(confirm) = event.confirm.take() {
+                            let _ = confirm.send(());
+                        }
+                    }
                     break;
                 }
                 Err(e) => {
-                    // The batch may be partly appended; sending it again could repeat events,
-                    // so it is dropped and the loss logged.
-                    tracing::warn!(error = %e, events = batch.len(), "event bus: publishing to Redis failed; events dropped");
+                    crate::telemetry::event_bus_reconnect("publisher");
+                    tracing::warn!(error = %e, events = batch.len(), "event bus: publishing to Redis failed; sending again");
                     connection = None;
-                    break;
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(RETRY_MAX);
                 }
             }
         }
@@ -179,6 +232,7 @@ pub(super) async fn read_loop(
             let reply = match reply {
                 Ok(reply) => reply,
                 Err(e) => {
+                    crate::telemetry::event_bus_reconnect("reader");
                     tracing::warn!(error = %e, "event bus: reading from Redis failed; reconnecting");
                     tokio::time::sleep(retry).await;
                     retry = (retry * 2).min(RETRY_MAX);
@@ -189,10 +243,31 @@ pub(super) async fn read_loop(
             let Some(shared) = shared.upgrade() else {
                 return;
             };
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
             for entry in entries(reply) {
+                // A stream id starts with the ms Redis appended the entry at.
+                if let Some(appended) = entry
+                    .id
+                    .split('-')
+                    .next()
+                    .and_then(|ms| ms.parse::<u64>().ok())
+                {
+                    crate::telemetry::event_bus_lag(Duration::from_millis(
+                        now_ms.saturating_sub(appended),
+                    ));
+                }
                 last_id = entry.id;
                 match serde_json::from_str::<Event>(&entry.json) {
-                    Ok(event) => shared.deliver(entry.sequence, event, entry.json.into()),
+                    Ok(event) => shared.deliver(
+                        Numbered {
+                            sequence: entry.sequence,
+                            epoch: entry.epoch,
+                        },
+                        event,
+                        entry.json.into(),
+                    ),
                     Err(e) => {
                         tracing::warn!(error = %e, sequence = entry.sequence, "event bus: an event from Redis could not be read; skipped");
                     }
@@ -205,6 +280,7 @@ pub(super) async fn read_loop(
 struct Entry {
     id: String,
     sequence: u64,
+    epoch: u64,
     json: String,
 }
 
@@ -244,16 +320,25 @@ fn entries(reply: Value) -> Vec<Entry> {
             let Some(id) = text(&id) else { continue };
             let fields = items(fields);
             let mut sequence = None;
+            let mut epoch = None;
             let mut json = None;
             for pair in fields.chunks(2) {
                 match (pair.first().and_then(text).as_deref(), pair.get(1)) {
                     (Some("s"), Some(v)) => sequence = text(v).and_then(|s| s.parse().ok()),
+                    (Some("p"), Some(v)) => epoch = text(v).and_then(|s| s.parse().ok()),
                     (Some("e"), Some(v)) => json = text(v),
                     _ => {}
                 }
             }
             if let (Some(sequence), Some(json)) = (sequence, json) {
-                out.push(Entry { id, sequence, json });
+                // Entries of releases before epochs were numbered from 1 in one epoch.
+                let epoch = epoch.unwrap_or(0);
+                out.push(Entry {
+                    id,
+                    sequence,
+                    epoch,
+                    json,
+                });
             }
         }
     }

@@ -120,6 +120,7 @@ pub async fn run(
     days: u32,
     per_minute: u32,
     concurrency: usize,
+    progress: super::OnProgress<'_>,
 ) -> AppResult<MailSeedReport> {
     if per_minute as usize * 60 > mailflow::MAX_EVENTS {
         return Err(AppError::bad_input(
@@ -165,6 +166,7 @@ pub async fn run(
             minute += ChronoDuration::minutes(1);
         }
     }
+    let total = report.batches + jobs.len();
     let mut stored = stream::iter(jobs)
         .map(|(index, agent, ips, start, minutes)| async move {
             let batch = batch(index, &agent.hostname, ips, start, minutes, per_minute);
@@ -181,9 +183,12 @@ pub async fn run(
         } else {
             report.events += events;
         }
-        if report.batches.is_multiple_of(1_000) {
-            tracing::info!(batches = report.batches, "seeding mail events");
-        }
+        progress(super::SeedProgress {
+            phase: "mail",
+            done: report.batches,
+            total,
+            items: report.events,
+        });
     }
     Ok(report)
 }

@@ -104,11 +104,12 @@ async fn sigterm_lets_the_request_in_flight_finish_before_exiting() {
         .env("MAILOPS_ADMIN_PASSWORD", testkit::ADMIN_PASSWORD)
         .env("MAILOPS_LOG_FORMAT", "json")
         .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    // The log goes to stderr.
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
     let address = loop {
         let line = lines.next().expect("mailops logs that it listens").unwrap();
         let entry: Value = serde_json::from_str(&line).unwrap_or_default();

@@ -23,12 +23,7 @@ fn address(last: u8) -> IpAddr {
 }
 
 fn codes(batch: &Value) -> Vec<String> {
-    batch
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(error_code)
-        .collect()
+    batch.as_array().unwrap().iter().map(error_code).collect()
 }
 
 on_both_backends! {

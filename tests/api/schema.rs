@@ -106,6 +106,9 @@ fn decisions() -> Vec<(&'static str, Access, String)> {
         ("Subscription.alertEvents", AtLeast(Viewer), "subscription { alertEvents { alertId } }".into()),
         ("Subscription.mailFlow", AtLeast(Viewer), "subscription { mailFlow { counts { queued } } }".into()),
         ("Subscription.auditEvents", AtLeast(Admin), "subscription { auditEvents { sequence } }".into()),
+        ("Query.jobs", AtLeast(Admin), "{ jobs { recurring { name } } }".into()),
+        ("Mutation.retryIpCheckJob", AtLeast(Admin), format!("mutation {{ retryIpCheckJob(id: \"{ZERO_ID}\") {{ id }} }}")),
+        ("Mutation.cancelIpCheckJob", AtLeast(Admin), format!("mutation {{ cancelIpCheckJob(id: \"{ZERO_ID}\") {{ id }} }}")),
         ("Mutation.createReenrollmentKey", AtLeast(Admin), format!("mutation {{ createReenrollmentKey(nodeId: \"{ZERO_ID}\") {{ key }} }}")),
         ("Mutation.revokeEnrollmentKey", AtLeast(Admin), format!("mutation {{ revokeEnrollmentKey(id: \"{ZERO_ID}\") {{ id }} }}")),
     ]

@@ -101,7 +101,9 @@ impl MailFlowMutation {
         batch: MailEventBatchInput,
     ) -> async_graphql::Result<MailIngestResult> {
         let agent = principal(ctx).require_agent()?;
-        let outcome = mailflow::store_batch(app(ctx)?, agent, &batch, Admission::Live).await?;
+        let outcome = mailflow::store_batch(app(ctx)?, agent, &batch, Admission::Live).await;
+        crate::db::batch::measure("mail", &outcome);
+        let outcome = outcome?;
         Ok(MailIngestResult {
             batch_id: batch.batch_id,
             accepted: outcome.accepted,

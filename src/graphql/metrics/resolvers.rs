@@ -110,7 +110,9 @@ impl MetricsMutation {
         batch: MetricBatchInput,
     ) -> async_graphql::Result<IngestResult> {
         let agent = principal(ctx).require_agent()?;
-        let outcome = metrics::store_batch(app(ctx)?, agent, &batch, Admission::Live).await?;
+        let outcome = metrics::store_batch(app(ctx)?, agent, &batch, Admission::Live).await;
+        crate::db::batch::measure("metrics", &outcome);
+        let outcome = outcome?;
         Ok(IngestResult {
             batch_id: batch.batch_id,
             accepted: outcome.accepted,

@@ -3,19 +3,20 @@
 use chrono::{DateTime, Utc};
 use entity::dnsbl_check_job;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder,
 };
 use uuid::Uuid;
 
 use crate::error::AppResult;
 
-use super::super::model::{IpCheckJobKind, IpCheckJobState};
+use super::super::model::{IpCheckJobKind, IpCheckJobState, QueueSummary};
 
 pub const QUEUED: &str = IpCheckJobState::Queued.as_str();
 pub const RUNNING: &str = IpCheckJobState::Running.as_str();
 pub const SUCCEEDED: &str = IpCheckJobState::Succeeded.as_str();
 pub const FAILED: &str = IpCheckJobState::Failed.as_str();
+pub const CANCELLED: &str = IpCheckJobState::Cancelled.as_str();
 pub const MANUAL: &str = IpCheckJobKind::Manual.as_str();
 pub const SCHEDULED: &str = IpCheckJobKind::Scheduled.as_str();
 
@@ -137,4 +138,48 @@ pub async fn finish(conn: &impl ConnectionTrait, id: Uuid, end: JobEnd) -> AppRe
     }
     model.update(conn).await?;
     Ok(())
+}
+
+/// How many jobs are queued, running and failed, and since when the oldest waits.
+pub async fn summary(conn: &impl ConnectionTrait) -> AppResult<QueueSummary> {
+    let count = |state: &'static str| {
+        dnsbl_check_job::Entity::find()
+            .filter(dnsbl_check_job::Column::State.eq(state))
+            .count(conn)
+    };
+    let oldest = dnsbl_check_job::Entity::find()
+        .filter(dnsbl_check_job::Column::State.eq(QUEUED))
+        .order_by_asc(dnsbl_check_job::Column::CreatedAt)
+        .one(conn)
+        .await?;
+    Ok(QueueSummary {
+        queued: count(QUEUED).await? as i64,
+        running: count(RUNNING).await? as i64,
+        failed: count(FAILED).await? as i64,
+        oldest_queued_at: oldest.map(|job| job.created_at),
+    })
+}
+
+/// Queues a FAILED job again, due now, with its attempts counted afresh.
+pub async fn requeue_failed(
+    conn: &impl ConnectionTrait,
+    job: dnsbl_check_job::Model,
+) -> AppResult<dnsbl_check_job::Model> {
+    let mut model: dnsbl_check_job::ActiveModel = job.into();
+    model.state = Set(QUEUED.into());
+    model.attempts = Set(0);
+    model.next_run_at = Set(Utc::now());
+    model.finished_at = Set(None);
+    Ok(model.update(conn).await?)
+}
+
+/// Takes a job off the queue for good.
+pub async fn cancel(
+    conn: &impl ConnectionTrait,
+    job: dnsbl_check_job::Model,
+) -> AppResult<dnsbl_check_job::Model> {
+    let mut model: dnsbl_check_job::ActiveModel = job.into();
+    model.state = Set(CANCELLED.into());
+    model.finished_at = Set(Some(Utc::now()));
+    Ok(model.update(conn).await?)
 }

@@ -21,12 +21,20 @@ use tokio_stream::StreamMap;
 use crate::{
     auth::{ClientAddr, Principal, RequestId},
     error::{code, finish_errors, rate_limited_error, server_error},
-    graphql::{AppSchema, http::rate_caller},
+    graphql::{
+        AppSchema,
+        http::rate_caller,
+        operations::{OperationLog, kind_of_text},
+    },
     ratelimit::Caller,
     realtime::CredentialHolder,
     state::AppState,
 };
 use secrecy::{ExposeSecret as _, SecretString};
+
+mod protocol;
+
+pub use protocol::{Protocol, close};
 
 use super::shared::{Item, SharedSubscriptions};
 use super::sockets::{SocketCounts, SocketSlot};
@@ -38,55 +46,6 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const MAX_OPERATIONS: usize = 100;
 /// Longest operation id accepted.
 const MAX_ID_BYTES: usize = 128;
-
-/// The close codes of graphql-transport-ws, used for both subprotocols.
-pub mod close {
-    pub const BAD_MESSAGE: u16 = 4400;
-    pub const UNAUTHORIZED: u16 = 4401;
-    pub const FORBIDDEN: u16 = 4403;
-    pub const INIT_TIMEOUT: u16 = 4408;
-    pub const DUPLICATE_ID: u16 = 4409;
-    pub const TOO_MANY_INITS: u16 = 4429;
-    pub const INTERNAL: u16 = 4500;
-    /// The peer stopped answering pings.
-    pub const GOING_AWAY: u16 = 1001;
-    pub const NORMAL: u16 = 1000;
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
-    /// `graphql-transport-ws`.
-    TransportWs,
-    /// `graphql-ws`, the legacy subscriptions-transport-ws protocol.
-    LegacyWs,
-}
-
-impl Protocol {
-    pub const NAMES: [&'static str; 2] = ["graphql-transport-ws", "graphql-ws"];
-
-    /// The protocol of a `Sec-WebSocket-Protocol` header; graphql-transport-ws when the
-    /// client names none it knows.
-    pub fn negotiate(header: Option<&str>) -> Protocol {
-        let offered = header.unwrap_or_default();
-        let names = offered.split(',').map(str::trim);
-        for name in names {
-            if name.eq_ignore_ascii_case("graphql-transport-ws") {
-                return Protocol::TransportWs;
-            }
-            if name.eq_ignore_ascii_case("graphql-ws") {
-                return Protocol::LegacyWs;
-            }
-        }
-        Protocol::TransportWs
-    }
-
-    fn data_type(self) -> &'static str {
-        match self {
-            Protocol::TransportWs => "next",
-            Protocol::LegacyWs => "data",
-        }
-    }
-}
 
 /// Why the connection ends: a close code and reason for the client.
 struct Close(u16, String);
@@ -135,6 +94,8 @@ struct Connection {
     operations: StreamMap<String, BoxStream<'static, Option<Item>>>,
     /// Ids whose first response has not been sent: a failure there is an `error` message.
     not_started: std::collections::HashSet<String>,
+    /// The log line of each operation, written with its first response.
+    logs: std::collections::HashMap<String, OperationLog>,
     last_heard: Instant,
 }
 
@@ -160,9 +121,13 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, context: SocketContext
         session: None,
         operations: StreamMap::new(),
         not_started: Default::default(),
+        logs: Default::default(),
         last_heard: Instant::now(),
     };
+    crate::telemetry::websocket_opened();
     let outcome = connection.run().await;
+    crate::telemetry::websocket_closed();
+    crate::telemetry::subscriptions_changed(-(connection.operations.len() as f64));
     if let Err(Close(code, reason)) = outcome {
         let frame = CloseFrame {
             code,
@@ -204,7 +169,14 @@ impl Connection {
         let init_deadline = Instant::now() + INIT_TIMEOUT;
         let ping_every = self.app.config.realtime.ws_ping_interval;
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        let mut stopping = self.app.stopping.clone();
+        let mut closing = *stopping.borrow();
         loop {
+            // Shutting down: the socket closes once every operation under way has given
+            // its first answer (queries and mutations finish; subscriptions end here).
+            if closing && self.not_started.is_empty() {
+                return Err(Close::new(close::GOING_AWAY, "server shutting down"));
+            }
             let (expires_at, holders) = self
                 .session
                 .as_ref()
@@ -220,6 +192,7 @@ impl Connection {
                 reason = revoked(&mut revocations, &holders) => Step::Revoked(reason),
                 () = until(expires_at) => Step::Expired,
                 () = until(Some(init_deadline)), if awaiting_init => Step::InitTimeout,
+                _ = stopping.changed(), if !closing => Step::Stopping,
                 _ = ping.tick() => Step::Ping,
                 Some((id, response)) = self.operations.next(), if has_operations => {
                     Step::Response(id, response)
@@ -257,6 +230,7 @@ impl Connection {
                     return Err(Close::new(close::FORBIDDEN, "access token has expired"));
                 }
                 Step::Revoked(reason) => return Err(Close::new(close::FORBIDDEN, reason)),
+                Step::Stopping => closing = true,
                 Step::Ping => {
                     if self.last_heard.elapsed() > ping_every * 2 {
                         return Err(Close::new(close::GOING_AWAY, "no answer to pings"));
@@ -342,8 +316,9 @@ impl Connection {
                         "Invalid message received: id is missing",
                     )
                 })?;
-                let was_running = self.operations.remove(&id).is_some();
+                let was_running = self.remove_operation(&id);
                 self.not_started.remove(&id);
+                self.logs.remove(&id);
                 if was_running && self.protocol == Protocol::LegacyWs {
                     self.send_json(json!({ "id": id, "type": "complete" }))
                         .await?;
@@ -467,6 +442,13 @@ impl Connection {
                     "Invalid message received: payload is not a GraphQL request",
                 )
             })?;
+        let log = OperationLog::start(
+            &self.request_id.0,
+            request.operation_name.as_deref(),
+            kind_of_text(&request.query),
+            &session.principal,
+            self.client.0,
+        );
         let admission = self.app.rate_limits.admit(&session.caller, 1).await;
         if admission.allowed == 0 {
             let mut errors = vec![rate_limited_error(
@@ -474,6 +456,7 @@ impl Connection {
                 admission.retry_after,
             )];
             finish_errors(&mut errors, &self.request_id.0);
+            log.finish(&errors);
             return self.send_errors(&id, &errors).await;
         }
         if self.operations.len() >= MAX_OPERATIONS {
@@ -496,8 +479,19 @@ impl Connection {
             .chain(futures_util::stream::once(std::future::ready(None)))
             .boxed();
         self.not_started.insert(id.clone());
+        self.logs.insert(id.clone(), log);
+        crate::telemetry::subscriptions_changed(1.0);
         self.operations.insert(id, stream);
         Ok(())
+    }
+
+    /// Ends an operation; whether it was running.
+    fn remove_operation(&mut self, id: &str) -> bool {
+        let removed = self.operations.remove(id).is_some();
+        if removed {
+            crate::telemetry::subscriptions_changed(-1.0);
+        }
+        removed
     }
 
     async fn send_errors(
@@ -521,9 +515,17 @@ impl Connection {
 
     async fn on_response(&mut self, id: String, item: Option<Item>) -> Result<(), Close> {
         let first = self.not_started.remove(&id);
+        let log = self.logs.remove(&id);
+        if let Some(log) = log {
+            match &item {
+                Some(Item::Own(response)) => log.finish(&response.errors),
+                Some(Item::Shared(shared)) => log.finish(&shared.response.errors),
+                None => log.finish(&[]),
+            }
+        }
         let mut response = match item {
             None => {
-                self.operations.remove(&id);
+                self.remove_operation(&id);
                 return self
                     .send_json(json!({ "id": id, "type": "complete" }))
                     .await;
@@ -553,7 +555,7 @@ impl Connection {
         if first && refused {
             // Refused before it ran (validation, a guard, bad arguments): the protocol's
             // `error`, and the operation is over.
-            self.operations.remove(&id);
+            self.remove_operation(&id);
             return self.send_errors(&id, &response.errors).await;
         }
         let message = json!({ "id": id, "type": self.protocol.data_type(), "payload": response });
@@ -570,25 +572,11 @@ fn is_lag_notice(error: &async_graphql::ServerError) -> bool {
 }
 
 enum Step {
+    Stopping,
     Incoming(Option<Result<Message, axum::Error>>),
     Response(String, Option<Item>),
     InitTimeout,
     Expired,
     Revoked(String),
     Ping,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_subprotocol_is_the_first_one_offered_that_is_known() {
-        assert_eq!(Protocol::negotiate(Some("graphql-ws")), Protocol::LegacyWs);
-        assert_eq!(
-            Protocol::negotiate(Some("foo, graphql-transport-ws, graphql-ws")),
-            Protocol::TransportWs
-        );
-        assert_eq!(Protocol::negotiate(None), Protocol::TransportWs);
-    }
 }
