@@ -95,7 +95,8 @@ impl Application {
             header_read_timeout: config.limits.header_read_timeout,
             grace: config.server.shutdown_grace,
         };
-        let jobs = crate::jobs::spawn_all(&self.state);
+        let mut jobs = crate::jobs::spawn_all(&self.state);
+        jobs.extend(self.state.db_health.watch(config));
         if let Some(bind) = config.server.metrics_bind {
             let listener = TcpListener::bind(bind)
                 .await
@@ -215,6 +216,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     );
     let (stop, stopping) = tokio::sync::watch::channel(false);
     Ok(AppState {
+        db_health: crate::db::Health::default(),
         rate_limits,
         jobs,
         stopping,

@@ -126,6 +126,15 @@ pub async fn post(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{0}invalid"));
+    if !state.app.db_health.reachable() {
+        return unavailable(
+            crate::error::AppError::Unavailable {
+                reason: "the database cannot be reached; nothing was written, retry shortly".into(),
+                retry_after: std::time::Duration::from_secs(5),
+            },
+            &request_id.0,
+        );
+    }
     let principal = match Principal::resolve(&state.app, authorization).await {
         Ok(principal) => principal,
         // The caller could not be looked up: the database is away or saturated.
@@ -188,9 +197,10 @@ pub async fn post(
     let execution = async {
         let mut responses = Vec::with_capacity(requests.len());
         for (index, request) in requests.into_iter().enumerate() {
-            let name = request.operation_name.clone();
-            let log = |kind| {
-                OperationLog::start(&request_id.0, name.as_deref(), kind, &principal, client.0)
+            let given = request.operation_name.clone();
+            let log = |kind, named: Option<&str>| {
+                let name = given.as_deref().or(named);
+                OperationLog::start(&request_id.0, name, kind, &principal, client.0)
             };
             let response = if index < admission.allowed as usize {
                 let request = request
@@ -204,7 +214,7 @@ pub async fn post(
                     "too many operations; this one was not run",
                     admission.retry_after,
                 )];
-                log("query").finish(&refused);
+                log("query", None).finish(&refused);
                 async_graphql::Response::from_errors(refused)
             };
             responses.push(response);

@@ -61,52 +61,44 @@ pub struct DocumentLimits {
 }
 
 /// A request's document as [`DocumentLimits::prepare`] found it.
-pub enum Prepared {
-    /// Taken from the documents kept.
-    Kept { kind: &'static str },
-    /// Parsed now: kept once it has validated.
-    Parsed {
-        query: String,
-        document: Arc<ExecutableDocument>,
-        kind: &'static str,
-    },
-}
-
-impl Prepared {
-    /// The type of the operation the request runs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Prepared::Kept { kind } | Prepared::Parsed { kind, .. } => kind,
-        }
-    }
+pub struct Prepared {
+    /// The type of the operation the request runs, and its name.
+    pub operation: (&'static str, Option<String>),
+    /// Set when the document was parsed now: it is kept once it has validated.
+    parsed: Option<(String, Arc<ExecutableDocument>)>,
 }
 
 impl DocumentLimits {
     /// Parses the request's query, or takes it from the documents kept, and refuses it
     /// when over a limit; the parsed document travels with the request.
     pub fn prepare(&self, request: &mut Request) -> ServerResult<Prepared> {
-        let (document, mut prepared) = self.parse(&request.query)?;
-        let kind = super::operations::operation_kind(&document, request.operation_name.as_deref());
-        match &mut prepared {
-            Prepared::Kept { kind: k } | Prepared::Parsed { kind: k, .. } => *k = kind,
-        }
+        let (document, parsed) = self.parse(&request.query)?;
+        let operation =
+            super::operations::operation_of(&document, request.operation_name.as_deref());
         request.set_parsed_query(document);
-        Ok(prepared)
+        Ok(Prepared { operation, parsed })
     }
 
     /// Keeps a freshly parsed document once its response shows it validated: no error
     /// outside a field (validation and variable errors have no path).
     pub fn keep_if_valid(&self, prepared: Prepared, response: &async_graphql::Response) {
-        if let Prepared::Parsed {
-            query, document, ..
-        } = prepared
+        if let Some((query, document)) = prepared.parsed
             && response.errors.iter().all(|e| !e.path.is_empty())
         {
             self.parsed.keep(&query, document);
         }
     }
 
-    fn parse(&self, query: &str) -> ServerResult<(ExecutableDocument, Prepared)> {
+    /// The document of `query`, and the text and document to keep once it has validated
+    /// (`None` when it was kept already).
+    #[allow(clippy::type_complexity)]
+    fn parse(
+        &self,
+        query: &str,
+    ) -> ServerResult<(
+        ExecutableDocument,
+        Option<(String, Arc<ExecutableDocument>)>,
+    )> {
         if query.len() > MAX_QUERY_BYTES {
             return Err(server_error(
                 code::BAD_USER_INPUT,
@@ -117,19 +109,12 @@ impl DocumentLimits {
             ));
         }
         if let Some(document) = self.parsed.get(query) {
-            return Ok((
-                ExecutableDocument::clone(&document),
-                Prepared::Kept { kind: "query" },
-            ));
+            return Ok((ExecutableDocument::clone(&document), None));
         }
         let document = async_graphql::parser::parse_query(query)?;
         check(&document)?;
-        let prepared = Prepared::Parsed {
-            query: query.to_owned(),
-            document: Arc::new(document.clone()),
-            kind: "query",
-        };
-        Ok((document, prepared))
+        let keep = (query.to_owned(), Arc::new(document.clone()));
+        Ok((document, Some(keep)))
     }
 }
 
@@ -152,7 +137,7 @@ impl ExtensionFactory for DocumentLimitsExtension {
 /// schema has validated it.
 struct LimitsOnParse {
     limits: Arc<DocumentLimits>,
-    parsed: std::sync::Mutex<Option<Prepared>>,
+    parsed: std::sync::Mutex<Option<(String, Arc<ExecutableDocument>)>>,
 }
 
 #[async_trait::async_trait]
@@ -164,8 +149,8 @@ impl Extension for LimitsOnParse {
         _variables: &Variables,
         _next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let (document, prepared) = self.limits.parse(query)?;
-        *self.parsed.lock().unwrap_or_else(|e| e.into_inner()) = Some(prepared);
+        let (document, keep) = self.limits.parse(query)?;
+        *self.parsed.lock().unwrap_or_else(|e| e.into_inner()) = keep;
         Ok(document)
     }
 
@@ -176,9 +161,8 @@ impl Extension for LimitsOnParse {
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await;
         if result.is_ok()
-            && let Some(Prepared::Parsed {
-                query, document, ..
-            }) = self.parsed.lock().unwrap_or_else(|e| e.into_inner()).take()
+            && let Some((query, document)) =
+                self.parsed.lock().unwrap_or_else(|e| e.into_inner()).take()
         {
             self.limits.parsed.keep(&query, document);
         }
@@ -388,10 +372,7 @@ mod tests {
         );
         assert!(limits.parsed.get("{ me { id } }").is_some());
         let mut again = Request::new("{ me { id } }");
-        assert!(matches!(
-            limits.prepare(&mut again),
-            Ok(Prepared::Kept { .. })
-        ));
+        assert!(limits.prepare(&mut again).is_ok_and(|p| p.parsed.is_none()));
 
         // Distinct valid documents past the byte budget start it over.
         let padding = " ".repeat(7_000);

@@ -143,16 +143,16 @@ impl HttpSchema {
     pub async fn execute(
         &self,
         mut request: async_graphql::Request,
-        mut log: impl FnMut(&'static str) -> operations::OperationLog,
+        mut log: impl FnMut(&'static str, Option<&str>) -> operations::OperationLog,
     ) -> async_graphql::Response {
         let prepared = match self.limits.prepare(&mut request) {
             Ok(prepared) => prepared,
             Err(error) => {
-                log("query").finish(std::slice::from_ref(&error));
+                log("query", None).finish(std::slice::from_ref(&error));
                 return async_graphql::Response::from_errors(vec![error]);
             }
         };
-        let log = log(prepared.kind());
+        let log = log(prepared.operation.0, prepared.operation.1.as_deref());
         let response =
             crate::realtime::after_commit::publishing(&self.state, self.schema.execute(request))
                 .await;

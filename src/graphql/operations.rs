@@ -17,22 +17,25 @@ pub struct OperationLog {
     started: Instant,
 }
 
-/// `query`, `mutation` or `subscription`: the type of the operation a request runs (the
-/// named one, or the only one).
-pub fn operation_kind(document: &ExecutableDocument, name: Option<&str>) -> &'static str {
+/// The operation a request runs (the one `name` names, or the only one): its type
+/// (`query`, `mutation` or `subscription`) and its name, when it has one.
+pub fn operation_of(
+    document: &ExecutableDocument,
+    name: Option<&str>,
+) -> (&'static str, Option<String>) {
     let operation = match name {
         Some(name) => document
             .operations
             .iter()
-            .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
-            .map(|(_, op)| op),
-        None => document.operations.iter().next().map(|(_, op)| op),
+            .find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
+        None => document.operations.iter().next(),
     };
-    match operation.map(|op| op.node.ty) {
+    let kind = match operation.map(|(_, op)| op.node.ty) {
         Some(OperationType::Mutation) => "mutation",
         Some(OperationType::Subscription) => "subscription",
         _ => "query",
-    }
+    };
+    (kind, operation.and_then(|(n, _)| n).map(|n| n.to_string()))
 }
 
 /// The type of operation a query text starts with, for logging a WebSocket operation
@@ -79,6 +82,11 @@ impl OperationLog {
             client,
             started: Instant::now(),
         }
+    }
+
+    /// `query`, `mutation` or `subscription`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
     }
 
     /// Logs and measures the operation with the codes of its errors.

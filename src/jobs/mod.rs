@@ -135,3 +135,55 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
     handles.push(crate::mailflow::spawn_ticker(state));
     handles
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_tick_is_recorded_and_the_job_carries_on() {
+        let book = JobBook::new(None);
+        let ticks = Arc::new(AtomicU32::new(0));
+        let counted = ticks.clone();
+        let job = every(&book, "flaky", Duration::from_millis(20), move || {
+            let tick = counted.fetch_add(1, Ordering::Relaxed);
+            async move {
+                mark_ran();
+                if tick == 0 {
+                    panic!("the first tick breaks");
+                }
+                Ok(())
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        job.abort();
+        let status = book
+            .statuses()
+            .await
+            .into_iter()
+            .find(|s| s.name == "flaky")
+            .unwrap();
+        assert!(status.record.runs >= 3, "{:?}", status.record);
+        assert_eq!(status.record.failures, 1);
+        assert_eq!(status.record.last_outcome, Some(JobOutcome::Succeeded));
+    }
+
+    #[tokio::test]
+    async fn a_tick_that_left_the_work_to_another_instance_is_not_recorded() {
+        let book = JobBook::new(None);
+        let job = every(&book, "elsewhere", Duration::from_millis(20), || async {
+            Ok(())
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        job.abort();
+        let status = book
+            .statuses()
+            .await
+            .into_iter()
+            .find(|s| s.name == "elsewhere")
+            .unwrap();
+        assert_eq!(status.record.runs, 0);
+    }
+}

@@ -9,6 +9,7 @@
 pub mod database;
 pub mod dns_server;
 pub mod redis_proxy;
+pub mod servers;
 pub mod ws;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};

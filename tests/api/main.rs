@@ -9,6 +9,7 @@ mod auth;
 mod cli;
 mod embedded;
 mod exposure;
+mod faults;
 mod graphiql_browser;
 mod graphql_http;
 mod hostile_input;

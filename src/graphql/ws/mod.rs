@@ -172,9 +172,9 @@ impl Connection {
         let mut stopping = self.app.stopping.clone();
         let mut closing = *stopping.borrow();
         loop {
-            // Shutting down: the socket closes once every operation under way has given
-            // its first answer (queries and mutations finish; subscriptions end here).
-            if closing && self.not_started.is_empty() {
+            // Shutting down: the socket closes once every query and mutation under way has
+            // answered; subscriptions end here.
+            if closing && self.logs.values().all(|log| log.kind() == "subscription") {
                 return Err(Close::new(close::GOING_AWAY, "server shutting down"));
             }
             let (expires_at, holders) = self
