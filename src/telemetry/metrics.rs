@@ -40,9 +40,79 @@ fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// Installs the recorder, so that what happens from now on is counted.
+/// Installs the recorder, so that what happens from now on is counted, and describes
+/// every metric (the `# HELP` lines).
 pub fn install() {
-    let _ = handle();
+    if handle().is_none() {
+        return;
+    }
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "mailops_http_requests_total",
+        "HTTP responses, by status code."
+    );
+    describe_counter!(
+        "mailops_graphql_operations_total",
+        "GraphQL operations, by operation name, type and the code they ended with (OK when none)."
+    );
+    describe_histogram!(
+        "mailops_graphql_operation_duration_seconds",
+        Unit::Seconds,
+        "How long GraphQL operations took, by type."
+    );
+    describe_gauge!("mailops_websockets_open", "WebSockets open.");
+    describe_gauge!(
+        "mailops_subscriptions_active",
+        "Operations running on WebSockets."
+    );
+    describe_counter!(
+        "mailops_ingest_batches_total",
+        "Agent batches, by kind (metrics, mail) and result (accepted, duplicate, refused)."
+    );
+    describe_counter!("mailops_ingested_samples_total", "Metric samples stored.");
+    describe_counter!("mailops_ingested_mail_events_total", "Mail events stored.");
+    describe_counter!(
+        "mailops_job_runs_total",
+        "Runs of recurring jobs on this instance, by job and outcome."
+    );
+    describe_histogram!(
+        "mailops_job_duration_seconds",
+        Unit::Seconds,
+        "How long recurring job runs took, by job."
+    );
+    describe_gauge!(
+        "mailops_db_pool_connections",
+        "Database pool connections: open, idle and the most allowed."
+    );
+    describe_counter!(
+        "mailops_db_pool_timeouts_total",
+        "Requests that found no free database connection in time (answered RATE_LIMITED)."
+    );
+    describe_counter!(
+        "mailops_db_unavailable_total",
+        "Database errors meaning it could not be reached (answered UNAVAILABLE)."
+    );
+    describe_histogram!(
+        "mailops_event_bus_lag_seconds",
+        Unit::Seconds,
+        "Time from an event entering the Redis stream to this instance reading it."
+    );
+    describe_counter!(
+        "mailops_event_bus_reconnects_total",
+        "Times the event bus lost Redis, by side (reader, publisher)."
+    );
+    describe_counter!(
+        "mailops_redis_fallbacks_total",
+        "Decisions made locally because Redis did not answer, by component."
+    );
+    describe_counter!(
+        "mailops_rate_limit_refusals_total",
+        "Operations refused by the rate limits, by caller (user, agent, anonymous)."
+    );
+    describe_counter!(
+        "mailops_notifications_total",
+        "Notification attempts, by contact point kind and result (sent, failed)."
+    );
 }
 
 /// Everything measured so far, in the Prometheus text exposition format.

@@ -552,3 +552,54 @@ async fn embedded_mode_commits_to_disk_before_answering() {
     let level: i32 = row.try_get_by_index(0).unwrap();
     assert_eq!(level, 2, "synchronous = FULL");
 }
+
+#[test]
+fn the_shipped_alert_rules_and_dashboard_are_valid_and_name_real_metrics() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules = root.join("deploy/prometheus/alerts.yml");
+    if let Ok(output) = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+    {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("deploy/grafana/mailops.json")).unwrap(),
+    )
+    .unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .chain(
+            std::fs::read_to_string(&rules)
+                .unwrap()
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("expr: ").map(str::to_string)),
+        )
+        .collect();
+    // Every mailops metric they read is one mailops exports.
+    let source = std::fs::read_to_string(root.join("src/telemetry/metrics.rs")).unwrap();
+    for expr in exprs {
+        for name in expr
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("mailops_"))
+        {
+            let base = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_count")
+                .trim_end_matches("_sum");
+            assert!(
+                source.contains(&format!("\"{base}\"")),
+                "{name} in `{expr}` is not exported"
+            );
+        }
+    }
+}
