@@ -19,7 +19,7 @@ use chrono::{DurationRound as _, TimeDelta, Utc};
 use mailops::{seed, state::AppState};
 use sea_orm::{ConnectionTrait as _, Statement};
 use serde_json::{Value, json};
-use testkit::{Backend, TestApp};
+
 use uuid::Uuid;
 
 const AGENTS: usize = 15;
@@ -111,13 +111,7 @@ async fn through_copy(state: &AppState, lines: &[String]) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let mut server = TestApp::builder(Backend::Postgres)
-        .with_config(|c| {
-            testkit::for_benchmarks(c);
-            c.database.max_connections = POOL as u32;
-        })
-        .spawn()
-        .await;
+    let mut server = common::ingest_server(POOL).await;
     let graphql = format!("http://{}/graphql", server.addr);
 
     let nodes = seed::register_nodes(&server.state, 0..AGENTS)

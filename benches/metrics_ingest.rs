@@ -23,7 +23,7 @@ use mailops::{
 };
 use sea_orm::{ConnectionTrait as _, Statement};
 use serde_json::{Value, json};
-use testkit::{Backend, TestApp};
+
 use uuid::Uuid;
 
 const BATCH_SAMPLES: usize = 1_000;
@@ -137,13 +137,7 @@ async fn empty_metrics(state: &AppState) {
 
 #[tokio::main]
 async fn main() {
-    let mut server = TestApp::builder(Backend::Postgres)
-        .with_config(|c| {
-            testkit::for_benchmarks(c);
-            c.database.max_connections = POOL as u32;
-        })
-        .spawn()
-        .await;
+    let mut server = common::ingest_server(POOL).await;
     let graphql = format!("http://{}/graphql", server.addr);
 
     let mut table = String::from(

@@ -15,7 +15,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use mailops::seed::SeedOptions;
-use serde_json::{Value, json};
+use serde_json::json;
 use testkit::{Backend, TestApp};
 
 const DATABASE: &str = "mailops_bench_metrics";
@@ -79,17 +79,14 @@ async fn measure(
     .unwrap();
     let send = || async {
         let started = Instant::now();
-        let answer: Value = client
-            .post(graphql)
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("answered");
+        let answer = testkit::json_answer(
+            client
+                .post(graphql)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body.clone()),
+        )
+        .await;
         assert!(answer["errors"].is_null(), "{answer}");
         (started.elapsed(), answer)
     };

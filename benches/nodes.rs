@@ -55,7 +55,13 @@ async fn seed(server: &TestApp) -> Vec<Uuid> {
     ids
 }
 
-fn node_json(n: node::Model) -> Value {
+/// Reads the node's row and serializes it as the GraphQL answer would.
+async fn node_json(state: &AppState, id: Uuid) -> Value {
+    let n = node::Entity::find_by_id(id)
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap();
     json!({ "data": { "node": {
         "id": n.id, "hostname": n.hostname, "roles": n.roles_mask, "status": n.status,
         "lastSeenAt": n.last_seen_at, "agentVersion": n.agent_version, "labels": n.labels,
@@ -77,24 +83,14 @@ async fn plain_node(
     if principal.require(Role::Viewer).is_err() {
         return Json(json!({ "errors": [{ "message": "unauthenticated" }] }));
     }
-    let row = node::Entity::find_by_id(id)
-        .one(&state.db)
-        .await
-        .unwrap()
-        .unwrap();
-    Json(node_json(row))
+    Json(node_json(&state, id).await)
 }
 
 async fn plain_node_without_auth(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Json<Value> {
-    let row = node::Entity::find_by_id(id)
-        .one(&state.db)
-        .await
-        .unwrap()
-        .unwrap();
-    Json(node_json(row))
+    Json(node_json(&state, id).await)
 }
 
 async fn serve_plain(state: AppState) -> std::net::SocketAddr {

@@ -70,13 +70,7 @@ async fn main() {
                 .json(&json!({ "query": query }))
         }
     };
-    let sample: serde_json::Value = request(graphql_uncached.clone(), OVERVIEW)(&client)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sample = testkit::json_answer(request(graphql_uncached.clone(), OVERVIEW)(&client)).await;
     println!("{sample}");
     let sent = sample["data"]["overview"]["lastHour"]["sent"]
         .as_i64()

@@ -212,15 +212,7 @@ async fn server() {
         let mut scrapes = Vec::new();
         for _ in 0..SCRAPES {
             let t = std::time::Instant::now();
-            let text = started
-                .client
-                .get(started.url("/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let text = started.get_text("/metrics").await;
             scrapes.push(t.elapsed());
             assert!(text.contains("mailops_websockets_open"));
         }

@@ -62,6 +62,17 @@ async fn send_checked(request: reqwest::RequestBuilder, check: fn(&[u8]) -> bool
     );
 }
 
+/// A Postgres server for the ingestion benchmarks, with `pool` database connections.
+pub async fn ingest_server(pool: usize) -> testkit::TestApp {
+    testkit::TestApp::builder(testkit::Backend::Postgres)
+        .with_config(move |c| {
+            testkit::for_benchmarks(c);
+            c.database.max_connections = pool as u32;
+        })
+        .spawn()
+        .await
+}
+
 /// Sends every agent's batches (bodies of `field`, each accepting `expected` items), all
 /// agents at once; returns the time it took and how many
 /// batches were sent again, as agents do, after a RATE_LIMITED answer (mailops busy) or a

@@ -225,6 +225,12 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// GETs a path and answers the body, whatever the status.
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// Tells the server to shut down, without waiting for it.
     pub fn signal_stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -266,13 +272,7 @@ impl TestApp {
         if let Some(authorization) = authorization {
             request = request.header("authorization", authorization);
         }
-        request
-            .send()
-            .await
-            .expect("request sent")
-            .json()
-            .await
-            .expect("JSON response")
+        json_answer(request).await
     }
 
     /// Logs in and returns the `login` payload; panics on an error.
@@ -443,6 +443,12 @@ pub async fn login_in_two_halves(
         .await
         .expect("read response");
     String::from_utf8_lossy(&response).into_owned()
+}
+
+/// Sends a request and answers its JSON body; panics when either fails.
+pub async fn json_answer(request: reqwest::RequestBuilder) -> Value {
+    let response = request.send().await.expect("request sent");
+    response.json().await.expect("JSON response")
 }
 
 pub fn token_of(login: &Value) -> String {

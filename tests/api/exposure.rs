@@ -160,6 +160,21 @@ on_both_backends! {
 }
 
 /// A node key's socket, subscribed to something that never ends on its own.
+/// Rotates the node's key and answers the new one.
+async fn rotate_key(app: &TestApp, admin: &str, node_id: &str) -> String {
+    let rotated = app
+        .gql(
+            Some(admin),
+            "mutation($id: ID!) { rotateNodeKey(nodeId: $id) { apiKey } }",
+            json!({ "id": node_id }),
+        )
+        .await;
+    rotated["data"]["rotateNodeKey"]["apiKey"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn agent_socket(app: &TestApp, key: &str) -> WsClient {
     let mut socket = WsClient::ready(app.addr, Some(format!("ApiKey {key}"))).await;
     socket.barrier().await;
@@ -196,24 +211,9 @@ async fn revoking_rotating_or_retiring_a_node_closes_its_sockets_on_every_instan
     );
 
     // Rotated.
-    let rotated = a
-        .gql(
-            Some(&admin),
-            "mutation($id: ID!) { rotateNodeKey(nodeId: $id) { apiKey } }",
-            json!({ "id": node_id }),
-        )
-        .await;
-    let new_key = rotated["data"]["rotateNodeKey"]["apiKey"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let new_key = rotate_key(&a, &admin, &node_id).await;
     let mut socket = agent_socket(&b, &new_key).await;
-    a.gql(
-        Some(&admin),
-        "mutation($id: ID!) { rotateNodeKey(nodeId: $id) { apiKey } }",
-        json!({ "id": node_id }),
-    )
-    .await;
+    rotate_key(&a, &admin, &node_id).await;
     assert_eq!(socket.close_frame().await.0, 4403);
 
     // Retired.
@@ -233,17 +233,7 @@ async fn revoking_rotating_or_retiring_a_node_closes_its_sockets_on_every_instan
             .count(),
         1
     );
-    let rotated = a
-        .gql(
-            Some(&admin),
-            "mutation($id: ID!) { rotateNodeKey(nodeId: $id) { apiKey } }",
-            json!({ "id": node_id }),
-        )
-        .await;
-    let last_key = rotated["data"]["rotateNodeKey"]["apiKey"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let last_key = rotate_key(&a, &admin, &node_id).await;
     let mut socket = agent_socket(&b, &last_key).await;
     a.gql(
         Some(&admin),

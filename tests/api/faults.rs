@@ -495,20 +495,17 @@ async fn each_operation_is_logged_once_without_its_variables() {
         }
     };
     let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("http://{address}/graphql"))
-        .header("x-request-id", "trace-me-42")
-        .json(&json!({
-            "query": "mutation SignIn($p: String!) { login(username: \"admin\", password: $p) { accessToken } }",
-            "variables": { "p": testkit::ADMIN_PASSWORD },
-            "operationName": "SignIn"
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login = testkit::json_answer(
+        client
+            .post(format!("http://{address}/graphql"))
+            .header("x-request-id", "trace-me-42")
+            .json(&json!({
+                "query": "mutation SignIn($p: String!) { login(username: \"admin\", password: $p) { accessToken } }",
+                "variables": { "p": testkit::ADMIN_PASSWORD },
+                "operationName": "SignIn"
+            })),
+    )
+    .await;
     assert!(login["data"]["login"]["accessToken"].is_string());
     let _ = server.kill();
     let mut logged = Vec::new();

@@ -189,15 +189,7 @@ async fn graphiql_can_load_its_scripts_from_a_local_directory() {
         .with_config(move |c| c.server.graphiql_assets = GraphiqlAssets::Directory(directory))
         .spawn()
         .await;
-    let html = app
-        .client
-        .get(app.url("/graphql"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.get_text("/graphql").await;
     assert!(html.contains("/graphiql/assets/graphiql@3.8.3/graphiql.min.js"));
     assert!(!html.contains("unpkg"));
     let script = app
