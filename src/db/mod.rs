@@ -4,12 +4,14 @@
 //! store passes its own.
 
 pub mod batch;
+mod health;
 pub mod page;
 pub mod retention;
 pub mod sql;
 pub mod stored;
 pub mod tx;
 
+pub use health::Health;
 pub use page::{Listed, Page, fetch_page, newest_first};
 pub use tx::{JobLock, begin_write};
 
@@ -135,66 +137,4 @@ pub fn parse_id(field: &str, text: &str) -> crate::error::AppResult<uuid::Uuid> 
 /// Parses a list of ids that name rows; the first bad one is named by `field`.
 pub fn parse_ids(field: &str, texts: &[String]) -> crate::error::AppResult<Vec<uuid::Uuid>> {
     texts.iter().map(|text| parse_id(field, text)).collect()
-}
-
-/// Whether the database answers, as a watcher outside the pool last found: a request
-/// that finds it down is answered `UNAVAILABLE` at once instead of waiting for a pooled
-/// connection that cannot come.
-#[derive(Clone, Debug)]
-pub struct Health(std::sync::Arc<std::sync::atomic::AtomicBool>);
-
-impl Default for Health {
-    fn default() -> Self {
-        Health(std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
-            true,
-        )))
-    }
-}
-
-/// How often the watcher checks the database.
-const HEALTH_EVERY: Duration = Duration::from_secs(1);
-
-impl Health {
-    pub fn reachable(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Watches a Postgres database over a connection of its own (a saturated pool does
-    /// not make it look down), logging each change once. SQLite is always reachable.
-    pub fn watch(&self, config: &Config) -> Option<tokio::task::JoinHandle<()>> {
-        use sea_orm::sqlx::{Connection as _, PgConnection};
-        if !config.uses_postgres() {
-            return None;
-        }
-        let url = config.effective_database_url();
-        let reachable = self.0.clone();
-        Some(tokio::spawn(async move {
-            let mut connection: Option<PgConnection> = None;
-            loop {
-                tokio::time::sleep(HEALTH_EVERY).await;
-                let answered = async {
-                    let conn = match &mut connection {
-                        Some(conn) => conn,
-                        None => connection.insert(PgConnection::connect(&url).await.ok()?),
-                    };
-                    conn.ping().await.ok()
-                };
-                let up = matches!(
-                    tokio::time::timeout(HEALTH_EVERY, answered).await,
-                    Ok(Some(()))
-                );
-                if !up {
-                    connection = None;
-                }
-                let was = reachable.swap(up, std::sync::atomic::Ordering::Relaxed);
-                match (was, up) {
-                    (true, false) => tracing::error!(
-                        "the database does not answer; requests are answered UNAVAILABLE"
-                    ),
-                    (false, true) => tracing::info!("the database answers again"),
-                    _ => {}
-                }
-            }
-        }))
-    }
 }
