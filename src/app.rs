@@ -217,6 +217,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let (stop, stopping) = tokio::sync::watch::channel(false);
     Ok(AppState {
         db_health: crate::db::Health::default(),
+        notifier: crate::notifications::Sender::new(config.notifications.timeout),
         rate_limits,
         jobs,
         stopping,

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod mailflow;
 pub mod metrics;
 pub mod nodes;
+pub mod notifications;
 pub mod overview;
 pub mod ratelimit;
 pub mod realtime;

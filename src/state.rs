@@ -28,6 +28,8 @@ pub struct AppState {
     pub rate_limits: crate::ratelimit::RateLimiter,
     /// What the recurring jobs did last.
     pub jobs: crate::jobs::JobBook,
+    /// Delivers notifications, keeping HTTP connections to receivers open between them.
+    pub notifier: crate::notifications::Sender,
     /// Whether the database answers.
     pub db_health: crate::db::Health,
     /// Turns true when the server starts shutting down: open WebSockets close.

@@ -22,7 +22,27 @@ use syn::visit::Visit;
 
 /// The domains: folders of `src/` with a `mod.rs` face and a store.
 const DOMAINS: &[&str] = &[
-    "alerts", "audit", "auth", "ips", "mailflow", "metrics", "nodes", "overview", "users",
+    "alerts",
+    "audit",
+    "auth",
+    "ips",
+    "mailflow",
+    "metrics",
+    "nodes",
+    "notifications",
+    "overview",
+    "users",
+];
+
+/// Folders of `src/` that are not domains: the GraphQL layer and the infrastructure.
+const NOT_DOMAINS: &[&str] = &[
+    "config",
+    "db",
+    "graphql",
+    "jobs",
+    "realtime",
+    "seed",
+    "telemetry",
 ];
 
 /// Files that assemble the program and may see every layer.
@@ -34,9 +54,11 @@ const GRAPHQL_ONLY: &[&str] = &["Context", "ID", "connection"];
 /// Which domain owns each entity module (`entity::<module>`).
 const ENTITY_OWNERS: &[(&str, &str)] = &[
     ("alert", "alerts"),
+    ("alert_notice", "alerts"),
     ("alert_rule", "alerts"),
     ("alert_silence", "alerts"),
     ("audit_log", "audit"),
+    ("contact_point", "notifications"),
     ("dnsbl_check_job", "ips"),
     ("dnsbl_result", "ips"),
     ("dnsbl_transition", "ips"),
@@ -51,6 +73,11 @@ const ENTITY_OWNERS: &[(&str, &str)] = &[
     ("node_key", "nodes"),
     ("node_label", "nodes"),
     ("node_status_change", "nodes"),
+    ("notification", "notifications"),
+    ("notification_attempt", "notifications"),
+    ("notification_group", "notifications"),
+    ("notification_group_alert", "notifications"),
+    ("notification_policy", "notifications"),
     ("refresh_token", "auth"),
     ("user", "users"),
 ];
@@ -537,6 +564,34 @@ fn the_sources_follow_the_dependency_rule() {
         violations.len(),
         violations.join("\n")
     );
+}
+
+#[test]
+fn every_entity_has_an_owner_and_every_folder_is_placed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let names = |dir: &str| -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(root.join(dir))
+            .expect("folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    for file in names("entity/src") {
+        let module = file.trim_end_matches(".rs");
+        assert!(
+            module == "lib" || ENTITY_OWNERS.iter().any(|(m, _)| *m == module),
+            "entity/src/{file} has no owning domain in ENTITY_OWNERS"
+        );
+    }
+    for entry in names("src") {
+        if root.join("src").join(&entry).is_dir() {
+            assert!(
+                DOMAINS.contains(&entry.as_str()) || NOT_DOMAINS.contains(&entry.as_str()),
+                "src/{entry}/ is neither a domain (DOMAINS) nor a layer (NOT_DOMAINS)"
+            );
+        }
+    }
 }
 
 fn rules_for_tests() -> Rules {

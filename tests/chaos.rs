@@ -12,7 +12,6 @@
 
 use std::{
     collections::BTreeSet,
-    process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -23,7 +22,7 @@ use std::{
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::{Value, json};
 use testkit::{
-    servers::{PgCluster, RedisServer, free_port},
+    servers::{MailopsProcess, PgCluster, RedisServer},
     ws::{WsClient, bearer},
 };
 
@@ -37,80 +36,21 @@ const JWT_SECRET: &str = "chaos-suite-secret-that-is-long-enough-0123";
 const INGEST: &str =
     "mutation($b: MetricBatchInput!) { ingestMetrics(batch: $b) { accepted duplicate } }";
 
-/// One `mailops serve` process on a fixed port.
-struct Instance {
-    port: u16,
-    database: String,
-    redis: String,
-    data_dir: std::path::PathBuf,
-    child: Option<Child>,
-}
-
-impl Instance {
-    fn start(database: &str, redis: &str) -> Instance {
-        let port = free_port();
-        let mut instance = Instance {
-            port,
-            database: database.to_owned(),
-            redis: redis.to_owned(),
-            data_dir: std::env::temp_dir().join(format!("mailops-chaos-{port}")),
-            child: None,
-        };
-        instance.launch();
-        instance
-    }
-
-    fn launch(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_mailops"))
-            .env("DATABASE_URL", &self.database)
-            .env("REDIS_URL", &self.redis)
-            .env("MAILOPS_BIND", format!("127.0.0.1:{}", self.port))
-            .env("MAILOPS_DATA_DIR", &self.data_dir)
-            .env("MAILOPS_JWT_SECRET", JWT_SECRET)
-            .env("MAILOPS_ADMIN_PASSWORD", testkit::ADMIN_PASSWORD)
-            .env("MAILOPS_LOG_FORMAT", "json")
-            .env("MAILOPS_INTROSPECTION", "true")
-            .env("MAILOPS_REDIS_PREFIX", "chaos:")
-            .env("MAILOPS_RATE_LIMIT_AGENT", "off")
-            .env("MAILOPS_RATE_LIMIT_ANONYMOUS", "off")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mailops runs");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mailops did not listen on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/graphql", self.port)
-    }
-
-    fn addr(&self) -> std::net::SocketAddr {
-        ([127, 0, 0, 1], self.port).into()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
+/// One `mailops serve` process of the suite, on the suite's Postgres and Redis.
+fn instance(database: &str, redis: &str) -> MailopsProcess {
+    MailopsProcess::start(
+        env!("CARGO_BIN_EXE_mailops"),
+        &[
+            ("DATABASE_URL", database.to_owned()),
+            ("REDIS_URL", redis.to_owned()),
+            ("MAILOPS_JWT_SECRET", JWT_SECRET.into()),
+            ("MAILOPS_INTROSPECTION", "true".into()),
+            ("MAILOPS_REDIS_PREFIX", "chaos:".into()),
+            ("MAILOPS_RATE_LIMIT_AGENT", "off".into()),
+            ("MAILOPS_RATE_LIMIT_ANONYMOUS", "off".into()),
+            ("RUST_LOG", "warn".into()),
+        ],
+    )
 }
 
 async fn post(
@@ -213,8 +153,8 @@ async fn acknowledged_batches_survive_kills_and_restarts() {
     cluster.create_database("mailops");
     let mut redis = RedisServer::start();
     let database = cluster.url("mailops");
-    let mut a = Instance::start(&database, &redis.url());
-    let b = Instance::start(&database, &redis.url());
+    let mut a = instance(&database, &redis.url());
+    let b = instance(&database, &redis.url());
 
     let client = reqwest::Client::new();
     let login = post(

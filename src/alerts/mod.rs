@@ -5,11 +5,13 @@
 //! past); the overview counts active alerts with that SQL, so the columns keep that meaning.
 
 mod evaluator;
+mod notices;
 mod rules;
 mod service;
 mod store;
 
 pub use evaluator::{CycleReport, evaluate_once};
+pub use notices::{AlertSnapshot, Notice, remove as remove_notices, waiting as waiting_notices};
 pub use rules::{
     MAX_RULES, RuleDraft, RuleSelector, create as create_rule, delete as delete_rule,
     list as list_rules, update as update_rule,
@@ -19,14 +21,15 @@ pub use service::{
     silence, silences,
 };
 pub use store::{
-    alerts::{count_active_by_severity, find as find_alert},
+    alerts::{count_active_by_severity, find as find_alert, find_many as find_alerts},
     rules::{find as find_rule, find_many as rules_by_ids},
 };
 
 use async_graphql::Enum;
 
 /// What a rule watches.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AlertCondition {
     /// The latest values of a metric's series on a node, combined by the rule's aggregate.
     Metric,
@@ -65,7 +68,8 @@ pub enum AlertComparison {
 }
 
 /// How urgent an alert is.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AlertSeverity {
     /// Needs attention soon.
     Warning,

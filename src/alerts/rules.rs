@@ -11,12 +11,12 @@ use crate::{
     audit::{self, AuditContext, Change},
     error::{AppError, AppResult},
     nodes::{Label, NodeRole},
-    realtime::Event,
     state::AppState,
 };
 
 use super::{
     AlertAggregate, AlertComparison, AlertCondition, AlertSeverity, AlertState,
+    notices::{AlertSnapshot, notifies},
     store::{
         self,
         rules::{RuleSpec, role_from_str},
@@ -369,20 +369,41 @@ pub async fn delete(state: &AppState, audit: &AuditContext, id: Uuid) -> AppResu
         let open = store::alerts::open_of_rule(&txn, id).await?;
         store::alerts::delete_of_rule(&txn, id).await?;
         store::rules::delete(&txn, id).await?;
+        let now = Utc::now();
+        let node_ids: Vec<Uuid> = open.iter().filter_map(|a| a.node_id).collect();
+        let hostnames: std::collections::HashMap<Uuid, String> =
+            crate::nodes::find_many(&txn, &node_ids)
+                .await?
+                .into_iter()
+                .map(|n| (n.id, n.hostname))
+                .collect();
+        let mut notices = Vec::new();
+        let mut events = Vec::new();
+        for mut alert in open.iter().cloned() {
+            let previous = AlertState::parse(&alert.state).ok();
+            alert.state = AlertState::Resolved.as_str().into();
+            alert.resolved_at = Some(now);
+            alert.message = format!("rule '{}' was deleted", rule.name);
+            if notifies(previous, &alert.state) {
+                let hostname = alert.node_id.and_then(|n| hostnames.get(&n));
+                notices.push(AlertSnapshot::of(
+                    &alert,
+                    &rule.name,
+                    &rule.condition,
+                    hostname.map(String::as_str),
+                ));
+            }
+            events.push(super::evaluator::event(
+                &alert,
+                &rule.name,
+                previous.map(|p| p.as_str().to_string()),
+                now,
+            ));
+        }
+        super::notices::record(&txn, notices, now).await?;
         let mut change = change.clone();
         change.detail = Some(serde_json::json!({ "name": rule.name, "openAlerts": open.len() }));
         audit::commit(txn, audit, change).await?;
-        let now = Utc::now();
-        let events: Vec<Event> = open
-            .into_iter()
-            .map(|mut a| {
-                let previous = a.state.clone();
-                a.state = AlertState::Resolved.as_str().into();
-                a.resolved_at = Some(now);
-                a.message = format!("rule '{}' was deleted", rule.name);
-                super::evaluator::event(&a, &rule.name, Some(previous), now)
-            })
-            .collect();
         Ok((rule, events))
     })
     .await?;

@@ -50,6 +50,7 @@ pub struct Config {
     pub dnsbl: crate::ips::DnsblConfig,
     pub realtime: RealtimeConfig,
     pub alerts: AlertsConfig,
+    pub notifications: crate::notifications::NotificationsConfig,
     pub overview: OverviewConfig,
     /// Rate limits, timeouts and connection caps.
     pub limits: LimitsConfig,
@@ -512,6 +513,7 @@ impl Config {
             },
             mail: crate::mailflow::MailFlowConfig::from_lookup(&get)?,
             dnsbl: crate::ips::DnsblConfig::from_lookup(&get)?,
+            notifications: crate::notifications::NotificationsConfig::from_lookup(&get, bind)?,
             realtime: RealtimeConfig {
                 replay_window: event_replay_window,
                 replay_max: event_replay_max,

@@ -22,10 +22,12 @@ pub enum JobLock {
     DnsblResults,
     AlertEvaluation,
     MailRetention,
+    /// The notifier grouping alert changes.
+    Notifications,
 }
 
 impl JobLock {
-    pub const ALL: [JobLock; 7] = [
+    pub const ALL: [JobLock; 8] = [
         JobLock::Migrations,
         JobLock::NodeStatus,
         JobLock::MetricsRetention,
@@ -33,6 +35,7 @@ impl JobLock {
         JobLock::DnsblResults,
         JobLock::AlertEvaluation,
         JobLock::MailRetention,
+        JobLock::Notifications,
     ];
 
     /// The advisory-lock key. The job locks are "mail" in ASCII and a number; the
@@ -47,18 +50,19 @@ impl JobLock {
             JobLock::DnsblResults => 0x6d61_696c_0004,
             JobLock::AlertEvaluation => 0x6d61_696c_0005,
             JobLock::MailRetention => 0x6d61_696c_0006,
+            JobLock::Notifications => 0x6d61_696c_0007,
         }
     }
 }
 
 impl JobLock {
-    /// The evaluator reads for a whole cycle and writes at its end. SQLite serves one
+    /// The evaluator and the notifier read for a whole cycle and write at its end. SQLite serves one
     /// instance and needs no advisory lock, but such a transaction must take the write lock
     /// up front there, or its writes fail on a lock another writer took meanwhile. Other
     /// jobs write little and early, and holding the write lock for them would make
     /// requests' transactions fail instead.
     fn writes_after_reading(self) -> bool {
-        matches!(self, JobLock::AlertEvaluation)
+        matches!(self, JobLock::AlertEvaluation | JobLock::Notifications)
     }
 }
 

@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod mailflow;
 pub mod metrics;
 pub mod nodes;
+pub mod notifications;
 pub mod overview;
 pub mod realtime;
 pub mod users;
@@ -39,6 +40,7 @@ use crate::{
     graphql::mailflow::resolvers::{MailFlowMutation, MailFlowQuery},
     graphql::metrics::resolvers::{MetricsMutation, MetricsQuery},
     graphql::nodes::resolvers::{NodesMutation, NodesQuery},
+    graphql::notifications::resolvers::{NotificationsMutation, NotificationsQuery},
     graphql::overview::resolvers::OverviewQuery,
     graphql::realtime::resolvers::RealtimeSubscription,
     graphql::users::resolvers::{UsersMutation, UsersQuery},
@@ -57,6 +59,7 @@ pub struct Query(
     MailFlowQuery,
     OverviewQuery,
     AlertsQuery,
+    NotificationsQuery,
     JobsQuery,
 );
 
@@ -69,6 +72,7 @@ pub struct Mutation(
     IpsMutation,
     MailFlowMutation,
     AlertsMutation,
+    NotificationsMutation,
     JobsMutation,
 );
 
@@ -103,6 +107,12 @@ fn with_data(state: AppState, config: &Config) -> SchemaBuilder<Query, Mutation,
             minute_retention: config.mail.minute_retention,
         }))
         .data(loader(alerts::loaders::RulesById { db: db() }))
+        .data(loader(notifications::loaders::AttemptsByNotification {
+            db: db(),
+        }))
+        .data(loader(notifications::loaders::ContactPointsById {
+            db: db(),
+        }))
         .data(state);
     if !config.server.introspection {
         builder = builder.disable_introspection().disable_suggestions();

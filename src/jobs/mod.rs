@@ -98,7 +98,7 @@ type Tick = fn(AppState) -> futures_util::future::BoxFuture<'static, AppResult<(
 /// Starts every background job of this instance.
 pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
     let config = &state.config;
-    let jobs: [(&'static str, Duration, Tick); 5] = [
+    let jobs: [(&'static str, Duration, Tick); 6] = [
         ("node-status", config.nodes.status_check_interval, |state| {
             Box::pin(async move { crate::nodes::sweep_statuses(&state).await.map(drop) })
         }),
@@ -124,6 +124,9 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
             config.alerts.evaluation_interval,
             |state| Box::pin(async move { crate::alerts::evaluate_once(&state).await.map(drop) }),
         ),
+        ("notifications", config.notifications.interval, |state| {
+            Box::pin(async move { crate::notifications::run_once(&state).await.map(drop) })
+        }),
     ];
     let mut handles: Vec<JoinHandle<()>> = jobs
         .into_iter()

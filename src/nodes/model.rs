@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use super::status::NodeStatus;
 
 /// What a node does in the cluster.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum NodeRole {
     /// WildDuck IMAP server.
     Imap,

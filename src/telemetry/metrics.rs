@@ -111,7 +111,7 @@ pub fn install() {
     );
     describe_counter!(
         "mailops_notifications_total",
-        "Notification attempts, by contact point kind and result (sent, failed)."
+        "Notification attempts, by contact point kind and result (sent, failed, rejected)."
     );
 }
 
@@ -234,7 +234,7 @@ pub fn rate_limited(caller: &'static str, operations: u64) {
         .increment(operations);
 }
 
-/// A notification attempt: `result` is `sent` or `failed`.
+/// A notification attempt: `result` is `sent`, `failed` (tried again) or `rejected`.
 pub fn notification(kind: &'static str, result: &'static str) {
     metrics::counter!("mailops_notifications_total", "kind" => kind, "result" => result)
         .increment(1);

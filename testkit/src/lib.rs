@@ -8,6 +8,7 @@
 
 pub mod database;
 pub mod dns_server;
+pub mod receivers;
 pub mod redis_proxy;
 pub mod servers;
 pub mod ws;

@@ -208,3 +208,80 @@ impl Drop for PgCluster {
             .output();
     }
 }
+
+/// One `mailops` process on a fixed loopback port, started with the given variables (and
+/// a data directory of its own), killed with SIGKILL and launched again at will.
+pub struct MailopsProcess {
+    pub port: u16,
+    binary: std::path::PathBuf,
+    vars: Vec<(String, String)>,
+    pub data_dir: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+impl MailopsProcess {
+    /// Starts `binary` (the test's `env!("CARGO_BIN_EXE_mailops")`) and waits until it
+    /// listens.
+    pub fn start(binary: &str, vars: &[(&str, String)]) -> MailopsProcess {
+        let port = free_port();
+        let mut process = MailopsProcess {
+            port,
+            binary: binary.into(),
+            vars: vars
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.clone()))
+                .collect(),
+            data_dir: std::env::temp_dir().join(format!("mailops-process-{port}")),
+            child: None,
+        };
+        process.launch();
+        process
+    }
+
+    /// Starts it again (after [`kill`](Self::kill)) on the same port and data directory.
+    pub fn launch(&mut self) {
+        let child = Command::new(&self.binary)
+            .envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("MAILOPS_BIND", format!("127.0.0.1:{}", self.port))
+            .env("MAILOPS_DATA_DIR", &self.data_dir)
+            .env("MAILOPS_ADMIN_PASSWORD", crate::ADMIN_PASSWORD)
+            .env("MAILOPS_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mailops runs");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mailops did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no shutdown, nothing flushed.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/graphql", self.port)
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+}
+
+impl Drop for MailopsProcess {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}

@@ -17,6 +17,7 @@ mod ips;
 mod mailflow;
 mod metrics;
 mod nodes;
+mod notifications;
 mod overview;
 mod rate_limits;
 mod schema;

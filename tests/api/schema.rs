@@ -111,6 +111,16 @@ fn decisions() -> Vec<(&'static str, Access, String)> {
         ("Mutation.cancelIpCheckJob", AtLeast(Admin), format!("mutation {{ cancelIpCheckJob(id: \"{ZERO_ID}\") {{ id }} }}")),
         ("Mutation.createReenrollmentKey", AtLeast(Admin), format!("mutation {{ createReenrollmentKey(nodeId: \"{ZERO_ID}\") {{ key }} }}")),
         ("Mutation.revokeEnrollmentKey", AtLeast(Admin), format!("mutation {{ revokeEnrollmentKey(id: \"{ZERO_ID}\") {{ id }} }}")),
+        ("Query.contactPoints", AtLeast(Viewer), "{ contactPoints { id } }".into()),
+        ("Query.contactPoint", AtLeast(Viewer), format!("{{ contactPoint(id: \"{ZERO_ID}\") {{ id }} }}")),
+        ("Query.notificationPolicy", AtLeast(Viewer), "{ notificationPolicy { groupBy } }".into()),
+        ("Query.notifications", AtLeast(Viewer), "{ notifications(first: 1) { totalCount } }".into()),
+        ("Query.notification", AtLeast(Viewer), format!("{{ notification(id: \"{ZERO_ID}\") {{ id }} }}")),
+        ("Mutation.createContactPoint", AtLeast(Operator), "mutation { createContactPoint(input: { name: \"\", kind: WEBHOOK }) { id } }".into()),
+        ("Mutation.updateContactPoint", AtLeast(Operator), format!("mutation {{ updateContactPoint(id: \"{ZERO_ID}\", input: {{}}) {{ id }} }}")),
+        ("Mutation.deleteContactPoint", AtLeast(Operator), format!("mutation {{ deleteContactPoint(id: \"{ZERO_ID}\") {{ id }} }}")),
+        ("Mutation.testContactPoint", AtLeast(Operator), format!("mutation {{ testContactPoint(id: \"{ZERO_ID}\") {{ outcome }} }}")),
+        ("Mutation.setNotificationPolicy", AtLeast(Operator), "mutation { setNotificationPolicy(input: { groupWaitSeconds: -1 }) { groupBy } }".into()),
     ]
 }
 

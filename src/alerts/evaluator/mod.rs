@@ -16,7 +16,11 @@ use uuid::Uuid;
 
 use crate::{error::AppResult, state::AppState};
 
-use super::{AlertState, store};
+use super::{
+    AlertState,
+    notices::{AlertSnapshot, notifies, record as record_notices},
+    store,
+};
 use decide::{Change, decide};
 use inputs::read_inputs;
 
@@ -73,6 +77,20 @@ pub async fn evaluate_once(state: &AppState) -> AppResult<CycleReport> {
         .map(|r| (r.id, r.name.as_str()))
         .collect();
     let name_of = |id: &Uuid| rule_names.get(id).copied().unwrap_or("deleted rule");
+    let conditions: HashMap<Uuid, &str> = inputs
+        .rules
+        .iter()
+        .map(|r| (r.id, r.condition.as_str()))
+        .collect();
+    let snapshot = |alert: &entity::alert::Model| {
+        let hostname = alert
+            .node_id
+            .and_then(|id| inputs.nodes.get(&id))
+            .map(|n| n.hostname.as_str());
+        let condition = conditions.get(&alert.rule_id).copied().unwrap_or_default();
+        AlertSnapshot::of(alert, name_of(&alert.rule_id), condition, hostname)
+    };
+    let mut notices = Vec::new();
     let mut inserts = Vec::new();
     for change in changes {
         match change {
@@ -82,6 +100,9 @@ pub async fn evaluate_once(state: &AppState) -> AppResult<CycleReport> {
                     report.fired += 1;
                 }
                 events.push(event(&alert, name_of(&alert.rule_id), None, now));
+                if notifies(None, &alert.state) {
+                    notices.push(snapshot(&alert));
+                }
                 inserts.push(alert);
             }
             Change::Update { alert, previous } => {
@@ -98,6 +119,9 @@ pub async fn evaluate_once(state: &AppState) -> AppResult<CycleReport> {
                         previous.map(|p| p.as_str().to_string()),
                         now,
                     ));
+                    if notifies(previous, &alert.state) {
+                        notices.push(snapshot(&alert));
+                    }
                 }
                 store::alerts::update_evaluated(&txn, alert).await?;
             }
@@ -113,6 +137,7 @@ pub async fn evaluate_once(state: &AppState) -> AppResult<CycleReport> {
         .await?;
     }
     store::alerts::insert_many(&txn, inserts).await?;
+    record_notices(&txn, notices, now).await?;
     txn.commit().await?;
     state.events.publish_all(events);
     report.write_time = written.elapsed();

@@ -41,6 +41,20 @@ pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<alert
     Ok(alert::Entity::find_by_id(id).one(db).await?)
 }
 
+/// The alerts of these ids that exist.
+pub async fn find_many(db: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<alert::Model>> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(500) {
+        found.extend(
+            alert::Entity::find()
+                .filter(alert::Column::Id.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(found)
+}
+
 /// Which alerts a list shows, validated.
 #[derive(Default)]
 pub struct AlertSelection {

@@ -1,0 +1,3 @@
+pub mod loaders;
+pub mod resolvers;
+pub mod types;
