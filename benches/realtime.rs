@@ -39,14 +39,6 @@ fn epoch_nanos() -> u128 {
         .as_nanos()
 }
 
-/// The 1-minute load average: other work on the machine shows in the latency.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
-}
-
 fn vm_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status
@@ -181,7 +173,7 @@ async fn server() {
         .await;
 
     let mut rows = Vec::new();
-    let load_before = load_average();
+    let load_before = common::load_average();
     for subscribers in SUBSCRIBERS {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let before = vm_rss_kib();
@@ -276,7 +268,7 @@ async fn server() {
     let body = format!(
         "Machine: {}; 1-minute load average {load_before} before the run and {} after it (2 cores: anything above 2 means other work competed for the CPU). One instance on Postgres with the Redis event bus; clients in a child process on the same machine, each holding one `metricsUpdated` subscription over graphql-transport-ws. Memory: the server's VmRSS after all subscriptions are up minus before, per connection (goal ≤ 30 KiB); rows after the first reuse memory the allocator kept from the previous row, so the first row is the one to trust. Latency: ingest request sent → `next` received by each subscriber, {BATCHES} batches {} ms apart (includes the ingest transaction; goal p99 ≤ 100 ms at 10,000). `/metrics`: {SCRAPES} scrapes with every subscription open, before the batches.\n\n| subscribers | server RSS per idle connection (KiB) | deliveries | p50 (ms) | p99 (ms) | max (ms) | `/metrics` scrape p50 / max (ms) |\n|---|---|---|---|---|---|---|\n{}\n",
         common::machine(),
-        load_average(),
+        common::load_average(),
         BETWEEN_BATCHES.as_millis(),
         rows.concat()
     );

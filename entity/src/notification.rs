@@ -23,8 +23,9 @@ pub struct Model {
     pub state: String,
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,
-    /// While an instance is sending it.
+    /// While an instance is sending it: until when, and the pass that leased it.
     pub lease_until: Option<DateTimeUtc>,
+    pub lease_owner: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub finished_at: Option<DateTimeUtc>,
 }

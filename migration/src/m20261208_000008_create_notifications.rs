@@ -125,6 +125,7 @@ impl MigrationTrait for Migration {
                     .col(integer(Notifications::Attempts).default(0))
                     .col(timestamp_with_time_zone(Notifications::NextAttemptAt))
                     .col(timestamp_with_time_zone_null(Notifications::LeaseUntil))
+                    .col(uuid_null(Notifications::LeaseOwner))
                     .col(timestamp_with_time_zone(Notifications::CreatedAt))
                     .col(timestamp_with_time_zone_null(Notifications::FinishedAt))
                     .to_owned(),
@@ -277,6 +278,7 @@ enum Notifications {
     Attempts,
     NextAttemptAt,
     LeaseUntil,
+    LeaseOwner,
     CreatedAt,
     FinishedAt,
 }

@@ -173,6 +173,13 @@ mod tests {
             assert_eq!(AlertCondition::parse(c.as_str()).ok(), Some(*c));
         }
         assert_eq!(AlertState::parse("FIRING").ok(), Some(AlertState::Firing));
+        // Policies store conditions and severities through serde: the same text.
+        for c in AlertCondition::ALL {
+            assert_eq!(serde_json::to_value(c).ok(), Some(c.as_str().into()));
+        }
+        for s in AlertSeverity::ALL {
+            assert_eq!(serde_json::to_value(s).ok(), Some(s.as_str().into()));
+        }
         assert!(AlertSeverity::parse("INFO").is_err());
     }
 }

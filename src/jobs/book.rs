@@ -56,6 +56,8 @@ pub struct JobBook {
     schedule: Arc<Mutex<BTreeMap<&'static str, Duration>>>,
     local: Arc<Mutex<BTreeMap<&'static str, JobRecord>>>,
     shared: Option<(ConnectionManager, Arc<str>)>,
+    /// Each job's wake-up call: a tick before its time.
+    wakers: Arc<Mutex<BTreeMap<&'static str, Arc<tokio::sync::Notify>>>>,
 }
 
 /// This process among the instances: its host name and process id.
@@ -75,7 +77,24 @@ impl JobBook {
             schedule: Arc::default(),
             local: Arc::default(),
             shared: redis.map(|(conn, prefix)| (conn, format!("{prefix}jobs:").into())),
+            wakers: Arc::default(),
         }
+    }
+
+    /// The wake-up call of job `name`.
+    pub fn waker(&self, name: &'static str) -> Arc<tokio::sync::Notify> {
+        self.wakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name)
+            .or_default()
+            .clone()
+    }
+
+    /// Runs job `name` on this instance now rather than at its next tick (once, however
+    /// often it is called meanwhile).
+    pub fn wake(&self, name: &'static str) {
+        self.waker(name).notify_one();
     }
 
     /// The name this instance records its runs under.

@@ -46,11 +46,15 @@ where
 {
     book.register(name, interval);
     let book = book.clone();
+    let waker = book.waker(name);
     tokio::spawn(async move {
         let mut timer = tokio::time::interval(interval);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            timer.tick().await;
+            tokio::select! {
+                _ = timer.tick() => {}
+                _ = waker.notified() => timer.reset(),
+            }
             let ran = Arc::new(AtomicBool::new(false));
             let started_at = chrono::Utc::now();
             let started = Instant::now();
@@ -122,7 +126,17 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
         (
             "alert-evaluation",
             config.alerts.evaluation_interval,
-            |state| Box::pin(async move { crate::alerts::evaluate_once(&state).await.map(drop) }),
+            |state| {
+                Box::pin(async move {
+                    let report = crate::alerts::evaluate_once(&state).await?;
+                    // Alerts that fired or resolved have notices waiting: tell people now
+                    // rather than at the notifier's next tick.
+                    if report.fired + report.resolved > 0 {
+                        state.jobs.wake("notifications");
+                    }
+                    Ok(())
+                })
+            },
         ),
         ("notifications", config.notifications.interval, |state| {
             Box::pin(async move { crate::notifications::run_once(&state).await.map(drop) })

@@ -351,6 +351,9 @@ pub(super) async fn flush_due(
         .collect();
 
     let mut made = Vec::new();
+    let mut told_firing: Vec<(Uuid, Vec<Uuid>)> = Vec::new();
+    let mut removed: Vec<(Uuid, Vec<Uuid>)> = Vec::new();
+    let mut advanced: HashMap<(bool, Option<DateTime<Utc>>), Vec<Uuid>> = HashMap::new();
     for group in groups {
         let route = policy.route_by_key(&group.route);
         let group_members: Vec<Member> = members
@@ -360,11 +363,8 @@ pub(super) async fn flush_due(
             .map(|(row, alert)| facts.member(&row, alert, now))
             .collect();
         let look = look(&group_members, &route, group.last_notified_at, now);
-        let mut sequence = group.sequence;
-        let mut last_notified_at = group.last_notified_at;
         if let Some(alerts) = &look.notify {
-            sequence += 1;
-            last_notified_at = Some(now);
+            let sequence = group.sequence + 1;
             let group_labels: BTreeMap<String, String> =
                 serde_json::from_value(group.group_labels.clone()).unwrap_or_default();
             let status = if alerts.iter().any(AlertSnapshot::firing) {
@@ -401,21 +401,24 @@ pub(super) async fn flush_due(
                     attempts: 0,
                     next_attempt_at: now,
                     lease_until: None,
+                    lease_owner: None,
                     created_at: now,
                     finished_at: None,
                 });
             }
-            store::groups::set_notified(
-                txn,
-                group.id,
-                &look.told_firing,
-                AlertState::Firing.as_str(),
-            )
-            .await?;
+            told_firing.push((group.id, look.told_firing));
         }
-        store::groups::remove_members(txn, group.id, &look.removed).await?;
+        removed.push((group.id, look.removed));
         let next = (!look.idle).then(|| now + seconds(route.group_interval_seconds));
-        store::groups::flushed(txn, group.id, sequence, next, last_notified_at).await?;
+        advanced
+            .entry((look.notify.is_some(), next))
+            .or_default()
+            .push(group.id);
+    }
+    store::groups::set_notified(txn, &told_firing, AlertState::Firing.as_str()).await?;
+    store::groups::remove_members(txn, &removed).await?;
+    for ((notified, next), ids) in advanced {
+        store::groups::advance(txn, &ids, notified.then_some(now), next).await?;
     }
     store::notifications::insert_many(txn, made.clone()).await?;
     Ok(made)

@@ -184,8 +184,12 @@ fn group_by(field: &str, names: Vec<String>) -> AppResult<Vec<String>> {
             ));
         }
     }
-    let mut unique = names;
-    unique.dedup();
+    let mut unique: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        if !unique.contains(&name) {
+            unique.push(name);
+        }
+    }
     Ok(unique)
 }
 

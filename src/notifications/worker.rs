@@ -17,7 +17,7 @@ use super::{
     contact_points::{self, ContactPoint},
     deliver::Delivery,
     grouping,
-    model::{AttemptOutcome, NotificationState},
+    model::{AttemptOutcome, ContactPointKind, NotificationState},
     payload::{MessageParts, WebhookMessage},
     policy, store,
 };
@@ -69,7 +69,11 @@ pub async fn run_once(state: &AppState) -> AppResult<PassReport> {
     Ok(report)
 }
 
-/// Sends every due notification this instance can lease, several at once.
+/// Attempts recorded per transaction, as they complete.
+const RECORD_BATCH: usize = 64;
+
+/// Sends every due notification this instance can lease, several at once, recording the
+/// attempts in batches as they complete.
 async fn send_due(state: &AppState, report: &mut PassReport) -> AppResult<()> {
     let config = &state.config.notifications;
     let now = Utc::now();
@@ -77,25 +81,24 @@ async fn send_due(state: &AppState, report: &mut PassReport) -> AppResult<()> {
     if due.is_empty() {
         return Ok(());
     }
-    let mut ids: Vec<Uuid> = due.iter().map(|n| n.contact_point_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let points = contact_points::find_many(&state.db, &ids).await?;
     // A lease outlives the slowest attempt (an SMTP exchange may take three timeouts).
     let lease = chrono::Duration::from_std(config.timeout * 4).unwrap_or_default()
         + chrono::Duration::seconds(30);
-    let outcomes: Vec<AppResult<Option<AttemptOutcome>>> = futures_util::stream::iter(due)
+    let ids: Vec<Uuid> = due.iter().map(|n| n.id).collect();
+    let taken =
+        store::notifications::lease(&state.db, &ids, Uuid::now_v7(), now, now + lease).await?;
+    let due: Vec<NotificationRow> = due.into_iter().filter(|n| taken.contains(&n.id)).collect();
+    let mut point_ids: Vec<Uuid> = due.iter().map(|n| n.contact_point_id).collect();
+    point_ids.sort_unstable();
+    point_ids.dedup();
+    let points = contact_points::find_many(&state.db, &point_ids).await?;
+    let mut attempts = futures_util::stream::iter(due)
         .map(|notification| {
             let point = points
                 .iter()
                 .find(|p| p.id == notification.contact_point_id)
                 .cloned();
             async move {
-                if !store::notifications::lease(&state.db, notification.id, now, now + lease)
-                    .await?
-                {
-                    return Ok(None);
-                }
                 let delivery = match &point {
                     Some(point) => deliver(state, point, &notification).await,
                     None => Delivery {
@@ -105,21 +108,20 @@ async fn send_due(state: &AppState, report: &mut PassReport) -> AppResult<()> {
                         retry_after: None,
                     },
                 };
-                let outcome = delivery.outcome;
-                record(state, &notification, point.as_ref(), delivery).await?;
-                Ok(Some(outcome))
+                (notification, point.map(|p| p.kind), delivery)
             }
         })
         .buffer_unordered(config.concurrency as usize)
-        .collect()
-        .await;
-    for outcome in outcomes {
-        match outcome? {
-            Some(AttemptOutcome::Sent) => report.sent += 1,
-            Some(AttemptOutcome::Failed) => report.failed += 1,
-            Some(AttemptOutcome::Rejected) => report.rejected += 1,
-            None => {}
+        .ready_chunks(RECORD_BATCH);
+    while let Some(done) = attempts.next().await {
+        for (_, _, delivery) in &done {
+            match delivery.outcome {
+                AttemptOutcome::Sent => report.sent += 1,
+                AttemptOutcome::Failed => report.failed += 1,
+                AttemptOutcome::Rejected => report.rejected += 1,
+            }
         }
+        record(state, done).await?;
     }
     Ok(())
 }
@@ -171,50 +173,47 @@ fn after(
 
 async fn record(
     state: &AppState,
-    notification: &NotificationRow,
-    point: Option<&ContactPoint>,
-    delivery: Delivery,
+    done: Vec<(NotificationRow, Option<ContactPointKind>, Delivery)>,
 ) -> AppResult<()> {
     let at = Utc::now();
-    let after = after(&state.config.notifications, notification, &delivery, at);
-    let kind = point.map_or("deleted", |p| p.kind.as_str());
-    crate::telemetry::notification(
-        match kind {
-            "WEBHOOK" => "webhook",
-            "EMAIL" => "email",
-            "SLACK" => "slack",
-            _ => "deleted",
-        },
-        match delivery.outcome {
-            AttemptOutcome::Sent => "sent",
-            AttemptOutcome::Failed => "failed",
-            AttemptOutcome::Rejected => "rejected",
-        },
-    );
-    if delivery.outcome != AttemptOutcome::Sent {
-        tracing::warn!(
-            contact_point = notification.contact_point_name,
-            group = notification.group_key,
-            sequence = notification.sequence,
-            detail = delivery.detail,
-            state = after.state.as_str(),
-            "a notification was not delivered"
+    let mut attempts = Vec::with_capacity(done.len());
+    for (notification, kind, delivery) in done {
+        let after = after(&state.config.notifications, &notification, &delivery, at);
+        crate::telemetry::notification(
+            match kind {
+                Some(ContactPointKind::Webhook) => "webhook",
+                Some(ContactPointKind::Email) => "email",
+                Some(ContactPointKind::Slack) => "slack",
+                None => "deleted",
+            },
+            match delivery.outcome {
+                AttemptOutcome::Sent => "sent",
+                AttemptOutcome::Failed => "failed",
+                AttemptOutcome::Rejected => "rejected",
+            },
         );
-    }
-    let txn = crate::db::begin_write(&state.db).await?;
-    store::notifications::record_attempt(
-        &txn,
-        AttemptRow {
+        if delivery.outcome != AttemptOutcome::Sent {
+            tracing::warn!(
+                contact_point = notification.contact_point_name,
+                group = notification.group_key,
+                sequence = notification.sequence,
+                detail = delivery.detail,
+                state = after.state.as_str(),
+                "a notification was not delivered"
+            );
+        }
+        let row = AttemptRow {
             id: Uuid::now_v7(),
             notification_id: notification.id,
             at,
             outcome: delivery.outcome.as_str().into(),
             status_code: delivery.status_code,
             detail: delivery.detail,
-        },
-        after,
-    )
-    .await?;
+        };
+        attempts.push((row, after));
+    }
+    let txn = crate::db::begin_write(&state.db).await?;
+    store::notifications::record_attempts(&txn, attempts).await?;
     txn.commit().await?;
     Ok(())
 }

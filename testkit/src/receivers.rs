@@ -24,6 +24,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// What the receiver answered.
     pub status: u16,
+    /// When it arrived.
+    pub received_at: std::time::SystemTime,
 }
 
 impl Received {
@@ -70,6 +72,7 @@ async fn take(
             headers,
             body: body.to_vec(),
             status,
+            received_at: std::time::SystemTime::now(),
         });
     shared.arrived.notify_waiters();
     let code = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);

@@ -347,6 +347,60 @@ async fn silences_and_maintenance_notify_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_a_node_is_down_only_its_node_down_alert_is_notified() {
+    let app = TestApp::builder(Backend::Sqlite)
+        .with_config(|c| {
+            fast(c);
+            testkit::quick_node_status(c, "1s");
+        })
+        .spawn()
+        .await;
+    let (_, operator) = app.user_with_role("oscar", "OPERATOR").await;
+    let receiver = HttpReceiver::start().await;
+    let point = webhook(&app, &operator, &receiver).await;
+    set_policy(
+        &app,
+        &operator,
+        json!({ "contactPointIds": [point], "groupWaitSeconds": 3,
+        "groupIntervalSeconds": 1 }),
+    )
+    .await;
+    let nodes = nodes(&app, 1).await;
+    let disk = disk_rule(&app, &operator, "Disk full").await;
+    // The last thing the agent says is that the disk is full; then it falls silent.
+    push_disk(&app, &nodes[0].1, 95.0).await;
+
+    let delivered = receiver.wait_for_delivered(1, WAIT).await;
+    let message = delivered[0].json();
+    assert_eq!(
+        message["commonLabels"]["alertname"], "Node down",
+        "{message}"
+    );
+    assert_eq!(message["commonLabels"]["condition"], "node_down");
+    assert_eq!(message["commonLabels"]["node"], "mta-00.example.com");
+    // Both groups have been looked at more than once by now; the disk alert stayed quiet.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let told: Vec<Value> = receiver.delivered().iter().map(|r| r.json()).collect();
+    assert!(
+        told.iter()
+            .all(|m| m["commonLabels"]["alertname"] == "Node down"),
+        "{told:?}"
+    );
+    // Not for want of a disk alert: it fired, and was muted.
+    let body = app
+        .gql(
+            Some(&operator),
+            "query($f: AlertFilter) { alerts(filter: $f, first: 5) { edges { node { firedAt } } } }",
+            json!({ "f": { "ruleIds": [disk] } }),
+        )
+        .await;
+    assert!(
+        body["data"]["alerts"]["edges"][0]["node"]["firedAt"].is_string(),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_down_for_a_while_gets_the_notification_once_it_is_back() {
     let app = TestApp::builder(Backend::Postgres)
         .with_config(fast)

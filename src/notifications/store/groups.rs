@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use entity::{notification_group as group, notification_group_alert as member};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, prelude::Expr,
-    sea_query::OnConflict,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    prelude::Expr, sea_query::OnConflict,
 };
 use uuid::Uuid;
 
@@ -63,21 +63,28 @@ pub async fn due(
         .await?)
 }
 
-/// Records what a look at the group did; `next_flush_at` None leaves it idle.
-pub async fn flushed(
+/// Records what a look at these groups did: notified (`notified_at`: their sequence goes
+/// up by one) or not, and when they are looked at next (None: idle until an alert comes).
+pub async fn advance(
     conn: &impl ConnectionTrait,
-    id: Uuid,
-    sequence: i64,
+    ids: &[Uuid],
+    notified_at: Option<DateTime<Utc>>,
     next_flush_at: Option<DateTime<Utc>>,
-    last_notified_at: Option<DateTime<Utc>>,
 ) -> AppResult<()> {
-    group::Entity::update_many()
-        .col_expr(group::Column::Sequence, Expr::value(sequence))
-        .col_expr(group::Column::NextFlushAt, Expr::value(next_flush_at))
-        .col_expr(group::Column::LastNotifiedAt, Expr::value(last_notified_at))
-        .filter(group::Column::Id.eq(id))
-        .exec(conn)
-        .await?;
+    for chunk in ids.chunks(500) {
+        let mut update = group::Entity::update_many()
+            .col_expr(group::Column::NextFlushAt, Expr::value(next_flush_at))
+            .filter(group::Column::Id.is_in(chunk.iter().copied()));
+        if let Some(at) = notified_at {
+            update = update
+                .col_expr(
+                    group::Column::Sequence,
+                    sea_orm::sea_query::ExprTrait::add(Expr::col(group::Column::Sequence), 1),
+                )
+                .col_expr(group::Column::LastNotifiedAt, Expr::value(at));
+        }
+        update.exec(conn).await?;
+    }
     Ok(())
 }
 
@@ -138,17 +145,37 @@ pub async fn members_of(
     Ok(found)
 }
 
+/// The members `(group, alerts)` name, as one condition.
+fn members_in(groups: &[(Uuid, Vec<Uuid>)]) -> Condition {
+    groups.iter().filter(|(_, alerts)| !alerts.is_empty()).fold(
+        Condition::any(),
+        |any, (group_id, alerts)| {
+            any.add(
+                Condition::all()
+                    .add(member::Column::GroupId.eq(*group_id))
+                    .add(member::Column::AlertId.is_in(alerts.iter().copied())),
+            )
+        },
+    )
+}
+
+/// Groups at a time in one statement; each may name many alerts.
+const GROUPS_PER_STATEMENT: usize = 100;
+
+/// Records what the notifications just made told of these members.
 pub async fn set_notified(
     conn: &impl ConnectionTrait,
-    group_id: Uuid,
-    alert_ids: &[Uuid],
+    groups: &[(Uuid, Vec<Uuid>)],
     state: &str,
 ) -> AppResult<()> {
-    for chunk in alert_ids.chunks(500) {
+    for chunk in groups.chunks(GROUPS_PER_STATEMENT) {
+        let condition = members_in(chunk);
+        if condition.is_empty() {
+            continue;
+        }
         member::Entity::update_many()
             .col_expr(member::Column::NotifiedState, Expr::value(state))
-            .filter(member::Column::GroupId.eq(group_id))
-            .filter(member::Column::AlertId.is_in(chunk.iter().copied()))
+            .filter(condition)
             .exec(conn)
             .await?;
     }
@@ -157,13 +184,15 @@ pub async fn set_notified(
 
 pub async fn remove_members(
     conn: &impl ConnectionTrait,
-    group_id: Uuid,
-    alert_ids: &[Uuid],
+    groups: &[(Uuid, Vec<Uuid>)],
 ) -> AppResult<()> {
-    for chunk in alert_ids.chunks(500) {
+    for chunk in groups.chunks(GROUPS_PER_STATEMENT) {
+        let condition = members_in(chunk);
+        if condition.is_empty() {
+            continue;
+        }
         member::Entity::delete_many()
-            .filter(member::Column::GroupId.eq(group_id))
-            .filter(member::Column::AlertId.is_in(chunk.iter().copied()))
+            .filter(condition)
             .exec(conn)
             .await?;
     }

@@ -86,26 +86,41 @@ pub async fn sendable(
         .collect())
 }
 
-/// Takes a notification for sending until `until`; false when another instance took it
-/// first.
+/// Takes these notifications for sending until `until`, as lease `owner`; answers the
+/// ones it took (another instance may have taken some first).
 pub async fn lease(
     conn: &impl ConnectionTrait,
-    id: Uuid,
+    ids: &[Uuid],
+    owner: Uuid,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> AppResult<bool> {
-    let taken = notification::Entity::update_many()
-        .col_expr(notification::Column::LeaseUntil, Expr::value(until))
-        .filter(notification::Column::Id.eq(id))
-        .filter(notification::Column::State.is_in(unfinished()))
-        .filter(
-            Condition::any()
-                .add(notification::Column::LeaseUntil.is_null())
-                .add(notification::Column::LeaseUntil.lt(now)),
-        )
-        .exec(conn)
-        .await?;
-    Ok(taken.rows_affected == 1)
+) -> AppResult<Vec<Uuid>> {
+    let mut taken = Vec::new();
+    for chunk in ids.chunks(500) {
+        notification::Entity::update_many()
+            .col_expr(notification::Column::LeaseUntil, Expr::value(until))
+            .col_expr(notification::Column::LeaseOwner, Expr::value(owner))
+            .filter(notification::Column::Id.is_in(chunk.iter().copied()))
+            .filter(notification::Column::State.is_in(unfinished()))
+            .filter(
+                Condition::any()
+                    .add(notification::Column::LeaseUntil.is_null())
+                    .add(notification::Column::LeaseUntil.lt(now)),
+            )
+            .exec(conn)
+            .await?;
+        taken.extend(
+            notification::Entity::find()
+                .select_only()
+                .column(notification::Column::Id)
+                .filter(notification::Column::Id.is_in(chunk.iter().copied()))
+                .filter(notification::Column::LeaseOwner.eq(owner))
+                .into_tuple::<Uuid>()
+                .all(conn)
+                .await?,
+        );
+    }
+    Ok(taken)
 }
 
 /// Where a notification stands after an attempt.
@@ -116,15 +131,25 @@ pub struct AfterAttempt {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-pub async fn record_attempt(
+/// Records attempts and where their notifications now stand.
+pub async fn record_attempts(
     conn: &impl ConnectionTrait,
-    row: attempt::Model,
-    after: AfterAttempt,
+    attempts: Vec<(attempt::Model, AfterAttempt)>,
 ) -> AppResult<()> {
-    let id = row.notification_id;
-    attempt::Entity::insert(attempt::ActiveModel::from(row))
-        .exec_without_returning(conn)
-        .await?;
+    let rows: Vec<attempt::ActiveModel> =
+        attempts.iter().map(|(row, _)| row.clone().into()).collect();
+    for chunk in rows.chunks(200) {
+        attempt::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    for (row, after) in attempts {
+        set_after(conn, row.notification_id, after).await?;
+    }
+    Ok(())
+}
+
+async fn set_after(conn: &impl ConnectionTrait, id: Uuid, after: AfterAttempt) -> AppResult<()> {
     notification::Entity::update_many()
         .col_expr(
             notification::Column::State,
@@ -142,6 +167,10 @@ pub async fn record_attempt(
         .col_expr(
             notification::Column::LeaseUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            notification::Column::LeaseOwner,
+            Expr::value(Option::<Uuid>::None),
         )
         .filter(notification::Column::Id.eq(id))
         .exec(conn)
