@@ -24,6 +24,8 @@ use super::{
 
 /// Notifications looked at for sending per pass.
 const SEND_BATCH: u64 = 500;
+/// Batches sent per pass at most.
+const MAX_SEND_ROUNDS: usize = 20;
 /// Finished notifications forgotten per pass.
 const PRUNE_BATCH: u64 = 1_000;
 
@@ -55,7 +57,13 @@ pub async fn run_once(state: &AppState) -> AppResult<PassReport> {
         store::groups::delete_idle_before(&txn, forget_before).await?;
         txn.commit().await?;
     }
-    send_due(state, &mut report).await?;
+    // A full batch may leave more due: send until what is due fits in one (within reason:
+    // the next pass goes on).
+    for _ in 0..MAX_SEND_ROUNDS {
+        if send_due(state, &mut report).await? < SEND_BATCH as usize {
+            break;
+        }
+    }
     if report.taken_in + report.made + report.sent + report.failed + report.rejected > 0 {
         tracing::info!(
             taken_in = report.taken_in,
@@ -72,14 +80,15 @@ pub async fn run_once(state: &AppState) -> AppResult<PassReport> {
 /// Attempts recorded per transaction, as they complete.
 const RECORD_BATCH: usize = 64;
 
-/// Sends every due notification this instance can lease, several at once, recording the
-/// attempts in batches as they complete.
-async fn send_due(state: &AppState, report: &mut PassReport) -> AppResult<()> {
+/// Sends the due notifications this instance can lease (up to `SEND_BATCH`), several at
+/// once, recording the attempts in batches as they complete. Answers how many were due.
+async fn send_due(state: &AppState, report: &mut PassReport) -> AppResult<usize> {
     let config = &state.config.notifications;
     let now = Utc::now();
     let due = store::notifications::sendable(&state.db, now, SEND_BATCH).await?;
+    let found = due.len();
     if due.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     // A lease outlives the slowest attempt (an SMTP exchange may take three timeouts).
     let lease = chrono::Duration::from_std(config.timeout * 4).unwrap_or_default()
@@ -123,7 +132,7 @@ async fn send_due(state: &AppState, report: &mut PassReport) -> AppResult<()> {
         }
         record(state, done).await?;
     }
-    Ok(())
+    Ok(found)
 }
 
 async fn deliver(

@@ -22,18 +22,17 @@ const ALERTS: &str =
     node { hostname } rule { name } } } } }";
 const WAIT: Duration = Duration::from_secs(15);
 
-/// Evaluates every 200 ms.
 /// Alert evaluation every 200 ms instead of 15 s.
-fn fast(c: &mut mailops::Config) {
+pub(crate) fn fast(c: &mut mailops::Config) {
     c.alerts.evaluation_interval = duration("200ms");
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Pushes the disk use of `/` (and a quiet `/var`) as the node's agent.
-async fn push_disk(app: &TestApp, key: &str, root_percent: f64) {
+pub(crate) async fn push_disk(app: &TestApp, key: &str, root_percent: f64) {
     let batch = json!({ "batchId": uuid::Uuid::now_v7().to_string(), "samples": [
         { "name": "system.disk.used_percent", "labels": [{ "key": "mount", "value": "/" }], "ts": now(), "value": root_percent },
         { "name": "system.disk.used_percent", "labels": [{ "key": "mount", "value": "/var" }], "ts": now(), "value": 40.0 },

@@ -13,6 +13,8 @@ use testkit::receivers::{HttpReceiver, SmtpReceiver};
 use testkit::servers::MailopsProcess;
 use testkit::{Backend, TestApp, duration, error_code, on_both_backends};
 
+use super::alerts::{now, push_disk};
+
 const WAIT: Duration = Duration::from_secs(20);
 const SECRET: &str = "a-webhook-secret-of-some-length";
 const CREATE_POINT: &str = "mutation($i: CreateContactPointInput!) { createContactPoint(input: $i) {
@@ -26,28 +28,10 @@ const NOTIFICATIONS: &str = "query($f: NotificationFilter) { notifications(filte
 
 /// Evaluation every 200 ms, the notifier every 100 ms, retries from 100 ms to 500 ms.
 fn fast(c: &mut mailops::Config) {
-    c.alerts.evaluation_interval = duration("200ms");
+    super::alerts::fast(c);
     c.notifications.interval = duration("100ms");
     c.notifications.backoff_min = duration("100ms");
     c.notifications.backoff_max = duration("500ms");
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-async fn push_disk(app: &TestApp, key: &str, percent: f64) {
-    let batch = json!({ "batchId": uuid::Uuid::now_v7().to_string(), "samples": [
-        { "name": "system.disk.used_percent", "labels": [{ "key": "mount", "value": "/" }], "ts": now(), "value": percent },
-    ] });
-    let body = app
-        .gql_key(
-            key,
-            "mutation($b: MetricBatchInput!) { ingestMetrics(batch: $b) { accepted } }",
-            json!({ "b": batch }),
-        )
-        .await;
-    assert_eq!(body["data"]["ingestMetrics"]["accepted"], 1, "{body}");
 }
 
 /// A disk rule that fires at once above 90%.
@@ -92,6 +76,26 @@ async fn set_policy(app: &TestApp, token: &str, input: Value) -> Value {
         .await;
     assert!(body["errors"].is_null(), "{body}");
     body["data"]["setNotificationPolicy"].clone()
+}
+
+/// A server whose policy sends every alert to a signed webhook on `receiver`, with the
+/// settings of `policy`; `operator` is an OPERATOR's token.
+struct Watched {
+    app: TestApp,
+    operator: String,
+    receiver: HttpReceiver,
+}
+
+async fn watched(app: TestApp, mut policy: Value) -> Watched {
+    let (_, operator) = app.user_with_role("oscar", "OPERATOR").await;
+    let receiver = HttpReceiver::start().await;
+    policy["contactPointIds"] = json!([webhook(&app, &operator, &receiver).await]);
+    set_policy(&app, &operator, policy).await;
+    Watched {
+        app,
+        operator,
+        receiver,
+    }
 }
 
 async fn notifications(app: &TestApp, token: &str, filter: Value) -> Vec<Value> {
@@ -232,18 +236,16 @@ on_both_backends! {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_still_firing_is_notified_again_after_the_repeat_interval() {
-    let app = TestApp::builder(Backend::Sqlite)
-        .with_config(fast)
-        .spawn()
-        .await;
-    let (_, operator) = app.user_with_role("oscar", "OPERATOR").await;
-    let receiver = HttpReceiver::start().await;
-    let point = webhook(&app, &operator, &receiver).await;
-    set_policy(
-        &app,
-        &operator,
-        json!({ "contactPointIds": [point], "groupWaitSeconds": 0,
-        "groupIntervalSeconds": 1, "repeatIntervalSeconds": 2 }),
+    let Watched {
+        app,
+        operator,
+        receiver,
+    } = watched(
+        TestApp::builder(Backend::Sqlite)
+            .with_config(fast)
+            .spawn()
+            .await,
+        json!({ "groupWaitSeconds": 0, "groupIntervalSeconds": 1, "repeatIntervalSeconds": 2 }),
     )
     .await;
     let nodes = nodes(&app, 1).await;
@@ -270,18 +272,16 @@ async fn a_group_still_firing_is_notified_again_after_the_repeat_interval() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silences_and_maintenance_notify_nothing() {
-    let app = TestApp::builder(Backend::Sqlite)
-        .with_config(fast)
-        .spawn()
-        .await;
-    let (_, operator) = app.user_with_role("oscar", "OPERATOR").await;
-    let receiver = HttpReceiver::start().await;
-    let point = webhook(&app, &operator, &receiver).await;
-    set_policy(
-        &app,
-        &operator,
-        json!({ "contactPointIds": [point], "groupBy": ["node"],
-        "groupWaitSeconds": 1, "groupIntervalSeconds": 1 }),
+    let Watched {
+        app,
+        operator,
+        receiver,
+    } = watched(
+        TestApp::builder(Backend::Sqlite)
+            .with_config(fast)
+            .spawn()
+            .await,
+        json!({ "groupBy": ["node"], "groupWaitSeconds": 1, "groupIntervalSeconds": 1 }),
     )
     .await;
     let nodes = nodes(&app, 3).await;
@@ -348,21 +348,19 @@ async fn silences_and_maintenance_notify_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_a_node_is_down_only_its_node_down_alert_is_notified() {
-    let app = TestApp::builder(Backend::Sqlite)
-        .with_config(|c| {
-            fast(c);
-            testkit::quick_node_status(c, "1s");
-        })
-        .spawn()
-        .await;
-    let (_, operator) = app.user_with_role("oscar", "OPERATOR").await;
-    let receiver = HttpReceiver::start().await;
-    let point = webhook(&app, &operator, &receiver).await;
-    set_policy(
-        &app,
-        &operator,
-        json!({ "contactPointIds": [point], "groupWaitSeconds": 3,
-        "groupIntervalSeconds": 1 }),
+    let Watched {
+        app,
+        operator,
+        receiver,
+    } = watched(
+        TestApp::builder(Backend::Sqlite)
+            .with_config(|c| {
+                fast(c);
+                testkit::quick_node_status(c, "1s");
+            })
+            .spawn()
+            .await,
+        json!({ "groupWaitSeconds": 3, "groupIntervalSeconds": 1 }),
     )
     .await;
     let nodes = nodes(&app, 1).await;
@@ -402,20 +400,19 @@ async fn while_a_node_is_down_only_its_node_down_alert_is_notified() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_down_for_a_while_gets_the_notification_once_it_is_back() {
-    let app = TestApp::builder(Backend::Postgres)
-        .with_config(fast)
-        .spawn()
-        .await;
-    let (_, operator) = app.user_with_role("oscar", "OPERATOR").await;
-    let receiver = HttpReceiver::start().await;
-    receiver.answer(503);
-    let point = webhook(&app, &operator, &receiver).await;
-    set_policy(
-        &app,
-        &operator,
-        json!({ "contactPointIds": [point], "groupWaitSeconds": 0 }),
+    let Watched {
+        app,
+        operator,
+        receiver,
+    } = watched(
+        TestApp::builder(Backend::Postgres)
+            .with_config(fast)
+            .spawn()
+            .await,
+        json!({ "groupWaitSeconds": 0 }),
     )
     .await;
+    receiver.answer(503);
     let nodes = nodes(&app, 1).await;
     disk_rule(&app, &operator, "Disk full").await;
     push_disk(&app, &nodes[0].1, 95.0).await;
@@ -704,21 +701,19 @@ async fn a_notification_unsent_when_mailops_is_killed_is_delivered_once_after_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_deliver_each_group_change_once() {
-    let a = TestApp::builder(Backend::Postgres)
-        .with_config(fast)
-        .spawn()
-        .await;
-    let b = a.sibling().with_config(fast).spawn().await;
-    let (_, operator) = a.user_with_role("oscar", "OPERATOR").await;
-    let receiver = HttpReceiver::start().await;
-    let point = webhook(&a, &operator, &receiver).await;
-    set_policy(
-        &a,
-        &operator,
-        json!({ "contactPointIds": [point], "groupBy": ["node"],
-        "groupWaitSeconds": 0, "groupIntervalSeconds": 1 }),
+    let Watched {
+        app: a,
+        operator,
+        receiver,
+    } = watched(
+        TestApp::builder(Backend::Postgres)
+            .with_config(fast)
+            .spawn()
+            .await,
+        json!({ "groupBy": ["node"], "groupWaitSeconds": 0, "groupIntervalSeconds": 1 }),
     )
     .await;
+    let b = a.sibling().with_config(fast).spawn().await;
     let nodes = nodes(&a, 3).await;
     disk_rule(&a, &operator, "Disk full").await;
     for (_, key) in &nodes {
