@@ -59,6 +59,26 @@ impl AlertSnapshot {
         }
     }
 
+    /// A FIRING alert of no rule and no node, e.g. for a contact point's test message.
+    pub fn synthetic(rule: &str, message: String, at: DateTime<Utc>) -> Self {
+        AlertSnapshot {
+            alert_id: Uuid::nil(),
+            rule_id: Uuid::nil(),
+            rule: rule.to_string(),
+            condition: super::AlertCondition::Metric.as_str().into(),
+            severity: super::AlertSeverity::Warning.as_str().into(),
+            state: AlertState::Firing.as_str().into(),
+            node_id: None,
+            hostname: None,
+            ip: None,
+            value: None,
+            threshold: 0.0,
+            message,
+            starts_at: at,
+            ends_at: None,
+        }
+    }
+
     pub fn firing(&self) -> bool {
         self.state == AlertState::Firing.as_str()
     }

@@ -443,20 +443,9 @@ mod tests {
     fn member(firing: bool, notified_firing: bool, muted: Option<Muted>) -> Member {
         Member {
             alert: AlertSnapshot {
-                alert_id: Uuid::now_v7(),
-                rule_id: Uuid::nil(),
-                rule: "Disk".into(),
-                condition: "METRIC".into(),
-                severity: "WARNING".into(),
                 state: if firing { "FIRING" } else { "RESOLVED" }.into(),
-                node_id: None,
-                hostname: None,
-                ip: None,
-                value: None,
-                threshold: 0.0,
-                message: String::new(),
-                starts_at: Utc::now(),
-                ends_at: None,
+                alert_id: Uuid::now_v7(),
+                ..AlertSnapshot::synthetic("Disk", String::new(), Utc::now())
             },
             notified_firing,
             muted,

@@ -350,19 +350,17 @@ mod tests {
     fn snapshot(rule: &str, firing: bool) -> AlertSnapshot {
         AlertSnapshot {
             alert_id: uuid::Uuid::now_v7(),
-            rule_id: uuid::Uuid::nil(),
-            rule: rule.into(),
-            condition: "METRIC".into(),
             severity: "CRITICAL".into(),
             state: if firing { "FIRING" } else { "RESOLVED" }.into(),
-            node_id: None,
             hostname: Some("mta-01.example.com".into()),
-            ip: None,
             value: Some(93.5),
             threshold: 90.0,
-            message: "mta-01.example.com: disk 93.5 > 90".into(),
-            starts_at: Utc::now(),
             ends_at: (!firing).then(Utc::now),
+            ..AlertSnapshot::synthetic(
+                rule,
+                "mta-01.example.com: disk 93.5 > 90".into(),
+                Utc::now(),
+            )
         }
     }
 

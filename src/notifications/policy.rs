@@ -314,20 +314,11 @@ mod tests {
 
     fn alert(severity: &str, condition: &str) -> AlertSnapshot {
         AlertSnapshot {
-            alert_id: Uuid::now_v7(),
-            rule_id: Uuid::nil(),
-            rule: "Disk".into(),
             condition: condition.into(),
             severity: severity.into(),
-            state: "FIRING".into(),
             node_id: Some(Uuid::nil()),
             hostname: Some("mta-01".into()),
-            ip: None,
-            value: None,
-            threshold: 0.0,
-            message: String::new(),
-            starts_at: Utc::now(),
-            ends_at: None,
+            ..AlertSnapshot::synthetic("Disk", String::new(), Utc::now())
         }
     }
 

@@ -236,25 +236,14 @@ pub async fn test(state: &AppState, audit: &AuditContext, id: Uuid) -> AppResult
             return Err(AppError::NotFound(format!("no contact point with id {id}")));
         };
         let now = Utc::now();
-        let alert = crate::alerts::AlertSnapshot {
-            alert_id: Uuid::nil(),
-            rule_id: Uuid::nil(),
-            rule: "mailops test notification".into(),
-            condition: "METRIC".into(),
-            severity: "WARNING".into(),
-            state: "FIRING".into(),
-            node_id: None,
-            hostname: None,
-            ip: None,
-            value: None,
-            threshold: 0.0,
-            message: format!(
+        let alert = crate::alerts::AlertSnapshot::synthetic(
+            "mailops test notification",
+            format!(
                 "A test of contact point '{}', sent by {}.",
                 point.name, audit.actor.name
             ),
-            starts_at: now,
-            ends_at: None,
-        };
+            now,
+        );
         let labels =
             std::collections::BTreeMap::from([("alertname".to_string(), alert.rule.clone())]);
         let message = super::payload::message(
