@@ -25,6 +25,11 @@ pub struct Model {
     pub maintenance_since: Option<DateTimeUtc>,
     pub maintenance_until: Option<DateTimeUtc>,
     pub maintenance_by: Option<String>,
+    /// The configuration version the node's agent last applied, and when.
+    pub applied_config_version: Option<String>,
+    pub applied_config_at: Option<DateTimeUtc>,
+    /// Why the agent could not apply a newer version; null once it could.
+    pub config_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -437,5 +437,11 @@ async fn store_results(
         audit::record(&txn, &system, change).await?;
     }
     txn.commit().await?;
+    // The paused IPs' agents take them out of their pools.
+    events.extend(crate::realtime::IpsChanged::of(
+        ips.iter()
+            .filter(|ip| paused.contains(&ip.id))
+            .filter_map(|ip| ip.node_id),
+    ));
     Ok((transitions, events))
 }

@@ -126,6 +126,7 @@ pub async fn add(
             )));
         }
         store::addresses::insert_many(&txn, &parsed, node_id, pool).await?;
+        crate::realtime::after_commit::ips_changed(node_id);
         let mut change = change.clone();
         if let Some(detail) = change.detail.as_mut().and_then(|d| d.as_object_mut()) {
             detail.insert("added".into(), parsed.len().into());
@@ -146,6 +147,7 @@ pub async fn remove(db: &DatabaseConnection, audit: &AuditContext, text: &str) -
         let txn = crate::db::begin_write(db).await?;
         let ip = get(&txn, text).await?;
         store::addresses::delete(&txn, ip.id).await?;
+        crate::realtime::after_commit::ips_changed(ip.node_id);
         audit::commit(txn, audit, change.target("ip", ip.id)).await?;
         Ok(ip)
     })
@@ -169,6 +171,7 @@ pub async fn assign(
             require_node(&txn, "nodeId", node_id).await?;
         }
         let id = ip.id;
+        crate::realtime::after_commit::ips_changed(ip.node_id.into_iter().chain(node_id));
         let ip = store::addresses::set_node(&txn, ip, node_id).await?;
         audit::commit(txn, audit, change.target("ip", id)).await?;
         Ok(ip)
@@ -216,6 +219,7 @@ pub async fn update(
             reverse_dns,
             notes,
         };
+        crate::realtime::after_commit::ips_changed(ip.node_id);
         let ip = store::addresses::set_details(&txn, ip, details).await?;
         audit::commit(txn, audit, change.target("ip", id)).await?;
         Ok(ip)
@@ -240,6 +244,7 @@ pub async fn attach_to_node(
             taken.address
         )));
     }
+    crate::realtime::after_commit::ips_changed([node_id]);
     for row in known {
         if row.node_id.is_none() {
             store::addresses::set_node(conn, row, Some(node_id)).await?;

@@ -2,6 +2,7 @@
 //! blocklists.
 
 mod address;
+mod agent_config;
 mod checks;
 mod config;
 mod dnsbl;
@@ -11,6 +12,7 @@ mod status;
 mod store;
 
 pub use address::{Cidr, ParsedAddress, parse as parse_address, parse_cidr};
+pub use agent_config::{agent_config, config_of as agent_config_of};
 pub use checks::{JobAction, change_job, enqueue, find_job, queue_summary, tick as run_check_jobs};
 pub use config::{DEFAULT_ZONES, DnsblConfig, ZoneSpec, parse_zones};
 pub use dnsbl::Checker;

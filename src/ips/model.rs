@@ -199,3 +199,25 @@ pub struct QueueSummary {
     /// When the job waiting longest was queued.
     pub oldest_queued_at: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// What a node's agent applies: the push interval and the node's sending IPs.
+#[derive(SimpleObject, Clone, Debug, PartialEq)]
+pub struct AgentConfig {
+    /// Changes whenever anything below changes; the agent reports the version it applied
+    /// (`agentHeartbeat(appliedConfigVersion:)`).
+    pub version: String,
+    /// How often the agent pushes metrics.
+    pub push_interval_seconds: i32,
+    /// Every IP of the node, in address order, whatever its status: the MTA sends from
+    /// the ACTIVE and WARMING ones.
+    pub ips: Vec<AgentIp>,
+}
+
+/// A sending IP as the node's MTA uses it.
+#[derive(SimpleObject, Clone, Debug, PartialEq)]
+pub struct AgentIp {
+    pub address: String,
+    pub status: IpStatus,
+    /// The pool it sends in; none for the default pool.
+    pub pool: Option<String>,
+}

@@ -39,6 +39,7 @@ pub async fn set_status(
         let txn = crate::db::begin_write(db).await?;
         let ip = get(&txn, text).await?;
         let id = ip.id;
+        crate::realtime::after_commit::ips_changed(ip.node_id);
         let ip = apply_status(&txn, ip, status, reason).await?;
         audit::commit(txn, audit, change.target("ip", id)).await?;
         Ok(ip)
@@ -140,6 +141,7 @@ pub async fn bulk_action(
             }
         };
         let mut to_change: Vec<Uuid> = Vec::new();
+        let mut changed_nodes: Vec<Uuid> = Vec::new();
         for row in &rows {
             let from = IpStatus::parse(&row.status)?;
             let (kind, message) = if from == IpStatus::Retired {
@@ -151,6 +153,7 @@ pub async fn bulk_action(
                 (OutcomeKind::Unchanged, None)
             } else {
                 to_change.push(row.id);
+                changed_nodes.extend(row.node_id);
                 (OutcomeKind::Changed, None)
             };
             outcomes.push(Outcome {
@@ -170,6 +173,7 @@ pub async fn bulk_action(
             return Ok(outcomes);
         }
         store::addresses::set_status_many(&txn, &to_change, target, reason).await?;
+        crate::realtime::after_commit::ips_changed(changed_nodes);
         let count = |kind: OutcomeKind| outcomes.iter().filter(|o| o.kind == kind).count();
         let mut change = change.clone();
         if let Some(detail) = change.detail.as_mut().and_then(|d| d.as_object_mut()) {

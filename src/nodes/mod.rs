@@ -18,7 +18,7 @@ pub use keys::{
 };
 pub use manage::{decommission, list, revoke_key, rotate_key, set_maintenance, update};
 pub use model::*;
-pub use register::{heartbeat, record_contact, register};
+pub use register::{AgentReport, MAX_CONFIG_ERROR_CHARS, heartbeat, record_contact, register};
 pub use status::{NodeStatus, sweep as sweep_statuses};
 pub use store::{
     keys::of_node as keys_of,

@@ -149,15 +149,53 @@ async fn vouch_for_existing(
     }
 }
 
-/// Records agent contact: `lastSeenAt` now, and back ONLINE if the node was STALE or DOWN.
+/// What an agent reports with its heartbeat.
+#[derive(Clone, Debug, Default)]
+pub struct AgentReport {
+    pub agent_version: Option<String>,
+    /// The `agentConfig.version` it has applied on the node.
+    pub applied_config_version: Option<String>,
+    /// Why it could not apply the newest version (its reload command failed, say).
+    pub config_error: Option<String>,
+}
+
+/// The longest `configError` kept; agents cut theirs to this.
+pub const MAX_CONFIG_ERROR_CHARS: usize = 1000;
+const MAX_CONFIG_VERSION_CHARS: usize = 64;
+
+/// Records agent contact: `lastSeenAt` now, and back ONLINE if the node was STALE or DOWN;
+/// with what the agent applied, when it says.
 pub async fn heartbeat(
     state: &AppState,
     agent: &AgentNode,
-    agent_version: Option<&str>,
+    report: &AgentReport,
 ) -> AppResult<NodeRow> {
-    let agent_version =
-        input::bounded_text("agentVersion", agent_version, MAX_AGENT_VERSION_CHARS)?;
+    let agent_version = input::bounded_text(
+        "agentVersion",
+        report.agent_version.as_deref(),
+        MAX_AGENT_VERSION_CHARS,
+    )?;
+    let applied = input::bounded_text(
+        "appliedConfigVersion",
+        report.applied_config_version.as_deref(),
+        MAX_CONFIG_VERSION_CHARS,
+    )?;
+    let error = input::bounded_free_text(
+        "configError",
+        report.config_error.as_deref(),
+        MAX_CONFIG_ERROR_CHARS,
+    )?;
     let txn = state.db.begin().await?;
+    if applied.is_some() || error.is_some() {
+        store::nodes::record_applied_config(
+            &txn,
+            agent.node_id,
+            applied.as_deref(),
+            error,
+            chrono::Utc::now(),
+        )
+        .await?;
+    }
     let (node, event) = record_contact(&txn, agent.node_id, agent_version).await?;
     txn.commit().await?;
     state.events.publish_all(event);

@@ -50,6 +50,15 @@ pub fn sessions_revoked(holder: CredentialHolder, reason: &str) {
     });
 }
 
+/// Notes that the IPs of these nodes changed in the current operation: their agents'
+/// `agentConfigChanged` subscriptions look again once it has finished (a rolled-back change
+/// only makes them find the version they have).
+pub fn ips_changed(node_ids: impl IntoIterator<Item = Uuid>) {
+    if let Some(event) = super::IpsChanged::of(node_ids) {
+        note(|p| p.events.push(event));
+    }
+}
+
 /// The schema extension that collects and publishes.
 pub struct PublishAfterCommit;
 

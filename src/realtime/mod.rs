@@ -46,6 +46,26 @@ pub enum Event {
     /// key was revoked or replaced: their open WebSockets close. Never shown to a
     /// subscription.
     SessionsRevoked(SessionsRevoked),
+    /// What the agents of these nodes apply changed (an IP's status, pool or node): their
+    /// `agentConfigChanged` subscriptions look again. Never shown to users.
+    IpsChanged(IpsChanged),
+}
+
+/// Nodes whose IPs changed; the subscription reads the new configuration itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IpsChanged {
+    pub node_ids: Vec<Uuid>,
+}
+
+impl IpsChanged {
+    /// The event for the nodes given (once each, in order), or none when there are none.
+    pub fn of(node_ids: impl IntoIterator<Item = Uuid>) -> Option<Event> {
+        let mut node_ids: Vec<Uuid> = node_ids.into_iter().collect();
+        node_ids.sort_unstable();
+        node_ids.dedup();
+        (!node_ids.is_empty()).then_some(Event::IpsChanged(IpsChanged { node_ids }))
+    }
 }
 
 /// A committed metrics batch.

@@ -3,6 +3,7 @@
 //! Integration tests: each starts a real mailops server on an ephemeral port and talks to
 //! it over HTTP and WebSocket, on embedded SQLite and on Postgres with Redis.
 
+mod agent_config;
 mod alerts;
 mod audit;
 mod auth;

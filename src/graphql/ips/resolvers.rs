@@ -3,19 +3,30 @@ use async_graphql::{Context, ID, Object};
 use crate::{
     auth::Role,
     graphql::{
-        guards::{RoleGuard, app, audit_context},
+        guards::{AgentGuard, RoleGuard, app, audit_context, principal},
         pagination::{ListConnection, Page, connection, convert_all, found, parse_id, wants_total},
     },
 };
 
 use super::types::{AddIpsInput, BulkIpActionInput, Ip, IpCheckJob, IpFilter};
-use crate::ips::{self, BulkIpActionResult, IpActionOutcome, IpStatus, OutcomeKind, UpdateIpInput};
+use crate::ips::{
+    self, AgentConfig, BulkIpActionResult, IpActionOutcome, IpStatus, OutcomeKind, UpdateIpInput,
+};
 
 #[derive(Default)]
 pub struct IpsQuery;
 
 #[Object]
 impl IpsQuery {
+    /// What the caller's node applies: the push interval and the node's IPs with their
+    /// status and pool. Node keys only, and only about their own node.
+    #[graphql(guard = "AgentGuard")]
+    async fn agent_config(&self, ctx: &Context<'_>) -> async_graphql::Result<AgentConfig> {
+        let agent = principal(ctx).require_agent()?;
+        let state = app(ctx)?;
+        Ok(ips::agent_config(&state.db, agent.node_id, state.config.nodes.push_interval).await?)
+    }
+
     /// Sending IPs in address order (IPv4 before IPv6).
     #[graphql(
         guard = "RoleGuard::new(Role::Viewer)",

@@ -143,15 +143,24 @@ impl NodesMutation {
     }
 
     /// Tells mailops the agent is alive; the node is ONLINE again if it was STALE or DOWN.
-    /// Needs the node's key.
+    /// With `appliedConfigVersion`, the `agentConfig.version` the agent has applied on the
+    /// node, and `configError`, why it could not apply a newer one (at most 1,000
+    /// characters; cleared by a report without it). Needs the node's key.
     #[graphql(guard = "AgentGuard")]
     async fn agent_heartbeat(
         &self,
         ctx: &Context<'_>,
         agent_version: Option<String>,
+        applied_config_version: Option<String>,
+        config_error: Option<String>,
     ) -> async_graphql::Result<Node> {
         let agent = principal(ctx).require_agent()?;
-        let node = nodes::heartbeat(app(ctx)?, agent, agent_version.as_deref()).await?;
+        let report = nodes::AgentReport {
+            agent_version,
+            applied_config_version,
+            config_error,
+        };
+        let node = nodes::heartbeat(app(ctx)?, agent, &report).await?;
         Ok(node.try_into()?)
     }
 

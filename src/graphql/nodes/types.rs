@@ -59,6 +59,15 @@ pub struct Node {
     pub maintenance: Maintenance,
     /// When the node first registered.
     pub created_at: DateTime<Utc>,
+    /// The `agentConfig.version` the node's agent last reported as applied on the node
+    /// (its pool file written and its MTA reloaded). Equal to `configVersion` once the
+    /// node's MTA uses what mailops decided.
+    pub applied_config_version: Option<String>,
+    /// When the agent first reported `appliedConfigVersion`.
+    pub applied_config_at: Option<DateTime<Utc>>,
+    /// Why the agent could not apply `configVersion` (a failed reload command, an
+    /// unwritable pool file); null once it could.
+    pub config_error: Option<String>,
     #[graphql(skip)]
     pub uuid: uuid::Uuid,
     /// The IPs, when the list that produced this node fetched them for the whole page.
@@ -105,6 +114,16 @@ impl Node {
         Ok((&readings).into())
     }
 
+    /// The version of what the node's agent should apply now (`agentConfig.version`).
+    #[graphql(guard = "RoleOrAgentGuard::new(Role::Viewer)")]
+    async fn config_version(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        let ips = load_one::<IpsByNode, _>(ctx, self.uuid)
+            .await?
+            .unwrap_or_default();
+        let push_interval = app(ctx)?.config.nodes.push_interval;
+        Ok(crate::ips::agent_config_of(push_interval, ips)?.version)
+    }
+
     /// The node's agent keys (never their secrets).
     #[graphql(guard = "RoleGuard::new(Role::Admin)")]
     async fn keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<NodeKey>> {
@@ -137,6 +156,9 @@ impl TryFrom<NodeRow> for Node {
                 by: m.maintenance_by,
             },
             created_at: m.created_at,
+            applied_config_version: m.applied_config_version,
+            applied_config_at: m.applied_config_at,
+            config_error: m.config_error,
         })
     }
 }

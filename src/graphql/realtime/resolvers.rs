@@ -12,7 +12,9 @@ use uuid::Uuid;
 use crate::{
     auth::Role,
     error::{AppError, AppResult},
-    graphql::guards::{RoleGuard, app},
+    graphql::guards::{AgentGuard, RoleGuard, app, principal},
+    ips::AgentConfig,
+    state::AppState,
 };
 
 use super::types::{
@@ -227,6 +229,21 @@ impl RealtimeSubscription {
         })
     }
 
+    /// The caller's node's `agentConfig` whenever it changes (an IP paused, resumed,
+    /// warming, retired, moved, its pool changed): first the current one unless it has
+    /// `knownVersion`, then each new version. Node keys only, about their own node.
+    #[graphql(guard = "AgentGuard")]
+    async fn agent_config_changed(
+        &self,
+        ctx: &Context<'_>,
+        known_version: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<AgentConfig>> + use<>> {
+        let node_id = principal(ctx).require_agent()?.node_id;
+        let known = crate::input::bounded_text("knownVersion", known_version.as_deref(), 64)?;
+        let state = app(ctx)?.clone();
+        Ok(agent_config_changes(state, node_id, known))
+    }
+
     /// Audit entries as they commit.
     #[graphql(guard = "RoleGuard::new(Role::Admin)")]
     async fn audit_events(
@@ -246,5 +263,59 @@ impl RealtimeSubscription {
             },
             _ => None,
         })
+    }
+}
+
+/// How often an `agentConfigChanged` subscription reads its node's configuration without
+/// being told to: changes made where no event is published (the CLI, a lost event) still
+/// reach the agent within this time.
+pub const AGENT_CONFIG_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The configurations of one node as they change: read again at each `IpsChanged` event
+/// naming the node, after a lag, and every [`AGENT_CONFIG_RECHECK`]; sent when the version
+/// differs from the last one sent (or known).
+fn agent_config_changes(
+    state: AppState,
+    node_id: Uuid,
+    known: Option<String>,
+) -> impl Stream<Item = async_graphql::Result<AgentConfig>> {
+    async_stream::stream! {
+        let mut last = known;
+        let mut deliveries = Box::pin(state.events.deliveries(None));
+        let mut recheck = tokio::time::interval(AGENT_CONFIG_RECHECK);
+        let mut bus_open = true;
+        loop {
+            let look = tokio::select! {
+                _ = recheck.tick() => true,
+                delivery = deliveries.next(), if bus_open => match delivery {
+                    Some(Delivery::Event(published)) => matches!(
+                        &published.event,
+                        Event::IpsChanged(changed) if changed.node_ids.contains(&node_id)
+                    ),
+                    // Whatever was missed, reading the configuration again covers it.
+                    Some(Delivery::Lagged { .. }) => {
+                        deliveries = Box::pin(state.events.deliveries(None));
+                        true
+                    }
+                    // The bus is shutting down: the rechecks carry on until the socket closes.
+                    None => {
+                        bus_open = false;
+                        true
+                    }
+                },
+            };
+            if !look {
+                continue;
+            }
+            match crate::ips::agent_config(&state.db, node_id, state.config.nodes.push_interval).await {
+                Ok(config) if last.as_deref() != Some(config.version.as_str()) => {
+                    last = Some(config.version.clone());
+                    yield Ok(config);
+                }
+                Ok(_) => {}
+                // The database is away: the next event or recheck tries again.
+                Err(error) => error.log_if_internal(),
+            }
+        }
     }
 }

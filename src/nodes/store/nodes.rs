@@ -85,6 +85,9 @@ pub async fn insert(
         maintenance_since: Set(None),
         maintenance_until: Set(None),
         maintenance_by: Set(None),
+        applied_config_version: Set(None),
+        applied_config_at: Set(None),
+        config_error: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     })
@@ -166,6 +169,38 @@ pub async fn touch_contact(
         update = update.col_expr(node::Column::AgentVersion, Expr::value(version));
     }
     update.exec(conn).await?;
+    Ok(())
+}
+
+/// Records what the node's agent reports of its configuration: the version it has
+/// applied (whose time changes only when the version does) and why a newer one failed
+/// (cleared when the report carries no error).
+pub async fn record_applied_config(
+    conn: &impl ConnectionTrait,
+    node_id: Uuid,
+    version: Option<&str>,
+    error: Option<String>,
+    at: DateTime<Utc>,
+) -> AppResult<()> {
+    node::Entity::update_many()
+        .col_expr(node::Column::ConfigError, Expr::value(error))
+        .filter(node::Column::Id.eq(node_id))
+        .exec(conn)
+        .await?;
+    let Some(version) = version else {
+        return Ok(());
+    };
+    node::Entity::update_many()
+        .col_expr(node::Column::AppliedConfigVersion, Expr::value(version))
+        .col_expr(node::Column::AppliedConfigAt, Expr::value(at))
+        .filter(node::Column::Id.eq(node_id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(node::Column::AppliedConfigVersion.is_null())
+                .add(node::Column::AppliedConfigVersion.ne(version)),
+        )
+        .exec(conn)
+        .await?;
     Ok(())
 }
 
