@@ -213,8 +213,13 @@ pub fn machine() -> String {
 
 /// Replaces the section between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`.
 pub fn write_section(name: &str, command: &str, body: &str) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md");
-    let current = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    // The workspace's BENCHMARKS.md, also from a member crate's benchmark.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("BENCHMARKS.md"))
+        .find(|file| file.exists())
+        .expect("BENCHMARKS.md in the workspace");
+    let current = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
     let (open, close) = (
         format!("<!-- bench:{name} -->"),
         format!("<!-- /bench:{name} -->"),
@@ -228,5 +233,5 @@ pub fn write_section(name: &str, command: &str, body: &str) {
         ),
         _ => format!("{}\n\n{section}\n", current.trim_end()),
     };
-    std::fs::write(path, updated).expect("write BENCHMARKS.md");
+    std::fs::write(&path, updated).expect("write BENCHMARKS.md");
 }

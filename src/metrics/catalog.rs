@@ -16,6 +16,8 @@ pub enum MetricService {
     Zonemta,
     /// Rspamd scanning.
     Rspamd,
+    /// The mailops agent itself: its spool.
+    Agent,
 }
 
 /// How a metric's values behave over time.
@@ -39,7 +41,7 @@ pub struct MetricDef {
 }
 
 use MetricKind::{Counter, Gauge};
-use MetricService::{Mongodb, Redis, Rspamd, System, Zonemta};
+use MetricService::{Agent, Mongodb, Redis, Rspamd, System, Zonemta};
 
 const fn def(
     name: &'static str,
@@ -213,6 +215,22 @@ pub static CATALOG: &[MetricDef] = &[
         "keys in all databases",
     ),
     def(
+        "redis.replication.connected_replicas",
+        Redis,
+        Gauge,
+        "replicas",
+        &[],
+        "replicas connected to this Redis",
+    ),
+    def(
+        "redis.replication.link_up",
+        Redis,
+        Gauge,
+        "boolean",
+        &[],
+        "on a replica: 1 while its link to the primary is up, else 0",
+    ),
+    def(
         "zonemta.queue.active",
         Zonemta,
         Gauge,
@@ -291,6 +309,38 @@ pub static CATALOG: &[MetricDef] = &[
         "milliseconds",
         &[],
         "average scan time",
+    ),
+    def(
+        "agent.spool.batches",
+        Agent,
+        Gauge,
+        "batches",
+        &[],
+        "batches the agent holds unsent (mailops away or slow)",
+    ),
+    def(
+        "agent.spool.bytes",
+        Agent,
+        Gauge,
+        "bytes",
+        &[],
+        "disk the agent's spool uses",
+    ),
+    def(
+        "agent.spool.dropped_batches",
+        Agent,
+        Counter,
+        "batches",
+        &[],
+        "batches dropped unsent because the spool was full or they were too old",
+    ),
+    def(
+        "agent.spool.rejected_batches",
+        Agent,
+        Counter,
+        "batches",
+        &[],
+        "batches mailops refused for their content",
     ),
 ];
 

@@ -66,6 +66,8 @@ pub struct TestApp {
     database: Option<String>,
     /// The Postgres database it runs on, owned or shared with a sibling.
     database_name: Option<String>,
+    /// What it was started with, to start it again ([`TestApp::stop_for`]).
+    config: Config,
 }
 
 type Configure = Box<dyn FnOnce(&mut Config) + Send>;
@@ -158,27 +160,55 @@ impl TestAppBuilder {
         for change in self.configure {
             change(&mut config);
         }
-        let app = Application::build(config).await.expect("server starts");
-        let addr = app.local_addr();
-        let state = app.state().clone();
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until_stopped(async move {
-            let _ = rx.await;
-        }));
+        let (app, shutdown, server) = launch(config.clone()).await;
         TestApp {
-            addr,
-            state,
+            addr: app.addr,
+            state: app.state,
             client: reqwest::Client::new(),
-            shutdown: Some(tx),
+            shutdown: Some(shutdown),
             server: Some(server),
             data_dir,
             database: owned,
             database_name,
+            config,
         }
     }
 }
 
+struct Launched {
+    addr: SocketAddr,
+    state: mailops::state::AppState,
+}
+
+type Server = tokio::task::JoinHandle<anyhow::Result<()>>;
+
+async fn launch(config: Config) -> (Launched, oneshot::Sender<()>, Server) {
+    let app = Application::build(config).await.expect("server starts");
+    let launched = Launched {
+        addr: app.local_addr(),
+        state: app.state().clone(),
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    (launched, tx, server)
+}
+
 impl TestApp {
+    /// Stops the server, waits `pause`, and starts it again on the same address, database
+    /// and data directory: mailops away for a while, as its clients see it.
+    pub async fn stop_for(&mut self, pause: Duration) {
+        self.stop().await;
+        tokio::time::sleep(pause).await;
+        let mut config = self.config.clone();
+        config.server.bind = self.addr;
+        let (app, shutdown, server) = launch(config).await;
+        self.state = app.state;
+        self.shutdown = Some(shutdown);
+        self.server = Some(server);
+    }
+
     pub async fn spawn(backend: Backend) -> TestApp {
         Self::builder(backend).spawn().await
     }

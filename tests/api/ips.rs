@@ -312,6 +312,31 @@ fn zone<'a>(ip: &'a Value, name: &str) -> &'a Value {
 }
 
 on_both_backends! {
+    async fn an_auto_pause_reaches_the_nodes_agent_at_once(backend) {
+        let dns = dns_for_checks().await;
+        let app = spawn_for_checks(backend, &dns, true).await;
+        let admin = app.admin_token().await;
+        let enrollment = app.enrollment_key(None).await;
+        let (_, key) = app.register_node(&enrollment, "mta.example.com", &[V4_LISTED, V4_CLEAN]).await;
+        let mut agent = testkit::ws::WsClient::ready(app.addr, Some(format!("ApiKey {key}"))).await;
+        agent
+            .subscribe("c", "subscription { agentConfigChanged { version ips { address status } } }", json!({}))
+            .await;
+        let first = agent.next_json().await;
+        assert_eq!(first["payload"]["data"]["agentConfigChanged"]["ips"][0]["status"], "ACTIVE", "{first}");
+
+        let job = check(&app, &admin, Some(&[V4_LISTED, V4_CLEAN])).await;
+        assert_eq!(job["state"], "SUCCEEDED", "{job}");
+        let paused = agent.next_json().await;
+        assert_eq!(
+            paused["payload"]["data"]["agentConfigChanged"]["ips"],
+            json!([{ "address": V4_LISTED, "status": "PAUSED" }, { "address": V4_CLEAN, "status": "ACTIVE" }]),
+            "{paused}"
+        );
+    }
+}
+
+on_both_backends! {
     async fn a_check_reads_each_zone_keeps_history_and_publishes_transitions(backend) {
         let dns = dns_for_checks().await;
         let app = spawn_for_checks(backend, &dns, true).await;

@@ -319,26 +319,28 @@ pub struct NodeIp {
     pub pool: Option<String>,
 }
 
+/// id, address, node, status, pool.
+type NodeIpRow = (Uuid, String, Option<Uuid>, String, Option<String>);
+
 /// The IP addresses of `nodes`, in address order, in one query.
 pub async fn ips_of_nodes(
     db: &impl ConnectionTrait,
     nodes: &[Uuid],
 ) -> AppResult<HashMap<Uuid, Vec<NodeIp>>> {
-    let rows: Vec<(Uuid, String, Option<Uuid>, String, Option<String>)> =
-        ip_address::Entity::find()
-            .select_only()
-            .columns([
-                ip_address::Column::Id,
-                ip_address::Column::Address,
-                ip_address::Column::NodeId,
-                ip_address::Column::Status,
-                ip_address::Column::Pool,
-            ])
-            .filter(node_id_in(db.get_database_backend(), nodes))
-            .order_by_asc(ip_address::Column::AddressKey)
-            .into_tuple()
-            .all(db)
-            .await?;
+    let rows: Vec<NodeIpRow> = ip_address::Entity::find()
+        .select_only()
+        .columns([
+            ip_address::Column::Id,
+            ip_address::Column::Address,
+            ip_address::Column::NodeId,
+            ip_address::Column::Status,
+            ip_address::Column::Pool,
+        ])
+        .filter(node_id_in(db.get_database_backend(), nodes))
+        .order_by_asc(ip_address::Column::AddressKey)
+        .into_tuple()
+        .all(db)
+        .await?;
     let mut by_node: HashMap<Uuid, Vec<NodeIp>> = HashMap::with_capacity(nodes.len());
     for (id, address, node, status, pool) in rows {
         if let Some(node) = node {

@@ -1,0 +1,76 @@
+//! What the agent measures, as samples named the way mailops's `metricCatalog` names them.
+
+mod redis_info;
+mod system;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use redis_info::{parse_info, read_info};
+pub use system::{System, sending_addresses};
+
+/// One measurement, as `ingestMetrics` takes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    pub ts: DateTime<Utc>,
+    pub value: f64,
+}
+
+impl Sample {
+    pub fn new(name: &str, ts: DateTime<Utc>, value: f64) -> Sample {
+        Sample {
+            name: name.to_string(),
+            labels: BTreeMap::new(),
+            ts,
+            value,
+        }
+    }
+
+    pub fn labelled(name: &str, label: (&str, &str), ts: DateTime<Utc>, value: f64) -> Sample {
+        let mut sample = Sample::new(name, ts, value);
+        sample.labels.insert(label.0.into(), label.1.into());
+        sample
+    }
+}
+
+/// Everything the agent collects each push interval.
+pub struct Collectors {
+    system: System,
+    redis: Option<redis::Client>,
+}
+
+impl Collectors {
+    pub fn new(redis_url: Option<&str>) -> anyhow::Result<Collectors> {
+        let redis = redis_url
+            .map(|url| {
+                redis::Client::open(url).map_err(|e| anyhow::anyhow!("--redis {url:?}: {e}"))
+            })
+            .transpose()?;
+        Ok(Collectors {
+            system: System::new(),
+            redis,
+        })
+    }
+
+    /// One collection. A Redis that does not answer is logged and left out; the system
+    /// samples are always there.
+    pub async fn collect(&mut self) -> Vec<Sample> {
+        let now = Utc::now();
+        let mut samples = self.system.collect(now);
+        if let Some(client) = &self.redis {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), read_info(client)).await {
+                Ok(Ok(info)) => samples.extend(parse_info(&info, now)),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "Redis INFO failed; Redis metrics left out")
+                }
+                Err(_) => tracing::warn!("Redis INFO took over 5 s; Redis metrics left out"),
+            }
+        }
+        samples
+    }
+}

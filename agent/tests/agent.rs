@@ -1,0 +1,356 @@
+#![allow(clippy::unwrap_used)]
+
+//! The agent end to end: the real `mailops-agent` binary against a real mailops server on
+//! embedded SQLite and on Postgres with Redis.
+
+use std::{
+    collections::BTreeSet,
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use sea_orm::{ConnectionTrait as _, Statement};
+use serde_json::{Value, json};
+use testkit::{TestApp, on_both_backends};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_mailops-agent");
+const HOSTNAME: &str = "mta1.example.com";
+
+/// One `mailops-agent` process; its log (JSON, debug) goes to a file that outlives it.
+struct Agent {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Agent {
+    fn start(state_dir: &Path, args: &[&str]) -> Agent {
+        let log = state_dir.with_extension(format!(
+            "{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let child = Command::new(AGENT)
+            .args(["--log-format", "json", "run", "--state-dir"])
+            .arg(state_dir)
+            .args(args)
+            .env("MAILOPS_AGENT_LOG", "mailops_agent=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Agent {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn signal(&mut self, signal: i32) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling a child this test started and has not yet reaped.
+            unsafe { libc::kill(child.id() as i32, signal) };
+            child.wait().unwrap();
+        }
+    }
+
+    /// The log lines with this message.
+    fn logged(&self, message: &str) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["fields"]["message"] == message)
+            .collect()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.signal(libc::SIGKILL);
+    }
+}
+
+fn enroll(app: &TestApp, key: &str, state_dir: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(AGENT)
+        .args(["enroll", "--server", &format!("http://{}", app.addr)])
+        .args(["--enrollment-key", key, "--state-dir"])
+        .arg(state_dir)
+        .args(["--hostname", HOSTNAME, "--roles", "MTA,REDIS"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+async fn eventually<T>(
+    what: &str,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+const NODE: &str = "query($h: String!) { node(hostname: $h) { id configVersion appliedConfigVersion
+    configError latest { system { load1 memoryUsedPercent } redis { clients memoryUsedBytes } } } }";
+
+async fn node_of(app: &TestApp, token: &str) -> Value {
+    app.gql(Some(token), NODE, json!({ "h": HOSTNAME })).await["data"]["node"].clone()
+}
+
+on_both_backends! {
+    async fn an_enrolled_agent_feeds_mailops_and_takes_paused_ips_out_of_its_pools(backend) {
+        let app = TestApp::spawn(backend).await;
+        let admin = app.admin_token().await;
+        let key = app.enrollment_key(None).await;
+        // Another node's IPs never reach this node's files.
+        app.register_node(&key, "other.example.com", &["198.51.100.7"]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+
+        let enrolled = enroll(&app, &key, &state, &["--ip", "192.0.2.10", "--ip", "192.0.2.11"]);
+        assert!(enrolled.status.success(), "{}", String::from_utf8_lossy(&enrolled.stderr));
+        let mode = std::fs::metadata(state.join("node.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let first_key = std::fs::read_to_string(state.join("node.key")).unwrap();
+        // Enrolling again on this machine presents the key it has, and gets a new one.
+        let again = enroll(&app, &key, &state, &["--ip", "192.0.2.10", "--ip", "192.0.2.11"]);
+        assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+        assert_ne!(std::fs::read_to_string(state.join("node.key")).unwrap(), first_key);
+        // Without that key the hostname is refused, with mailops's reason.
+        let stranger = enroll(&app, &key, &dir.path().join("elsewhere"), &["--ip", "192.0.2.12"]);
+        assert!(!stranger.status.success());
+        assert!(String::from_utf8_lossy(&stranger.stderr).contains("CONFLICT"));
+
+        let pool_file = dir.path().join("ips.json");
+        let zonemta = dir.path().join("pools.toml");
+        let reloads = dir.path().join("reloads");
+        let reload = format!("echo $MAILOPS_CONFIG_VERSION >> {}", reloads.display());
+        let mut agent = Agent::start(&state, &[
+            "--push-interval", "1s",
+            "--pool-file", pool_file.to_str().unwrap(),
+            "--zonemta-pools-file", zonemta.to_str().unwrap(),
+            "--reload-command", &reload,
+            "--redis", &std::env::var("MAILOPS_TEST_REDIS").unwrap_or("redis://127.0.0.1:6379".into()),
+        ]);
+
+        // System and Redis metrics arrive.
+        let latest = eventually("system and Redis metrics", Duration::from_secs(20), async || {
+            let node = node_of(&app, &admin).await;
+            let latest = node["latest"].clone();
+            (latest["system"]["load1"].is_number() && latest["redis"]["clients"].as_f64() >= Some(1.0))
+                .then_some(latest)
+        })
+        .await;
+        assert!(latest["system"]["memoryUsedPercent"].as_f64().unwrap() > 0.0);
+        assert!(latest["redis"]["memoryUsedBytes"].as_f64().unwrap() > 0.0);
+
+        // The pool file lists this node's IPs, all ACTIVE; the reload ran; mailops knows.
+        let applied = eventually("the first configuration applied", Duration::from_secs(10), async || {
+            let node = node_of(&app, &admin).await;
+            (node["appliedConfigVersion"].is_string()
+                && node["appliedConfigVersion"] == node["configVersion"])
+                .then_some(node)
+        })
+        .await;
+        let ips = read_json(&pool_file).unwrap();
+        assert_eq!(ips["version"], applied["configVersion"]);
+        assert_eq!(ips["ips"], json!([
+            { "address": "192.0.2.10", "status": "ACTIVE", "pool": null },
+            { "address": "192.0.2.11", "status": "ACTIVE", "pool": null },
+        ]));
+        assert!(std::fs::read_to_string(&reloads).unwrap().contains(applied["configVersion"].as_str().unwrap()));
+
+        // An operator pauses one IP: within seconds it is out of ZoneMTA's pools.
+        let paused_at = Instant::now();
+        let body = app
+            .gql(Some(&admin), "mutation { bulkIpAction(input: { addresses: [\"192.0.2.11\"], action: PAUSE }) { changed } }", json!({}))
+            .await;
+        assert_eq!(body["data"]["bulkIpAction"]["changed"], 1, "{body}");
+        let ips = eventually("the pause in the pool file", Duration::from_secs(5), async || {
+            read_json(&pool_file).filter(|ips| ips["ips"][1]["status"] == "PAUSED")
+        })
+        .await;
+        let reached = paused_at.elapsed();
+        let pools = std::fs::read_to_string(&zonemta).unwrap();
+        assert!(pools.contains("192.0.2.10") && !pools.contains("192.0.2.11"), "{pools}");
+        let node = eventually("appliedConfigVersion to follow", Duration::from_secs(5), async || {
+            let node = node_of(&app, &admin).await;
+            (node["appliedConfigVersion"] == ips["version"]).then_some(node)
+        })
+        .await;
+        assert_eq!(node["configVersion"], ips["version"]);
+        assert!(std::fs::read_to_string(&reloads).unwrap().contains(ips["version"].as_str().unwrap()));
+        assert!(!std::fs::read_to_string(&pool_file).unwrap().contains("198.51.100.7"));
+        eprintln!("the pause reached the pool file in {reached:?}");
+        agent.signal(libc::SIGTERM);
+        assert!(!agent.logged("mailops-agent started").is_empty());
+    }
+}
+
+on_both_backends! {
+    async fn a_failing_reload_is_reported_retried_and_cleared(backend) {
+        let app = TestApp::spawn(backend).await;
+        let admin = app.admin_token().await;
+        let key = app.enrollment_key(None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        assert!(enroll(&app, &key, &state, &["--ip", "192.0.2.20"]).status.success());
+        let broken = dir.path().join("broken");
+        std::fs::write(&broken, "").unwrap();
+        // The reload fails while the file `broken` exists.
+        let reload = format!("if [ -e {0} ]; then echo 'zone-mta: config test failed' >&2; exit 1; fi", broken.display());
+        let mut agent = Agent::start(&state, &[
+            "--push-interval", "1s",
+            "--pool-file", dir.path().join("ips.json").to_str().unwrap(),
+            "--reload-command", &reload,
+        ]);
+        let node = eventually("the failure reported", Duration::from_secs(10), async || {
+            let node = node_of(&app, &admin).await;
+            node["configError"].is_string().then_some(node)
+        })
+        .await;
+        assert!(node["configError"].as_str().unwrap().contains("zone-mta: config test failed"), "{node}");
+        assert!(node["appliedConfigVersion"].is_null());
+        std::fs::remove_file(&broken).unwrap();
+        // Retried with backoff (5 s at first) until it works.
+        eventually("the retry to succeed", Duration::from_secs(20), async || {
+            let node = node_of(&app, &admin).await;
+            (node["configError"].is_null() && node["appliedConfigVersion"] == node["configVersion"]).then_some(())
+        })
+        .await;
+        agent.signal(libc::SIGTERM);
+    }
+}
+
+/// (batch id, sample timestamp in ms) of every `system.load1` sample stored for the node,
+/// and how many metric batches are stored for it.
+async fn stored(app: &TestApp, node_id: &str) -> (BTreeSet<String>, Vec<i64>) {
+    let db = &app.state.db;
+    let backend = db.get_database_backend();
+    let id = uuid::Uuid::parse_str(node_id).unwrap();
+    let node_param = match backend {
+        sea_orm::DatabaseBackend::Postgres => "$1",
+        _ => "?",
+    };
+    let batches = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            format!("SELECT batch_id FROM metric_batches WHERE node_id = {node_param}"),
+            [id.into()],
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.try_get::<String>("", "batch_id").unwrap())
+        .collect();
+    let mut times: Vec<i64> = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT s.ts AS ts FROM metric_samples s JOIN metric_series r ON r.id = s.series_id
+                 WHERE r.node_id = {node_param} AND r.name = 'system.load1'"
+            ),
+            [id.into()],
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.try_get::<i64>("", "ts").unwrap())
+        .collect();
+    times.sort_unstable();
+    (batches, times)
+}
+
+fn spooled_files(state: &Path) -> usize {
+    std::fs::read_dir(state.join("spool"))
+        .map(|dir| {
+            dir.filter(|e| {
+                let name = e
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned();
+                name.ends_with(".json") && name != "counters.json"
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+on_both_backends! {
+    async fn nothing_collected_is_lost_or_doubled_while_mailops_is_away_or_the_agent_is_killed(backend) {
+        let mut app = TestApp::spawn(backend).await;
+        let key = app.enrollment_key(None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        assert!(enroll(&app, &key, &state, &["--ip", "192.0.2.30"]).status.success());
+        let node_id = serde_json::from_str::<Value>(&std::fs::read_to_string(state.join("node.json")).unwrap())
+            .unwrap()["id"].as_str().unwrap().to_string();
+        let mut first = Agent::start(&state, &["--push-interval", "1s"]);
+        eventually("three batches stored", Duration::from_secs(20), async || {
+            (stored(&app, &node_id).await.0.len() >= 3).then_some(())
+        })
+        .await;
+
+        // mailops away for 30 s; the agent keeps collecting into its spool.
+        let away_from = chrono::Utc::now().timestamp_millis();
+        app.stop_for(Duration::from_secs(30)).await;
+        let away_until = chrono::Utc::now().timestamp_millis();
+        // Killed while it sends the backlog: once the first spooled batch is gone.
+        let backlog = spooled_files(&state);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while spooled_files(&state) >= backlog {
+            assert!(Instant::now() < deadline, "the agent did not send its backlog");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        first.signal(libc::SIGKILL);
+        let left = spooled_files(&state);
+        let mut second = Agent::start(&state, &["--push-interval", "1s"]);
+        eventually("the spool drained", Duration::from_secs(60), async || {
+            (spooled_files(&state) == 0).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        second.signal(libc::SIGTERM);
+
+        let (batches, times) = stored(&app, &node_id).await;
+        let spooled: BTreeSet<String> = first
+            .logged("batch spooled")
+            .into_iter()
+            .chain(second.logged("batch spooled"))
+            .map(|line| line["fields"]["batch_id"].as_str().unwrap().to_string())
+            .collect();
+        // Every batch spooled is stored, once: one load1 sample per batch, no time twice.
+        assert!(spooled.is_subset(&batches), "lost: {:?}", spooled.difference(&batches).collect::<Vec<_>>());
+        assert_eq!(times.len(), batches.len(), "a batch stored a sample twice or none");
+        let distinct: BTreeSet<i64> = times.iter().copied().collect();
+        assert_eq!(distinct.len(), times.len(), "a sample was stored twice");
+        // Every second of the outage was collected and arrived.
+        let during: Vec<i64> = times.iter().copied().filter(|t| (away_from..away_until).contains(t)).collect();
+        let outage_seconds = (away_until - away_from) / 1000;
+        assert!(during.len() as i64 >= outage_seconds - 1, "{} samples in a {outage_seconds} s outage", during.len());
+        // No gap anywhere but the restart of the agent itself.
+        let widest = times.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+        assert!(widest <= 3_000, "a gap of {widest} ms between samples");
+        eprintln!(
+            "{} batches stored; {} collected during the {outage_seconds} s outage; \
+             {left} of {backlog} still spooled at the kill",
+            batches.len(),
+            during.len()
+        );
+    }
+}
