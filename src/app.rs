@@ -218,6 +218,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     Ok(AppState {
         db_health: crate::db::Health::default(),
         notifier: crate::notifications::Sender::new(config.notifications.timeout),
+        exporter_mappers: Default::default(),
         rate_limits,
         jobs,
         stopping,
@@ -249,7 +250,11 @@ pub fn routers(app: AppState, sockets: crate::graphql::sockets::SocketCounts) ->
         .route("/graphql", get(gql_http::graphiql).post(gql_http::post))
         .route("/graphql/ws", get(gql_http::websocket))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz))
+        .route(
+            "/api/v1/write",
+            axum::routing::post(crate::remote_write::write),
+        );
     if app.config.server.metrics_bind.is_none() {
         router = router.route("/metrics", get(metrics));
     }

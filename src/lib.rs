@@ -22,6 +22,7 @@ pub mod notifications;
 pub mod overview;
 pub mod ratelimit;
 pub mod realtime;
+pub mod remote_write;
 pub mod seed;
 pub mod server;
 pub mod state;

@@ -30,6 +30,8 @@ pub struct AppState {
     pub jobs: crate::jobs::JobBook,
     /// Delivers notifications, keeping HTTP connections to receivers open between them.
     pub notifier: crate::notifications::Sender,
+    /// What the exporter mapping remembers per node between remote-write requests.
+    pub exporter_mappers: crate::metrics::ExporterMappers,
     /// Whether the database answers.
     pub db_health: crate::db::Health,
     /// Turns true when the server starts shutting down: open WebSockets close.

@@ -41,6 +41,7 @@ const NOT_DOMAINS: &[&str] = &[
     "graphql",
     "jobs",
     "realtime",
+    "remote_write",
     "seed",
     "telemetry",
 ];

@@ -150,7 +150,7 @@ async fn run() {
     }
 
     // One real collection, as every spooled batch.
-    let mut collectors = Collectors::new(Some("redis://127.0.0.1:6379")).unwrap();
+    let mut collectors = Collectors::new(true, Some("redis://127.0.0.1:6379"), &[]).unwrap();
     tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL).await;
     let samples = collectors.collect().await;
     let per_batch = samples.len();

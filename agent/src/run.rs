@@ -19,6 +19,9 @@ use crate::{
     spool::{Batch, Spool},
 };
 
+/// The most samples of one batch (`ingestMetrics` takes 10,000).
+pub const MAX_BATCH_SAMPLES: usize = 10_000;
+
 /// The push interval when neither a flag nor mailops gives one.
 pub const DEFAULT_PUSH_INTERVAL: Duration = Duration::from_secs(15);
 
@@ -43,7 +46,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.spool_max_bytes,
         settings.spool_max_age,
     )?;
-    let mut collectors = Collectors::new(settings.redis.as_deref())?;
+    let mut collectors =
+        Collectors::new(settings.system, settings.redis.as_deref(), &settings.scrape)?;
     let control = Control::new(
         client.clone(),
         Applier {
@@ -77,16 +81,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
         let mut samples = collectors.collect().await;
         samples.extend(spool.samples(Utc::now()));
-        let batch = Batch::new(samples);
-        // When the disk is full or gone the collection cannot be kept, and the log says so.
-        match spool.push(&batch) {
-            Ok(()) => {
-                tracing::debug!(batch_id = %batch.batch_id, samples = batch.samples.len(), "batch spooled")
+        // mailops takes at most MAX_BATCH_SAMPLES per batch: many exporters make several.
+        for chunk in samples.chunks(MAX_BATCH_SAMPLES) {
+            let batch = Batch::new(chunk.to_vec());
+            // When the disk is full or gone the collection cannot be kept, and the log says so.
+            match spool.push(&batch) {
+                Ok(()) => {
+                    tracing::debug!(batch_id = %batch.batch_id, samples = batch.samples.len(), "batch spooled")
+                }
+                Err(e) => tracing::error!(
+                    error = format!("{e:#}"),
+                    "a batch could not be spooled and is lost"
+                ),
             }
-            Err(e) => tracing::error!(
-                error = format!("{e:#}"),
-                "a batch could not be spooled and is lost"
-            ),
         }
         tokio::spawn({
             let control = control.clone();
@@ -132,14 +139,14 @@ async fn shutdown_signal() {
 }
 
 /// `mailops-agent check`: one collection, printed as JSON.
-pub async fn check(redis: Option<String>) -> anyhow::Result<()> {
+pub async fn check(redis: Option<String>, scrape: Vec<String>) -> anyhow::Result<()> {
     if let Some(url) = &redis {
         let client = redis::Client::open(url.as_str()).with_context(|| format!("--redis {url}"))?;
         crate::collect::read_info(&client)
             .await
             .with_context(|| format!("--redis {url}: INFO failed"))?;
     }
-    let mut collectors = Collectors::new(redis.as_deref())?;
+    let mut collectors = Collectors::new(true, redis.as_deref(), &scrape)?;
     tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL).await;
     let samples = collectors.collect().await;
     println!(

@@ -121,6 +121,15 @@ pub struct RunSettings {
     /// A Redis to read INFO from, e.g. redis://127.0.0.1:6379.
     #[arg(long, env = "MAILOPS_AGENT_REDIS")]
     pub redis: Option<String>,
+    /// A Prometheus exporter to scrape each interval, e.g. http://127.0.0.1:9100/metrics
+    /// (repeat, or comma-separate in the variable); its series are mapped to mailops's names.
+    #[arg(long = "scrape", value_name = "URL", env = "MAILOPS_AGENT_SCRAPE", value_delimiter = ',', value_parser = parse_scrape_url)]
+    #[serde(default)]
+    pub scrape: Vec<String>,
+    /// Leave out the built-in system collector (when node_exporter is scraped instead).
+    #[arg(long, env = "MAILOPS_AGENT_NO_SYSTEM")]
+    #[serde(default)]
+    pub no_system: bool,
     /// The most the spool keeps on disk (bytes, 1 MiB–10 GiB) [default: 64 MiB]; the oldest batches go first.
     #[arg(long, env = "MAILOPS_AGENT_SPOOL_MAX_BYTES", value_parser = clap::value_parser!(u64).range(1 << 20..=10 << 30))]
     pub spool_max_bytes: Option<u64>,
@@ -136,6 +145,9 @@ pub struct CheckArgs {
     /// A Redis to read INFO from, e.g. redis://127.0.0.1:6379.
     #[arg(long, env = "MAILOPS_AGENT_REDIS")]
     pub redis: Option<String>,
+    /// A Prometheus exporter to scrape (repeat for more).
+    #[arg(long = "scrape", value_name = "URL", env = "MAILOPS_AGENT_SCRAPE", value_delimiter = ',', value_parser = parse_scrape_url)]
+    pub scrape: Vec<String>,
 }
 
 /// `run`'s settings after merging.
@@ -148,6 +160,8 @@ pub struct Settings {
     pub zonemta_pools_file: Option<PathBuf>,
     pub reload_command: Option<String>,
     pub redis: Option<String>,
+    pub scrape: Vec<String>,
+    pub system: bool,
     pub spool_max_bytes: u64,
     pub spool_max_age: Duration,
 }
@@ -178,6 +192,12 @@ impl RunArgs {
             zonemta_pools_file: given.zonemta_pools_file.or(file.zonemta_pools_file),
             reload_command: given.reload_command.or(file.reload_command),
             redis: given.redis.or(file.redis),
+            scrape: if given.scrape.is_empty() {
+                file.scrape
+            } else {
+                given.scrape
+            },
+            system: !(given.no_system || file.no_system),
             spool_max_bytes: given
                 .spool_max_bytes
                 .or(file.spool_max_bytes)
@@ -198,6 +218,9 @@ impl RunSettings {
         }
         if let Some(age) = self.spool_max_age {
             check_spool_age(age).context("spool_max_age")?;
+        }
+        for url in &self.scrape {
+            parse_scrape_url(url).map_err(|e| anyhow::anyhow!("scrape: {e}"))?;
         }
         if let Some(bytes) = self.spool_max_bytes
             && !(1 << 20..=10 << 30).contains(&bytes)
@@ -256,6 +279,15 @@ fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Durati
     parse_duration(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
+}
+
+fn parse_scrape_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if (text.starts_with("http://") || text.starts_with("https://")) && text.len() > 8 {
+        Ok(text.to_string())
+    } else {
+        Err(format!("{text:?} is not an http:// or https:// address"))
+    }
 }
 
 fn parse_role(text: &str) -> Result<String, String> {

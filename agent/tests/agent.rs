@@ -354,3 +354,42 @@ on_both_backends! {
         );
     }
 }
+
+on_both_backends! {
+    async fn the_agent_scrapes_node_exporter_through_the_exporter_mapping(backend) {
+        let app = TestApp::spawn(backend).await;
+        let admin = app.admin_token().await;
+        let key = app.enrollment_key(None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        assert!(enroll(&app, &key, &state, &["--ip", "192.0.2.60"]).status.success());
+        let port = testkit::servers::free_port();
+        let mut exporter = Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Debian's prometheus-node-exporter is installed (.ci/run installs it)");
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let mut agent = Agent::start(&state, &["--push-interval", "1s", "--no-system", "--scrape", &url]);
+
+        // Mapped names, and CPU use derived from two scrapes.
+        let latest = eventually("node_exporter's metrics", Duration::from_secs(30), async || {
+            let latest = node_of(&app, &admin).await["latest"]["system"].clone();
+            latest["load1"].is_number().then_some(latest)
+        })
+        .await;
+        assert!(latest["memoryUsedPercent"].as_f64().unwrap() > 0.0, "{latest}");
+        let query = "{ metrics(names: [\"system.cpu.used_percent\", \"node_memory_memfree_bytes\"], range: H1) { series { name } } }";
+        eventually("the derived CPU figure and a kept series", Duration::from_secs(20), async || {
+            let body = app.gql(Some(&admin), query, json!({})).await;
+            let names: BTreeSet<String> = body["data"]["metrics"]["series"].as_array()?
+                .iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
+            (names.len() == 2).then_some(())
+        })
+        .await;
+        agent.signal(libc::SIGTERM);
+        let _ = exporter.kill();
+        let _ = exporter.wait();
+    }
+}

@@ -207,6 +207,14 @@ pub static CATALOG: &[MetricDef] = &[
         "instantaneous operations per second",
     ),
     def(
+        "redis.commands",
+        Redis,
+        Counter,
+        "commands",
+        &[],
+        "commands processed (read as a RATE for commands per second)",
+    ),
+    def(
         "redis.keys",
         Redis,
         Gauge,

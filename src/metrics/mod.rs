@@ -6,6 +6,7 @@ mod ingest;
 mod latest;
 mod model;
 mod query;
+mod remote;
 mod retention;
 mod store;
 
@@ -14,6 +15,7 @@ pub use ingest::{MAX_SAMPLES, store_batch};
 pub use latest::{NodeLatest, Readings, latest_by_node};
 pub use model::*;
 pub use query::{Aggregate, RangeQuery, Resolution, Retention, run as run_range_query};
+pub use remote::{ExporterMappers, RemoteOutcome, store_series as store_remote_series};
 pub use retention::sweep as sweep_retention;
 pub use store::BATCHES;
 pub use store::series::{LatestValue, SeriesOf, latest_values};

@@ -70,6 +70,14 @@ pub fn install() {
         "Agent batches, by kind (metrics, mail) and result (accepted, duplicate, refused)."
     );
     describe_counter!("mailops_ingested_samples_total", "Metric samples stored.");
+    describe_counter!(
+        "mailops_remote_write_samples_total",
+        "Samples stored from Prometheus remote-write requests."
+    );
+    describe_counter!(
+        "mailops_remote_write_skipped_values_total",
+        "Remote-write values that are not numbers (NaN, infinities, staleness markers), not stored."
+    );
     describe_counter!("mailops_ingested_mail_events_total", "Mail events stored.");
     describe_counter!(
         "mailops_job_runs_total",

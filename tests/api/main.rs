@@ -21,6 +21,7 @@ mod nodes;
 mod notifications;
 mod overview;
 mod rate_limits;
+mod remote_write;
 mod schema;
 mod subscriptions;
 mod users;

@@ -589,6 +589,9 @@ async fn a_notification_unsent_when_mailops_is_killed_is_delivered_once_after_re
         ("MAILOPS_NOTIFICATION_INTERVAL", "100ms".to_string()),
         ("MAILOPS_NOTIFICATION_BACKOFF_MIN", "100ms".to_string()),
         ("MAILOPS_NOTIFICATION_BACKOFF_MAX", "200ms".to_string()),
+        // A notification leased when the process dies waits for its lease (four timeouts)
+        // to run out: short here, so the retry comes within the test's wait.
+        ("MAILOPS_NOTIFICATION_TIMEOUT", "1s".to_string()),
         ("MAILOPS_RATE_LIMIT_ANONYMOUS", "off".to_string()),
         ("MAILOPS_RATE_LIMIT_USER", "off".to_string()),
         ("RUST_LOG", "warn".to_string()),

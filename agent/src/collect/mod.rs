@@ -1,6 +1,7 @@
 //! What the agent measures, as samples named the way mailops's `metricCatalog` names them.
 
 mod redis_info;
+mod scrape;
 mod system;
 
 use std::collections::BTreeMap;
@@ -9,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use redis_info::{parse_info, read_info};
+pub use scrape::Scraper;
 pub use system::{System, sending_addresses};
 
 /// One measurement, as `ingestMetrics` takes it.
@@ -40,28 +42,39 @@ impl Sample {
 
 /// Everything the agent collects each push interval.
 pub struct Collectors {
-    system: System,
+    system: Option<System>,
     redis: Option<redis::Client>,
+    scraper: Scraper,
 }
 
 impl Collectors {
-    pub fn new(redis_url: Option<&str>) -> anyhow::Result<Collectors> {
+    /// The built-in system collector unless `system` is false, a Redis's INFO, and the
+    /// exporters at `scrape`.
+    pub fn new(
+        system: bool,
+        redis_url: Option<&str>,
+        scrape: &[String],
+    ) -> anyhow::Result<Collectors> {
         let redis = redis_url
             .map(|url| {
                 redis::Client::open(url).map_err(|e| anyhow::anyhow!("--redis {url:?}: {e}"))
             })
             .transpose()?;
         Ok(Collectors {
-            system: System::new(),
+            system: system.then(System::new),
             redis,
+            scraper: Scraper::new(scrape)?,
         })
     }
 
-    /// One collection. A Redis that does not answer is logged and left out; the system
-    /// samples are always there.
+    /// One collection. A Redis or an exporter that does not answer is logged and left out.
     pub async fn collect(&mut self) -> Vec<Sample> {
         let now = Utc::now();
-        let mut samples = self.system.collect(now);
+        let mut samples = match &mut self.system {
+            Some(system) => system.collect(now),
+            None => Vec::new(),
+        };
+        samples.extend(self.scraper.collect(now).await);
         if let Some(client) = &self.redis {
             match tokio::time::timeout(std::time::Duration::from_secs(5), read_info(client)).await {
                 Ok(Ok(info)) => samples.extend(parse_info(&info, now)),
