@@ -122,7 +122,17 @@ async fn run() {
         })
         .collect();
     // Every batch is checked to be accepted whole; the first of each node has no CPU figure.
-    let graphql_time = send_gql(&app, &keys, bodies).await;
+    let graphql_time = send_all(
+        &app.url("/graphql"),
+        &keys,
+        bodies,
+        GRAPHQL,
+        |status, body| {
+            let answer: serde_json::Value = serde_json::from_slice(body).unwrap();
+            assert!(status == 200 && answer["errors"].is_null(), "{answer}");
+        },
+    )
+    .await;
 
     // Remote write of the same scrapes.
     let keys = register(&app, "rw").await;
@@ -134,39 +144,16 @@ async fn run() {
         })
         .collect();
     let compressed: usize = bodies[0].iter().map(Vec::len).sum::<usize>() / SCRAPES;
-    let client = reqwest::Client::new();
-    let url = app.url("/api/v1/write");
-    let started = Instant::now();
-    let tasks: Vec<_> = keys
-        .iter()
-        .zip(bodies)
-        .map(|(key, bodies)| {
-            let (client, url, auth) = (client.clone(), url.clone(), format!("ApiKey {key}"));
-            tokio::spawn(async move {
-                for body in bodies {
-                    let response = client
-                        .post(&url)
-                        .header("authorization", &auth)
-                        .header("content-encoding", "snappy")
-                        .header("content-type", "application/x-protobuf")
-                        .body(body)
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(
-                        response.status().as_u16(),
-                        204,
-                        "{}",
-                        response.text().await.unwrap()
-                    );
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let remote_time = started.elapsed();
+    let remote_time = send_all(
+        &app.url("/api/v1/write"),
+        &keys,
+        bodies,
+        REMOTE_WRITE,
+        |status, body| {
+            assert_eq!(status, 204, "{}", String::from_utf8_lossy(body));
+        },
+    )
+    .await;
 
     let total = (NODES * SCRAPES * samples_per_scrape) as f64;
     let rate = |d: Duration| total / d.as_secs_f64();
@@ -187,29 +174,36 @@ async fn run() {
     common::write_section("remote_write", "cargo bench --bench remote_write", &body);
 }
 
-async fn send_gql(app: &testkit::TestApp, keys: &[String], bodies: Vec<Vec<Vec<u8>>>) -> Duration {
+const REMOTE_WRITE: &[(&str, &str)] = &[
+    ("content-encoding", "snappy"),
+    ("content-type", "application/x-protobuf"),
+];
+const GRAPHQL: &[(&str, &str)] = &[("content-type", "application/json")];
+
+/// Posts every node's bodies in order, all nodes at once; `check` sees each answer.
+async fn send_all(
+    url: &str,
+    keys: &[String],
+    bodies: Vec<Vec<Vec<u8>>>,
+    headers: &'static [(&'static str, &'static str)],
+    check: fn(u16, &[u8]),
+) -> Duration {
     let client = reqwest::Client::new();
-    let url = app.url("/graphql");
     let started = Instant::now();
     let tasks: Vec<_> = keys
         .iter()
         .zip(bodies)
         .map(|(key, bodies)| {
-            let (client, url, auth) = (client.clone(), url.clone(), format!("ApiKey {key}"));
+            let (client, url, auth) = (client.clone(), url.to_string(), format!("ApiKey {key}"));
             tokio::spawn(async move {
                 for body in bodies {
-                    let answer: serde_json::Value = client
-                        .post(&url)
-                        .header("authorization", &auth)
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
-                    assert!(answer["errors"].is_null(), "{answer}");
+                    let mut request = client.post(&url).header("authorization", &auth).body(body);
+                    for (name, value) in headers {
+                        request = request.header(*name, *value);
+                    }
+                    let response = request.send().await.unwrap();
+                    let status = response.status().as_u16();
+                    check(status, &response.bytes().await.unwrap());
                 }
             })
         })

@@ -150,7 +150,12 @@ async fn run() {
     }
 
     // One real collection, as every spooled batch.
-    let mut collectors = Collectors::new(true, Some("redis://127.0.0.1:6379"), &[]).unwrap();
+    let mut collectors = Collectors::new(&mailops_agent::collect::Sources {
+        system: true,
+        redis: Some("redis://127.0.0.1:6379".into()),
+        ..Default::default()
+    })
+    .unwrap();
     tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL).await;
     let samples = collectors.collect().await;
     let per_batch = samples.len();

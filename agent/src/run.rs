@@ -46,8 +46,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.spool_max_bytes,
         settings.spool_max_age,
     )?;
-    let mut collectors =
-        Collectors::new(settings.system, settings.redis.as_deref(), &settings.scrape)?;
+    let mut collectors = Collectors::new(&settings.sources())?;
     let control = Control::new(
         client.clone(),
         Applier {
@@ -139,14 +138,20 @@ async fn shutdown_signal() {
 }
 
 /// `mailops-agent check`: one collection, printed as JSON.
-pub async fn check(redis: Option<String>, scrape: Vec<String>) -> anyhow::Result<()> {
-    if let Some(url) = &redis {
+pub async fn check(sources: crate::collect::Sources) -> anyhow::Result<()> {
+    if let Some(url) = &sources.redis {
         let client = redis::Client::open(url.as_str()).with_context(|| format!("--redis {url}"))?;
         crate::collect::read_info(&client)
             .await
             .with_context(|| format!("--redis {url}: INFO failed"))?;
     }
-    let mut collectors = Collectors::new(true, redis.as_deref(), &scrape)?;
+    if let Some(url) = &sources.rspamd {
+        crate::collect::RspamdStat::new(url, sources.rspamd_password.clone())?
+            .collect(Utc::now())
+            .await
+            .with_context(|| format!("--rspamd {url}: /stat failed"))?;
+    }
+    let mut collectors = Collectors::new(&sources)?;
     tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL).await;
     let samples = collectors.collect().await;
     println!(

@@ -130,6 +130,12 @@ pub struct RunSettings {
     #[arg(long, env = "MAILOPS_AGENT_NO_SYSTEM")]
     #[serde(default)]
     pub no_system: bool,
+    /// Rspamd's controller, e.g. http://127.0.0.1:11334: its /stat is read each interval.
+    #[arg(long, env = "MAILOPS_AGENT_RSPAMD", value_parser = parse_scrape_url)]
+    pub rspamd: Option<String>,
+    /// The controller's password, when the agent's address is not one of its secure_ip.
+    #[arg(long, env = "MAILOPS_AGENT_RSPAMD_PASSWORD", hide_env_values = true)]
+    pub rspamd_password: Option<String>,
     /// The most the spool keeps on disk (bytes, 1 MiB–10 GiB) [default: 64 MiB]; the oldest batches go first.
     #[arg(long, env = "MAILOPS_AGENT_SPOOL_MAX_BYTES", value_parser = clap::value_parser!(u64).range(1 << 20..=10 << 30))]
     pub spool_max_bytes: Option<u64>,
@@ -148,6 +154,24 @@ pub struct CheckArgs {
     /// A Prometheus exporter to scrape (repeat for more).
     #[arg(long = "scrape", value_name = "URL", env = "MAILOPS_AGENT_SCRAPE", value_delimiter = ',', value_parser = parse_scrape_url)]
     pub scrape: Vec<String>,
+    /// Rspamd's controller, e.g. http://127.0.0.1:11334.
+    #[arg(long, env = "MAILOPS_AGENT_RSPAMD", value_parser = parse_scrape_url)]
+    pub rspamd: Option<String>,
+    /// The controller's password.
+    #[arg(long, env = "MAILOPS_AGENT_RSPAMD_PASSWORD", hide_env_values = true)]
+    pub rspamd_password: Option<String>,
+}
+
+impl CheckArgs {
+    pub fn sources(self) -> crate::collect::Sources {
+        crate::collect::Sources {
+            system: true,
+            redis: self.redis,
+            scrape: self.scrape,
+            rspamd: self.rspamd,
+            rspamd_password: self.rspamd_password,
+        }
+    }
 }
 
 /// `run`'s settings after merging.
@@ -162,6 +186,8 @@ pub struct Settings {
     pub redis: Option<String>,
     pub scrape: Vec<String>,
     pub system: bool,
+    pub rspamd: Option<String>,
+    pub rspamd_password: Option<String>,
     pub spool_max_bytes: u64,
     pub spool_max_age: Duration,
 }
@@ -198,6 +224,8 @@ impl RunArgs {
                 given.scrape
             },
             system: !(given.no_system || file.no_system),
+            rspamd: given.rspamd.or(file.rspamd),
+            rspamd_password: given.rspamd_password.or(file.rspamd_password),
             spool_max_bytes: given
                 .spool_max_bytes
                 .or(file.spool_max_bytes)
@@ -218,6 +246,9 @@ impl RunSettings {
         }
         if let Some(age) = self.spool_max_age {
             check_spool_age(age).context("spool_max_age")?;
+        }
+        if let Some(url) = &self.rspamd {
+            parse_scrape_url(url).map_err(|e| anyhow::anyhow!("rspamd: {e}"))?;
         }
         for url in &self.scrape {
             parse_scrape_url(url).map_err(|e| anyhow::anyhow!("scrape: {e}"))?;
@@ -312,6 +343,17 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 }
 
 impl Settings {
+    /// What `run` collects from.
+    pub fn sources(&self) -> crate::collect::Sources {
+        crate::collect::Sources {
+            system: self.system,
+            redis: self.redis.clone(),
+            scrape: self.scrape.clone(),
+            rspamd: self.rspamd.clone(),
+            rspamd_password: self.rspamd_password.clone(),
+        }
+    }
+
     /// The push interval after the flags: checked here because mailops's value may be
     /// used instead.
     pub fn checked(self) -> anyhow::Result<Self> {

@@ -393,3 +393,126 @@ on_both_backends! {
         let _ = exporter.wait();
     }
 }
+
+/// Debian's rspamd on its default ports (11333 scanner, 11334 controller), started here
+/// unless one already listens.
+struct Rspamd(Option<Child>);
+
+impl Rspamd {
+    fn start() -> Rspamd {
+        if std::net::TcpStream::connect("127.0.0.1:11334").is_ok() {
+            return Rspamd(None);
+        }
+        for dir in ["/run/rspamd", "/var/lib/rspamd", "/var/log/rspamd"] {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let child = Command::new("rspamd")
+            .args(["-f", "-i", "-u", "root", "-g", "root"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Debian's rspamd is installed (.ci/run installs it)");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect("127.0.0.1:11333").is_err()
+            || std::net::TcpStream::connect("127.0.0.1:11334").is_err()
+        {
+            assert!(Instant::now() < deadline, "rspamd did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Rspamd(Some(child))
+    }
+}
+
+impl Drop for Rspamd {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            // SIGTERM: the main process stops its workers (SIGKILL would orphan them).
+            // SAFETY: signalling a child this test started and has not yet reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_reads_a_real_rspamd_controller() {
+    let _rspamd = Rspamd::start();
+    let client = reqwest::Client::new();
+    let before: Value = client
+        .get("http://127.0.0.1:11334/stat")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let message = "From: a@example.com\r\nTo: b@example.org\r\nSubject: hello\r\nMessage-ID: <1@example.com>\r\n\r\nhello\r\n";
+    for _ in 0..3 {
+        let scanned = client
+            .post("http://127.0.0.1:11333/checkv2")
+            .body(message)
+            .send()
+            .await
+            .unwrap();
+        assert!(scanned.status().is_success());
+    }
+    let scanned = before["scanned"].as_f64().unwrap() + 3.0;
+
+    let app = TestApp::spawn(testkit::Backend::Postgres).await;
+    let admin = app.admin_token().await;
+    let key = app.enrollment_key(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    assert!(
+        enroll(&app, &key, &state, &["--ip", "192.0.2.70"])
+            .status
+            .success()
+    );
+    let mut agent = Agent::start(
+        &state,
+        &[
+            "--push-interval",
+            "1s",
+            "--no-system",
+            "--rspamd",
+            "http://127.0.0.1:11334",
+        ],
+    );
+    let query = "{ metrics(names: [\"rspamd.scanned\", \"rspamd.latency_ms\", \"rspamd.actions\"], range: H1, aggregate: MAX) {
+        series { name labels { key value } points { value } } } }";
+    let series = eventually(
+        "Rspamd's counters in mailops",
+        Duration::from_secs(20),
+        async || {
+            let body = app.gql(Some(&admin), query, json!({})).await;
+            let series = body["data"]["metrics"]["series"].as_array()?.clone();
+            (series.iter().any(|s| s["name"] == "rspamd.scanned")
+                && series.iter().any(|s| s["name"] == "rspamd.latency_ms"))
+            .then_some(series)
+        },
+    )
+    .await;
+    let last = |s: &Value| {
+        s["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["value"].as_f64())
+            .next_back()
+            .unwrap()
+    };
+    let stored = series
+        .iter()
+        .find(|s| s["name"] == "rspamd.scanned")
+        .unwrap();
+    assert!(last(stored) >= scanned, "{stored}");
+    assert!(series.iter().any(|s| s["name"] == "rspamd.actions"
+        && s["labels"][0]["key"] == "action"
+        && s["labels"][0]["value"] == "no action"));
+    agent.signal(libc::SIGTERM);
+}

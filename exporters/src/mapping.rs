@@ -9,6 +9,8 @@ use crate::{Labels, Sample, Series, names};
 pub enum Exporter {
     /// Prometheus' node_exporter (Debian's `prometheus-node-exporter`).
     NodeExporter,
+    /// Rspamd's own `/metrics` on its controller (Debian's `rspamd`).
+    Rspamd,
     /// oliver006/redis_exporter (Debian's `prometheus-redis-exporter`).
     RedisExporter,
 }
@@ -40,6 +42,8 @@ pub enum Action {
     Same {
         to: &'static str,
         labels: &'static [(&'static str, &'static str)],
+        /// The value times this (seconds to the catalog's milliseconds).
+        scale: f64,
     },
     /// The sum of all series of the name at each timestamp (keys of every Redis database).
     Sum { to: &'static str },
@@ -58,7 +62,11 @@ const fn same(exporter: Exporter, from: &'static str, to: &'static str) -> Rule 
     Rule {
         exporter,
         from,
-        action: Action::Same { to, labels: &[] },
+        action: Action::Same {
+            to,
+            labels: &[],
+            scale: 1.0,
+        },
     }
 }
 
@@ -70,7 +78,7 @@ const fn input(from: &'static str, input: Input) -> Rule {
     }
 }
 
-use Exporter::{NodeExporter, RedisExporter};
+use Exporter::{NodeExporter, RedisExporter, Rspamd};
 
 /// Every exporter series mailops names otherwise. Counters stay counters (read them with
 /// the RATE aggregate); only the catalog's percentages are computed.
@@ -92,6 +100,7 @@ pub static RULES: &[Rule] = &[
         action: Action::Same {
             to: "system.network.rx_bytes",
             labels: &[("device", "interface")],
+            scale: 1.0,
         },
     },
     Rule {
@@ -100,6 +109,7 @@ pub static RULES: &[Rule] = &[
         action: Action::Same {
             to: "system.network.tx_bytes",
             labels: &[("device", "interface")],
+            scale: 1.0,
         },
     },
     same(
@@ -134,6 +144,28 @@ pub static RULES: &[Rule] = &[
         "redis_master_link_up",
         "redis.replication.link_up",
     ),
+    // Rspamd's controller, https://rspamd.com/doc/workers/controller.html (recorded from 3.4).
+    same(Rspamd, "rspamd_scanned_total", "rspamd.scanned"),
+    same(Rspamd, "rspamd_learned_total", "rspamd.learned"),
+    same(Rspamd, "rspamd_connections", "rspamd.connections"),
+    Rule {
+        exporter: Rspamd,
+        from: "rspamd_actions_total",
+        action: Action::Same {
+            to: "rspamd.actions",
+            labels: &[("type", "action")],
+            scale: 1.0,
+        },
+    },
+    Rule {
+        exporter: Rspamd,
+        from: "rspamd_scan_time_average",
+        action: Action::Same {
+            to: "rspamd.latency_ms",
+            labels: &[],
+            scale: 1000.0,
+        },
+    },
 ];
 
 fn rule_for(name: &str) -> Option<&'static Rule> {
@@ -234,7 +266,7 @@ impl Mapper {
             };
             mapped.mapped_series += 1;
             match rule.action {
-                Action::Same { to, labels } => {
+                Action::Same { to, labels, scale } => {
                     let mut kept = Labels::new();
                     for (from, to) in labels {
                         let value = series
@@ -249,7 +281,7 @@ impl Mapper {
                             name: to.to_string(),
                             labels: kept.clone(),
                             ts_ms,
-                            value,
+                            value: value * scale,
                         }));
                 }
                 Action::Sum { to } => {

@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used)]
 
 //! The mapping against each exporter's real output, recorded from the real programs:
-//! Debian's prometheus-node-exporter 1.5.0 and prometheus-redis-exporter 1.45.0 (the
-//! latter reading a Redis 7.0 server).
+//! Debian's prometheus-node-exporter 1.5.0, prometheus-redis-exporter 1.45.0 (reading a
+//! Redis 7.0 server) and rspamd 3.4's controller `/metrics` after three scanned messages.
 
 use std::collections::BTreeSet;
 
@@ -10,6 +10,7 @@ use exporters::{Mapper, RULES, Sample, parse_text};
 
 const NODE_EXPORTER: &str = include_str!("../testdata/node_exporter-1.5.0.prom");
 const REDIS_EXPORTER: &str = include_str!("../testdata/redis_exporter-1.45.0.prom");
+const RSPAMD: &str = include_str!("../testdata/rspamd-3.4.prom");
 
 fn find<'a>(samples: &'a [Sample], name: &str) -> Vec<&'a Sample> {
     samples.iter().filter(|s| s.name == name).collect()
@@ -162,4 +163,23 @@ fn values_that_are_not_numbers_are_counted_not_stored() {
 fn every_rule_maps_to_a_distinct_source() {
     let sources: BTreeSet<&str> = RULES.iter().map(|r| r.from).collect();
     assert_eq!(sources.len(), RULES.len());
+}
+
+#[test]
+fn rspamd_fills_the_rspamd_catalog() {
+    let mapped = Mapper::new()
+        .map(parse_text(RSPAMD, 1_000).unwrap())
+        .unwrap();
+    let value = |name: &str| find(&mapped.samples, name).first().map(|s| s.value);
+    assert_eq!(value("rspamd.scanned"), Some(3.0));
+    assert_eq!(value("rspamd.learned"), Some(0.0));
+    assert_eq!(value("rspamd.connections"), Some(3.0));
+    let latency = value("rspamd.latency_ms").unwrap();
+    assert!((latency - 43.26057434082031).abs() < 1e-9, "{latency}");
+    let no_action = find(&mapped.samples, "rspamd.actions")
+        .into_iter()
+        .find(|s| s.labels["action"] == "no action")
+        .unwrap();
+    assert_eq!(no_action.value, 3.0);
+    assert_eq!(find(&mapped.samples, "rspamd.actions").len(), 6);
 }

@@ -311,6 +311,14 @@ pub static CATALOG: &[MetricDef] = &[
         "messages learned",
     ),
     def(
+        "rspamd.connections",
+        Rspamd,
+        Counter,
+        "connections",
+        &[],
+        "connections the scanner accepted",
+    ),
+    def(
         "rspamd.latency_ms",
         Rspamd,
         Gauge,

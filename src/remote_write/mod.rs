@@ -21,7 +21,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::{
     app::ServerState,
-    auth::{ClientAddr, Principal, RequestId},
+    auth::{Principal, RequestId},
     error::AppError,
     ratelimit::Caller,
 };
@@ -91,7 +91,6 @@ fn from_error(error: AppError, request_id: &RequestId) -> Response {
 pub async fn write(
     State(state): State<ServerState>,
     Extension(request_id): Extension<RequestId>,
-    Extension(client): Extension<ClientAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -137,7 +136,6 @@ pub async fn write(
             admission.retry_after.as_secs_f64().ceil() as u64,
         );
     }
-    let _ = client;
     if let Some(encoding) = headers.get(header::CONTENT_ENCODING)
         && !encoding.as_bytes().eq_ignore_ascii_case(b"snappy")
     {

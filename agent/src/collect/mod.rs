@@ -1,6 +1,7 @@
 //! What the agent measures, as samples named the way mailops's `metricCatalog` names them.
 
 mod redis_info;
+mod rspamd;
 mod scrape;
 mod system;
 
@@ -10,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use redis_info::{parse_info, read_info};
+pub use rspamd::{RspamdStat, parse_stat as parse_rspamd_stat};
 pub use scrape::Scraper;
 pub use system::{System, sending_addresses};
 
@@ -45,25 +47,38 @@ pub struct Collectors {
     system: Option<System>,
     redis: Option<redis::Client>,
     scraper: Scraper,
+    rspamd: Option<RspamdStat>,
+}
+
+/// What to collect from.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    /// The built-in system collector.
+    pub system: bool,
+    pub redis: Option<String>,
+    pub scrape: Vec<String>,
+    /// Rspamd's controller address, and its password.
+    pub rspamd: Option<String>,
+    pub rspamd_password: Option<String>,
 }
 
 impl Collectors {
-    /// The built-in system collector unless `system` is false, a Redis's INFO, and the
-    /// exporters at `scrape`.
-    pub fn new(
-        system: bool,
-        redis_url: Option<&str>,
-        scrape: &[String],
-    ) -> anyhow::Result<Collectors> {
+    pub fn new(sources: &Sources) -> anyhow::Result<Collectors> {
+        let redis_url = sources.redis.as_deref();
         let redis = redis_url
             .map(|url| {
                 redis::Client::open(url).map_err(|e| anyhow::anyhow!("--redis {url:?}: {e}"))
             })
             .transpose()?;
         Ok(Collectors {
-            system: system.then(System::new),
+            system: sources.system.then(System::new),
             redis,
-            scraper: Scraper::new(scrape)?,
+            scraper: Scraper::new(&sources.scrape)?,
+            rspamd: sources
+                .rspamd
+                .as_deref()
+                .map(|url| RspamdStat::new(url, sources.rspamd_password.clone()))
+                .transpose()?,
         })
     }
 
@@ -75,6 +90,15 @@ impl Collectors {
             None => Vec::new(),
         };
         samples.extend(self.scraper.collect(now).await);
+        if let Some(rspamd) = &self.rspamd {
+            match rspamd.collect(now).await {
+                Ok(mut stat) => samples.append(&mut stat),
+                Err(e) => tracing::warn!(
+                    error = format!("{e:#}"),
+                    "Rspamd /stat failed; Rspamd metrics left out"
+                ),
+            }
+        }
         if let Some(client) = &self.redis {
             match tokio::time::timeout(std::time::Duration::from_secs(5), read_info(client)).await {
                 Ok(Ok(info)) => samples.extend(parse_info(&info, now)),
