@@ -6,6 +6,7 @@
 //!   mailops's `metricCatalog` names them.
 //! - [`spool`] keeps every batch on disk, fsynced, before it is first sent; [`send`]
 //!   delivers them in order and forgets one only once mailops acknowledged it.
+//! - [`events`] takes mail events from any MTA on a local HTTP address, into the spool.
 //! - [`control`] follows `agentConfigChanged` and [`apply`] writes the pool file, runs the
 //!   reload command and reports the version applied.
 
@@ -15,6 +16,7 @@ pub mod client;
 pub mod collect;
 pub mod control;
 pub mod enroll;
+pub mod events;
 pub mod files;
 pub mod run;
 pub mod send;

@@ -64,7 +64,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         "mailops-agent started"
     );
 
+    // Bound before anything runs, so a taken address stops the agent with a clear error.
+    let events_listener = match settings.events_listen {
+        Some(address) => Some(crate::events::bind(address).await?),
+        None => None,
+    };
     let (stop, stopped) = watch::channel(false);
+    if let Some(listener) = events_listener {
+        let (spool, stopped) = (spool.clone(), stopped.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::events::serve(listener, spool, stopped).await {
+                tracing::error!(error = format!("{e:#}"), "the events endpoint stopped");
+            }
+        });
+    }
     let sender = tokio::spawn(deliver(spool.clone(), client.clone(), stopped.clone()));
     let follower = tokio::spawn(control.clone().follow(stopped.clone()));
 

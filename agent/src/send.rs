@@ -16,6 +16,20 @@ use crate::{
 pub const INGEST: &str =
     "mutation($batch: MetricBatchInput!) { ingestMetrics(batch: $batch) { accepted duplicate } }";
 
+pub const INGEST_EVENTS: &str = "mutation($batch: MailEventBatchInput!) { ingestMailEvents(batch: $batch) { accepted duplicate } }";
+
+/// The mutation and variables that deliver a batch.
+pub fn operation_for(batch: &Batch) -> (&'static str, Value) {
+    if batch.events.is_empty() {
+        (INGEST, ingest_variables(batch))
+    } else {
+        (
+            INGEST_EVENTS,
+            json!({ "batch": { "batchId": batch.batch_id, "events": batch.events } }),
+        )
+    }
+}
+
 /// The first wait after a failure, and the longest.
 pub const RETRY_FLOOR: Duration = Duration::from_millis(500);
 pub const RETRY_CEILING: Duration = Duration::from_secs(30);
@@ -48,7 +62,8 @@ pub async fn deliver(spool: Spool, client: Client, mut stop: watch::Receiver<boo
             }
             continue;
         };
-        match client.run(INGEST, ingest_variables(&batch)).await {
+        let (operation, variables) = operation_for(&batch);
+        match client.run(operation, variables).await {
             Ok(data) => {
                 if backoff.failures() > 0 {
                     tracing::info!(
@@ -60,7 +75,7 @@ pub async fn deliver(spool: Spool, client: Client, mut stop: watch::Receiver<boo
                 spool.remove(sequence, false);
                 tracing::debug!(
                     batch_id = %batch.batch_id,
-                    duplicate = data["ingestMetrics"]["duplicate"].as_bool().unwrap_or(false),
+                    duplicate = data.as_object().and_then(|d| d.values().next()).and_then(|r| r["duplicate"].as_bool()).unwrap_or(false),
                     "batch acknowledged"
                 );
             }

@@ -136,6 +136,10 @@ pub struct RunSettings {
     /// The controller's password, when the agent's address is not one of its secure_ip.
     #[arg(long, env = "MAILOPS_AGENT_RSPAMD_PASSWORD", hide_env_values = true)]
     pub rspamd_password: Option<String>,
+    /// Where to take mail events as JSON (`POST /events`), e.g. 127.0.0.1:9725; no
+    /// authentication, so keep it on loopback.
+    #[arg(long, env = "MAILOPS_AGENT_EVENTS_LISTEN")]
+    pub events_listen: Option<std::net::SocketAddr>,
     /// The most the spool keeps on disk (bytes, 1 MiB–10 GiB) [default: 64 MiB]; the oldest batches go first.
     #[arg(long, env = "MAILOPS_AGENT_SPOOL_MAX_BYTES", value_parser = clap::value_parser!(u64).range(1 << 20..=10 << 30))]
     pub spool_max_bytes: Option<u64>,
@@ -188,6 +192,7 @@ pub struct Settings {
     pub system: bool,
     pub rspamd: Option<String>,
     pub rspamd_password: Option<String>,
+    pub events_listen: Option<std::net::SocketAddr>,
     pub spool_max_bytes: u64,
     pub spool_max_age: Duration,
 }
@@ -226,6 +231,7 @@ impl RunArgs {
             system: !(given.no_system || file.no_system),
             rspamd: given.rspamd.or(file.rspamd),
             rspamd_password: given.rspamd_password.or(file.rspamd_password),
+            events_listen: given.events_listen.or(file.events_listen),
             spool_max_bytes: given
                 .spool_max_bytes
                 .or(file.spool_max_bytes)

@@ -26,7 +26,12 @@ use crate::{collect::Sample, files};
 pub struct Batch {
     pub batch_id: String,
     pub created_at: DateTime<Utc>,
+    /// Metric samples (`ingestMetrics`)…
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<Sample>,
+    /// …or mail events (`ingestMailEvents`), as mailops's `MailEventInput`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<serde_json::Value>,
 }
 
 impl Batch {
@@ -35,6 +40,14 @@ impl Batch {
             batch_id: uuid::Uuid::now_v7().simple().to_string(),
             created_at: Utc::now(),
             samples,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn of_events(events: Vec<serde_json::Value>) -> Batch {
+        Batch {
+            events,
+            ..Batch::new(Vec::new())
         }
     }
 }

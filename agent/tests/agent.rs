@@ -516,3 +516,65 @@ async fn the_agent_reads_a_real_rspamd_controller() {
         && s["labels"][0]["value"] == "no action"));
     agent.signal(libc::SIGTERM);
 }
+
+on_both_backends! {
+    async fn mail_events_posted_to_the_agent_reach_mailops_once_even_while_it_is_away(backend) {
+        let mut app = TestApp::spawn(backend).await;
+        let admin = app.admin_token().await;
+        let key = app.enrollment_key(None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        assert!(enroll(&app, &key, &state, &["--ip", "192.0.2.80"]).status.success());
+        let port = testkit::servers::free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut agent = Agent::start(&state, &["--push-interval", "1s", "--no-system", "--events-listen", &listen]);
+        let events_url = format!("http://{listen}/events");
+        let client = reqwest::Client::new();
+        let post = |body: Value| {
+            let (client, url) = (client.clone(), events_url.clone());
+            async move {
+                let response = client.post(&url).json(&body).send().await.unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            }
+        };
+        let event = |i: usize, status: &str| json!({
+            "messageId": format!("q{i}"), "status": status, "sendingIp": "192.0.2.80",
+            "recipientDomain": "gmail.com", "zone": "default", "smtpCode": 250,
+            "response": "250 2.0.0 OK", "ts": chrono::Utc::now().to_rfc3339(),
+        });
+        eventually("the events endpoint", Duration::from_secs(10), async || {
+            client.post(&events_url).body("[]").send().await.ok().map(|_| ())
+        })
+        .await;
+        // Refused whole, with the reason: nothing of it is kept.
+        let (status, said) = post(json!([event(0, "DELIVERED"), { "messageId": "x", "status": "LOST" }])).await;
+        assert_eq!(status, 400);
+        assert!(said.contains("events[1]: status"), "{said}");
+        assert_eq!(post(json!([event(1, "QUEUED"), event(1, "DELIVERED")])).await.0, 202);
+
+        // mailops away for 5 s: events posted meanwhile are kept and sent when it returns.
+        let during = async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let mut accepted = 0;
+            for i in 2..12 {
+                let (status, said) = post(json!([event(i, "QUEUED"), event(i, "DEFERRED")])).await;
+                assert_eq!(status, 202, "{said}");
+                accepted += 2;
+            }
+            accepted
+        };
+        let ((), accepted) = tokio::join!(app.stop_for(Duration::from_secs(5)), during);
+        let expected = 2 + accepted;
+        let count = "{ mailEvents(first: 1) { totalCount } }";
+        eventually("every accepted event stored", Duration::from_secs(60), async || {
+            let body = app.gql(Some(&admin), count, json!({})).await;
+            (body["data"]["mailEvents"]["totalCount"] == expected).then_some(())
+        })
+        .await;
+        // And only once: nothing more arrives.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let body = app.gql(Some(&admin), count, json!({})).await;
+        assert_eq!(body["data"]["mailEvents"]["totalCount"], expected, "{body}");
+        agent.signal(libc::SIGTERM);
+    }
+}
