@@ -22,6 +22,7 @@ pub mod run;
 pub mod send;
 pub mod settings;
 pub mod spool;
+pub mod zonemta_log;
 
 /// The agent's version, reported to mailops with every heartbeat.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

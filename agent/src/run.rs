@@ -69,7 +69,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         Some(address) => Some(crate::events::bind(address).await?),
         None => None,
     };
+    let zonemta_log = match settings.zonemta_log_listen {
+        Some(address) => Some(crate::zonemta_log::bind(address).await?),
+        None => None,
+    };
     let (stop, stopped) = watch::channel(false);
+    if let Some(socket) = zonemta_log {
+        tokio::spawn(crate::zonemta_log::receive(
+            socket,
+            spool.clone(),
+            stopped.clone(),
+        ));
+    }
     if let Some(listener) = events_listener {
         let (spool, stopped) = (spool.clone(), stopped.clone());
         tokio::spawn(async move {

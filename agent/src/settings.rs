@@ -140,6 +140,9 @@ pub struct RunSettings {
     /// authentication, so keep it on loopback.
     #[arg(long, env = "MAILOPS_AGENT_EVENTS_LISTEN")]
     pub events_listen: Option<std::net::SocketAddr>,
+    /// Where to receive ZoneMTA's UDP delivery log (its `log.remote`), e.g. 127.0.0.1:31239.
+    #[arg(long, env = "MAILOPS_AGENT_ZONEMTA_LOG_LISTEN")]
+    pub zonemta_log_listen: Option<std::net::SocketAddr>,
     /// The most the spool keeps on disk (bytes, 1 MiB–10 GiB) [default: 64 MiB]; the oldest batches go first.
     #[arg(long, env = "MAILOPS_AGENT_SPOOL_MAX_BYTES", value_parser = clap::value_parser!(u64).range(1 << 20..=10 << 30))]
     pub spool_max_bytes: Option<u64>,
@@ -193,6 +196,7 @@ pub struct Settings {
     pub rspamd: Option<String>,
     pub rspamd_password: Option<String>,
     pub events_listen: Option<std::net::SocketAddr>,
+    pub zonemta_log_listen: Option<std::net::SocketAddr>,
     pub spool_max_bytes: u64,
     pub spool_max_age: Duration,
 }
@@ -232,6 +236,7 @@ impl RunArgs {
             rspamd: given.rspamd.or(file.rspamd),
             rspamd_password: given.rspamd_password.or(file.rspamd_password),
             events_listen: given.events_listen.or(file.events_listen),
+            zonemta_log_listen: given.zonemta_log_listen.or(file.zonemta_log_listen),
             spool_max_bytes: given
                 .spool_max_bytes
                 .or(file.spool_max_bytes)

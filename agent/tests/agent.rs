@@ -578,3 +578,63 @@ on_both_backends! {
         agent.signal(libc::SIGTERM);
     }
 }
+
+on_both_backends! {
+    async fn zonemta_delivery_log_datagrams_become_mail_events(backend) {
+        let app = TestApp::spawn(backend).await;
+        let admin = app.admin_token().await;
+        let key = app.enrollment_key(None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        assert!(enroll(&app, &key, &state, &["--ip", "192.0.2.90"]).status.success());
+        let listen = {
+            let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap()
+        };
+        let mut agent = Agent::start(&state, &["--push-interval", "1s", "--no-system", "--zonemta-log-listen", &listen.to_string()]);
+        // Entries as ZoneMTA sends them (@zone-eu/wild-plugins' remotelog: one msgpack map
+        // per datagram), with the fields lib/sender.js and lib/mail-drop.js log.
+        let common = |action: &str, seq: &str, response: &str| json!({
+            "id": "18c2d5e0a2b0004f2a", "seq": seq, "action": action, "zone": "default",
+            "from": "news@example.com", "returnPath": "news@example.com", "to": format!("user{seq}@outlook.com"),
+            "mx": "example-com.mail.protection.outlook.com", "host": "52.101.1.1", "ip": "192.0.2.90",
+            "response": response, "size": 2048, "timer": 350, "start": 1733565600000u64,
+            "messageId": "<42@example.com>", "protocol": "smtp",
+        });
+        let entries = [
+            json!({ "id": "18c2d5e0a2b0004f2a", "action": "QUEUED", "from": "news@example.com", "to": "user001@outlook.com,user002@outlook.com", "body": 2048 }),
+            common("ACCEPTED", "001", "250 2.6.0 <42@example.com> Queued mail for delivery"),
+            common("DEFERRED", "002", "451 4.7.650 The mail server [192.0.2.90] has been temporarily rate limited due to IP reputation."),
+            common("REJECTED", "002", "550 5.7.1 Service unavailable, Client host [192.0.2.90] blocked using Spamhaus."),
+            json!({ "id": "18c2d5e0a2b0004f2a", "action": "SPAMCHECK", "score": 1.2, "tests": "NONE" }),
+        ];
+        // The agent binds its socket before its first collection: once that arrived, it listens.
+        let spool_metric = "{ metrics(names: [\"agent.spool.batches\"], range: H1) { series { name } } }";
+        eventually("the agent's first batch", Duration::from_secs(20), async || {
+            let body = app.gql(Some(&admin), spool_metric, json!({})).await;
+            (!body["data"]["metrics"]["series"].as_array()?.is_empty()).then_some(())
+        })
+        .await;
+        let sender = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for entry in &entries {
+            sender.send_to(&rmp_serde::to_vec(entry).unwrap(), listen).await.unwrap();
+        }
+        let query = "{ mailEvents(first: 10) { totalCount edges { node { status sendingIp recipientDomain smtpCode } } } }";
+        eventually("the log entries as mail events", Duration::from_secs(20), async || {
+            let body = app.gql(Some(&admin), query, json!({})).await;
+            (body["data"]["mailEvents"]["totalCount"].as_i64() >= Some(4)).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let events = app.gql(Some(&admin), query, json!({})).await["data"]["mailEvents"].clone();
+        assert_eq!(events["totalCount"], 4, "{events}");
+        let statuses: BTreeSet<String> = events["edges"].as_array().unwrap().iter()
+            .map(|e| e["node"]["status"].as_str().unwrap().to_string()).collect();
+        assert_eq!(statuses, ["BOUNCED", "DEFERRED", "DELIVERED", "QUEUED"].map(String::from).into());
+        let bounced = events["edges"].as_array().unwrap().iter().find(|e| e["node"]["status"] == "BOUNCED").unwrap();
+        assert_eq!(bounced["node"]["smtpCode"], 550);
+        assert_eq!(bounced["node"]["sendingIp"], "192.0.2.90");
+        assert_eq!(bounced["node"]["recipientDomain"], "outlook.com");
+        agent.signal(libc::SIGTERM);
+    }
+}
