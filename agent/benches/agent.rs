@@ -210,6 +210,12 @@ async fn run() {
         common::machine(),
         common::load_average()
     );
+    // SAFETY: sysconf has no preconditions.
+    let tick_ms = 1000.0 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    body.push_str(&format!(
+        "CPU time is what /proc/<pid>/stat counts, in ticks of {tick_ms:.0} ms: a row resting \
+         on few ticks (the CPU column × intervals ÷ {tick_ms:.0} ms) is rough.\n\n"
+    ));
     body.push_str("| push interval | measured over | CPU per interval | CPU share of one core | resident memory |\n|---|---|---|---|---|\n");
     for f in &footprints {
         body.push_str(&format!(

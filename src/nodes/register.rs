@@ -186,7 +186,12 @@ pub async fn heartbeat(
         MAX_CONFIG_ERROR_CHARS,
     )?;
     let txn = state.db.begin().await?;
-    if applied.is_some() || error.is_some() {
+    let (mut node, event) = record_contact(&txn, agent.node_id, agent_version).await?;
+    // Agents report with every heartbeat; the row is written only when the report differs.
+    let reported = applied.is_some() || error.is_some();
+    let changed = (applied.is_some() && applied != node.applied_config_version)
+        || (reported && error != node.config_error);
+    if changed {
         store::nodes::record_applied_config(
             &txn,
             agent.node_id,
@@ -195,8 +200,8 @@ pub async fn heartbeat(
             chrono::Utc::now(),
         )
         .await?;
+        node = store::nodes::get(&txn, agent.node_id).await?;
     }
-    let (node, event) = record_contact(&txn, agent.node_id, agent_version).await?;
     txn.commit().await?;
     state.events.publish_all(event);
     Ok(node)

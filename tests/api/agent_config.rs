@@ -89,6 +89,18 @@ on_both_backends! {
         // Users have no agentConfig: it is a node key's alone.
         let body = app.gql(Some(&admin), CONFIG, json!({})).await;
         assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+        // A viewer reads what the agent applied; an anonymous caller reads nothing.
+        let (_, viewer) = app.user_with_role("watcher", "VIEWER").await;
+        let body = app.gql(Some(&viewer), NODE, json!({ "id": a_id })).await;
+        assert_eq!(body["data"]["node"]["configVersion"], config["version"], "{body}");
+        let body = app.gql(None, NODE, json!({ "id": a_id })).await;
+        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
+        // A known version that no agent could hold is refused when subscribing.
+        let mut socket = agent_socket(&app, &a_key).await;
+        socket.subscribe("c", CHANGED, json!({ "known": "v".repeat(65) })).await;
+        let refused = socket.next_json().await;
+        assert_eq!(refused["type"], "error", "{refused}");
+        assert_eq!(refused["payload"][0]["extensions"]["code"], "BAD_USER_INPUT", "{refused}");
 
         // A's own node answers with its own IPs.
         let body = app
