@@ -175,6 +175,18 @@ pub async fn check(sources: crate::collect::Sources) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("--rspamd {url}: /stat failed"))?;
     }
+    if let Some(url) = &sources.zonemta_api {
+        crate::collect::ZoneMtaApi::new(url)?
+            .collect(Utc::now())
+            .await
+            .with_context(|| format!("--zonemta-api {url}"))?;
+    }
+    if let Some(url) = &sources.zonemta_counters_redis {
+        crate::collect::ZoneMtaCounters::new(url, sources.zonemta_counters_prefix.as_deref())?
+            .collect(Utc::now())
+            .await
+            .with_context(|| format!("--zonemta-counters-redis {url}"))?;
+    }
     let mut collectors = Collectors::new(&sources)?;
     tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL).await;
     let samples = collectors.collect().await;

@@ -56,7 +56,8 @@ pub enum Command {
     /// Registers this node with mailops and keeps its node key in the state directory.
     Enroll(EnrollArgs),
     /// Collects and pushes metrics every push interval and applies the node's IPs.
-    Run(RunArgs),
+    // Boxed: its many optional settings make it far larger than the other commands.
+    Run(Box<RunArgs>),
     /// Collects once and prints the samples it would send, as JSON.
     Check(CheckArgs),
 }
@@ -136,6 +137,15 @@ pub struct RunSettings {
     /// The controller's password, when the agent's address is not one of its secure_ip.
     #[arg(long, env = "MAILOPS_AGENT_RSPAMD_PASSWORD", hide_env_values = true)]
     pub rspamd_password: Option<String>,
+    /// ZoneMTA's API, e.g. http://127.0.0.1:12080: its queues per zone are read each interval.
+    #[arg(long, env = "MAILOPS_AGENT_ZONEMTA_API", value_parser = parse_scrape_url)]
+    pub zonemta_api: Option<String>,
+    /// The Redis where ZoneMTA's delivery-counters plugin counts, e.g. redis://127.0.0.1:6379/2.
+    #[arg(long, env = "MAILOPS_AGENT_ZONEMTA_COUNTERS_REDIS")]
+    pub zonemta_counters_redis: Option<String>,
+    /// That plugin's `prefix` setting (none by default).
+    #[arg(long, env = "MAILOPS_AGENT_ZONEMTA_COUNTERS_PREFIX")]
+    pub zonemta_counters_prefix: Option<String>,
     /// Where to take mail events as JSON (`POST /events`), e.g. 127.0.0.1:9725; no
     /// authentication, so keep it on loopback.
     #[arg(long, env = "MAILOPS_AGENT_EVENTS_LISTEN")]
@@ -167,6 +177,15 @@ pub struct CheckArgs {
     /// The controller's password.
     #[arg(long, env = "MAILOPS_AGENT_RSPAMD_PASSWORD", hide_env_values = true)]
     pub rspamd_password: Option<String>,
+    /// ZoneMTA's API, e.g. http://127.0.0.1:12080.
+    #[arg(long, env = "MAILOPS_AGENT_ZONEMTA_API", value_parser = parse_scrape_url)]
+    pub zonemta_api: Option<String>,
+    /// The Redis of ZoneMTA's delivery-counters plugin.
+    #[arg(long, env = "MAILOPS_AGENT_ZONEMTA_COUNTERS_REDIS")]
+    pub zonemta_counters_redis: Option<String>,
+    /// That plugin's `prefix`.
+    #[arg(long, env = "MAILOPS_AGENT_ZONEMTA_COUNTERS_PREFIX")]
+    pub zonemta_counters_prefix: Option<String>,
 }
 
 impl CheckArgs {
@@ -177,6 +196,9 @@ impl CheckArgs {
             scrape: self.scrape,
             rspamd: self.rspamd,
             rspamd_password: self.rspamd_password,
+            zonemta_api: self.zonemta_api,
+            zonemta_counters_redis: self.zonemta_counters_redis,
+            zonemta_counters_prefix: self.zonemta_counters_prefix,
         }
     }
 }
@@ -195,6 +217,9 @@ pub struct Settings {
     pub system: bool,
     pub rspamd: Option<String>,
     pub rspamd_password: Option<String>,
+    pub zonemta_api: Option<String>,
+    pub zonemta_counters_redis: Option<String>,
+    pub zonemta_counters_prefix: Option<String>,
     pub events_listen: Option<std::net::SocketAddr>,
     pub zonemta_log_listen: Option<std::net::SocketAddr>,
     pub spool_max_bytes: u64,
@@ -235,6 +260,11 @@ impl RunArgs {
             system: !(given.no_system || file.no_system),
             rspamd: given.rspamd.or(file.rspamd),
             rspamd_password: given.rspamd_password.or(file.rspamd_password),
+            zonemta_api: given.zonemta_api.or(file.zonemta_api),
+            zonemta_counters_redis: given.zonemta_counters_redis.or(file.zonemta_counters_redis),
+            zonemta_counters_prefix: given
+                .zonemta_counters_prefix
+                .or(file.zonemta_counters_prefix),
             events_listen: given.events_listen.or(file.events_listen),
             zonemta_log_listen: given.zonemta_log_listen.or(file.zonemta_log_listen),
             spool_max_bytes: given
@@ -263,6 +293,9 @@ impl RunSettings {
         }
         for url in &self.scrape {
             parse_scrape_url(url).map_err(|e| anyhow::anyhow!("scrape: {e}"))?;
+        }
+        if let Some(url) = &self.zonemta_api {
+            parse_scrape_url(url).map_err(|e| anyhow::anyhow!("zonemta_api: {e}"))?;
         }
         if let Some(bytes) = self.spool_max_bytes
             && !(1 << 20..=10 << 30).contains(&bytes)
@@ -362,6 +395,9 @@ impl Settings {
             scrape: self.scrape.clone(),
             rspamd: self.rspamd.clone(),
             rspamd_password: self.rspamd_password.clone(),
+            zonemta_api: self.zonemta_api.clone(),
+            zonemta_counters_redis: self.zonemta_counters_redis.clone(),
+            zonemta_counters_prefix: self.zonemta_counters_prefix.clone(),
         }
     }
 
@@ -472,5 +508,45 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("--ip"), "{error}");
+        let error =
+            Cli::try_parse_from(["mailops-agent", "run", "--zonemta-api", "127.0.0.1:12080"])
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("--zonemta-api"), "{error}");
+    }
+
+    #[test]
+    fn zonemta_sources_come_from_flags_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.toml");
+        std::fs::write(
+            &file,
+            "zonemta_api = \"http://127.0.0.1:12080\"\nzonemta_counters_redis = \"redis://127.0.0.1:6379/2\"\nzonemta_counters_prefix = \"zmta\"\n",
+        )
+        .unwrap();
+        let sources = RunArgs {
+            config: Some(file.clone()),
+            settings: RunSettings::default(),
+        }
+        .settings()
+        .unwrap()
+        .sources();
+        assert_eq!(
+            sources.zonemta_api.as_deref(),
+            Some("http://127.0.0.1:12080")
+        );
+        assert_eq!(
+            sources.zonemta_counters_redis.as_deref(),
+            Some("redis://127.0.0.1:6379/2")
+        );
+        assert_eq!(sources.zonemta_counters_prefix.as_deref(), Some("zmta"));
+        std::fs::write(&file, "zonemta_api = \"localhost\"\n").unwrap();
+        let error = RunArgs {
+            config: Some(file),
+            settings: RunSettings::default(),
+        }
+        .settings()
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("zonemta_api"), "{error:#}");
     }
 }

@@ -638,3 +638,352 @@ on_both_backends! {
         agent.signal(libc::SIGTERM);
     }
 }
+
+/// The npm packages of tests/mta (Haraka, zonemta-delivery-counters): `npm ci --prefix tests/mta`.
+fn mta_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/mta");
+    assert!(
+        dir.join("node_modules").is_dir(),
+        "run `npm ci --prefix tests/mta` (.ci/run does)"
+    );
+    dir
+}
+
+/// The series of these names in mailops, as (name, zone) → last value.
+async fn last_by_zone(
+    app: &TestApp,
+    token: &str,
+    names: &[&str],
+) -> std::collections::BTreeMap<(String, String), f64> {
+    let query = "query($n: [String!]!) { metrics(names: $n, range: H1, aggregate: MAX) {
+        series { name labels { key value } points { value } } } }";
+    let body = app.gql(Some(token), query, json!({ "n": names })).await;
+    let mut last = std::collections::BTreeMap::new();
+    for series in body["data"]["metrics"]["series"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let zone = series["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["key"] == "zone")
+            .map(|l| l["value"].as_str().unwrap().to_string())
+            .unwrap_or_default();
+        if let Some(value) = series["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["value"].as_f64())
+            .next_back()
+        {
+            last.insert((series["name"].as_str().unwrap().to_string(), zone), value);
+        }
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_reads_zonemta_queues_from_its_api_and_deliveries_from_its_redis_counters() {
+    // ZoneMTA's API needs MongoDB, which cannot run here: this server answers its two routes
+    // as lib/api-server.js does (`/counter/:type/:zone` names the type "all", as ZoneMTA does).
+    let zones = axum::Router::new()
+        .route(
+            "/zones",
+            axum::routing::get(|| async {
+                axum::Json(json!([{ "name": "bulk" }, { "name": "default" }]))
+            }),
+        )
+        .route(
+            "/counter/zone/{zone}",
+            axum::routing::get(
+                |axum::extract::Path(zone): axum::extract::Path<String>| async move {
+                    let (active, deferred) = if zone == "bulk" { (7, 2) } else { (3, 11) };
+                    axum::Json(json!({ "zone": "all", "active": active, "deferred": deferred }))
+                },
+            ),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, zones).await });
+
+    // The real plugin counts five released messages into the shared Redis, under a prefix
+    // of this test's own.
+    let prefix = format!("mailopstest{}", std::process::id());
+    let counted = Command::new("node")
+        .current_dir(mta_dir())
+        .args(["zonemta-counters.js", "redis://127.0.0.1:6379", &prefix])
+        .args([
+            "default:delivered:gmail.com",
+            "default:delivered:outlook.com",
+            "default:delivered:gmail.com",
+            "default:bounced:yahoo.com",
+            "bulk:delivered:gmail.com",
+        ])
+        .output()
+        .unwrap();
+    assert!(counted.status.success(), "{counted:?}");
+
+    let app = TestApp::spawn(testkit::Backend::Postgres).await;
+    let admin = app.admin_token().await;
+    let key = app.enrollment_key(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    assert!(
+        enroll(&app, &key, &state, &["--ip", "192.0.2.96"])
+            .status
+            .success()
+    );
+    let mut agent = Agent::start(
+        &state,
+        &[
+            "--push-interval",
+            "1s",
+            "--no-system",
+            "--zonemta-api",
+            &api,
+            "--zonemta-counters-redis",
+            "redis://127.0.0.1:6379",
+            "--zonemta-counters-prefix",
+            &prefix,
+        ],
+    );
+    let names = [
+        "zonemta.queue.active",
+        "zonemta.queue.deferred",
+        "zonemta.delivered",
+        "zonemta.bounced",
+    ];
+    let got = eventually(
+        "ZoneMTA's figures in mailops",
+        Duration::from_secs(20),
+        async || {
+            let last = last_by_zone(&app, &admin, &names).await;
+            (last.len() == 7).then_some(last)
+        },
+    )
+    .await;
+    let key = |name: &str, zone: &str| (name.to_string(), zone.to_string());
+    assert_eq!(got[&key("zonemta.queue.active", "bulk")], 7.0);
+    assert_eq!(got[&key("zonemta.queue.deferred", "default")], 11.0);
+    assert_eq!(got[&key("zonemta.delivered", "default")], 2.0 + 1.0);
+    assert_eq!(got[&key("zonemta.delivered", "bulk")], 1.0);
+    assert_eq!(got[&key("zonemta.bounced", "default")], 1.0);
+    // The plugin's totals without a zone and its per-day keys are not zones.
+    assert!(
+        got.keys()
+            .all(|(_, zone)| zone == "bulk" || zone == "default"),
+        "{got:?}"
+    );
+    agent.signal(libc::SIGTERM);
+    server.abort();
+
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}_*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+}
+
+/// A receiving MX (aiosmtpd) that takes most recipients, refuses `unknown@…` for good and
+/// `slow@…` for now, with the texts Gmail documents for those cases.
+const RECEIVING_MX: &str = r#"
+import sys
+from aiosmtpd.controller import Controller
+
+class Mx:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local = address.split("@")[0]
+        if local == "unknown":
+            return "550 5.1.1 The email account that you tried to reach does not exist."
+        if local == "slow":
+            return "421 4.7.28 Our system has detected an unusual rate of unsolicited mail."
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        return "250 2.0.0 OK queued"
+
+controller = Controller(Mx(), hostname="127.0.0.1", port=int(sys.argv[1]))
+controller.start()
+print("ready", flush=True)
+try:
+    sys.stdin.read()
+finally:
+    controller.stop()
+"#;
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harakas_delivery_results_reach_mailops_through_the_shipped_plugin_and_the_agent() {
+    let app = TestApp::spawn(testkit::Backend::Postgres).await;
+    let admin = app.admin_token().await;
+    let key = app.enrollment_key(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    assert!(
+        enroll(&app, &key, &state, &["--ip", "192.0.2.95"])
+            .status
+            .success()
+    );
+    let events_port = testkit::servers::free_port();
+    let mut agent = Agent::start(
+        &state,
+        &[
+            "--push-interval",
+            "1s",
+            "--no-system",
+            "--events-listen",
+            &format!("127.0.0.1:{events_port}"),
+        ],
+    );
+
+    let mx_port = testkit::servers::free_port();
+    let mut mx = Command::new("python3")
+        .args(["-c", RECEIVING_MX, &mx_port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("python3 with aiosmtpd");
+    let _mx_stdin = mx.stdin.take();
+    let _mx = Running(mx);
+    wait_for_port(mx_port, "the receiving MX");
+
+    // A Haraka of its own: `haraka -i` lays out its default configuration, then the shipped
+    // plugin and its settings go in as the README says, with a plugin of the test's that
+    // lets loopback relay and sends every domain to the receiving MX.
+    let mta = mta_dir();
+    let haraka_bin = mta.join("node_modules/.bin/haraka");
+    let haraka = dir.path().join("haraka");
+    let installed = Command::new(&haraka_bin)
+        .arg("-i")
+        .arg(&haraka)
+        .output()
+        .unwrap();
+    assert!(installed.status.success(), "{installed:?}");
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/haraka");
+    std::fs::copy(deploy.join("mailops.js"), haraka.join("plugins/mailops.js")).unwrap();
+    let ini = std::fs::read_to_string(deploy.join("mailops.ini"))
+        .unwrap()
+        .replace("127.0.0.1:9725", &format!("127.0.0.1:{events_port}"))
+        .replace(";sending_ip=192.0.2.10", "sending_ip=192.0.2.95")
+        .replace(";zone=default", "zone=haraka");
+    std::fs::write(haraka.join("config/mailops.ini"), ini).unwrap();
+    std::fs::write(
+        haraka.join("plugins/loopback_mx.js"),
+        format!(
+            "exports.hook_connect = (next, connection) => {{ connection.relaying = true; next() }}\n\
+             exports.hook_rcpt = (next) => next(OK)\n\
+             exports.hook_get_mx = (next, hmail, domain) => next(OK, {{ exchange: '127.0.0.1', port: {mx_port} }})\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(haraka.join("config/plugins"), "loopback_mx\nmailops\n").unwrap();
+    let smtp_port = testkit::servers::free_port();
+    std::fs::write(
+        haraka.join("config/smtp.ini"),
+        format!("[main]\nlisten=127.0.0.1:{smtp_port}\nnodes=0\n"),
+    )
+    .unwrap();
+    let _haraka = Running(
+        Command::new(&haraka_bin)
+            .arg("-c")
+            .arg(&haraka)
+            .stdout(std::fs::File::create(dir.path().join("haraka.log")).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(smtp_port, "Haraka");
+
+    let sent = Command::new("python3")
+        .args([
+            "-c",
+            "import smtplib, sys\n\
+             for to in sys.argv[2:]:\n\
+             \x20   s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]))\n\
+             \x20   s.sendmail('news@bounces.example', [to], 'Subject: hello\\r\\n\\r\\nhello\\r\\n')\n\
+             \x20   s.quit()\n",
+            &smtp_port.to_string(),
+            "good@example.net",
+            "unknown@example.org",
+            "slow@example.com",
+        ])
+        .output()
+        .unwrap();
+    assert!(sent.status.success(), "{sent:?}");
+
+    // Three results, and Haraka's bounce message to the sender, which it delivers too.
+    let query = "{ mailEvents(first: 10) { totalCount edges { node { status sendingIp recipientDomain zone smtpCode response } } } }";
+    eventually(
+        "Haraka's results as mail events",
+        Duration::from_secs(30),
+        async || {
+            let body = app.gql(Some(&admin), query, json!({})).await;
+            (body["data"]["mailEvents"]["totalCount"].as_i64() >= Some(4)).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let events = app.gql(Some(&admin), query, json!({})).await["data"]["mailEvents"].clone();
+    assert_eq!(events["totalCount"], 4, "each once: {events}");
+    let by_domain = |domain: &str| {
+        events["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["node"])
+            .find(|n| n["recipientDomain"] == domain)
+            .unwrap_or_else(|| panic!("{domain}: {events}"))
+            .clone()
+    };
+    let delivered = by_domain("example.net");
+    assert_eq!(delivered["status"], "DELIVERED");
+    assert_eq!(delivered["smtpCode"], 250);
+    assert_eq!(delivered["sendingIp"], "192.0.2.95");
+    assert_eq!(delivered["zone"], "haraka");
+    let bounced = by_domain("example.org");
+    assert_eq!(bounced["status"], "BOUNCED");
+    assert_eq!(bounced["smtpCode"], 550);
+    assert!(
+        bounced["response"]
+            .as_str()
+            .unwrap()
+            .starts_with("5.1.1 The email account"),
+        "{bounced}"
+    );
+    let deferred = by_domain("example.com");
+    assert_eq!(deferred["status"], "DEFERRED");
+    assert_eq!(deferred["smtpCode"], 421);
+    assert!(
+        deferred["response"].as_str().unwrap().contains("4.7.28"),
+        "{deferred}"
+    );
+    assert_eq!(by_domain("bounces.example")["status"], "DELIVERED");
+    agent.signal(libc::SIGTERM);
+}

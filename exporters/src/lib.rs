@@ -11,11 +11,13 @@
 
 pub mod mapping;
 pub mod names;
+pub mod rules;
 pub mod text;
 
 use std::collections::BTreeMap;
 
-pub use mapping::{Action, Exporter, Input, MapError, Mapped, Mapper, Mappers, RULES, Rule};
+pub use mapping::{MapError, Mapped, Mapper, Mappers};
+pub use rules::{Action, Exporter, Input, RULES, Rule};
 pub use text::parse_text;
 
 /// Label names to values, in order.

@@ -4,172 +4,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::{Labels, Sample, Series, names};
 
-/// Where a series comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exporter {
-    /// Prometheus' node_exporter (Debian's `prometheus-node-exporter`).
-    NodeExporter,
-    /// Rspamd's own `/metrics` on its controller (Debian's `rspamd`).
-    Rspamd,
-    /// oliver006/redis_exporter (Debian's `prometheus-redis-exporter`).
-    RedisExporter,
-}
+use crate::rules::{Action, Input, RULES, Rule};
 
-/// An input of a figure the catalog names but no exporter gives as such.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Input {
-    /// `node_cpu_seconds_total{cpu,mode}`: `system.cpu.used_percent` is the non-idle share
-    /// of the time all CPUs spent between two scrapes.
-    CpuSeconds,
-    /// `system.memory.used_bytes` = MemTotal − MemAvailable, and its percentage of MemTotal.
-    MemTotal,
-    MemAvailable,
-    /// `system.swap.used_percent` = (SwapTotal − SwapFree) ÷ SwapTotal (0 without swap).
-    SwapTotal,
-    SwapFree,
-    /// `system.disk.used_bytes{mount}` = size − avail, and its percentage of size, per
-    /// `mountpoint`.
-    FsSize,
-    FsAvail,
-}
-
-/// What a row does with its series.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Action {
-    /// The value as it is, under `to`. `labels` renames the exporter's labels the catalog
-    /// keeps (exporter's, catalog's); the others (`instance`, `job`, …) say which target it
-    /// was, which mailops knows from the node key, and are left out.
-    Same {
-        to: &'static str,
-        labels: &'static [(&'static str, &'static str)],
-        /// The value times this (seconds to the catalog's milliseconds).
-        scale: f64,
-    },
-    /// The sum of all series of the name at each timestamp (keys of every Redis database).
-    Sum { to: &'static str },
-    /// Feeds a derived figure.
-    Input(Input),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Rule {
-    pub exporter: Exporter,
-    pub from: &'static str,
-    pub action: Action,
-}
-
-const fn same(exporter: Exporter, from: &'static str, to: &'static str) -> Rule {
-    Rule {
-        exporter,
-        from,
-        action: Action::Same {
-            to,
-            labels: &[],
-            scale: 1.0,
-        },
-    }
-}
-
-const fn input(from: &'static str, input: Input) -> Rule {
-    Rule {
-        exporter: Exporter::NodeExporter,
-        from,
-        action: Action::Input(input),
-    }
-}
-
-use Exporter::{NodeExporter, RedisExporter, Rspamd};
-
-/// Every exporter series mailops names otherwise. Counters stay counters (read them with
-/// the RATE aggregate); only the catalog's percentages are computed.
-pub static RULES: &[Rule] = &[
-    // node_exporter, https://github.com/prometheus/node_exporter (recorded from 1.5.0).
-    input("node_cpu_seconds_total", Input::CpuSeconds),
-    same(NodeExporter, "node_load1", "system.load1"),
-    same(NodeExporter, "node_load5", "system.load5"),
-    same(NodeExporter, "node_load15", "system.load15"),
-    input("node_memory_MemTotal_bytes", Input::MemTotal),
-    input("node_memory_MemAvailable_bytes", Input::MemAvailable),
-    input("node_memory_SwapTotal_bytes", Input::SwapTotal),
-    input("node_memory_SwapFree_bytes", Input::SwapFree),
-    input("node_filesystem_size_bytes", Input::FsSize),
-    input("node_filesystem_avail_bytes", Input::FsAvail),
-    Rule {
-        exporter: NodeExporter,
-        from: "node_network_receive_bytes_total",
-        action: Action::Same {
-            to: "system.network.rx_bytes",
-            labels: &[("device", "interface")],
-            scale: 1.0,
-        },
-    },
-    Rule {
-        exporter: NodeExporter,
-        from: "node_network_transmit_bytes_total",
-        action: Action::Same {
-            to: "system.network.tx_bytes",
-            labels: &[("device", "interface")],
-            scale: 1.0,
-        },
-    },
-    same(
-        NodeExporter,
-        "node_netstat_Tcp_CurrEstab",
-        "system.connections.open",
-    ),
-    // redis_exporter, https://github.com/oliver006/redis_exporter (recorded from 1.45.0).
-    same(
-        RedisExporter,
-        "redis_memory_used_bytes",
-        "redis.memory.used_bytes",
-    ),
-    same(RedisExporter, "redis_connected_clients", "redis.clients"),
-    same(
-        RedisExporter,
-        "redis_commands_processed_total",
-        "redis.commands",
-    ),
-    Rule {
-        exporter: RedisExporter,
-        from: "redis_db_keys",
-        action: Action::Sum { to: "redis.keys" },
-    },
-    same(
-        RedisExporter,
-        "redis_connected_slaves",
-        "redis.replication.connected_replicas",
-    ),
-    same(
-        RedisExporter,
-        "redis_master_link_up",
-        "redis.replication.link_up",
-    ),
-    // Rspamd's controller, https://rspamd.com/doc/workers/controller.html (recorded from 3.4).
-    same(Rspamd, "rspamd_scanned_total", "rspamd.scanned"),
-    same(Rspamd, "rspamd_learned_total", "rspamd.learned"),
-    same(Rspamd, "rspamd_connections", "rspamd.connections"),
-    Rule {
-        exporter: Rspamd,
-        from: "rspamd_actions_total",
-        action: Action::Same {
-            to: "rspamd.actions",
-            labels: &[("type", "action")],
-            scale: 1.0,
-        },
-    },
-    Rule {
-        exporter: Rspamd,
-        from: "rspamd_scan_time_average",
-        action: Action::Same {
-            to: "rspamd.latency_ms",
-            labels: &[],
-            scale: 1000.0,
-        },
-    },
-];
-
-fn rule_for(name: &str) -> Option<&'static Rule> {
-    RULES.iter().find(|rule| rule.from == name)
+fn rule_for(series: &Series) -> Option<&'static Rule> {
+    RULES.iter().find(|rule| {
+        rule.from == series.name
+            && rule.when.is_none_or(|(label, value)| {
+                series.labels.get(label).map(String::as_str) == Some(value)
+            })
+    })
 }
 
 /// A series mailops cannot take.
@@ -246,7 +89,7 @@ impl Mapper {
                 .filter(|(_, value)| value.is_finite())
                 .collect();
             mapped.skipped_values += series.samples.len() - finite.len();
-            let Some(rule) = rule_for(&series.name) else {
+            let Some(rule) = rule_for(&series) else {
                 mapped.kept_series += 1;
                 let name = names::metric_name(&series.name);
                 let labels: Labels = series

@@ -2,7 +2,14 @@
 
 //! The mapping against each exporter's real output, recorded from the real programs:
 //! Debian's prometheus-node-exporter 1.5.0, prometheus-redis-exporter 1.45.0 (reading a
-//! Redis 7.0 server) and rspamd 3.4's controller `/metrics` after three scanned messages.
+//! Redis 7.0 server) and rspamd 3.4's controller `/metrics` after three scanned messages;
+//! ZoneMTA 3.10.18's metric definitions (lib/queue-server.js, lib/mail-queue.js) on its
+//! prom-client 15.1.3 under Node.js 20, default process metrics included, after some
+//! counted deliveries (ZoneMTA itself needs MongoDB, which this machine cannot run).
+//! mongodb_exporter cannot run here either: its file is written in the text its v0.53.0
+//! sources produce (names, help texts and topology labels of `exporter/metrics.go` and
+//! `topology_info.go`, the example values of its opcounters comment, the
+//! replSetGetStatus series of `v1_compatibility.go` for a secondary of a three-member set).
 
 use std::collections::BTreeSet;
 
@@ -11,6 +18,8 @@ use exporters::{Mapper, RULES, Sample, parse_text};
 const NODE_EXPORTER: &str = include_str!("../testdata/node_exporter-1.5.0.prom");
 const REDIS_EXPORTER: &str = include_str!("../testdata/redis_exporter-1.45.0.prom");
 const RSPAMD: &str = include_str!("../testdata/rspamd-3.4.prom");
+const ZONEMTA: &str = include_str!("../testdata/zonemta-3.10.18.prom");
+const MONGODB_EXPORTER: &str = include_str!("../testdata/mongodb_exporter-0.53.0.prom");
 
 fn find<'a>(samples: &'a [Sample], name: &str) -> Vec<&'a Sample> {
     samples.iter().filter(|s| s.name == name).collect()
@@ -161,7 +170,7 @@ fn values_that_are_not_numbers_are_counted_not_stored() {
 
 #[test]
 fn every_rule_maps_to_a_distinct_source() {
-    let sources: BTreeSet<&str> = RULES.iter().map(|r| r.from).collect();
+    let sources: BTreeSet<_> = RULES.iter().map(|r| (r.from, r.when)).collect();
     assert_eq!(sources.len(), RULES.len());
 }
 
@@ -182,4 +191,77 @@ fn rspamd_fills_the_rspamd_catalog() {
         .unwrap();
     assert_eq!(no_action.value, 3.0);
     assert_eq!(find(&mapped.samples, "rspamd.actions").len(), 6);
+}
+
+fn labelled<'a>(samples: &'a [Sample], name: &str, label: (&str, &str)) -> Vec<&'a Sample> {
+    find(samples, name)
+        .into_iter()
+        .filter(|s| s.labels.get(label.0).map(String::as_str) == Some(label.1))
+        .collect()
+}
+
+#[test]
+fn zonemta_fills_the_zonemta_catalog() {
+    let mapped = Mapper::new()
+        .map(parse_text(ZONEMTA, 1_000).unwrap())
+        .unwrap();
+    let one = |name: &str, zone: &str| {
+        let found = labelled(&mapped.samples, name, ("zone", zone));
+        assert_eq!(found.len(), 1, "{name} {zone}: {found:?}");
+        assert_eq!(found[0].labels.len(), 1, "only the zone: {found:?}");
+        found[0].value
+    };
+    assert_eq!(one("zonemta.delivered", "default"), 120.0);
+    assert_eq!(one("zonemta.delivered", "bulk"), 40.0);
+    assert_eq!(one("zonemta.deferred", "default"), 9.0);
+    assert_eq!(one("zonemta.bounced", "default"), 3.0);
+    // What the catalog has no name for stays, with its labels.
+    let unknown = find(&mapped.samples, "zonemta_delivery_status");
+    assert_eq!(unknown.len(), 1);
+    assert_eq!(unknown[0].labels["status"], "unknown");
+    assert_eq!(
+        labelled(&mapped.samples, "zonemta_queue_size", ("type", "deferred"))[0].value,
+        5.0
+    );
+    assert!(!find(&mapped.samples, "nodejs_heap_size_total_bytes").is_empty());
+    let series_in = parse_text(ZONEMTA, 1_000).unwrap().len();
+    assert_eq!(mapped.mapped_series + mapped.kept_series, series_in);
+    assert_eq!(mapped.mapped_series, 4);
+}
+
+#[test]
+fn mongodb_exporter_fills_the_mongodb_catalog() {
+    let mapped = Mapper::new()
+        .map(parse_text(MONGODB_EXPORTER, 1_000).unwrap())
+        .unwrap();
+    // Its own names and its --compatible-mode names give the same figures.
+    let ops = labelled(&mapped.samples, "mongodb.ops", ("type", "query"));
+    assert_eq!(ops.len(), 2);
+    assert!(ops.iter().all(|s| s.value == 2118.0 && s.labels.len() == 1));
+    assert_eq!(find(&mapped.samples, "mongodb.ops").len(), 12);
+    let connections = find(&mapped.samples, "mongodb.connections");
+    assert_eq!(connections.len(), 2);
+    assert!(
+        connections
+            .iter()
+            .all(|s| s.value == 22.0 && s.labels.is_empty())
+    );
+    // The lag of this member, not of the others it sees.
+    let lag = find(&mapped.samples, "mongodb.replication.lag_seconds");
+    assert_eq!(lag.len(), 1);
+    assert_eq!(lag[0].value, 2.0);
+    let other = find(
+        &mapped.samples,
+        "mongodb_mongod_replset_member_replication_lag",
+    );
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].labels["name"], "mongo3:27017");
+    let available = labelled(
+        &mapped.samples,
+        "mongodb_ss_connections",
+        ("conn_type", "available"),
+    );
+    assert_eq!(available[0].value, 838847.0);
+    assert_eq!(available[0].labels["rs_nm"], "rs0");
+    assert!(!find(&mapped.samples, "mongodb_ss_opcountersrepl").is_empty());
 }

@@ -4,8 +4,10 @@ mod redis_info;
 mod rspamd;
 mod scrape;
 mod system;
+mod zonemta;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,6 +16,7 @@ pub use redis_info::{parse_info, read_info};
 pub use rspamd::{RspamdStat, parse_stat as parse_rspamd_stat};
 pub use scrape::Scraper;
 pub use system::{System, sending_addresses};
+pub use zonemta::{ZoneMtaApi, ZoneMtaCounters};
 
 /// One measurement, as `ingestMetrics` takes it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,6 +51,8 @@ pub struct Collectors {
     redis: Option<redis::Client>,
     scraper: Scraper,
     rspamd: Option<RspamdStat>,
+    zonemta_api: Option<ZoneMtaApi>,
+    zonemta_counters: Option<ZoneMtaCounters>,
 }
 
 /// What to collect from.
@@ -60,6 +65,11 @@ pub struct Sources {
     /// Rspamd's controller address, and its password.
     pub rspamd: Option<String>,
     pub rspamd_password: Option<String>,
+    /// ZoneMTA's API address.
+    pub zonemta_api: Option<String>,
+    /// The Redis of ZoneMTA's delivery-counters plugin, and the plugin's `prefix`.
+    pub zonemta_counters_redis: Option<String>,
+    pub zonemta_counters_prefix: Option<String>,
 }
 
 impl Collectors {
@@ -78,6 +88,16 @@ impl Collectors {
                 .rspamd
                 .as_deref()
                 .map(|url| RspamdStat::new(url, sources.rspamd_password.clone()))
+                .transpose()?,
+            zonemta_api: sources
+                .zonemta_api
+                .as_deref()
+                .map(ZoneMtaApi::new)
+                .transpose()?,
+            zonemta_counters: sources
+                .zonemta_counters_redis
+                .as_deref()
+                .map(|url| ZoneMtaCounters::new(url, sources.zonemta_counters_prefix.as_deref()))
                 .transpose()?,
         })
     }
@@ -99,8 +119,28 @@ impl Collectors {
                 ),
             }
         }
+        if let Some(api) = &self.zonemta_api {
+            match tokio::time::timeout(Duration::from_secs(10), api.collect(now)).await {
+                Ok(Ok(mut queues)) => samples.append(&mut queues),
+                Ok(Err(e)) => tracing::warn!(
+                    error = format!("{e:#}"),
+                    "ZoneMTA API failed; ZoneMTA queue metrics left out"
+                ),
+                Err(_) => tracing::warn!("ZoneMTA API took over 10 s; queue metrics left out"),
+            }
+        }
+        if let Some(counters) = &self.zonemta_counters {
+            match tokio::time::timeout(Duration::from_secs(5), counters.collect(now)).await {
+                Ok(Ok(mut counted)) => samples.append(&mut counted),
+                Ok(Err(e)) => tracing::warn!(
+                    error = format!("{e:#}"),
+                    "ZoneMTA's Redis counters failed; left out"
+                ),
+                Err(_) => tracing::warn!("ZoneMTA's Redis counters took over 5 s; left out"),
+            }
+        }
         if let Some(client) = &self.redis {
-            match tokio::time::timeout(std::time::Duration::from_secs(5), read_info(client)).await {
+            match tokio::time::timeout(Duration::from_secs(5), read_info(client)).await {
                 Ok(Ok(info)) => samples.extend(parse_info(&info, now)),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "Redis INFO failed; Redis metrics left out")
