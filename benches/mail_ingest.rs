@@ -18,7 +18,6 @@ use std::time::Duration;
 use chrono::{DurationRound as _, TimeDelta, Utc};
 use mailops::{seed, state::AppState};
 use sea_orm::{ConnectionTrait as _, Statement};
-use serde_json::{Value, json};
 
 use uuid::Uuid;
 
@@ -26,8 +25,6 @@ const AGENTS: usize = 15;
 const BATCHES_PER_AGENT: usize = 20;
 const BATCH_EVENTS: usize = 1_000;
 const POOL: usize = 16;
-const INGEST: &str =
-    "mutation($b: MailEventBatchInput!) { ingestMailEvents(batch: $b) { accepted duplicate } }";
 const COLUMNS: &str = "id, node_id, ts, message_id, status, sending_ip, recipient_domain, provider, zone, smtp_code, response";
 
 /// Request bodies of every agent's batches, consecutive 20-minute spans of the last hours.
@@ -48,21 +45,7 @@ fn bodies(ips: &[Vec<String>]) -> Vec<Vec<Vec<u8>>> {
                         50,
                     );
                     assert_eq!(batch.events.len(), BATCH_EVENTS);
-                    let events: Vec<Value> = batch
-                        .events
-                        .iter()
-                        .map(|e| {
-                            json!({
-                                "ts": e.ts.to_rfc3339(), "messageId": e.message_id,
-                                "status": e.status.as_str(), "sendingIp": e.sending_ip,
-                                "recipientDomain": e.recipient_domain, "zone": e.zone,
-                                "smtpCode": e.smtp_code, "response": e.response,
-                            })
-                        })
-                        .collect();
-                    serde_json::to_vec(&json!({ "query": INGEST, "variables": { "b": {
-                        "batchId": format!("bench-{i}"), "events": events } } }))
-                    .unwrap()
+                    common::mail_batch_body(&batch, &format!("bench-{i}"))
                 })
                 .collect()
         })

@@ -235,3 +235,24 @@ pub fn write_section(name: &str, command: &str, body: &str) {
     };
     std::fs::write(&path, updated).expect("write BENCHMARKS.md");
 }
+
+/// The `ingestMailEvents` request of one batch, under `batch_id`.
+pub fn mail_batch_body(batch: &mailops::mailflow::MailEventBatchInput, batch_id: &str) -> Vec<u8> {
+    const INGEST: &str =
+        "mutation($b: MailEventBatchInput!) { ingestMailEvents(batch: $b) { accepted duplicate } }";
+    let events: Vec<serde_json::Value> = batch
+        .events
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "ts": e.ts.to_rfc3339(), "messageId": e.message_id,
+                "status": e.status.as_str(), "sendingIp": e.sending_ip,
+                "recipientDomain": e.recipient_domain, "zone": e.zone,
+                "smtpCode": e.smtp_code, "response": e.response,
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "query": INGEST, "variables": { "b": {
+        "batchId": batch_id, "events": events } } }))
+    .expect("a batch serialises")
+}

@@ -10,7 +10,7 @@ pub struct Model {
     #[sea_orm(unique)]
     pub name: String,
     pub description: Option<String>,
-    /// METRIC, NODE_DOWN, BOUNCE_RATE or IP_LISTED.
+    /// METRIC, NODE_DOWN, BOUNCE_RATE, DEFERRAL_RATE, CATEGORY_COUNT or IP_LISTED.
     pub condition: String,
     /// The metric a METRIC rule watches.
     pub metric: Option<String>,
@@ -25,8 +25,14 @@ pub struct Model {
     /// rule's default hysteresis.
     pub resolve_threshold: Option<f64>,
     pub for_seconds: i32,
-    /// The window a BOUNCE_RATE rule counts over.
+    /// The window a BOUNCE_RATE, DEFERRAL_RATE or CATEGORY_COUNT rule counts over.
     pub window_seconds: Option<i32>,
+    /// What a mail-flow rule judges one by one: NODE, IP, POOL, PROVIDER or IP_PROVIDER.
+    pub scope: Option<String>,
+    /// The refusal category a CATEGORY_COUNT rule counts.
+    pub category: Option<String>,
+    /// Whether an alert of this rule that fires for an IP pauses that IP.
+    pub pause_ip: bool,
     /// WARNING or CRITICAL.
     pub severity: String,
     pub enabled: bool,

@@ -23,6 +23,11 @@ pub struct Model {
     pub zone: Option<String>,
     pub smtp_code: Option<i32>,
     pub response: Option<String>,
+    /// Why a DEFERRED or BOUNCED event was refused (INVALID_RECIPIENT, THROTTLED, …),
+    /// decided at ingestion; `None` for other statuses.
+    pub category: Option<String>,
+    /// The RFC 3463 enhanced status code the response carried, e.g. `5.1.1`.
+    pub enhanced_code: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

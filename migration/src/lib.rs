@@ -11,6 +11,7 @@ mod m20261201_000006_store_enums_in_upper_case;
 mod m20261207_000007_add_session_versions_and_node_reenrollment;
 mod m20261208_000008_create_notifications;
 mod m20261209_000009_add_applied_agent_config;
+mod m20261210_000010_classify_refusals;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000007_add_session_versions_and_node_reenrollment::Migration),
             Box::new(m20261208_000008_create_notifications::Migration),
             Box::new(m20261209_000009_add_applied_agent_config::Migration),
+            Box::new(m20261210_000010_classify_refusals::Migration),
         ]
     }
 }

@@ -35,10 +35,40 @@ pub enum AlertCondition {
     Metric,
     /// 1 while the node is DOWN, else 0.
     NodeDown,
-    /// The share of the node's delivery attempts that bounced over the rule's window.
+    /// The share of delivery attempts that bounced over the rule's window, per node or
+    /// per the rule's scope.
     BounceRate,
+    /// The share of delivery attempts that were deferred over the rule's window, per node
+    /// or per the rule's scope.
+    DeferralRate,
+    /// How many deliveries were refused for the rule's category over its window, per node
+    /// or per the rule's scope (one IP at one provider, say).
+    CategoryCount,
     /// 1 while a sending IP is listed on a DNSBL zone marked critical.
     IpListed,
+}
+
+/// What a mail-flow rule (BOUNCE_RATE, DEFERRAL_RATE, CATEGORY_COUNT) judges one by one.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum AlertScope {
+    /// Each node: its delivery attempts from every IP.
+    #[default]
+    Node,
+    /// Each sending IP; the alert names it.
+    Ip,
+    /// Each IP pool, as its IPs are pooled now.
+    Pool,
+    /// Each recipient provider (`gmail`, …, `other`).
+    Provider,
+    /// Each sending IP at each provider; the alert names the IP.
+    IpProvider,
+}
+
+impl AlertScope {
+    /// Whether an alert of this scope is about one sending IP.
+    pub fn names_ip(self) -> bool {
+        matches!(self, AlertScope::Ip | AlertScope::IpProvider)
+    }
 }
 
 /// How the latest values of a node's matching series combine into one.
@@ -89,7 +119,20 @@ pub enum AlertState {
     Resolved,
 }
 
-crate::stored_enum!(AlertCondition, "alert condition" { Metric => "METRIC", NodeDown => "NODE_DOWN", BounceRate => "BOUNCE_RATE", IpListed => "IP_LISTED" });
+crate::stored_enum!(AlertCondition, "alert condition" { Metric => "METRIC", NodeDown => "NODE_DOWN", BounceRate => "BOUNCE_RATE", DeferralRate => "DEFERRAL_RATE", CategoryCount => "CATEGORY_COUNT", IpListed => "IP_LISTED" });
+crate::stored_enum!(AlertScope, "alert scope" { Node => "NODE", Ip => "IP", Pool => "POOL", Provider => "PROVIDER", IpProvider => "IP_PROVIDER" });
+
+impl AlertCondition {
+    /// Whether the rule counts mail flow over a window, and so may have a scope.
+    pub fn counts_mail(self) -> bool {
+        matches!(
+            self,
+            AlertCondition::BounceRate
+                | AlertCondition::DeferralRate
+                | AlertCondition::CategoryCount
+        )
+    }
+}
 crate::stored_enum!(AlertAggregate, "alert aggregate" { Max => "MAX", Min => "MIN", Sum => "SUM", Avg => "AVG" });
 crate::stored_enum!(AlertComparison, "alert comparison" { Gt => "GT", Gte => "GTE", Lt => "LT", Lte => "LTE" });
 crate::stored_enum!(AlertSeverity, "alert severity" { Warning => "WARNING", Critical => "CRITICAL" });

@@ -14,8 +14,10 @@ use crate::{
     state::AppState,
 };
 
+use crate::mailflow::BounceCategory;
+
 use super::{
-    AlertAggregate, AlertComparison, AlertCondition, AlertSeverity, AlertState,
+    AlertAggregate, AlertComparison, AlertCondition, AlertScope, AlertSeverity, AlertState,
     notices::{AlertSnapshot, notifies},
     store::{
         self,
@@ -49,6 +51,12 @@ pub struct RuleDraft {
     pub resolve_threshold: Option<f64>,
     pub for_seconds: i32,
     pub window_seconds: Option<i32>,
+    /// What a mail-flow rule judges one by one; NODE when left out.
+    pub scope: Option<AlertScope>,
+    /// The refusal category a CATEGORY_COUNT rule counts.
+    pub category: Option<BounceCategory>,
+    /// Pause the IP an alert of the rule names when it fires (IP and IP_PROVIDER scopes).
+    pub pause_ip: bool,
     pub severity: AlertSeverity,
     pub enabled: bool,
     pub selector: RuleSelector,
@@ -89,6 +97,13 @@ impl RuleDraft {
             resolve_threshold: m.resolve_threshold,
             for_seconds: m.for_seconds,
             window_seconds: m.window_seconds,
+            scope: m.scope.as_deref().map(AlertScope::parse).transpose()?,
+            category: m
+                .category
+                .as_deref()
+                .map(BounceCategory::parse)
+                .transpose()?,
+            pause_ip: m.pause_ip,
             severity: AlertSeverity::parse(&m.severity)?,
             enabled: m.enabled,
             selector: RuleSelector {
@@ -207,27 +222,76 @@ fn validate(draft: RuleDraft) -> AppResult<RuleSpec> {
             format!("must be 0 to {MAX_FOR_SECONDS} seconds"),
         ));
     }
-    let window_seconds = match (draft.condition, draft.window_seconds) {
-        (AlertCondition::BounceRate, None) => Some(DEFAULT_WINDOW_SECONDS),
-        (AlertCondition::BounceRate, Some(w))
-            if (MIN_WINDOW_SECONDS..=MAX_WINDOW_SECONDS).contains(&w) =>
-        {
-            Some(w)
-        }
-        (AlertCondition::BounceRate, Some(_)) => {
+    let counts_mail = draft.condition.counts_mail();
+    let window_seconds = match (counts_mail, draft.window_seconds) {
+        (true, None) => Some(DEFAULT_WINDOW_SECONDS),
+        (true, Some(w)) if (MIN_WINDOW_SECONDS..=MAX_WINDOW_SECONDS).contains(&w) => Some(w),
+        (true, Some(_)) => {
             return Err(AppError::bad_input(
                 "input.windowSeconds",
                 format!("must be {MIN_WINDOW_SECONDS} to {MAX_WINDOW_SECONDS} seconds"),
             ));
         }
-        (_, None) => None,
-        (_, Some(_)) => {
+        (false, None) => None,
+        (false, Some(_)) => {
             return Err(AppError::bad_input(
                 "input.windowSeconds",
-                format!("only BOUNCE_RATE rules count over a window, not {condition}"),
+                format!(
+                    "only BOUNCE_RATE, DEFERRAL_RATE and CATEGORY_COUNT rules count over a window, not {condition}"
+                ),
             ));
         }
     };
+    let scope = match (counts_mail, draft.scope) {
+        (true, scope) => Some(scope.unwrap_or_default()),
+        (false, None) => None,
+        (false, Some(_)) => {
+            return Err(AppError::bad_input(
+                "input.scope",
+                format!(
+                    "only BOUNCE_RATE, DEFERRAL_RATE and CATEGORY_COUNT rules have a scope, not {condition}"
+                ),
+            ));
+        }
+    };
+    let category = match (draft.condition, draft.category) {
+        (AlertCondition::CategoryCount, Some(category)) => Some(category),
+        (AlertCondition::CategoryCount, None) => {
+            return Err(AppError::bad_input(
+                "input.category",
+                "a CATEGORY_COUNT rule counts one category (BLOCKED_IP, THROTTLED, …)",
+            ));
+        }
+        (_, None) => None,
+        (_, Some(_)) => {
+            return Err(AppError::bad_input(
+                "input.category",
+                format!("only CATEGORY_COUNT rules count a category, not {condition}"),
+            ));
+        }
+    };
+    if draft.pause_ip && !scope.is_some_and(AlertScope::names_ip) {
+        return Err(AppError::bad_input(
+            "input.pauseIp",
+            "only a rule whose alerts name an IP (scope IP or IP_PROVIDER) can pause it",
+        ));
+    }
+    if draft.condition == AlertCondition::CategoryCount && !(0.0..=1e9).contains(&draft.threshold) {
+        return Err(AppError::bad_input(
+            "input.threshold",
+            "a count: 0 to 1,000,000,000",
+        ));
+    }
+    if matches!(
+        draft.condition,
+        AlertCondition::BounceRate | AlertCondition::DeferralRate
+    ) && !(0.0..=1.0).contains(&draft.threshold)
+    {
+        return Err(AppError::bad_input(
+            "input.threshold",
+            "a rate: a share from 0 to 1 (0.05 is 5%)",
+        ));
+    }
     let selector = draft.selector;
     for (field, len) in [
         ("input.selector.roles", selector.roles.len()),
@@ -260,6 +324,9 @@ fn validate(draft: RuleDraft) -> AppResult<RuleSpec> {
         resolve_threshold: draft.resolve_threshold,
         for_seconds: draft.for_seconds,
         window_seconds,
+        scope,
+        category,
+        pause_ip: draft.pause_ip,
         severity: draft.severity,
         enabled: draft.enabled,
         roles,
@@ -428,6 +495,9 @@ mod tests {
             resolve_threshold: None,
             for_seconds: 0,
             window_seconds: None,
+            scope: None,
+            category: None,
+            pause_ip: false,
             severity: AlertSeverity::Warning,
             enabled: true,
             selector: RuleSelector::default(),
@@ -458,9 +528,18 @@ mod tests {
 
     #[test]
     fn bounce_rate_rules_get_a_window_and_others_refuse_one() {
-        let spec = validate(draft(AlertCondition::BounceRate)).unwrap();
+        let bounce_rate = || {
+            let mut rule = draft(AlertCondition::BounceRate);
+            rule.threshold = 0.05;
+            rule
+        };
+        let spec = validate(bounce_rate()).unwrap();
         assert_eq!(spec.window_seconds, Some(900));
-        let mut short = draft(AlertCondition::BounceRate);
+        assert_eq!(spec.scope, Some(AlertScope::Node), "node by default");
+        let mut as_percent = bounce_rate();
+        as_percent.threshold = 5.0;
+        assert_eq!(field_of(validate(as_percent)), "input.threshold");
+        let mut short = bounce_rate();
         short.window_seconds = Some(59);
         assert_eq!(field_of(validate(short)), "input.windowSeconds");
         let mut ip = draft(AlertCondition::IpListed);

@@ -38,11 +38,13 @@ pub fn metrics_complexity(names: usize, nodes: Option<usize>) -> usize {
 }
 
 /// The complexity of a `mailFlow` field: 10 per group it may return.
-pub fn mail_flow_complexity(grouped: bool, top: Option<i32>) -> usize {
-    let groups = if grouped {
-        top.unwrap_or(20).clamp(1, 100) as usize
-    } else {
-        1
+pub fn mail_flow_complexity(grouped: bool, split_again: bool, top: Option<i32>) -> usize {
+    let top = top.unwrap_or(20).clamp(1, 100) as usize;
+    let groups = match (grouped, split_again) {
+        (false, _) => 1,
+        (true, false) => top,
+        // Each group with up to `top` groups of its own.
+        (true, true) => top * (1 + top),
     };
     groups * 10
 }

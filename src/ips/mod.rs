@@ -18,9 +18,9 @@ pub use config::{DEFAULT_ZONES, DnsblConfig, ZoneSpec, parse_zones};
 pub use dnsbl::Checker;
 pub use inventory::{MAX_ADD, add, assign, attach_to_node, find, key_cursor, list, remove, update};
 pub use model::*;
-pub use status::{MAX_BULK, Outcome, bulk_action, set_status};
+pub use status::{MAX_BULK, Outcome, auto_pause, bulk_action, set_status};
 pub use store::{
-    addresses::{NodeIp, ips_of_nodes},
+    addresses::{NodeIp, addresses_in_pools, ips_of_nodes, pools as pools_by_address},
     dnsbl::{ListedAddress, count_listed, history, listed_on, results_of},
     jobs::{FAILED as JOB_FAILED, SCHEDULED as JOB_SCHEDULED, SUCCEEDED as JOB_SUCCEEDED},
 };

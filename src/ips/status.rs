@@ -63,6 +63,39 @@ pub async fn apply_status(
     store::addresses::set_status(conn, ip, status, reason).await
 }
 
+/// Pauses an ACTIVE or WARMING IP on the system's behalf (an alert rule that pauses, a
+/// critical listing) inside the caller's transaction, with an `ip.auto_pause` audit entry.
+/// Returns the node to tell when it paused it; an unknown, already paused or retired
+/// address is left as it is.
+pub async fn auto_pause(
+    conn: &impl ConnectionTrait,
+    address: &str,
+    reason: &str,
+) -> AppResult<Option<Option<Uuid>>> {
+    let Some(ip) = store::addresses::find(conn, address).await? else {
+        return Ok(None);
+    };
+    if !matches!(
+        IpStatus::parse(&ip.status)?,
+        IpStatus::Active | IpStatus::Warming
+    ) {
+        return Ok(None);
+    }
+    let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+    let (id, node) = (ip.id, ip.node_id);
+    apply_status(conn, ip, IpStatus::Paused, Some(reason.clone())).await?;
+    let change = Change::new("ip.auto_pause")
+        .target("ip", id)
+        .detail(serde_json::json!({ "address": address, "reason": reason }));
+    audit::record(
+        conn,
+        &AuditContext::with_actor(crate::audit::Actor::system()),
+        change,
+    )
+    .await?;
+    Ok(Some(node))
+}
+
 /// One outcome of a bulk action, before it is shown.
 pub struct Outcome {
     pub address: String,

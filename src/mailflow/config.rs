@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::{ConfigError, duration_var, invalid};
+use crate::config::{ConfigError, bool_var, duration_var, invalid};
 
 /// The provider of a recipient domain no group names.
 pub const OTHER_PROVIDER: &str = "other";
@@ -142,6 +142,13 @@ pub struct MailFlowConfig {
     /// How long the per-hour counters are kept.
     pub hour_retention: Duration,
     pub providers: ProviderGroups,
+    /// How DEFERRED and BOUNCED events are classified: `MAILOPS_BOUNCE_RULES`' rules, then
+    /// the built-in table.
+    pub bounce_rules: super::bounces::BounceRules,
+    /// Whether refusals are classified at all. Off, they are stored and counted without
+    /// a category, as before mailops classified them: one counter row per bucket, node,
+    /// IP and provider instead of one per category besides.
+    pub classify_refusals: bool,
 }
 
 impl MailFlowConfig {
@@ -178,11 +185,18 @@ impl MailFlowConfig {
             Some(text) => ProviderGroups::parse(&text)
                 .map_err(|problem| invalid("MAILOPS_MAIL_PROVIDERS", problem))?,
         };
+        let bounce_rules = match get("MAILOPS_BOUNCE_RULES") {
+            None => super::bounces::BounceRules::default(),
+            Some(path) => super::bounces::BounceRules::with_file(std::path::Path::new(&path))
+                .map_err(|problem| invalid("MAILOPS_BOUNCE_RULES", problem))?,
+        };
         Ok(MailFlowConfig {
             events_retention,
             minute_retention,
             hour_retention,
             providers,
+            bounce_rules,
+            classify_refusals: bool_var(get, "MAILOPS_MAIL_CLASSIFY_REFUSALS", true)?,
         })
     }
 }

@@ -10,6 +10,7 @@ use crate::{
 };
 
 use super::{
+    bounces::BounceCategory,
     model::MailEventStatus,
     store::{self, events::EventQuery},
 };
@@ -23,6 +24,7 @@ pub struct EventFilter {
     pub sending_ip: Option<String>,
     pub recipient_domain: Option<String>,
     pub statuses: Option<Vec<MailEventStatus>>,
+    pub categories: Option<Vec<BounceCategory>>,
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -56,6 +58,7 @@ pub async fn list(
     let mut query = EventQuery {
         message_id: filter.message_id.clone(),
         statuses: filter.statuses.clone(),
+        categories: filter.categories.clone(),
         since: filter.since.map(|t| t.timestamp_millis()),
         until: filter.until.map(|t| t.timestamp_millis()),
         recipient_domain: filter

@@ -18,6 +18,7 @@ use crate::{
 };
 
 use super::{
+    bounces::Classified,
     model::{MailCounts, MailEventBatchInput, MailEventInput, MailEventStatus},
     store::{
         self,
@@ -40,6 +41,8 @@ struct CheckedEvent {
     sending_ip: String,
     recipient_domain: String,
     provider: String,
+    /// Why a DEFERRED or BOUNCED event was refused.
+    refusal: Option<Classified>,
 }
 
 fn invalid(index: usize, field: &str, reason: impl Into<String>) -> AppError {
@@ -168,12 +171,25 @@ fn check_event(
             .classify(&recipient_domain)
             .to_owned()
     };
+    let refusal = (state.config.mail.classify_refusals
+        && matches!(
+            event.status,
+            MailEventStatus::Deferred | MailEventStatus::Bounced
+        ))
+    .then(|| {
+        state
+            .config
+            .mail
+            .bounce_rules
+            .classify(event.smtp_code, event.response.as_deref())
+    });
     Ok(CheckedEvent {
         ts: event.ts.timestamp_millis(),
         status: event.status,
         sending_ip,
         recipient_domain,
         provider,
+        refusal,
     })
 }
 
@@ -234,16 +250,27 @@ pub async fn store_batch(
     let mut counts = MailCounts::default();
     for event in &checked {
         counts.count(event.status);
+        let category = event.refusal.map_or("", |r| r.category.as_str());
         if event.ts >= minute_oldest {
             let minute = event.ts.div_euclid(MINUTE_MS) * MINUTE_MS;
             minutes
-                .entry((minute, event.sending_ip.clone(), event.provider.clone()))
+                .entry((
+                    minute,
+                    event.sending_ip.clone(),
+                    event.provider.clone(),
+                    category,
+                ))
                 .or_default()
                 .count(event.status);
         }
         let hour = event.ts.div_euclid(HOUR_MS) * HOUR_MS;
         hours
-            .entry((hour, event.sending_ip.clone(), event.provider.clone()))
+            .entry((
+                hour,
+                event.sending_ip.clone(),
+                event.provider.clone(),
+                category,
+            ))
             .or_default()
             .count(event.status);
     }
@@ -271,6 +298,11 @@ pub async fn store_batch(
             zone: input.zone.clone(),
             smtp_code: input.smtp_code,
             response: input.response.clone(),
+            category: event.refusal.map(|r| r.category.as_str().to_owned()),
+            enhanced_code: event
+                .refusal
+                .and_then(|r| r.enhanced)
+                .map(|code| code.to_string()),
         })
         .collect();
     store::events::insert(&txn, agent.node_id, rows).await?;

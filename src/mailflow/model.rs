@@ -171,6 +171,11 @@ pub enum MailFlowGroupBy {
     Node,
     /// One group per recipient provider, keyed by group name (`gmail`, …, `other`).
     Provider,
+    /// One group per refusal category (`THROTTLED`, …), keyed `""` for events that are
+    /// not refusals and for refusals counted before mailops classified them.
+    Category,
+    /// One group per IP pool the sending IP is in now, keyed `""` for IPs in no pool.
+    Pool,
 }
 
 /// The counts of one step.
@@ -191,6 +196,8 @@ pub struct MailFlowGroup {
     pub totals: MailCounts,
     /// Every step of the range, in order, including steps with nothing counted.
     pub points: Vec<MailFlowPoint>,
+    /// This group split by `thenBy`, largest first (the `top` largest); empty without it.
+    pub groups: Vec<MailFlowGroup>,
     #[graphql(skip)]
     pub node_id: Option<uuid::Uuid>,
 }
@@ -206,6 +213,8 @@ pub struct MailFlow {
     pub step: i64,
     /// How the counts are split.
     pub group_by: MailFlowGroupBy,
+    /// How each group is split again, if it is.
+    pub then_by: Option<MailFlowGroupBy>,
     /// The whole cluster's counts over the range (of the nodes asked for).
     pub totals: MailCounts,
     /// How many groups had events; `groups` holds the `top` largest.

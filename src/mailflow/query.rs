@@ -9,10 +9,11 @@ use uuid::Uuid;
 use crate::error::{AppError, AppResult};
 
 use super::{
+    bounces::BounceCategory,
     model::{MailCounts, MailFlow, MailFlowGroup, MailFlowGroupBy, MailFlowPoint},
     store::{
         self,
-        counters::{GroupKey, StepCounts, Tier},
+        counters::{CounterFilter, GroupColumn, GroupKey, StepCounts, Tier},
     },
 };
 
@@ -32,12 +33,81 @@ pub struct FlowQuery {
     pub to: DateTime<Utc>,
     pub step_seconds: Option<i64>,
     pub group_by: MailFlowGroupBy,
+    /// A second split of each group.
+    pub then_by: Option<MailFlowGroupBy>,
     pub node_ids: Option<Vec<Uuid>>,
+    /// Sending IPs, as given.
+    pub sending_ips: Option<Vec<String>>,
+    pub pools: Option<Vec<String>>,
+    pub providers: Option<Vec<String>>,
+    pub categories: Option<Vec<BounceCategory>>,
     pub top: usize,
 }
 
+/// The most entries of each filter list.
+pub const MAX_FILTER_ENTRIES: usize = 100;
+
+fn check_list<T>(field: &str, list: &Option<Vec<T>>) -> AppResult<()> {
+    if list
+        .as_ref()
+        .is_some_and(|l| l.is_empty() || l.len() > MAX_FILTER_ENTRIES)
+    {
+        return Err(AppError::bad_input(
+            field,
+            format!("give 1 to {MAX_FILTER_ENTRIES}, or leave it out"),
+        ));
+    }
+    Ok(())
+}
+
+/// The counter column a split reads; a pool split reads IPs and folds them.
+fn column_of(group_by: MailFlowGroupBy) -> Option<GroupColumn> {
+    match group_by {
+        MailFlowGroupBy::None => None,
+        MailFlowGroupBy::Ip | MailFlowGroupBy::Pool => Some(GroupColumn::SendingIp),
+        MailFlowGroupBy::Node => Some(GroupColumn::Node),
+        MailFlowGroupBy::Provider => Some(GroupColumn::Provider),
+        MailFlowGroupBy::Category => Some(GroupColumn::Category),
+    }
+}
+
+/// One level's key of a counter row: its text, and the node when it is one.
+fn key_text(
+    group_by: MailFlowGroupBy,
+    key: Option<&GroupKey>,
+    pools: &HashMap<String, String>,
+) -> (String, Option<Uuid>) {
+    match (group_by, key) {
+        (MailFlowGroupBy::None, _) | (_, None) => ("all".to_owned(), None),
+        (_, Some(GroupKey::Node(node))) => (node.to_string(), Some(*node)),
+        (MailFlowGroupBy::Pool, Some(GroupKey::Text(ip))) => {
+            (pools.get(ip).cloned().unwrap_or_default(), None)
+        }
+        (_, Some(GroupKey::Text(text))) => (text.clone(), None),
+    }
+}
+
+/// A group being counted: its node (when keyed by node), its totals, and its own groups.
+type Tally<V> = (Option<Uuid>, MailCounts, V);
+/// A group kept for the answer: key, node, totals.
+type Kept = (String, Option<Uuid>, MailCounts);
+
+/// Groups by total, largest first, then by key; the `top` largest.
+fn largest<V>(groups: HashMap<String, Tally<V>>, top: usize) -> (usize, Vec<(String, Tally<V>)>) {
+    let mut ordered: Vec<_> = groups.into_iter().collect();
+    ordered.sort_by(|a, b| {
+        b.1.1
+            .total()
+            .cmp(&a.1.1.total())
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    let count = ordered.len();
+    ordered.truncate(top);
+    (count, ordered)
+}
+
 /// The six status sums of a counter query, as selected by `SUMS`.
-fn tier_for_range(from: DateTime<Utc>, minute_retention: std::time::Duration) -> Tier {
+pub(super) fn tier_for_range(from: DateTime<Utc>, minute_retention: std::time::Duration) -> Tier {
     let minute_oldest =
         Utc::now() - chrono::Duration::from_std(minute_retention).unwrap_or(chrono::Duration::MAX);
     if from < minute_oldest {
@@ -116,6 +186,48 @@ pub async fn flow(
             format!("give 1 to {MAX_NODES} nodes, or leave it out"),
         ));
     }
+    check_list("sendingIps", &query.sending_ips)?;
+    check_list("pools", &query.pools)?;
+    check_list("providers", &query.providers)?;
+    check_list("categories", &query.categories)?;
+    if let Some(then_by) = query.then_by
+        && (then_by == query.group_by
+            || then_by == MailFlowGroupBy::None
+            || query.group_by == MailFlowGroupBy::None)
+    {
+        return Err(AppError::bad_input(
+            "thenBy",
+            "splits each group of groupBy by another dimension: give a groupBy, and a different thenBy",
+        ));
+    }
+    let mut sending_ips = query
+        .sending_ips
+        .as_ref()
+        .map(|ips| {
+            ips.iter()
+                .map(|ip| Ok(crate::ips::parse_address("sendingIps", ip)?.text))
+                .collect::<AppResult<Vec<String>>>()
+        })
+        .transpose()?;
+    if let Some(pools) = &query.pools {
+        for pool in pools {
+            crate::input::check_text("pools", pool, crate::input::TextKind::Line)?;
+        }
+        let in_pools = crate::ips::addresses_in_pools(db, pools).await?;
+        sending_ips = Some(match sending_ips {
+            // Both given: the IPs of the list that are in the pools.
+            Some(ips) => ips.into_iter().filter(|ip| in_pools.contains(ip)).collect(),
+            None => in_pools,
+        });
+    }
+    let providers: Option<Vec<String>> = query
+        .providers
+        .as_ref()
+        .map(|p| p.iter().map(|p| p.trim().to_ascii_lowercase()).collect());
+    let categories: Option<Vec<&'static str>> = query
+        .categories
+        .as_ref()
+        .map(|c| c.iter().map(|c| c.as_str()).collect());
     let (step, tier) = plan(query, config.minute_retention)?;
     let step_ms = step * 1_000;
     let start = query.from.timestamp_millis().div_euclid(tier.span_ms()) * tier.span_ms();
@@ -124,89 +236,142 @@ pub async fn flow(
     let last_point = (end - 1).div_euclid(step_ms) * step_ms;
     let point_count = ((last_point - first_point) / step_ms + 1) as usize;
 
-    let rows = store::counters::steps(
-        db,
-        tier,
-        step_ms,
-        start,
-        end,
-        query.group_by,
-        query.node_ids.as_deref(),
-    )
-    .await?;
-
-    let key_of = |group: &Option<GroupKey>| match group {
-        None => ("all".to_owned(), None),
-        Some(GroupKey::Node(node)) => (node.to_string(), Some(*node)),
-        Some(GroupKey::Text(key)) => (key.clone(), None),
-    };
-    // Totals first, so that only the groups shown get a series of points: split by IP,
-    // a cluster can have thousands of groups, each of up to 1,500 points.
-    let mut totals_of: HashMap<String, (Option<Uuid>, MailCounts)> = HashMap::new();
-    for row in &rows {
-        let (key, node) = key_of(&row.group);
-        totals_of
-            .entry(key)
-            .or_insert((node, MailCounts::default()))
-            .1
-            .add(&row.counts);
-    }
-    let mut totals = MailCounts::default();
-    for (_, group_totals) in totals_of.values() {
-        totals.add(group_totals);
-    }
-    let mut ordered: Vec<_> = totals_of.into_iter().collect();
-    ordered.sort_by(|a, b| {
-        b.1.1
-            .total()
-            .cmp(&a.1.1.total())
-            .then_with(|| a.0.cmp(&b.0))
-    });
-    let group_count = ordered.len() as i32;
-    ordered.truncate(query.top);
-    budget.take("top", (ordered.len() * point_count) as u64)?;
-    let mut points_of: HashMap<String, Vec<MailCounts>> = ordered
-        .iter()
-        .map(|(key, _)| (key.clone(), vec![MailCounts::default(); point_count]))
-        .collect();
-    for StepCounts {
-        step: bucket,
-        group,
-        counts,
-    } in rows
-    {
-        let (key, _) = key_of(&group);
-        let index = ((bucket - first_point) / step_ms) as usize;
-        if let Some(point) = points_of.get_mut(&key).and_then(|p| p.get_mut(index)) {
-            point.add(&counts);
-        }
-    }
     let at = |i: usize| {
         DateTime::<Utc>::from_timestamp_millis(first_point + i as i64 * step_ms).unwrap_or_default()
     };
+    let empty = |totals| MailFlow {
+        from: at(0),
+        to: at(point_count),
+        step,
+        group_by: query.group_by,
+        then_by: query.then_by,
+        totals,
+        group_count: 0,
+        groups: Vec::new(),
+    };
+    // Pools that hold no IP: nothing sent from them.
+    if sending_ips.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(empty(MailCounts::default()));
+    }
+    let then_by = query.then_by.unwrap_or(MailFlowGroupBy::None);
+    let columns: Vec<GroupColumn> = [column_of(query.group_by), column_of(then_by)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let filter = CounterFilter {
+        node_ids: query.node_ids.as_deref(),
+        sending_ips: sending_ips.as_deref(),
+        providers: providers.as_deref(),
+        categories: categories.as_deref(),
+    };
+    let rows = store::counters::steps(db, tier, step_ms, start, end, &columns, &filter).await?;
+    let pools = if query.group_by == MailFlowGroupBy::Pool || then_by == MailFlowGroupBy::Pool {
+        crate::ips::pools_by_address(db).await?
+    } else {
+        HashMap::new()
+    };
+    let keys_of = |row: &StepCounts| {
+        let first = key_text(query.group_by, row.keys.first(), &pools);
+        let second = key_text(then_by, row.keys.get(1), &pools);
+        (first, second)
+    };
+
+    // Totals first, so that only the groups shown get a series of points: split by IP,
+    // a cluster can have thousands of groups, each of up to 1,500 points.
+    let mut totals_of: HashMap<String, Tally<HashMap<String, Tally<()>>>> = HashMap::new();
+    let mut totals = MailCounts::default();
+    for row in &rows {
+        let ((key, node), (sub_key, sub_node)) = keys_of(row);
+        totals.add(&row.counts);
+        let group = totals_of
+            .entry(key)
+            .or_insert((node, MailCounts::default(), HashMap::new()));
+        group.1.add(&row.counts);
+        if query.then_by.is_some() {
+            group
+                .2
+                .entry(sub_key)
+                .or_insert((sub_node, MailCounts::default(), ()))
+                .1
+                .add(&row.counts);
+        }
+    }
+    let (group_count, ordered) = largest(totals_of, query.top);
+    let ordered: Vec<(Kept, Vec<Kept>)> = ordered
+        .into_iter()
+        .map(|(key, (node, counts, subgroups))| {
+            let (_, subgroups) = largest(subgroups, query.top);
+            let subgroups = subgroups
+                .into_iter()
+                .map(|(key, (node, counts, ()))| (key, node, counts))
+                .collect();
+            ((key, node, counts), subgroups)
+        })
+        .collect();
+    let series = ordered.len() + ordered.iter().map(|g| g.1.len()).sum::<usize>();
+    budget.take("top", (series * point_count) as u64)?;
+    let mut points_of: HashMap<(String, Option<String>), Vec<MailCounts>> = HashMap::new();
+    for ((key, _, _), subgroups) in &ordered {
+        points_of.insert(
+            (key.clone(), None),
+            vec![MailCounts::default(); point_count],
+        );
+        for (sub_key, _, _) in subgroups {
+            points_of.insert(
+                (key.clone(), Some(sub_key.clone())),
+                vec![MailCounts::default(); point_count],
+            );
+        }
+    }
+    for row in &rows {
+        let ((key, _), (sub_key, _)) = keys_of(row);
+        let index = ((row.step - first_point) / step_ms) as usize;
+        if let Some(point) = points_of
+            .get_mut(&(key.clone(), None))
+            .and_then(|p| p.get_mut(index))
+        {
+            point.add(&row.counts);
+        }
+        if query.then_by.is_some()
+            && let Some(point) = points_of
+                .get_mut(&(key, Some(sub_key)))
+                .and_then(|p| p.get_mut(index))
+        {
+            point.add(&row.counts);
+        }
+    }
+    let mut points = |key: (String, Option<String>)| -> Vec<MailFlowPoint> {
+        points_of
+            .remove(&key)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, counts)| MailFlowPoint { ts: at(i), counts })
+            .collect()
+    };
     let groups = ordered
         .into_iter()
-        .map(|(key, (node_id, totals))| MailFlowGroup {
-            points: points_of
-                .remove(&key)
-                .unwrap_or_default()
+        .map(|((key, node_id, totals), subgroups)| MailFlowGroup {
+            groups: subgroups
                 .into_iter()
-                .enumerate()
-                .map(|(i, counts)| MailFlowPoint { ts: at(i), counts })
+                .map(|(sub_key, node_id, totals)| MailFlowGroup {
+                    points: points((key.clone(), Some(sub_key.clone()))),
+                    key: sub_key,
+                    totals,
+                    groups: Vec::new(),
+                    node_id,
+                })
                 .collect(),
+            points: points((key.clone(), None)),
             key,
             totals,
             node_id,
         })
         .collect();
     Ok(MailFlow {
-        from: at(0),
-        to: at(point_count),
-        step,
-        group_by: query.group_by,
-        totals,
-        group_count,
+        group_count: group_count as i32,
         groups,
+        ..empty(totals)
     })
 }
 

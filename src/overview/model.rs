@@ -24,7 +24,8 @@ pub struct HealthReason {
     /// The health this fact alone would give.
     pub level: ClusterHealth,
     /// A stable code: `CRITICAL_ALERTS`, `NODES_DOWN`, `WARNING_ALERTS`, `NODES_STALE`,
-    /// `IPS_BLACKLISTED` or `BOUNCE_RATE`.
+    /// `IPS_BLACKLISTED`, `BOUNCE_RATE`, or `IP_BLOCKED_IP` / `IP_THROTTLED` (one sending
+    /// IP refused at one provider: 10 BLOCKED_IP or 20 THROTTLED refusals in 15 minutes).
     pub code: String,
     /// What an operator reads.
     pub message: String,

@@ -10,7 +10,7 @@ use crate::{
     alerts::{self, AlertSeverity},
     error::AppResult,
     ips,
-    mailflow::cluster_counts,
+    mailflow::{BounceCategory, cluster_counts, refusal_hotspots},
     metrics::{self, SeriesOf},
     nodes::{self, NodeStatus},
     state::AppState,
@@ -20,6 +20,38 @@ use super::model::{AlertCounts, ClusterHealth, HealthReason, NodeCounts, Overvie
 
 /// Bounce rate of the last hour above which the cluster is DEGRADED.
 const BOUNCE_RATE_LIMIT: f64 = 0.05;
+
+/// Refusals of one sending IP at one provider in the last 15 minutes that make the
+/// cluster DEGRADED, by category: a blocked IP shows after a few, throttling after more.
+const HOTSPOT_MINUTES: i64 = 15;
+const HOTSPOTS: [(BounceCategory, i64); 2] = [
+    (BounceCategory::BlockedIp, 10),
+    (BounceCategory::Throttled, 20),
+];
+/// Hotspots named per category, largest first.
+const HOTSPOTS_NAMED: u64 = 5;
+
+/// "192.0.2.10 is BLOCKED_IP at outlook (34 in 15 min)", for each IP and provider over a
+/// category's limit.
+async fn hotspot_reasons(db: &impl ConnectionTrait) -> AppResult<Vec<HealthReason>> {
+    let since = (Utc::now() - ChronoDuration::minutes(HOTSPOT_MINUTES)).timestamp_millis();
+    let mut reasons = Vec::new();
+    for (category, at_least) in HOTSPOTS {
+        for (ip, provider, count) in
+            refusal_hotspots(db, since, category.as_str(), at_least, HOTSPOTS_NAMED).await?
+        {
+            reasons.push(HealthReason {
+                level: ClusterHealth::Degraded,
+                code: format!("IP_{}", category.as_str()),
+                message: format!(
+                    "{ip} is {} at {provider} ({count} in {HOTSPOT_MINUTES} min)",
+                    category.as_str()
+                ),
+            });
+        }
+    }
+    Ok(reasons)
+}
 async fn node_counts(db: &impl ConnectionTrait) -> AppResult<NodeCounts> {
     let mut counts = NodeCounts::default();
     for (status, count) in nodes::count_by_status(db).await? {
@@ -161,12 +193,13 @@ fn reasons(overview: &Overview) -> Vec<HealthReason> {
 pub async fn compute(state: &AppState) -> AppResult<Overview> {
     let db = &state.db;
     let now = Utc::now();
-    let (nodes, last_hour, queue, blacklisted_ips, active_alerts) = tokio::try_join!(
+    let (nodes, last_hour, queue, blacklisted_ips, active_alerts, hotspots) = tokio::try_join!(
         node_counts(db),
         cluster_counts(db, now - ChronoDuration::hours(1), now),
         queue_size(db),
         ips::count_listed(db),
         active_alerts(db),
+        hotspot_reasons(db),
     )?;
     let mut overview = Overview {
         health: ClusterHealth::Healthy,
@@ -179,6 +212,8 @@ pub async fn compute(state: &AppState) -> AppResult<Overview> {
         generated_at: now,
     };
     overview.reasons = reasons(&overview);
+    overview.reasons.extend(hotspots);
+    overview.reasons.sort_by_key(|r| std::cmp::Reverse(r.level));
     overview.health = overview
         .reasons
         .first()

@@ -74,13 +74,56 @@ fn event(node: usize, ips: &[String], minute: i64, i: u32) -> MailEventInput {
         zone: Some("default".into()),
         smtp_code: match status {
             MailEventStatus::Delivered => Some(250),
-            MailEventStatus::Deferred => Some(451),
-            MailEventStatus::Bounced => Some(550),
+            MailEventStatus::Deferred => Some(DEFERRALS[((h >> 32) % 4) as usize].0),
+            MailEventStatus::Bounced => Some(BOUNCES[((h >> 32) % 4) as usize].0),
             _ => None,
         },
-        response: None,
+        response: match status {
+            MailEventStatus::Delivered => Some("250 2.0.0 OK".into()),
+            MailEventStatus::Deferred => Some(DEFERRALS[((h >> 32) % 4) as usize].1.into()),
+            MailEventStatus::Bounced => Some(BOUNCES[((h >> 32) % 4) as usize].1.into()),
+            _ => None,
+        },
     }
 }
+
+/// Refusals as receivers word them, so that seeded mail has every common category.
+const DEFERRALS: [(i32, &str); 4] = [
+    (
+        421,
+        "421-4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited. - gsmtp",
+    ),
+    (
+        451,
+        "451 4.7.650 The mail server has been temporarily rate limited due to IP reputation. For e-mail delivery information, see https://aka.ms/postmaster (S775)",
+    ),
+    (
+        450,
+        "450 4.2.0 Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/example.org.html",
+    ),
+    (
+        452,
+        "452-4.2.2 The email account that you tried to reach is over quota.",
+    ),
+];
+const BOUNCES: [(i32, &str); 4] = [
+    (
+        550,
+        "550-5.1.1 The email account that you tried to reach does not exist. Please try double-checking the recipient's email address for typos or unnecessary spaces.",
+    ),
+    (
+        550,
+        "550 5.7.606 Access denied, banned sending IP. To request removal from this list please visit https://sender.office.com/ and follow the directions.",
+    ),
+    (
+        554,
+        "554 5.7.1 Service unavailable; Client host blocked using zen.spamhaus.org; https://www.spamhaus.org/query/ip/",
+    ),
+    (
+        550,
+        "550-5.7.26 This mail has been blocked because the sender is unauthenticated. Gmail requires all senders to authenticate with either SPF or DKIM.",
+    ),
+];
 
 /// A whole hour is named by its start, a minute of the hour under way by its start too,
 /// marked as a minute.

@@ -8,6 +8,7 @@ mod alerts;
 mod audit;
 mod auth;
 mod cli;
+mod deliverability;
 mod embedded;
 mod exposure;
 mod faults;

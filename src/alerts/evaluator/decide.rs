@@ -9,12 +9,12 @@ use uuid::Uuid;
 
 use crate::{
     error::AppResult,
-    mailflow::{Attempts, MIN_RATE_ATTEMPTS},
+    mailflow::{Attempts, BounceCategory, MIN_RATE_ATTEMPTS},
 };
 
 use super::{
     super::{
-        AlertAggregate, AlertComparison, AlertCondition, AlertSeverity, AlertState,
+        AlertAggregate, AlertComparison, AlertCondition, AlertScope, AlertSeverity, AlertState,
         rules::DEFAULT_WINDOW_SECONDS, store::rules::role_from_str,
     },
     inputs::{Inputs, NodeFacts},
@@ -30,6 +30,8 @@ pub(super) struct Rule {
     pub(super) resolve: f64,
     pub(super) roles_mask: i32,
     pub(super) node_ids: Vec<Uuid>,
+    pub(super) scope: AlertScope,
+    pub(super) category: Option<BounceCategory>,
 }
 
 impl Rule {
@@ -61,7 +63,20 @@ impl Rule {
         let resolve = model
             .resolve_threshold
             .unwrap_or_else(|| comparison.default_resolve(model.threshold));
+        let scope = model
+            .scope
+            .as_deref()
+            .map(AlertScope::parse)
+            .transpose()?
+            .unwrap_or_default();
+        let category = model
+            .category
+            .as_deref()
+            .map(BounceCategory::parse)
+            .transpose()?;
         Ok(Rule {
+            scope,
+            category,
             condition,
             aggregate,
             comparison,
@@ -72,7 +87,7 @@ impl Rule {
         })
     }
 
-    fn selects(&self, node: Option<&NodeFacts>) -> bool {
+    pub(super) fn selects(&self, node: Option<&NodeFacts>) -> bool {
         let labels = self.model.selector_labels.as_object();
         let open =
             self.roles_mask == 0 && self.node_ids.is_empty() && labels.is_none_or(|l| l.is_empty());
@@ -86,7 +101,7 @@ impl Rule {
             })
     }
 
-    fn window(&self) -> i32 {
+    pub(super) fn window(&self) -> i32 {
         self.model.window_seconds.unwrap_or(DEFAULT_WINDOW_SECONDS)
     }
 }
@@ -136,6 +151,13 @@ fn node_value(rule: &Rule, node: &NodeFacts, inputs: &Inputs) -> Observation {
                 attempts.bounced,
                 attempts.sent
             );
+        }
+        AlertCondition::DeferralRate | AlertCondition::CategoryCount => {
+            let (value, what, extra) =
+                super::mail::judge(rule, super::mail::node_tally(rule, node, inputs));
+            observation.value = value;
+            observation.what = what;
+            observation.extra = extra;
         }
         AlertCondition::Metric => {
             let metric = rule.model.metric.clone().unwrap_or_default();
@@ -261,6 +283,10 @@ pub(super) fn decide(
                     },
                 );
             }
+        } else if rule.condition.counts_mail() && rule.scope != AlertScope::Node {
+            for (subject, observation) in super::mail::scoped(rule, inputs) {
+                observed.insert((rule.model.id, subject), observation);
+            }
         } else {
             for node in inputs.nodes.values() {
                 if node.maintenance || !rule.selects(Some(node)) {
@@ -318,7 +344,26 @@ pub(super) fn decide(
             continue;
         }
         let Some(observation) = observed.get(&key) else {
-            if rule.condition == AlertCondition::IpListed {
+            if rule.condition == AlertCondition::CategoryCount {
+                // Nothing counted in the window: no refusals at all.
+                if !rule
+                    .comparison
+                    .cleared(0.0, rule.model.threshold, rule.resolve)
+                {
+                    continue;
+                }
+                let o = Observation {
+                    node_id: open.node_id,
+                    ip: open.ip.clone(),
+                    value: Some(0.0),
+                    who: host.clone(),
+                    what: format!("{} refusals", rule.category.map_or("", |c| c.as_str())),
+                    extra: String::new(),
+                };
+                let mut alert = open.clone();
+                alert.value = Some(0.0);
+                changes.push(resolve(alert, message(rule, &o, 0.0, true), now));
+            } else if rule.condition == AlertCondition::IpListed {
                 // No longer listed (or no longer selected): the listing cleared.
                 let o = Observation {
                     node_id: open.node_id,
@@ -520,6 +565,9 @@ mod tests {
             resolve_threshold: None,
             for_seconds: 0,
             window_seconds: Some(900),
+            scope: None,
+            category: None,
+            pause_ip: false,
             severity: "WARNING".into(),
             enabled,
             selector_roles: serde_json::json!(["MTA"]),
@@ -563,6 +611,8 @@ mod tests {
             nodes,
             readings: HashMap::new(),
             attempts,
+            flow: HashMap::new(),
+            pools: HashMap::new(),
             listed: HashMap::new(),
             open,
             silences: Vec::new(),

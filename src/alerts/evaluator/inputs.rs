@@ -12,11 +12,15 @@ use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
 use crate::{
-    error::AppResult, mailflow::Attempts, metrics::SeriesOf, nodes::NodeStatus, state::AppState,
+    error::AppResult,
+    mailflow::{Attempts, FlowCell},
+    metrics::SeriesOf,
+    nodes::NodeStatus,
+    state::AppState,
 };
 
 use super::super::{
-    AlertCondition, AlertState, rules::DEFAULT_WINDOW_SECONDS, service::Matcher, store,
+    AlertCondition, AlertScope, AlertState, rules::DEFAULT_WINDOW_SECONDS, service::Matcher, store,
 };
 
 /// The node facts rules look at.
@@ -47,6 +51,11 @@ pub(super) struct Inputs {
     pub nodes: HashMap<Uuid, NodeFacts>,
     pub readings: HashMap<Uuid, HashMap<String, Vec<SeriesValue>>>,
     pub attempts: HashMap<i32, HashMap<Uuid, Attempts>>,
+    /// Counter cells per window of the mail-flow rules that split by IP, pool, provider
+    /// or category.
+    pub flow: HashMap<i32, Vec<FlowCell>>,
+    /// The pool of each pooled address, when a rule is scoped by pool.
+    pub pools: HashMap<String, String>,
     pub listed: HashMap<String, ListedIp>,
     pub open: Vec<AlertRow>,
     pub silences: Vec<(SilenceRow, Matcher)>,
@@ -115,6 +124,35 @@ pub(super) async fn read_inputs(
         attempts.insert(window, crate::mailflow::attempts_by_node(txn, since).await?);
     }
 
+    // Node-scoped BOUNCE_RATE reads the per-node sums above; every other mail-flow rule
+    // reads the cells of its window.
+    let mut cell_windows: Vec<i32> = enabled
+        .iter()
+        .filter(|r| {
+            AlertCondition::parse(&r.condition).is_ok_and(AlertCondition::counts_mail)
+                && !(r.condition == AlertCondition::BounceRate.as_str()
+                    && r.scope
+                        .as_deref()
+                        .is_none_or(|s| s == AlertScope::Node.as_str()))
+        })
+        .map(|r| r.window_seconds.unwrap_or(DEFAULT_WINDOW_SECONDS))
+        .collect();
+    cell_windows.sort();
+    cell_windows.dedup();
+    let mut flow = HashMap::with_capacity(cell_windows.len());
+    for window in cell_windows {
+        let since = now - chrono::Duration::seconds(i64::from(window));
+        flow.insert(window, crate::mailflow::flow_cells_since(txn, since).await?);
+    }
+    let pools = if enabled
+        .iter()
+        .any(|r| r.scope.as_deref() == Some(AlertScope::Pool.as_str()))
+    {
+        crate::ips::pools_by_address(txn).await?
+    } else {
+        HashMap::new()
+    };
+
     let wants_ips = enabled
         .iter()
         .any(|r| r.condition == AlertCondition::IpListed.as_str())
@@ -150,6 +188,8 @@ pub(super) async fn read_inputs(
         nodes,
         readings,
         attempts,
+        flow,
+        pools,
         listed,
         open,
         silences,

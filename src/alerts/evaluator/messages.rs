@@ -68,25 +68,43 @@ pub(super) fn message(rule: &Rule, o: &Observation, value: f64, resolved: bool) 
             format!("{} is no longer listed on a critical DNSBL zone", o.who)
         }
         AlertCondition::IpListed => format!("{} is listed on {}", o.who, o.extra),
-        AlertCondition::BounceRate => {
+        AlertCondition::BounceRate | AlertCondition::DeferralRate => {
             let (shown, limit) = (
                 percent(value),
                 percent(if resolved { rule.resolve } else { threshold }),
             );
             if resolved {
                 format!(
-                    "{}: bounce rate {shown} is back past {limit}{}",
-                    o.who, o.extra
+                    "{}: {} {shown} is back past {limit}{}",
+                    o.who, o.what, o.extra
                 )
             } else {
                 format!(
-                    "{}: bounce rate {shown} {} {limit}{}",
+                    "{}: {} {shown} {} {limit}{}",
                     o.who,
+                    o.what,
                     rule.comparison.symbol(),
                     o.extra
                 )
             }
         }
+        // "192.0.2.10 (mta-01) at outlook: 34 BLOCKED_IP refusals over 15 min > 20"
+        AlertCondition::CategoryCount if resolved => format!(
+            "{}: {} {} is back past {}",
+            o.who,
+            number(value),
+            o.what,
+            number(rule.resolve)
+        ),
+        AlertCondition::CategoryCount => format!(
+            "{}: {} {}{} {} {}",
+            o.who,
+            number(value),
+            o.what,
+            o.extra,
+            rule.comparison.symbol(),
+            number(threshold)
+        ),
         AlertCondition::Metric if resolved => format!(
             "{}: {} {} is back {} {}",
             o.who,

@@ -4,6 +4,7 @@
 
 mod decide;
 mod inputs;
+mod mail;
 mod messages;
 
 use std::{
@@ -90,6 +91,19 @@ pub async fn evaluate_once(state: &AppState) -> AppResult<CycleReport> {
         let condition = conditions.get(&alert.rule_id).copied().unwrap_or_default();
         AlertSnapshot::of(alert, name_of(&alert.rule_id), condition, hostname)
     };
+    let pauses: HashMap<Uuid, &str> = inputs
+        .rules
+        .iter()
+        .filter(|r| r.pause_ip)
+        .map(|r| (r.id, r.name.as_str()))
+        .collect();
+    // IPs named by alerts that fire now, of rules that pause them.
+    let mut to_pause: Vec<(String, String)> = Vec::new();
+    let mut pause_if_asked = |alert: &entity::alert::Model| {
+        if let (Some(rule), Some(ip)) = (pauses.get(&alert.rule_id), &alert.ip) {
+            to_pause.push((ip.clone(), format!("alert '{rule}': {}", alert.message)));
+        }
+    };
     let mut notices = Vec::new();
     let mut inserts = Vec::new();
     for change in changes {
@@ -98,6 +112,7 @@ pub async fn evaluate_once(state: &AppState) -> AppResult<CycleReport> {
                 report.raised += 1;
                 if alert.state == AlertState::Firing.as_str() {
                     report.fired += 1;
+                    pause_if_asked(&alert);
                 }
                 events.push(event(&alert, name_of(&alert.rule_id), None, now));
                 if notifies(None, &alert.state) {
@@ -109,7 +124,10 @@ pub async fn evaluate_once(state: &AppState) -> AppResult<CycleReport> {
                 let state = AlertState::parse(&alert.state).ok();
                 if previous.is_some() && previous != state {
                     match state {
-                        Some(AlertState::Firing) => report.fired += 1,
+                        Some(AlertState::Firing) => {
+                            report.fired += 1;
+                            pause_if_asked(&alert);
+                        }
                         Some(AlertState::Resolved) => report.resolved += 1,
                         _ => {}
                     }
@@ -138,7 +156,16 @@ pub async fn evaluate_once(state: &AppState) -> AppResult<CycleReport> {
     }
     store::alerts::insert_many(&txn, inserts).await?;
     record_notices(&txn, notices, now).await?;
+    let mut paused_on = Vec::new();
+    for (ip, reason) in to_pause {
+        if let Some(node) = crate::ips::auto_pause(&txn, &ip, &reason).await? {
+            tracing::warn!(ip, reason, "alert paused a sending IP");
+            paused_on.extend(node);
+        }
+    }
     txn.commit().await?;
+    // The paused IPs' agents take them out of their pools.
+    events.extend(crate::realtime::IpsChanged::of(paused_on));
     state.events.publish_all(events);
     report.write_time = written.elapsed();
     report.total_time = started.elapsed();

@@ -15,7 +15,8 @@ use crate::{
     nodes::{ALL_ROLES, NodeRole},
 };
 
-use super::super::{AlertAggregate, AlertComparison, AlertCondition, AlertSeverity};
+use super::super::{AlertAggregate, AlertComparison, AlertCondition, AlertScope, AlertSeverity};
+use crate::mailflow::BounceCategory;
 
 /// A node role as a rule's selector stores it.
 pub fn role_str(role: NodeRole) -> String {
@@ -40,6 +41,9 @@ pub struct RuleSpec {
     pub resolve_threshold: Option<f64>,
     pub for_seconds: i32,
     pub window_seconds: Option<i32>,
+    pub scope: Option<AlertScope>,
+    pub category: Option<BounceCategory>,
+    pub pause_ip: bool,
     pub severity: AlertSeverity,
     pub enabled: bool,
     pub roles: Vec<NodeRole>,
@@ -60,6 +64,9 @@ fn apply(model: &mut alert_rule::ActiveModel, spec: RuleSpec, by: &str) {
     model.resolve_threshold = Set(spec.resolve_threshold);
     model.for_seconds = Set(spec.for_seconds);
     model.window_seconds = Set(spec.window_seconds);
+    model.scope = Set(spec.scope.map(|s| s.as_str().into()));
+    model.category = Set(spec.category.map(|c| c.as_str().into()));
+    model.pause_ip = Set(spec.pause_ip);
     model.severity = Set(spec.severity.as_str().into());
     model.enabled = Set(spec.enabled);
     model.selector_roles = Set(serde_json::json!(

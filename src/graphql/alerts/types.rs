@@ -20,9 +20,10 @@ use crate::{
 };
 
 use crate::alerts::{
-    AlertAggregate, AlertComparison, AlertCondition, AlertQuery, AlertSeverity, AlertState,
-    MatcherDraft, RuleDraft, RuleSelector,
+    AlertAggregate, AlertComparison, AlertCondition, AlertQuery, AlertScope, AlertSeverity,
+    AlertState, MatcherDraft, RuleDraft, RuleSelector,
 };
+use crate::mailflow::BounceCategory;
 
 fn id(uuid: Uuid) -> ID {
     ID(uuid.to_string())
@@ -60,8 +61,9 @@ pub struct AlertRule {
     pub aggregate: Option<AlertAggregate>,
     /// How the value is compared with the threshold.
     pub comparison: AlertComparison,
-    /// The value that is a breach (a ratio from 0 to 1 for BOUNCE_RATE; 0 for NODE_DOWN
-    /// and IP_LISTED, whose values are 0 or 1).
+    /// The value that is a breach (a ratio from 0 to 1 for BOUNCE_RATE and DEFERRAL_RATE,
+    /// a number of refusals for CATEGORY_COUNT; 0 for NODE_DOWN and IP_LISTED, whose
+    /// values are 0 or 1).
     pub threshold: f64,
     /// The value an alert must get back past to resolve, as set; null means the default.
     pub resolve_threshold: Option<f64>,
@@ -71,8 +73,16 @@ pub struct AlertRule {
     /// Seconds the breach must hold before the alert fires; 0 fires at once.
     #[graphql(name = "for")]
     pub for_seconds: i32,
-    /// The window a BOUNCE_RATE rule counts over, in seconds; null for other rules.
+    /// The window a BOUNCE_RATE, DEFERRAL_RATE or CATEGORY_COUNT rule counts over, in
+    /// seconds; null for other rules.
     pub window_seconds: Option<i32>,
+    /// What a mail-flow rule judges one by one (NODE, IP, POOL, PROVIDER, IP_PROVIDER);
+    /// null for other rules.
+    pub scope: Option<AlertScope>,
+    /// The refusal category a CATEGORY_COUNT rule counts; null for other rules.
+    pub category: Option<BounceCategory>,
+    /// Whether an alert of this rule pauses the IP it names when it fires.
+    pub pause_ip: bool,
     /// Severity of the alerts it raises.
     pub severity: AlertSeverity,
     /// A disabled rule raises nothing and its open alerts resolve.
@@ -108,6 +118,9 @@ impl TryFrom<AlertRuleRow> for AlertRule {
             resolve_threshold: draft.resolve_threshold,
             for_seconds: draft.for_seconds,
             window_seconds: draft.window_seconds,
+            scope: draft.scope,
+            category: draft.category,
+            pause_ip: draft.pause_ip,
             severity: draft.severity,
             enabled: draft.enabled,
             selector: AlertSelector {
@@ -165,8 +178,18 @@ pub struct CreateAlertRuleInput {
     /// Seconds the breach must hold before the alert fires, 0 to 86,400.
     #[graphql(name = "for", default)]
     pub for_seconds: i32,
-    /// BOUNCE_RATE only: the window counted, 60 to 86,400 seconds; 900 when left out.
+    /// BOUNCE_RATE, DEFERRAL_RATE and CATEGORY_COUNT only: the window counted, 60 to
+    /// 86,400 seconds; 900 when left out.
     pub window_seconds: Option<i32>,
+    /// BOUNCE_RATE, DEFERRAL_RATE and CATEGORY_COUNT only: what is judged one by one;
+    /// NODE when left out. IP and IP_PROVIDER alerts name the IP.
+    pub scope: Option<AlertScope>,
+    /// CATEGORY_COUNT only (and required there): the refusal category counted.
+    pub category: Option<BounceCategory>,
+    /// IP and IP_PROVIDER scopes only: pause the IP when an alert of the rule fires (it
+    /// leaves its MTA's pools like any paused IP; resume it by hand). Off by default.
+    #[graphql(default)]
+    pub pause_ip: bool,
     /// Severity of the alerts it raises.
     #[graphql(default_with = "AlertSeverity::Warning")]
     pub severity: AlertSeverity,
@@ -202,8 +225,14 @@ pub struct UpdateAlertRuleInput {
     /// Seconds the breach must hold before the alert fires.
     #[graphql(name = "for")]
     pub for_seconds: Option<i32>,
-    /// The window of a BOUNCE_RATE rule; null clears it.
+    /// The window of a mail-flow rule; null clears it.
     pub window_seconds: MaybeUndefined<i32>,
+    /// The scope of a mail-flow rule; null clears it (needed when leaving one).
+    pub scope: MaybeUndefined<AlertScope>,
+    /// The category of a CATEGORY_COUNT rule; null clears it.
+    pub category: MaybeUndefined<BounceCategory>,
+    /// Whether an alert that fires pauses the IP it names.
+    pub pause_ip: Option<bool>,
     /// Severity of the alerts it raises from now on.
     pub severity: Option<AlertSeverity>,
     /// Whether it is evaluated; disabling resolves its open alerts.
@@ -236,6 +265,9 @@ impl From<CreateAlertRuleInput> for RuleDraft {
             resolve_threshold: input.resolve_threshold,
             for_seconds: input.for_seconds,
             window_seconds: input.window_seconds,
+            scope: input.scope,
+            category: input.category,
+            pause_ip: input.pause_ip,
             severity: input.severity,
             enabled: input.enabled,
             selector: input.selector.into(),
@@ -267,6 +299,9 @@ impl UpdateAlertRuleInput {
             resolve_threshold: keep(self.resolve_threshold, current.resolve_threshold),
             for_seconds: self.for_seconds.unwrap_or(current.for_seconds),
             window_seconds: keep(self.window_seconds, current.window_seconds),
+            scope: keep(self.scope, current.scope),
+            category: keep(self.category, current.category),
+            pause_ip: self.pause_ip.unwrap_or(current.pause_ip),
             severity: self.severity.unwrap_or(current.severity),
             enabled: self.enabled.unwrap_or(current.enabled),
             selector: self.selector.map_or(current.selector, Into::into),
@@ -288,7 +323,8 @@ pub struct Alert {
     pub severity: AlertSeverity,
     /// The node it is about (for IP_LISTED, the IP's node), if any.
     pub node_id: Option<ID>,
-    /// The sending IP it is about (IP_LISTED), if any.
+    /// The sending IP it is about (IP_LISTED, and mail-flow rules of scope IP or
+    /// IP_PROVIDER), if any.
     pub ip: Option<String>,
     /// The value last evaluated.
     pub value: Option<f64>,

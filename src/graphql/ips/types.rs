@@ -22,7 +22,7 @@ use crate::{
         BulkAction, DnsblState, IpAction, IpCheckJobKind, IpCheckJobState, IpCheckSummary, IpQuery,
         IpStatus, NewIps,
     },
-    mailflow::{IpWindow, MailCounts},
+    mailflow::{Deliverability, IpWindow, MailCounts},
 };
 
 /// A sending IP address of the cluster.
@@ -127,6 +127,31 @@ impl Ip {
         )
         .await?;
         Ok(counts.unwrap_or_default())
+    }
+
+    /// How this address does at each recipient provider over a range (a preset `range`,
+    /// or `from`/`to`; every minute touched, counted whole): sent, delivered, deferred
+    /// and bounced with their rates, the most frequent refusal categories, and the same
+    /// for its pool as a whole, for comparison.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)", complexity = 20)]
+    async fn deliverability(
+        &self,
+        ctx: &Context<'_>,
+        range: Option<TimeRange>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> async_graphql::Result<Deliverability> {
+        let state = app(ctx)?;
+        let (from, to) = TimeRange::resolve(range, from, to, Utc::now())?;
+        Ok(crate::mailflow::deliverability(
+            &state.db,
+            &self.address,
+            self.pool.as_deref(),
+            from,
+            to,
+            state.config.mail.minute_retention,
+        )
+        .await?)
     }
 
     /// The latest result on each zone checked so far, in zone order.

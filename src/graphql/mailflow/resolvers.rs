@@ -13,7 +13,8 @@ use crate::{
 
 use super::types::{MailEvent, MailEventFilter};
 use crate::mailflow::{
-    self, FlowQuery, MailEventBatchInput, MailFlow, MailFlowGroupBy, MailIngestResult,
+    self, BounceCategory, FlowQuery, MailEventBatchInput, MailFlow, MailFlowGroupBy,
+    MailIngestResult,
 };
 
 #[derive(Default)]
@@ -22,14 +23,17 @@ pub struct MailFlowQuery;
 #[Object]
 impl MailFlowQuery {
     /// Mail events counted per step over a range (a preset `range`, or `from`/`to`), for
-    /// the whole cluster or split by sending IP, node or recipient provider. Every minute
+    /// the whole cluster or split by sending IP, node, recipient provider, refusal
+    /// category or IP pool (`groupBy`), each group split again by `thenBy` (IP × provider,
+    /// say). `sendingIps`, `pools`, `providers` and `categories` (each 1 to 100 entries)
+    /// keep only those counts; a category keeps only refusals. Every minute
     /// the range touches is counted whole. `step` is in seconds and a whole number of
     /// minutes, at most 1,500 points; without one, the smallest of 1 min, 5 min, 15 min,
     /// 1 h, 6 h and 1 d giving at most 1,000 points. Whole-hour steps read the hourly
     /// counters, which ranges older than the 1-minute retention need.
     #[graphql(
         guard = "RoleGuard::new(Role::Viewer)",
-        complexity = "crate::graphql::limits::mail_flow_complexity(group_by != MailFlowGroupBy::None, top)"
+        complexity = "crate::graphql::limits::mail_flow_complexity(group_by != MailFlowGroupBy::None, then_by.is_some(), top)"
     )]
     #[allow(clippy::too_many_arguments)]
     async fn mail_flow(
@@ -40,7 +44,12 @@ impl MailFlowQuery {
         to: Option<DateTime<Utc>>,
         step: Option<i64>,
         #[graphql(default)] group_by: MailFlowGroupBy,
+        then_by: Option<MailFlowGroupBy>,
         node_ids: Option<Vec<ID>>,
+        sending_ips: Option<Vec<String>>,
+        pools: Option<Vec<String>>,
+        providers: Option<Vec<String>>,
+        categories: Option<Vec<BounceCategory>>,
         #[graphql(desc = "Groups returned at most, largest first: 1 to 100, 20 when left out.")]
         top: Option<i32>,
     ) -> async_graphql::Result<MailFlow> {
@@ -54,7 +63,12 @@ impl MailFlowQuery {
                 to,
                 step_seconds: step,
                 group_by,
+                then_by,
                 node_ids,
+                sending_ips,
+                pools,
+                providers,
+                categories,
                 top: usize::try_from(top.unwrap_or(20)).unwrap_or(0),
             },
             &state.config.mail,

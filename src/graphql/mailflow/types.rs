@@ -10,7 +10,7 @@ use crate::{
         guards::RoleGuard, loaders::load_one, nodes::loaders::NodesById, nodes::types::Node,
         pagination::id_texts,
     },
-    mailflow::{EventFilter, MailEventStatus, MailFlowGroup},
+    mailflow::{BounceCategory, EventFilter, MailEventStatus, MailFlowGroup},
 };
 
 #[ComplexObject]
@@ -38,6 +38,8 @@ pub struct MailEventFilter {
     pub recipient_domain: Option<String>,
     /// Any of these statuses.
     pub statuses: Option<Vec<MailEventStatus>>,
+    /// Refusals of any of these categories.
+    pub categories: Option<Vec<BounceCategory>>,
     /// Events at or after this time.
     pub since: Option<DateTime<Utc>>,
     /// Events before this time.
@@ -52,6 +54,7 @@ impl From<MailEventFilter> for EventFilter {
             sending_ip: filter.sending_ip,
             recipient_domain: filter.recipient_domain,
             statuses: filter.statuses,
+            categories: filter.categories,
             since: filter.since,
             until: filter.until,
         }
@@ -82,6 +85,11 @@ pub struct MailEvent {
     pub smtp_code: Option<i32>,
     /// The remote server's reply text.
     pub response: Option<String>,
+    /// Why a DEFERRED or BOUNCED event was refused, decided when it arrived; `null` for
+    /// other statuses and for refusals stored before mailops classified them.
+    pub category: Option<BounceCategory>,
+    /// The RFC 3463 enhanced status code its response carried, e.g. `5.1.1`.
+    pub enhanced_code: Option<String>,
     #[graphql(skip)]
     pub node_id: uuid::Uuid,
 }
@@ -108,6 +116,11 @@ impl From<entity::mail_event::Model> for MailEvent {
             zone: m.zone,
             smtp_code: m.smtp_code,
             response: m.response,
+            category: m
+                .category
+                .as_deref()
+                .and_then(|c| BounceCategory::parse(c).ok()),
+            enhanced_code: m.enhanced_code,
             node_id: m.node_id,
         }
     }

@@ -368,3 +368,33 @@ fn node_id_in(backend: DbBackend, nodes: &[Uuid]) -> Condition {
     };
     Condition::all().add(condition)
 }
+
+/// The pool of every address that has one, by address.
+pub async fn pools(db: &impl ConnectionTrait) -> AppResult<HashMap<String, String>> {
+    let rows: Vec<(String, Option<String>)> = ip_address::Entity::find()
+        .select_only()
+        .columns([ip_address::Column::Address, ip_address::Column::Pool])
+        .filter(ip_address::Column::Pool.is_not_null())
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(address, pool)| Some((address, pool?)))
+        .collect())
+}
+
+/// The addresses in any of `pools`.
+pub async fn addresses_in_pools(
+    db: &impl ConnectionTrait,
+    pools: &[String],
+) -> AppResult<Vec<String>> {
+    Ok(ip_address::Entity::find()
+        .select_only()
+        .column(ip_address::Column::Address)
+        .filter(ip_address::Column::Pool.is_in(pools.iter().cloned()))
+        .order_by_asc(ip_address::Column::AddressKey)
+        .into_tuple()
+        .all(db)
+        .await?)
+}

@@ -1,5 +1,6 @@
 //! Rows of the mail-flow counters `mail_flow_1m` and `mail_flow_1h`: one per bucket,
-//! node, sending IP and provider, with a column per status.
+//! node, sending IP, provider and refusal category (empty for events that are not
+//! refusals), with a column per status.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,7 +13,7 @@ use crate::{
     error::AppResult,
 };
 
-use super::super::model::{MailCounts, MailFlowGroupBy};
+use super::super::model::MailCounts;
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -20,8 +21,8 @@ const HOUR_MS: i64 = 3_600_000;
 /// Counter rows one upsert writes at most.
 const COUNTER_CHUNK: usize = 500;
 
-/// One counter row's key: bucket (epoch milliseconds), sending IP, provider.
-pub type CounterKey = (i64, String, String);
+/// One counter row's key: bucket (epoch milliseconds), sending IP, provider, category.
+pub type CounterKey = (i64, String, String, &'static str);
 
 /// Delivery attempts of one node: every DELIVERED, DEFERRED and BOUNCED event.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -116,8 +117,8 @@ fn counts_at(row: &QueryResult, first: usize) -> AppResult<MailCounts> {
 pub struct StepCounts {
     /// Start of the step, epoch milliseconds.
     pub step: i64,
-    /// The group's key: `None` without grouping, else the node id, IP or provider.
-    pub group: Option<GroupKey>,
+    /// The keys of the group, one per column grouped by.
+    pub keys: Vec<GroupKey>,
     pub counts: MailCounts,
 }
 
@@ -126,42 +127,100 @@ pub enum GroupKey {
     Text(String),
 }
 
+/// A column counts are grouped by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupColumn {
+    Node,
+    SendingIp,
+    Provider,
+    Category,
+}
+
+impl GroupColumn {
+    fn name(self) -> &'static str {
+        match self {
+            GroupColumn::Node => "node_id",
+            GroupColumn::SendingIp => "sending_ip",
+            GroupColumn::Provider => "provider",
+            GroupColumn::Category => "category",
+        }
+    }
+}
+
+/// Which counter rows count; each list given narrows them.
+#[derive(Clone, Copy, Default)]
+pub struct CounterFilter<'a> {
+    pub node_ids: Option<&'a [Uuid]>,
+    pub sending_ips: Option<&'a [String]>,
+    pub providers: Option<&'a [String]>,
+    pub categories: Option<&'a [&'static str]>,
+}
+
+impl CounterFilter<'_> {
+    /// ` AND column IN (…)` for each list, its values appended to `values`.
+    fn sql(&self, backend: DbBackend, values: &mut Vec<Value>) -> String {
+        let mut sql = String::new();
+        let mut list = |column: &str, items: Vec<Value>| {
+            let marks: Vec<String> = items
+                .into_iter()
+                .map(|value| {
+                    values.push(value);
+                    placeholder(backend, values.len())
+                })
+                .collect();
+            sql.push_str(&format!(" AND {column} IN ({})", marks.join(",")));
+        };
+        if let Some(ids) = self.node_ids {
+            list("node_id", ids.iter().map(|id| Value::from(*id)).collect());
+        }
+        if let Some(ips) = self.sending_ips {
+            list(
+                "sending_ip",
+                ips.iter().map(|ip| Value::from(ip.clone())).collect(),
+            );
+        }
+        if let Some(providers) = self.providers {
+            list(
+                "provider",
+                providers.iter().map(|p| Value::from(p.clone())).collect(),
+            );
+        }
+        if let Some(categories) = self.categories {
+            list(
+                "category",
+                categories.iter().map(|c| Value::from(*c)).collect(),
+            );
+        }
+        sql
+    }
+}
+
 /// The counts of `tier` from `start` to `end` (epoch milliseconds) summed per step of
-/// `step_ms` and per group, for the nodes given (all when `None`).
+/// `step_ms` and per group of `group_by` (none, one or two columns), of the rows
+/// `filter` keeps.
+#[allow(clippy::too_many_arguments)]
 pub async fn steps(
     db: &impl ConnectionTrait,
     tier: Tier,
     step_ms: i64,
     start: i64,
     end: i64,
-    group_by: MailFlowGroupBy,
-    node_ids: Option<&[Uuid]>,
+    group_by: &[GroupColumn],
+    filter: &CounterFilter<'_>,
 ) -> AppResult<Vec<StepCounts>> {
     let backend = db.get_database_backend();
-    let group_column = match group_by {
-        MailFlowGroupBy::None => None,
-        MailFlowGroupBy::Ip => Some("sending_ip"),
-        MailFlowGroupBy::Node => Some("node_id"),
-        MailFlowGroupBy::Provider => Some("provider"),
-    };
     let mut values: Vec<Value> = vec![start.into(), end.into()];
-    let mut node_filter = String::new();
-    if let Some(ids) = node_ids {
-        let marks: Vec<String> = ids
-            .iter()
-            .map(|id| {
-                values.push((*id).into());
-                placeholder(backend, values.len())
-            })
-            .collect();
-        node_filter = format!(" AND node_id IN ({})", marks.join(","));
+    let filter_sql = filter.sql(backend, &mut values);
+    let mut group_select = String::new();
+    let mut group_list = String::new();
+    for (i, column) in group_by.iter().enumerate() {
+        group_select.push_str(&format!("{}, ", column.name()));
+        group_list.push_str(&format!(", {}", i + 2));
     }
     // Both backends divide integers by truncation; buckets are never negative.
     let sql = format!(
-        "SELECT (bucket / {step_ms}) * {step_ms}, {group}, {SUMS} FROM {table} \
-         WHERE bucket >= {p1} AND bucket < {p2}{node_filter} GROUP BY 1{group_by}",
-        group = group_column.unwrap_or("NULL"),
-        group_by = if group_column.is_some() { ", 2" } else { "" },
+        "SELECT (bucket / {step_ms}) * {step_ms}, {group_select}{SUMS} FROM {table} \
+         WHERE bucket >= {p1} AND bucket < {p2}{filter_sql} GROUP BY 1{group_list}",
         table = tier.table(),
         p1 = placeholder(backend, 1),
         p2 = placeholder(backend, 2),
@@ -172,17 +231,20 @@ pub async fn steps(
 
     rows.into_iter()
         .map(|row| {
-            let group = match group_by {
-                MailFlowGroupBy::None => None,
-                MailFlowGroupBy::Node => Some(GroupKey::Node(row.try_get_by_index(1)?)),
-                MailFlowGroupBy::Ip | MailFlowGroupBy::Provider => {
-                    Some(GroupKey::Text(row.try_get_by_index(1)?))
-                }
-            };
+            let keys = group_by
+                .iter()
+                .enumerate()
+                .map(|(i, column)| {
+                    Ok(match column {
+                        GroupColumn::Node => GroupKey::Node(row.try_get_by_index(i + 1)?),
+                        _ => GroupKey::Text(row.try_get_by_index(i + 1)?),
+                    })
+                })
+                .collect::<AppResult<Vec<_>>>()?;
             Ok(StepCounts {
                 step: row.try_get_by_index(0)?,
-                group,
-                counts: counts_at(&row, 2)?,
+                counts: counts_at(&row, 1 + group_by.len())?,
+                keys,
             })
         })
         .collect()
@@ -263,7 +325,7 @@ pub async fn add(
     let table = tier.table();
     let backend = conn.get_database_backend();
     let add_on_conflict = format!(
-        "ON CONFLICT (bucket, node_id, sending_ip, provider) DO UPDATE SET \
+        "ON CONFLICT (bucket, node_id, sending_ip, provider, category) DO UPDATE SET \
          queued = {table}.queued + excluded.queued, \
          delivered = {table}.delivered + excluded.delivered, \
          deferred = {table}.deferred + excluded.deferred, \
@@ -271,7 +333,7 @@ pub async fn add(
          rejected = {table}.rejected + excluded.rejected, \
          dropped = {table}.dropped + excluded.dropped"
     );
-    const COLUMNS: &str = "bucket, node_id, sending_ip, provider, queued, delivered, deferred, bounced, rejected, dropped";
+    const COLUMNS: &str = "bucket, node_id, sending_ip, provider, category, queued, delivered, deferred, bounced, rejected, dropped";
     if backend == DbBackend::Postgres {
         // One statement of arrays, as for the raw events.
         let column =
@@ -280,18 +342,19 @@ pub async fn add(
             backend,
             format!(
                 "INSERT INTO {table} ({COLUMNS}) \
-                 SELECT c.bucket, $1, c.sending_ip, c.provider, c.queued, c.delivered, \
-                 c.deferred, c.bounced, c.rejected, c.dropped \
-                 FROM UNNEST($2::int8[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
-                 $7::int8[], $8::int8[], $9::int8[], $10::int8[]) \
-                 AS c(bucket, sending_ip, provider, queued, delivered, deferred, bounced, \
-                 rejected, dropped) {add_on_conflict}"
+                 SELECT c.bucket, $1, c.sending_ip, c.provider, c.category, c.queued, \
+                 c.delivered, c.deferred, c.bounced, c.rejected, c.dropped \
+                 FROM UNNEST($2::int8[], $3::text[], $4::text[], $5::text[], $6::int8[], \
+                 $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[]) \
+                 AS c(bucket, sending_ip, provider, category, queued, delivered, deferred, \
+                 bounced, rejected, dropped) {add_on_conflict}"
             ),
             [
                 Value::from(node_id),
                 Value::from(counts.keys().map(|k| k.0).collect::<Vec<_>>()),
                 Value::from(counts.keys().map(|k| k.1.clone()).collect::<Vec<_>>()),
                 Value::from(counts.keys().map(|k| k.2.clone()).collect::<Vec<_>>()),
+                Value::from(counts.keys().map(|k| k.3.to_owned()).collect::<Vec<_>>()),
                 column(|c| c.queued),
                 column(|c| c.delivered),
                 column(|c| c.deferred),
@@ -305,15 +368,16 @@ pub async fn add(
     }
     let entries: Vec<_> = counts.iter().collect();
     for chunk in entries.chunks(COUNTER_CHUNK) {
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 10);
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 11);
         let mut tuples = Vec::with_capacity(chunk.len());
-        for ((bucket, ip, provider), c) in chunk {
+        for ((bucket, ip, provider, category), c) in chunk {
             let first = values.len();
             values.extend([
                 Value::from(*bucket),
                 Value::from(node_id),
                 Value::from(ip.clone()),
                 Value::from(provider.clone()),
+                Value::from(*category),
                 Value::from(c.queued),
                 Value::from(c.delivered),
                 Value::from(c.deferred),
@@ -334,4 +398,93 @@ pub async fn add(
             .await?;
     }
     Ok(())
+}
+
+/// Refusals of `category` per sending IP and provider counted in the minutes from
+/// `since_ms` on, where there were at least `at_least`: the largest `limit`.
+pub async fn refusal_hotspots(
+    db: &impl ConnectionTrait,
+    since_ms: i64,
+    category: &str,
+    at_least: i64,
+    limit: u64,
+) -> AppResult<Vec<(String, String, i64)>> {
+    let backend = db.get_database_backend();
+    let since = since_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
+    let sql = format!(
+        "SELECT sending_ip, provider, CAST(SUM(deferred + bounced) AS BIGINT) AS refused \
+         FROM mail_flow_1m WHERE bucket >= {} AND category = {} AND sending_ip <> '' \
+         GROUP BY sending_ip, provider HAVING SUM(deferred + bounced) >= {} \
+         ORDER BY refused DESC, sending_ip, provider LIMIT {limit}",
+        placeholder(backend, 1),
+        placeholder(backend, 2),
+        placeholder(backend, 3),
+    );
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [since.into(), category.into(), at_least.into()],
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok((
+                row.try_get_by_index(0)?,
+                row.try_get_by_index(1)?,
+                row.try_get_by_index(2)?,
+            ))
+        })
+        .collect()
+}
+
+/// A node's counts from one sending IP at one provider, of one refusal category (empty
+/// for events that are not refusals), as [`cells_since`] reads them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowCell {
+    pub node_id: Uuid,
+    pub sending_ip: String,
+    pub provider: String,
+    pub category: String,
+    pub delivered: i64,
+    pub deferred: i64,
+    pub bounced: i64,
+}
+
+/// Every cell counted in the minutes from `since` on, in one query.
+pub async fn cells_since(
+    db: &impl ConnectionTrait,
+    since: DateTime<Utc>,
+) -> AppResult<Vec<FlowCell>> {
+    let backend = db.get_database_backend();
+    let since_minute = since.timestamp_millis().div_euclid(MINUTE_MS) * MINUTE_MS;
+    let sql = format!(
+        "SELECT node_id, sending_ip, provider, category, CAST(SUM(delivered) AS BIGINT), \
+         CAST(SUM(deferred) AS BIGINT), CAST(SUM(bounced) AS BIGINT) FROM mail_flow_1m \
+         WHERE bucket >= {} GROUP BY node_id, sending_ip, provider, category",
+        placeholder(backend, 1)
+    );
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [since_minute.into()],
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let count = |i: usize| -> AppResult<i64> {
+                Ok(row.try_get_by_index::<Option<i64>>(i)?.unwrap_or(0))
+            };
+            Ok(FlowCell {
+                node_id: row.try_get_by_index(0)?,
+                sending_ip: row.try_get_by_index(1)?,
+                provider: row.try_get_by_index(2)?,
+                category: row.try_get_by_index(3)?,
+                delivered: count(4)?,
+                deferred: count(5)?,
+                bounced: count(6)?,
+            })
+        })
+        .collect()
 }

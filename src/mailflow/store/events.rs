@@ -12,9 +12,9 @@ use crate::{
     error::AppResult,
 };
 
-use super::super::model::MailEventStatus;
+use super::super::{bounces::BounceCategory, model::MailEventStatus};
 
-/// Raw events one INSERT writes at most (11 values each, within both backends' limits).
+/// Raw events one INSERT writes at most (13 values each, within both backends' limits).
 const EVENT_CHUNK: usize = 1_000;
 
 /// Writes raw events of one node. Postgres takes them as arrays through `UNNEST`: one
@@ -52,6 +52,8 @@ pub async fn insert(
     let mut codes = Vec::with_capacity(rows.len());
     let mut has_response = Vec::with_capacity(rows.len());
     let mut responses = Vec::with_capacity(rows.len());
+    let mut categories = Vec::with_capacity(rows.len());
+    let mut enhanced_codes = Vec::with_capacity(rows.len());
     for row in rows {
         ids.push(row.id);
         ts.push(row.ts);
@@ -64,18 +66,22 @@ pub async fn insert(
         codes.push(row.smtp_code.unwrap_or(0));
         has_response.push(row.response.is_some());
         responses.push(row.response.unwrap_or_default());
+        categories.push(row.category.unwrap_or_default());
+        enhanced_codes.push(row.enhanced_code.unwrap_or_default());
     }
     let statement = Statement::from_sql_and_values(
         backend,
         "INSERT INTO mail_events (id, node_id, ts, message_id, status, sending_ip, \
-         recipient_domain, provider, zone, smtp_code, response) \
+         recipient_domain, provider, zone, smtp_code, response, category, enhanced_code) \
          SELECT e.id, $1, e.ts, e.message_id, e.status, e.sending_ip, e.recipient_domain, \
          e.provider, NULLIF(e.zone, ''), NULLIF(e.smtp_code, 0), \
-         CASE WHEN e.has_response THEN e.response END \
+         CASE WHEN e.has_response THEN e.response END, NULLIF(e.category, ''), \
+         NULLIF(e.enhanced_code, '') \
          FROM UNNEST($2::uuid[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], \
-         $8::text[], $9::text[], $10::int4[], $11::bool[], $12::text[]) \
+         $8::text[], $9::text[], $10::int4[], $11::bool[], $12::text[], $13::text[], \
+         $14::text[]) \
          AS e(id, ts, message_id, status, sending_ip, recipient_domain, provider, zone, \
-         smtp_code, has_response, response)",
+         smtp_code, has_response, response, category, enhanced_code)",
         [
             Value::from(node_id),
             Value::from(ids),
@@ -89,6 +95,8 @@ pub async fn insert(
             Value::from(codes),
             Value::from(has_response),
             Value::from(responses),
+            Value::from(categories),
+            Value::from(enhanced_codes),
         ],
     );
     conn.execute_raw(statement).await?;
@@ -103,6 +111,7 @@ pub struct EventQuery {
     pub sending_ip: Option<String>,
     pub recipient_domain: Option<String>,
     pub statuses: Option<Vec<MailEventStatus>>,
+    pub categories: Option<Vec<BounceCategory>>,
     /// Epoch milliseconds.
     pub since: Option<i64>,
     pub until: Option<i64>,
@@ -132,6 +141,10 @@ pub async fn list(
     if let Some(statuses) = &query.statuses {
         select =
             select.filter(mail_event::Column::Status.is_in(statuses.iter().map(|s| s.as_str())));
+    }
+    if let Some(categories) = &query.categories {
+        select = select
+            .filter(mail_event::Column::Category.is_in(categories.iter().map(|c| c.as_str())));
     }
     if let Some(since) = query.since {
         select = select.filter(mail_event::Column::Ts.gte(since));
