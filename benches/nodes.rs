@@ -192,7 +192,7 @@ async fn main() {
         "Machine: {}. Postgres, {NODES} nodes × {IPS_PER_NODE} IPs; {CONCURRENCY} concurrent clients for {} s per row, over loopback HTTP/1.1, load generator in the same process.\n\n\
          | operation | req/s | ratio | goal |\n|---|---|---|---|\n\
          | `node(id)` through GraphQL | {gql_node:.0} | | |\n\
-         | same row, plain axum handler, same middleware and authentication | {plain_node:.0} | GraphQL = {:.0}% of it | ≥ 70% |\n\
+         | same row, plain axum handler behind mailops's own middleware and authentication (the GraphQL layer's cost alone, not a peer: see `--bench peers`) | {plain_node:.0} | GraphQL = {:.0}% of it | ≥ 70% |\n\
          | same row, plain axum handler, no authentication | {open_node:.0} | GraphQL = {:.0}% of it | |\n\
          | `nodes(first: 50)` with `ips` (one query for the page's IPs) | {with_ips:.0} | {:.0}% of the query without `ips` | ≥ 50% |\n\
          | `nodes(first: 50)` without `ips` | {without_ips:.0} | | |\n",

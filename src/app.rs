@@ -215,7 +215,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             .map(|conn| (conn, config.redis.prefix.as_str())),
     );
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    let principals = crate::auth::PrincipalCache::new(config.auth.principal_cache_ttl);
+    principals.follow(&events);
     Ok(AppState {
+        principals,
         db_health: crate::db::Health::default(),
         notifier: crate::notifications::Sender::new(config.notifications.timeout),
         exporter_mappers: Default::default(),

@@ -18,6 +18,8 @@ pub struct AppState {
     /// Present when `REDIS_URL` is set.
     pub redis: Option<ConnectionManager>,
     pub tokens: Arc<TokenKeys>,
+    /// Users resolved from access tokens, reused for a few seconds.
+    pub principals: crate::auth::PrincipalCache,
     pub passwords: Passwords,
     pub login_backoff: LoginBackoff,
     /// Committed changes, for subscribers.

@@ -2,6 +2,7 @@
 //! operations that use them.
 
 mod backoff;
+mod cache;
 mod password;
 mod principal;
 mod role;
@@ -10,6 +11,7 @@ mod store;
 mod tokens;
 
 pub use backoff::{BackoffPolicy, LoginBackoff};
+pub use cache::PrincipalCache;
 pub use password::{Passwords, check_policy, generate as generate_password};
 pub use principal::{AgentNode, AuthUser, ClientAddr, EnrollmentCaller, Principal, RequestId};
 pub use role::Role;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::{
-    auth::Role,
+    auth::{Role, cache::Cached},
     error::{AppError, AppResult},
     nodes::{self, KeyKind},
     state::AppState,
@@ -72,7 +72,18 @@ impl Principal {
                 Ok(claims) => claims,
                 Err(reason) => return Ok(Principal::Refused(reason)),
             };
-            return Ok(match crate::users::find(&state.db, user_id).await? {
+            let user = match state.principals.get(user_id, session_version) {
+                Cached::Hit(user) => Some(user),
+                Cached::Miss(generation) => {
+                    let user = crate::users::find(&state.db, user_id).await?.map(Arc::new);
+                    // Only users that may sign in are kept: a refusal is read anew.
+                    if let Some(user) = user.as_ref().filter(|u| !u.disabled) {
+                        state.principals.keep(generation, user.clone());
+                    }
+                    user
+                }
+            };
+            return Ok(match user {
                 Some(user) if user.disabled => Principal::Refused("this account is disabled"),
                 Some(user) if user.session_version != session_version => {
                     Principal::Refused("the account's password changed; sign in again")
@@ -81,7 +92,7 @@ impl Principal {
                     id: user.id,
                     role: Role::parse(&user.role)?,
                     username: user.username.clone(),
-                    record: Arc::new(user),
+                    record: user,
                 }),
                 None => Principal::Refused("this account no longer exists"),
             });

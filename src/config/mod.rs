@@ -101,6 +101,9 @@ pub struct AuthConfig {
     pub jwt_secret: Option<SecretString>,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// How long a user resolved from an access token is reused without reading its row
+    /// again; revocations end it at once on every instance. Zero reads the row every time.
+    pub principal_cache_ttl: Duration,
     pub admin_password: Option<SecretString>,
     /// Consecutive failed logins of one account before it is made to wait.
     pub login_failures_before_backoff: u32,
@@ -273,6 +276,19 @@ impl Config {
             return Err(invalid(
                 "MAILOPS_REFRESH_TOKEN_TTL",
                 "must be longer than MAILOPS_ACCESS_TOKEN_TTL",
+            ));
+        }
+
+        // "0" reads the user row on every request; otherwise at most a minute, because it
+        // is what ends access after a change no revocation announced.
+        let principal_cache_ttl = match get("MAILOPS_AUTH_CACHE_TTL").as_deref().map(str::trim) {
+            Some("0") => Duration::ZERO,
+            _ => duration_var(&get, "MAILOPS_AUTH_CACHE_TTL", Duration::from_secs(5))?,
+        };
+        if principal_cache_ttl > Duration::from_secs(60) {
+            return Err(invalid(
+                "MAILOPS_AUTH_CACHE_TTL",
+                "must be at most 60s (or 0 to read the user on every request)",
             ));
         }
 
@@ -477,6 +493,7 @@ impl Config {
                 jwt_secret: jwt_secret.map(SecretString::from),
                 access_token_ttl,
                 refresh_token_ttl,
+                principal_cache_ttl,
                 admin_password: admin_password.map(SecretString::from),
                 login_failures_before_backoff: u32_var(
                     &get,

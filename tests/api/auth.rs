@@ -217,3 +217,107 @@ async fn anonymous_caller_gets_unauthenticated_on_me() {
     assert_eq!(error_code(&body), "UNAUTHENTICATED");
     assert!(body["data"].is_null());
 }
+
+
+/// Polls `app` as `token` until `done` holds for the answer; panics after `within`.
+async fn answer_becomes(
+    app: &TestApp,
+    token: &str,
+    within: std::time::Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let body = app.gql(Some(token), ME, json!({})).await;
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {body} after {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_user_leaves_the_cache_of_every_instance_at_once() {
+    // A minute's cache: only the revocation can end what both instances keep.
+    let long = |c: &mut mailops::Config| c.auth.principal_cache_ttl = duration("60s");
+    let a = TestApp::builder(Backend::Postgres)
+        .with_config(long)
+        .spawn()
+        .await;
+    let b = a.sibling().with_config(long).spawn().await;
+    let admin = a.admin_token().await;
+    let (id, vera) = a.user_with_role("vera", "VIEWER").await;
+    for app in [&a, &b] {
+        assert_eq!(
+            app.gql(Some(&vera), ME, json!({})).await["data"]["me"]["role"],
+            "VIEWER"
+        );
+    }
+    let update = "mutation($id: ID!, $i: UpdateUserInput!) { updateUser(id: $id, input: $i) { role disabled } }";
+    let body = a
+        .gql(
+            Some(&admin),
+            update,
+            json!({ "id": id, "i": { "role": "OPERATOR" } }),
+        )
+        .await;
+    assert_eq!(body["data"]["updateUser"]["role"], "OPERATOR", "{body}");
+    // The other instance takes the new role on the next request it reads after the
+    // revocation arrives, long before the cache's minute.
+    let within = std::time::Duration::from_secs(2);
+    answer_becomes(&b, &vera, within, |body| {
+        body["data"]["me"]["role"] == "OPERATOR"
+    })
+    .await;
+    assert_eq!(
+        a.gql(Some(&vera), ME, json!({})).await["data"]["me"]["role"],
+        "OPERATOR"
+    );
+
+    let body = a
+        .gql(
+            Some(&admin),
+            update,
+            json!({ "id": id, "i": { "disabled": true } }),
+        )
+        .await;
+    assert_eq!(body["data"]["updateUser"]["disabled"], true, "{body}");
+    let refused = answer_becomes(&b, &vera, within, |body| {
+        error_code(body) == "UNAUTHENTICATED"
+    })
+    .await;
+    assert!(refused.to_string().contains("disabled"), "{refused}");
+    assert_eq!(
+        error_code(&a.gql(Some(&vera), ME, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+}
+
+on_both_backends! {
+    async fn a_change_no_revocation_announces_ends_with_the_cache_time_to_live(backend) {
+        let app = TestApp::builder(backend)
+            .with_config(|c| c.auth.principal_cache_ttl = duration("3s"))
+            .spawn()
+            .await;
+        let (id, vera) = app.user_with_role("vera", "VIEWER").await;
+        assert_eq!(app.gql(Some(&vera), ME, json!({})).await["data"]["me"]["username"], "vera");
+        // Disabled behind mailops's back: no revocation is published.
+        use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, sea_query::Expr};
+        let id: uuid::Uuid = id.parse().unwrap();
+        entity::user::Entity::update_many()
+            .col_expr(entity::user::Column::Disabled, Expr::value(true))
+            .filter(entity::user::Column::Id.eq(id))
+            .exec(&app.state.db)
+            .await
+            .unwrap();
+        let refused = answer_becomes(&app, &vera, std::time::Duration::from_secs(6), |body| {
+            error_code(body) == "UNAUTHENTICATED"
+        })
+        .await;
+        assert!(refused.to_string().contains("disabled"), "{refused}");
+    }
+}
