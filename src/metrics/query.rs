@@ -70,6 +70,9 @@ pub struct RangeQuery<'a> {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub step_seconds: Option<i64>,
+    /// The most points a series may give (a panel's width, Grafana's `maxDataPoints`): it
+    /// chooses the step when none is given.
+    pub max_points: Option<i64>,
     pub aggregate: Aggregate,
 }
 
@@ -199,7 +202,25 @@ pub async fn run(
     let now = Utc::now();
     let span_ms = (query.to - query.from).num_milliseconds();
     let oldest_ms_ago = (now - query.from).num_milliseconds();
-    let (resolution, step_seconds) = plan(span_ms, query.step_seconds, oldest_ms_ago, retention)?;
+    let step = match (query.step_seconds, query.max_points) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::bad_input(
+                "maxPoints",
+                "give a step or maxPoints, not both",
+            ));
+        }
+        (None, Some(points)) if !(1..=MAX_POINTS).contains(&points) => {
+            return Err(AppError::bad_input(
+                "maxPoints",
+                format!("must be between 1 and {MAX_POINTS}"),
+            ));
+        }
+        // The smallest whole second giving at most that many points; the tier's bucket
+        // may round it up, giving fewer.
+        (None, Some(points)) => Some(((span_ms + points * 1000 - 1) / (points * 1000)).max(1)),
+        (step, None) => step,
+    };
+    let (resolution, step_seconds) = plan(span_ms, step, oldest_ms_ago, retention)?;
 
     let wanted: BTreeMap<&str, &str> = query
         .labels

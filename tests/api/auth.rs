@@ -218,7 +218,6 @@ async fn anonymous_caller_gets_unauthenticated_on_me() {
     assert!(body["data"].is_null());
 }
 
-
 /// Polls `app` as `token` until `done` holds for the answer; panics after `within`.
 async fn answer_becomes(
     app: &TestApp,

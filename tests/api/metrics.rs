@@ -270,6 +270,25 @@ on_both_backends! {
         assert_eq!(fine["errors"][0]["extensions"]["field"], "step");
         let both = app.gql(Some(&viewer), "{ metrics(names: [\"system.load1\"], range: H1, from: \"2026-01-01T00:00:00Z\") { step } }", json!({})).await;
         assert_eq!(error_code(&both), "BAD_USER_INPUT");
+
+        // A panel's width chooses the step; `values` has every step of the range, nulls
+        // where no sample fell.
+        let compact = "query($n: [String!]!, $from: DateTime, $to: DateTime, $m: Int) {
+            metrics(names: $n, from: $from, to: $to, maxPoints: $m) {
+                from step series { values points { ts value } } } }";
+        let wide = json!({ "n": ["rspamd.latency_ms"], "from": at(0), "to": at(9), "m": 5 });
+        let body = app.gql(Some(&viewer), compact, wide).await;
+        let metrics = &body["data"]["metrics"];
+        assert_eq!(metrics["step"], 18, "90 s in at most 5 points: {body}");
+        assert_eq!(metrics["series"][0]["values"], json!([2.0, 6.0, 9.0, null, null]));
+        assert_eq!(metrics["series"][0]["points"].as_array().unwrap().len(), 3);
+        for (m, field) in [(0, "maxPoints"), (1501, "maxPoints")] {
+            let body = app.gql(Some(&viewer), compact, json!({ "n": ["rspamd.latency_ms"], "from": at(0), "to": at(9), "m": m })).await;
+            assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+            assert_eq!(body["errors"][0]["extensions"]["field"], field);
+        }
+        let both = app.gql(Some(&viewer), "{ metrics(names: [\"system.load1\"], range: H1, step: 60, maxPoints: 100) { step } }", json!({})).await;
+        assert_eq!(both["errors"][0]["extensions"]["field"], "maxPoints", "{both}");
     }
 }
 

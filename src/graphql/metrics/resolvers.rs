@@ -11,9 +11,7 @@ use crate::{
     nodes::Label,
 };
 
-use super::types::{
-    IngestResult, MetricDefinition, MetricPoint, MetricSeriesPoints, MetricsResult, TimeRange,
-};
+use super::types::{IngestResult, MetricDefinition, MetricSeriesPoints, MetricsResult, TimeRange};
 use crate::metrics::{self, Aggregate, CATALOG, MetricBatchInput};
 
 #[derive(Default)]
@@ -42,6 +40,10 @@ impl MetricsQuery {
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
         step: Option<i64>,
+        #[graphql(
+            desc = "The most points a series may give (a panel's width, Grafana's maxDataPoints), 1 to 1,500: it chooses the step when `step` is left out."
+        )]
+        max_points: Option<i64>,
         #[graphql(default_with = "Aggregate::Avg")] aggregate: Aggregate,
     ) -> async_graphql::Result<MetricsResult> {
         let state = app(ctx)?;
@@ -56,6 +58,7 @@ impl MetricsQuery {
                 from,
                 to,
                 step_seconds: step,
+                max_points,
                 aggregate,
             },
             metrics::Retention {
@@ -77,11 +80,14 @@ impl MetricsQuery {
                     node_id: ID(s.series.node_id.to_string()),
                     labels: Label::from_json(&s.series.labels),
                     name: s.series.name,
-                    points: s
-                        .points
-                        .into_iter()
-                        .map(|(ts, value)| MetricPoint { ts, value })
-                        .collect(),
+                    steps: s.points,
+                    from,
+                    step_seconds: answer.step_seconds,
+                    step_count: usize::try_from(
+                        ((to - from).num_seconds() + answer.step_seconds - 1)
+                            / answer.step_seconds.max(1),
+                    )
+                    .unwrap_or(0),
                 })
                 .collect(),
         })

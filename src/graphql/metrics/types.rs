@@ -107,6 +107,7 @@ pub struct MetricPoint {
 
 /// One series over the asked range.
 #[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
 pub struct MetricSeriesPoints {
     /// The node that reported it.
     pub node_id: async_graphql::ID,
@@ -114,8 +115,41 @@ pub struct MetricSeriesPoints {
     pub name: String,
     /// The series' labels.
     pub labels: Vec<Label>,
-    /// Only steps with samples appear.
-    pub points: Vec<MetricPoint>,
+    #[graphql(skip)]
+    pub steps: Vec<(DateTime<Utc>, Option<f64>)>,
+    #[graphql(skip)]
+    pub from: DateTime<Utc>,
+    #[graphql(skip)]
+    pub step_seconds: i64,
+    /// Steps in the range.
+    #[graphql(skip)]
+    pub step_count: usize,
+}
+
+#[async_graphql::ComplexObject]
+impl MetricSeriesPoints {
+    /// The steps with samples, each with its start; steps without samples are left out.
+    async fn points(&self) -> Vec<MetricPoint> {
+        self.steps
+            .iter()
+            .map(|&(ts, value)| MetricPoint { ts, value })
+            .collect()
+    }
+
+    /// Every step of the range in order, the value of step `i` starting at
+    /// `from + i × step`; `null` where the step has no samples (or a rate has no earlier
+    /// value). The same numbers as `points`, without a timestamp each.
+    async fn values(&self) -> Vec<Option<f64>> {
+        let mut values = vec![None; self.step_count];
+        let step_ms = self.step_seconds.max(1) * 1000;
+        for &(ts, value) in &self.steps {
+            let index = (ts - self.from).num_milliseconds() / step_ms;
+            if let Some(slot) = usize::try_from(index).ok().and_then(|i| values.get_mut(i)) {
+                *slot = value;
+            }
+        }
+        values
+    }
 }
 
 /// The answer to `metrics`.
