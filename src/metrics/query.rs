@@ -165,6 +165,56 @@ pub fn plan(
     Ok((resolution, step_ms / 1000))
 }
 
+/// A finer tier may read at most this many rows per point asked for; past that, the
+/// coarser tier's whole buckets answer with fewer rows (and fewer points).
+const ROWS_PER_POINT: i64 = 8;
+
+/// The tier and step for at most `points` points over the range: the smallest whole
+/// second that gives them, read as a step is, unless its tier would read over
+/// `ROWS_PER_POINT` rows per point (a week of 1-minute rollups for 300 points): then the
+/// next coarser tier that holds the range, at a step of at least its bucket.
+pub fn plan_for_points(
+    span_ms: i64,
+    points: i64,
+    oldest_ms_ago: i64,
+    retention: Retention,
+) -> AppResult<(Resolution, i64)> {
+    if !(1..=MAX_POINTS).contains(&points) {
+        return Err(AppError::bad_input(
+            "maxPoints",
+            format!("must be between 1 and {MAX_POINTS}"),
+        ));
+    }
+    let wanted = ((span_ms + points * 1000 - 1) / (points * 1000)).max(1);
+    let (mut resolution, mut step) = plan(span_ms, Some(wanted), oldest_ms_ago, retention)?;
+    loop {
+        let rows = span_ms
+            / match resolution {
+                Resolution::Raw => RAW_INTERVAL_MS,
+                other => other.width_ms(),
+            };
+        let coarser_ms = match resolution {
+            Resolution::Raw => Resolution::Minute.width_ms(),
+            Resolution::Minute => Resolution::Hour.width_ms(),
+            Resolution::Hour => break,
+        };
+        if rows <= ROWS_PER_POINT * points {
+            break;
+        }
+        let (coarser, coarser_step) = plan(
+            span_ms,
+            Some(step.max(coarser_ms / 1000)),
+            oldest_ms_ago,
+            retention,
+        )?;
+        if coarser == resolution {
+            break;
+        }
+        (resolution, step) = (coarser, coarser_step);
+    }
+    Ok((resolution, step))
+}
+
 pub async fn run(
     db: &impl ConnectionTrait,
     query: &RangeQuery<'_>,
@@ -202,25 +252,16 @@ pub async fn run(
     let now = Utc::now();
     let span_ms = (query.to - query.from).num_milliseconds();
     let oldest_ms_ago = (now - query.from).num_milliseconds();
-    let step = match (query.step_seconds, query.max_points) {
+    let (resolution, step_seconds) = match (query.step_seconds, query.max_points) {
         (Some(_), Some(_)) => {
             return Err(AppError::bad_input(
                 "maxPoints",
                 "give a step or maxPoints, not both",
             ));
         }
-        (None, Some(points)) if !(1..=MAX_POINTS).contains(&points) => {
-            return Err(AppError::bad_input(
-                "maxPoints",
-                format!("must be between 1 and {MAX_POINTS}"),
-            ));
-        }
-        // The smallest whole second giving at most that many points; the tier's bucket
-        // may round it up, giving fewer.
-        (None, Some(points)) => Some(((span_ms + points * 1000 - 1) / (points * 1000)).max(1)),
-        (step, None) => step,
+        (None, Some(points)) => plan_for_points(span_ms, points, oldest_ms_ago, retention)?,
+        (step, None) => plan(span_ms, step, oldest_ms_ago, retention)?,
     };
-    let (resolution, step_seconds) = plan(span_ms, step, oldest_ms_ago, retention)?;
 
     let wanted: BTreeMap<&str, &str> = query
         .labels
@@ -334,6 +375,26 @@ mod tests {
             rates,
             vec![(0, None), (1, Some(1.0)), (2, Some(0.5)), (3, Some(1.0))]
         );
+    }
+
+    #[test]
+    fn a_panel_width_picks_a_step_and_a_tier_that_reads_few_rows() {
+        let hour = 3_600_000;
+        let day = 24 * hour;
+        let retention = Retention {
+            raw: std::time::Duration::from_secs(2 * 86_400),
+            minute: std::time::Duration::from_secs(30 * 86_400),
+        };
+        let panel = |span: i64| plan_for_points(span, 300, span, retention).unwrap();
+        assert_eq!(panel(hour), (Resolution::Raw, 12));
+        assert_eq!(panel(6 * hour), (Resolution::Minute, 120));
+        assert_eq!(panel(day), (Resolution::Minute, 300));
+        // 10,080 minute rows for 300 points: the hour tier's 168 instead.
+        assert_eq!(panel(7 * day), (Resolution::Hour, 3600));
+        assert_eq!(panel(30 * day), (Resolution::Hour, 10_800));
+        assert_eq!(plan_for_points(hour, 1, hour, retention).unwrap().1, 3600);
+        assert!(plan_for_points(hour, 0, hour, retention).is_err());
+        assert!(plan_for_points(hour, 1501, hour, retention).is_err());
     }
 
     #[test]
