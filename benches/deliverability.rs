@@ -14,48 +14,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use chrono::{DurationRound as _, TimeDelta, Utc};
 use mailops::{mailflow::BounceRules, seed};
 
 const AGENTS: usize = 8;
 const BATCHES_PER_AGENT: usize = 15;
 const BATCH_EVENTS: usize = 1_000;
 const POOL: usize = 16;
-
-fn batches(ips: &[Vec<String>]) -> Vec<Vec<mailops::mailflow::MailEventBatchInput>> {
-    let first = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap()
-        - TimeDelta::minutes((BATCHES_PER_AGENT * 20) as i64 + 60);
-    (0..AGENTS)
-        .map(|agent| {
-            (0..BATCHES_PER_AGENT)
-                .map(|i| {
-                    let start = first + TimeDelta::minutes(i as i64 * 20);
-                    seed::mail::batch(
-                        agent,
-                        &seed::hostname(agent),
-                        &ips[agent],
-                        start.timestamp(),
-                        20,
-                        50,
-                    )
-                })
-                .collect()
-        })
-        .collect()
-}
-
-fn bodies(batches: &[Vec<mailops::mailflow::MailEventBatchInput>]) -> Vec<Vec<Vec<u8>>> {
-    batches
-        .iter()
-        .map(|agent| {
-            agent
-                .iter()
-                .enumerate()
-                .map(|(i, batch)| common::mail_batch_body(batch, &format!("bench-{i}")))
-                .collect()
-        })
-        .collect()
-}
 
 /// Events per second through `ingestMailEvents`, on a fresh database.
 async fn ingest_rate(
@@ -78,7 +42,7 @@ async fn ingest_rate(
     let (time, _) = common::send_agent_batches(
         &graphql,
         &keys,
-        bodies(batches),
+        common::mail_batch_bodies(batches),
         "ingestMailEvents",
         BATCH_EVENTS,
     )
@@ -110,7 +74,7 @@ async fn main() {
             ]
         })
         .collect();
-    let batches = batches(&ips);
+    let batches = common::seed_mail_batches(BATCHES_PER_AGENT, &ips);
     let refusals: Vec<(Option<i32>, Option<String>)> = batches
         .iter()
         .flatten()

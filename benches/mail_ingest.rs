@@ -15,7 +15,6 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{DurationRound as _, TimeDelta, Utc};
 use mailops::{seed, state::AppState};
 use sea_orm::{ConnectionTrait as _, Statement};
 
@@ -26,31 +25,6 @@ const BATCHES_PER_AGENT: usize = 20;
 const BATCH_EVENTS: usize = 1_000;
 const POOL: usize = 16;
 const COLUMNS: &str = "id, node_id, ts, message_id, status, sending_ip, recipient_domain, provider, zone, smtp_code, response";
-
-/// Request bodies of every agent's batches, consecutive 20-minute spans of the last hours.
-fn bodies(ips: &[Vec<String>]) -> Vec<Vec<Vec<u8>>> {
-    let first = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap()
-        - TimeDelta::minutes((BATCHES_PER_AGENT * 20) as i64 + 60);
-    (0..AGENTS)
-        .map(|agent| {
-            (0..BATCHES_PER_AGENT)
-                .map(|i| {
-                    let start = first + TimeDelta::minutes(i as i64 * 20);
-                    let batch = seed::mail::batch(
-                        agent,
-                        &seed::hostname(agent),
-                        &ips[agent],
-                        start.timestamp(),
-                        20,
-                        50,
-                    );
-                    assert_eq!(batch.events.len(), BATCH_EVENTS);
-                    common::mail_batch_body(&batch, &format!("bench-{i}"))
-                })
-                .collect()
-        })
-        .collect()
-}
 
 /// The stored events as lines of CSV, in the order of `COLUMNS`.
 async fn stored_csv_lines(state: &AppState) -> Vec<String> {
@@ -113,7 +87,16 @@ async fn main() {
     let (graphql_time, _) = common::send_agent_batches(
         &graphql,
         &keys,
-        bodies(&ips),
+        {
+            let batches = common::seed_mail_batches(BATCHES_PER_AGENT, &ips);
+            assert!(
+                batches
+                    .iter()
+                    .flatten()
+                    .all(|b| b.events.len() == BATCH_EVENTS)
+            );
+            common::mail_batch_bodies(&batches)
+        },
         "ingestMailEvents",
         BATCH_EVENTS,
     )

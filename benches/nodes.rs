@@ -35,26 +35,6 @@ use uuid::Uuid;
 const NODES: usize = 1_000;
 const IPS_PER_NODE: usize = 4;
 
-/// Registers the nodes as agents do, through `registerNode`; returns their ids.
-async fn seed(server: &TestApp) -> Vec<Uuid> {
-    let enrollment = server.enrollment_key(None).await;
-    let mut ids = Vec::with_capacity(NODES);
-    for n in 0..NODES {
-        let ips: Vec<String> = (0..IPS_PER_NODE)
-            .map(|k| {
-                let host = n * IPS_PER_NODE + k;
-                std::net::Ipv4Addr::new(198, 18, (host / 256) as u8, (host % 256) as u8).to_string()
-            })
-            .collect();
-        let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
-        let (id, _) = server
-            .register_node(&enrollment, &format!("node-{n:04}.bench.example"), &ips)
-            .await;
-        ids.push(id.parse().unwrap());
-    }
-    ids
-}
-
 /// Reads the node's row and serializes it as the GraphQL answer would.
 async fn node_json(state: &AppState, id: Uuid) -> Value {
     let n = node::Entity::find_by_id(id)
@@ -118,7 +98,7 @@ async fn main() {
         .with_config(testkit::for_benchmarks)
         .spawn()
         .await;
-    let ids = Arc::new(seed(&server).await);
+    let ids = Arc::new(common::register_bench_nodes(&server, NODES, IPS_PER_NODE).await);
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)

@@ -37,38 +37,6 @@ const NODES: usize = 1_000;
 const IPS_PER_NODE: usize = 4;
 const DATABASE: &str = "mailops_bench_peers";
 
-/// Registers the nodes as agents do, unless an earlier run did; returns the id of one.
-async fn seed(server: &TestApp) -> Uuid {
-    use sea_orm::{PaginatorTrait as _, QueryOrder as _};
-    let registered = node::Entity::find().count(&server.state.db).await.unwrap();
-    if registered < NODES as u64 {
-        register(server, registered as usize).await;
-    }
-    node::Entity::find()
-        .order_by_asc(node::Column::Hostname)
-        .one(&server.state.db)
-        .await
-        .unwrap()
-        .unwrap()
-        .id
-}
-
-async fn register(server: &TestApp, from: usize) {
-    let enrollment = server.enrollment_key(None).await;
-    for n in from..NODES {
-        let ips: Vec<String> = (0..IPS_PER_NODE)
-            .map(|k| {
-                let host = n * IPS_PER_NODE + k;
-                std::net::Ipv4Addr::new(198, 18, (host / 256) as u8, (host % 256) as u8).to_string()
-            })
-            .collect();
-        let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
-        server
-            .register_node(&enrollment, &format!("node-{n:04}.bench.example"), &ips)
-            .await;
-    }
-}
-
 /// The row as JSON, read with the same driver mailops uses; nothing else.
 async fn plain_node(State(state): State<AppState>, UrlPath(id): UrlPath<Uuid>) -> Json<Value> {
     let n = node::Entity::find_by_id(id)
@@ -255,7 +223,7 @@ async fn main() {
     let client = reqwest::Client::new();
     let mut server = mailops("5s").await;
     let database_url = server.database_url().unwrap();
-    let id = seed(&server).await;
+    let id = common::register_bench_nodes(&server, NODES, IPS_PER_NODE).await[0];
     let plain = serve_plain(server.state.clone()).await;
     let (_postgraphile, peer) = start_postgraphile(&database_url);
 

@@ -21,7 +21,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Enroll(args) => mailops_agent::enroll::enroll(args).await,
             Command::Run(args) => mailops_agent::run::run(args.settings()?).await,
-            Command::Check(args) => mailops_agent::run::check(args.sources()).await,
+            Command::Check(args) => mailops_agent::run::check(args.settings()?.sources()).await,
         }
     });
     match outcome {

@@ -58,8 +58,9 @@ pub enum Command {
     /// Collects and pushes metrics every push interval and applies the node's IPs.
     // Boxed: its many optional settings make it far larger than the other commands.
     Run(Box<RunArgs>),
-    /// Collects once and prints the samples it would send, as JSON.
-    Check(CheckArgs),
+    /// Collects once, from what `run` with the same flags and `--config` would collect
+    /// from, and prints the samples it would send, as JSON.
+    Check(Box<RunArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -161,46 +162,6 @@ pub struct RunSettings {
     #[arg(long, env = "MAILOPS_AGENT_SPOOL_MAX_AGE", value_parser = parse_duration)]
     #[serde(default, deserialize_with = "duration_text")]
     pub spool_max_age: Option<Duration>,
-}
-
-#[derive(Args, Debug)]
-pub struct CheckArgs {
-    /// A Redis to read INFO from, e.g. redis://127.0.0.1:6379.
-    #[arg(long, env = "MAILOPS_AGENT_REDIS")]
-    pub redis: Option<String>,
-    /// A Prometheus exporter to scrape (repeat for more).
-    #[arg(long = "scrape", value_name = "URL", env = "MAILOPS_AGENT_SCRAPE", value_delimiter = ',', value_parser = parse_scrape_url)]
-    pub scrape: Vec<String>,
-    /// Rspamd's controller, e.g. http://127.0.0.1:11334.
-    #[arg(long, env = "MAILOPS_AGENT_RSPAMD", value_parser = parse_scrape_url)]
-    pub rspamd: Option<String>,
-    /// The controller's password.
-    #[arg(long, env = "MAILOPS_AGENT_RSPAMD_PASSWORD", hide_env_values = true)]
-    pub rspamd_password: Option<String>,
-    /// ZoneMTA's API, e.g. http://127.0.0.1:12080.
-    #[arg(long, env = "MAILOPS_AGENT_ZONEMTA_API", value_parser = parse_scrape_url)]
-    pub zonemta_api: Option<String>,
-    /// The Redis of ZoneMTA's delivery-counters plugin.
-    #[arg(long, env = "MAILOPS_AGENT_ZONEMTA_COUNTERS_REDIS")]
-    pub zonemta_counters_redis: Option<String>,
-    /// That plugin's `prefix`.
-    #[arg(long, env = "MAILOPS_AGENT_ZONEMTA_COUNTERS_PREFIX")]
-    pub zonemta_counters_prefix: Option<String>,
-}
-
-impl CheckArgs {
-    pub fn sources(self) -> crate::collect::Sources {
-        crate::collect::Sources {
-            system: true,
-            redis: self.redis,
-            scrape: self.scrape,
-            rspamd: self.rspamd,
-            rspamd_password: self.rspamd_password,
-            zonemta_api: self.zonemta_api,
-            zonemta_counters_redis: self.zonemta_counters_redis,
-            zonemta_counters_prefix: self.zonemta_counters_prefix,
-        }
-    }
 }
 
 /// `run`'s settings after merging.

@@ -84,6 +84,22 @@ fn enroll(app: &TestApp, key: &str, state_dir: &Path, extra: &[&str]) -> std::pr
         .unwrap()
 }
 
+/// A fresh mailops and a node enrolled into it by the real binary with one sending IP:
+/// the server, an admin's token, the temporary directory and the agent's state directory.
+async fn enrolled(
+    backend: testkit::Backend,
+    ip: &str,
+) -> (TestApp, String, tempfile::TempDir, PathBuf) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin_token().await;
+    let key = app.enrollment_key(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let output = enroll(&app, &key, &state, &["--ip", ip]);
+    assert!(output.status.success(), "{output:?}");
+    (app, admin, dir, state)
+}
+
 async fn eventually<T>(
     what: &str,
     within: Duration,
@@ -202,12 +218,7 @@ on_both_backends! {
 
 on_both_backends! {
     async fn a_failing_reload_is_reported_retried_and_cleared(backend) {
-        let app = TestApp::spawn(backend).await;
-        let admin = app.admin_token().await;
-        let key = app.enrollment_key(None).await;
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        assert!(enroll(&app, &key, &state, &["--ip", "192.0.2.20"]).status.success());
+        let (app, admin, dir, state) = enrolled(backend, "192.0.2.20").await;
         let broken = dir.path().join("broken");
         std::fs::write(&broken, "").unwrap();
         // The reload fails while the file `broken` exists.
@@ -293,11 +304,7 @@ fn spooled_files(state: &Path) -> usize {
 
 on_both_backends! {
     async fn nothing_collected_is_lost_or_doubled_while_mailops_is_away_or_the_agent_is_killed(backend) {
-        let mut app = TestApp::spawn(backend).await;
-        let key = app.enrollment_key(None).await;
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        assert!(enroll(&app, &key, &state, &["--ip", "192.0.2.30"]).status.success());
+        let (mut app, _admin, _dir, state) = enrolled(backend, "192.0.2.30").await;
         let node_id = serde_json::from_str::<Value>(&std::fs::read_to_string(state.join("node.json")).unwrap())
             .unwrap()["id"].as_str().unwrap().to_string();
         let mut first = Agent::start(&state, &["--push-interval", "1s"]);
@@ -357,12 +364,7 @@ on_both_backends! {
 
 on_both_backends! {
     async fn the_agent_scrapes_node_exporter_through_the_exporter_mapping(backend) {
-        let app = TestApp::spawn(backend).await;
-        let admin = app.admin_token().await;
-        let key = app.enrollment_key(None).await;
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        assert!(enroll(&app, &key, &state, &["--ip", "192.0.2.60"]).status.success());
+        let (app, admin, _dir, state) = enrolled(backend, "192.0.2.60").await;
         let port = testkit::servers::free_port();
         let mut exporter = Command::new("prometheus-node-exporter")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -463,16 +465,7 @@ async fn the_agent_reads_a_real_rspamd_controller() {
     }
     let scanned = before["scanned"].as_f64().unwrap() + 3.0;
 
-    let app = TestApp::spawn(testkit::Backend::Postgres).await;
-    let admin = app.admin_token().await;
-    let key = app.enrollment_key(None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    assert!(
-        enroll(&app, &key, &state, &["--ip", "192.0.2.70"])
-            .status
-            .success()
-    );
+    let (app, admin, _dir, state) = enrolled(testkit::Backend::Postgres, "192.0.2.70").await;
     let mut agent = Agent::start(
         &state,
         &[
@@ -519,12 +512,7 @@ async fn the_agent_reads_a_real_rspamd_controller() {
 
 on_both_backends! {
     async fn mail_events_posted_to_the_agent_reach_mailops_once_even_while_it_is_away(backend) {
-        let mut app = TestApp::spawn(backend).await;
-        let admin = app.admin_token().await;
-        let key = app.enrollment_key(None).await;
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        assert!(enroll(&app, &key, &state, &["--ip", "192.0.2.80"]).status.success());
+        let (mut app, admin, _dir, state) = enrolled(backend, "192.0.2.80").await;
         let port = testkit::servers::free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut agent = Agent::start(&state, &["--push-interval", "1s", "--no-system", "--events-listen", &listen]);
@@ -581,12 +569,7 @@ on_both_backends! {
 
 on_both_backends! {
     async fn zonemta_delivery_log_datagrams_become_mail_events(backend) {
-        let app = TestApp::spawn(backend).await;
-        let admin = app.admin_token().await;
-        let key = app.enrollment_key(None).await;
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        assert!(enroll(&app, &key, &state, &["--ip", "192.0.2.90"]).status.success());
+        let (app, admin, _dir, state) = enrolled(backend, "192.0.2.90").await;
         let listen = {
             let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap()
@@ -725,16 +708,7 @@ async fn the_agent_reads_zonemta_queues_from_its_api_and_deliveries_from_its_red
         .unwrap();
     assert!(counted.status.success(), "{counted:?}");
 
-    let app = TestApp::spawn(testkit::Backend::Postgres).await;
-    let admin = app.admin_token().await;
-    let key = app.enrollment_key(None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    assert!(
-        enroll(&app, &key, &state, &["--ip", "192.0.2.96"])
-            .status
-            .success()
-    );
+    let (app, admin, _dir, state) = enrolled(testkit::Backend::Postgres, "192.0.2.96").await;
     let mut agent = Agent::start(
         &state,
         &[
@@ -841,16 +815,7 @@ fn wait_for_port(port: u16, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn harakas_delivery_results_reach_mailops_through_the_shipped_plugin_and_the_agent() {
-    let app = TestApp::spawn(testkit::Backend::Postgres).await;
-    let admin = app.admin_token().await;
-    let key = app.enrollment_key(None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    assert!(
-        enroll(&app, &key, &state, &["--ip", "192.0.2.95"])
-            .status
-            .success()
-    );
+    let (app, admin, dir, state) = enrolled(testkit::Backend::Postgres, "192.0.2.95").await;
     let events_port = testkit::servers::free_port();
     let mut agent = Agent::start(
         &state,

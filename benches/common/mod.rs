@@ -256,3 +256,91 @@ pub fn mail_batch_body(batch: &mailops::mailflow::MailEventBatchInput, batch_id:
         "batchId": batch_id, "events": events } } }))
     .expect("a batch serialises")
 }
+
+/// Registers `nodes` nodes with `ips_per_node` addresses each through `registerNode`, as
+/// agents do, skipping those an earlier run on the same database registered; returns every
+/// node's id in hostname order.
+pub async fn register_bench_nodes(
+    server: &testkit::TestApp,
+    nodes: usize,
+    ips_per_node: usize,
+) -> Vec<uuid::Uuid> {
+    use sea_orm::{ConnectionTrait as _, Statement};
+    let db = &server.state.db;
+    let ids = || async {
+        db.query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT id FROM nodes ORDER BY hostname",
+        ))
+        .await
+        .expect("nodes read")
+        .iter()
+        .map(|row| row.try_get_by_index::<uuid::Uuid>(0).expect("an id"))
+        .collect::<Vec<_>>()
+    };
+    let registered = ids().await.len();
+    if registered < nodes {
+        let enrollment = server.enrollment_key(None).await;
+        for n in registered..nodes {
+            let ips: Vec<String> = (0..ips_per_node)
+                .map(|k| {
+                    let host = n * ips_per_node + k;
+                    std::net::Ipv4Addr::new(198, 18, (host / 256) as u8, (host % 256) as u8)
+                        .to_string()
+                })
+                .collect();
+            let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
+            server
+                .register_node(&enrollment, &format!("node-{n:04}.bench.example"), &ips)
+                .await;
+        }
+    }
+    ids().await
+}
+
+/// `batches_per_agent` batches of `mailops dev seed`'s mail for each agent (its IPs at the
+/// same index): consecutive 20-minute spans of 50 events a minute, ending an hour ago.
+pub fn seed_mail_batches(
+    batches_per_agent: usize,
+    ips: &[Vec<String>],
+) -> Vec<Vec<mailops::mailflow::MailEventBatchInput>> {
+    use chrono::{DurationRound as _, TimeDelta, Utc};
+    let first = Utc::now()
+        .duration_trunc(TimeDelta::hours(1))
+        .expect("an hour")
+        - TimeDelta::minutes((batches_per_agent * 20) as i64 + 60);
+    ips.iter()
+        .enumerate()
+        .map(|(agent, ips)| {
+            (0..batches_per_agent)
+                .map(|i| {
+                    let start = first + TimeDelta::minutes(i as i64 * 20);
+                    mailops::seed::mail::batch(
+                        agent,
+                        &mailops::seed::hostname(agent),
+                        ips,
+                        start.timestamp(),
+                        20,
+                        50,
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The `ingestMailEvents` requests of every agent's batches, named `bench-<i>`.
+pub fn mail_batch_bodies(
+    batches: &[Vec<mailops::mailflow::MailEventBatchInput>],
+) -> Vec<Vec<Vec<u8>>> {
+    batches
+        .iter()
+        .map(|agent| {
+            agent
+                .iter()
+                .enumerate()
+                .map(|(i, batch)| mail_batch_body(batch, &format!("bench-{i}")))
+                .collect()
+        })
+        .collect()
+}

@@ -14,7 +14,7 @@ use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::{
-    audit::{self, Actor, AuditContext, Change},
+    audit::{self, AuditContext, Change},
     error::{AppError, AppResult},
     realtime::{Event, IpReputationChanged},
     state::AppState,
@@ -25,7 +25,6 @@ use super::{
     config::DnsblConfig,
     dnsbl::{CheckReport, Checker, Verdict, ZoneHealth},
     model::{IpCheckSummary, ZoneCheck, ZoneHealthState},
-    status::apply_status,
     store::{
         self,
         addresses::Selection,
@@ -424,17 +423,11 @@ async fn store_results(
     store::dnsbl::upsert_results(&txn, rows).await?;
     let transitions = history.len();
     store::dnsbl::insert_transitions(&txn, history).await?;
-    let system = AuditContext::with_actor(Actor::system());
     let mut paused = std::collections::HashSet::new();
     for (ip, reason) in to_pause {
-        if !paused.insert(ip.id) {
-            continue;
+        if paused.insert(ip.id) {
+            super::status::pause_by_system(&txn, ip.clone(), &reason).await?;
         }
-        apply_status(&txn, ip.clone(), IpStatus::Paused, Some(reason.clone())).await?;
-        let change = Change::new("ip.auto_pause")
-            .target("ip", ip.id)
-            .detail(serde_json::json!({ "address": ip.address, "reason": reason }));
-        audit::record(&txn, &system, change).await?;
     }
     txn.commit().await?;
     // The paused IPs' agents take them out of their pools.

@@ -81,19 +81,29 @@ pub async fn auto_pause(
     ) {
         return Ok(None);
     }
+    let node = ip.node_id;
+    pause_by_system(conn, ip, reason).await?;
+    Ok(Some(node))
+}
+
+/// Pauses `ip` for the system, with the `ip.auto_pause` audit entry: what a critical
+/// listing and an alert rule that pauses both do.
+pub(super) async fn pause_by_system(
+    conn: &impl ConnectionTrait,
+    ip: IpRow,
+    reason: &str,
+) -> AppResult<()> {
     let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
-    let (id, node) = (ip.id, ip.node_id);
-    apply_status(conn, ip, IpStatus::Paused, Some(reason.clone())).await?;
     let change = Change::new("ip.auto_pause")
-        .target("ip", id)
-        .detail(serde_json::json!({ "address": address, "reason": reason }));
+        .target("ip", ip.id)
+        .detail(serde_json::json!({ "address": ip.address, "reason": reason }));
+    apply_status(conn, ip, IpStatus::Paused, Some(reason)).await?;
     audit::record(
         conn,
         &AuditContext::with_actor(crate::audit::Actor::system()),
         change,
     )
-    .await?;
-    Ok(Some(node))
+    .await
 }
 
 /// One outcome of a bulk action, before it is shown.

@@ -26,6 +26,7 @@ const MAX_SPAN: chrono::Duration = chrono::Duration::days(400);
 /// Refusals of one category.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
 pub struct CategoryCount {
+    /// Why the deliveries were refused.
     pub category: BounceCategory,
     /// DEFERRED and BOUNCED events of this category.
     pub refusals: i64,
@@ -49,6 +50,7 @@ pub struct ProviderDeliverability {
 pub struct Deliverability {
     /// Start of the first minute (or hour) counted.
     pub from: DateTime<Utc>,
+    /// End of the range (exclusive).
     pub to: DateTime<Utc>,
     /// The IP's counts at every provider together.
     pub totals: MailCounts,

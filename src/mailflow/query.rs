@@ -13,7 +13,7 @@ use super::{
     model::{MailCounts, MailFlow, MailFlowGroup, MailFlowGroupBy, MailFlowPoint},
     store::{
         self,
-        counters::{CounterFilter, GroupColumn, GroupKey, StepCounts, Tier},
+        counters::{CounterFilter, GroupColumn, GroupKey, Tier},
     },
 };
 
@@ -46,6 +46,8 @@ pub struct FlowQuery {
 
 /// The most entries of each filter list.
 pub const MAX_FILTER_ENTRIES: usize = 100;
+/// The longest pool or provider name a filter may give (pools hold at most 64).
+const MAX_KEY_CHARS: usize = 64;
 
 fn check_list<T>(field: &str, list: &Option<Vec<T>>) -> AppResult<()> {
     if list
@@ -211,7 +213,7 @@ pub async fn flow(
         .transpose()?;
     if let Some(pools) = &query.pools {
         for pool in pools {
-            crate::input::check_text("pools", pool, crate::input::TextKind::Line)?;
+            crate::input::required_line("pools", pool, MAX_KEY_CHARS)?;
         }
         let in_pools = crate::ips::addresses_in_pools(db, pools).await?;
         sending_ips = Some(match sending_ips {
@@ -223,7 +225,16 @@ pub async fn flow(
     let providers: Option<Vec<String>> = query
         .providers
         .as_ref()
-        .map(|p| p.iter().map(|p| p.trim().to_ascii_lowercase()).collect());
+        .map(|providers| {
+            providers
+                .iter()
+                .map(|p| {
+                    crate::input::required_line("providers", p, MAX_KEY_CHARS)
+                        .map(|p| p.to_ascii_lowercase())
+                })
+                .collect::<AppResult<_>>()
+        })
+        .transpose()?;
     let categories: Option<Vec<&'static str>> = query
         .categories
         .as_ref()
@@ -270,28 +281,34 @@ pub async fn flow(
     } else {
         HashMap::new()
     };
-    let keys_of = |row: &StepCounts| {
-        let first = key_text(query.group_by, row.keys.first(), &pools);
-        let second = key_text(then_by, row.keys.get(1), &pools);
-        (first, second)
-    };
+    // Each row's group and subgroup keys (with their nodes), made once.
+    let keyed: Vec<_> = rows
+        .iter()
+        .map(|row| {
+            (
+                key_text(query.group_by, row.keys.first(), &pools),
+                key_text(then_by, row.keys.get(1), &pools),
+                row,
+            )
+        })
+        .collect();
 
     // Totals first, so that only the groups shown get a series of points: split by IP,
     // a cluster can have thousands of groups, each of up to 1,500 points.
     let mut totals_of: HashMap<String, Tally<HashMap<String, Tally<()>>>> = HashMap::new();
     let mut totals = MailCounts::default();
-    for row in &rows {
-        let ((key, node), (sub_key, sub_node)) = keys_of(row);
+    for ((key, node), (sub_key, sub_node), row) in &keyed {
         totals.add(&row.counts);
-        let group = totals_of
-            .entry(key)
-            .or_insert((node, MailCounts::default(), HashMap::new()));
+        let group =
+            totals_of
+                .entry(key.clone())
+                .or_insert((*node, MailCounts::default(), HashMap::new()));
         group.1.add(&row.counts);
         if query.then_by.is_some() {
             group
                 .2
-                .entry(sub_key)
-                .or_insert((sub_node, MailCounts::default(), ()))
+                .entry(sub_key.clone())
+                .or_insert((*sub_node, MailCounts::default(), ()))
                 .1
                 .add(&row.counts);
         }
@@ -310,40 +327,38 @@ pub async fn flow(
         .collect();
     let series = ordered.len() + ordered.iter().map(|g| g.1.len()).sum::<usize>();
     budget.take("top", (series * point_count) as u64)?;
-    let mut points_of: HashMap<(String, Option<String>), Vec<MailCounts>> = HashMap::new();
-    for ((key, _, _), subgroups) in &ordered {
-        points_of.insert(
-            (key.clone(), None),
-            vec![MailCounts::default(); point_count],
-        );
-        for (sub_key, _, _) in subgroups {
-            points_of.insert(
-                (key.clone(), Some(sub_key.clone())),
-                vec![MailCounts::default(); point_count],
-            );
-        }
-    }
-    for row in &rows {
-        let ((key, _), (sub_key, _)) = keys_of(row);
+    // The points of each group shown, and of each of its subgroups shown.
+    type Points = Vec<MailCounts>;
+    let mut points_of: HashMap<String, (Points, HashMap<String, Points>)> = ordered
+        .iter()
+        .map(|((key, _, _), subgroups)| {
+            let subgroups = subgroups
+                .iter()
+                .map(|(sub_key, _, _)| (sub_key.clone(), vec![MailCounts::default(); point_count]))
+                .collect();
+            (
+                key.clone(),
+                (vec![MailCounts::default(); point_count], subgroups),
+            )
+        })
+        .collect();
+    for ((key, _), (sub_key, _), row) in &keyed {
+        let Some((points, subgroups)) = points_of.get_mut(key.as_str()) else {
+            continue;
+        };
         let index = ((row.step - first_point) / step_ms) as usize;
-        if let Some(point) = points_of
-            .get_mut(&(key.clone(), None))
+        if let Some(point) = points.get_mut(index) {
+            point.add(&row.counts);
+        }
+        if let Some(point) = subgroups
+            .get_mut(sub_key.as_str())
             .and_then(|p| p.get_mut(index))
         {
             point.add(&row.counts);
         }
-        if query.then_by.is_some()
-            && let Some(point) = points_of
-                .get_mut(&(key, Some(sub_key)))
-                .and_then(|p| p.get_mut(index))
-        {
-            point.add(&row.counts);
-        }
     }
-    let mut points = |key: (String, Option<String>)| -> Vec<MailFlowPoint> {
-        points_of
-            .remove(&key)
-            .unwrap_or_default()
+    let series_of = |counts: Points| -> Vec<MailFlowPoint> {
+        counts
             .into_iter()
             .enumerate()
             .map(|(i, counts)| MailFlowPoint { ts: at(i), counts })
@@ -351,21 +366,24 @@ pub async fn flow(
     };
     let groups = ordered
         .into_iter()
-        .map(|((key, node_id, totals), subgroups)| MailFlowGroup {
-            groups: subgroups
-                .into_iter()
-                .map(|(sub_key, node_id, totals)| MailFlowGroup {
-                    points: points((key.clone(), Some(sub_key.clone()))),
-                    key: sub_key,
-                    totals,
-                    groups: Vec::new(),
-                    node_id,
-                })
-                .collect(),
-            points: points((key.clone(), None)),
-            key,
-            totals,
-            node_id,
+        .map(|((key, node_id, totals), subgroups)| {
+            let (points, mut sub_points) = points_of.remove(&key).unwrap_or_default();
+            MailFlowGroup {
+                groups: subgroups
+                    .into_iter()
+                    .map(|(sub_key, node_id, totals)| MailFlowGroup {
+                        points: series_of(sub_points.remove(&sub_key).unwrap_or_default()),
+                        key: sub_key,
+                        totals,
+                        groups: Vec::new(),
+                        node_id,
+                    })
+                    .collect(),
+                points: series_of(points),
+                key,
+                totals,
+                node_id,
+            }
         })
         .collect();
     Ok(MailFlow {

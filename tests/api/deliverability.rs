@@ -237,6 +237,8 @@ on_both_backends! {
             (json!({ "t": "PROVIDER" }), "thenBy"),
             (json!({ "categories": [] }), "categories"),
             (json!({ "ips": ["not-an-ip"] }), "sendingIps"),
+            (json!({ "providers": ["x".repeat(65)] }), "providers"),
+            (json!({ "pools": [""] }), "pools"),
         ] {
             let body = app.gql(Some(&viewer), FLOW, variables.clone()).await;
             assert_eq!(error_code(&body), "BAD_USER_INPUT", "{variables}: {body}");
